@@ -1,0 +1,1 @@
+//! Source tree → container image. Empty until the builder issue lands; nothing calls it yet.

@@ -1,0 +1,114 @@
+//! `paas apps`, `apps:create`, `apps:info`, `apps:destroy`.
+
+use anyhow::{Result, bail};
+use paas_server::api::{AppInfo, CreateApp};
+use paas_store::App;
+
+use super::{app_name, client, table};
+use crate::{AppArg, git};
+
+pub async fn list() -> Result<()> {
+    let apps: Vec<App> = client()?.get("/apps").await?;
+    if apps.is_empty() {
+        println!("No apps yet. Create one with `paas apps:create NAME`.");
+        return Ok(());
+    }
+    println!("=== Apps");
+    for app in apps {
+        println!("{}", app.name);
+    }
+    Ok(())
+}
+
+pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> {
+    let client = client()?;
+    eprint!(
+        "Creating app{}... ",
+        name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
+    );
+    let info: AppInfo = match client.post("/apps", &CreateApp { name }).await {
+        Ok(info) => info,
+        Err(e) => {
+            eprintln!("failed");
+            return Err(e);
+        }
+    };
+    eprintln!("done");
+    let git_url = format!("{}/{}.git", client.base_url(), info.app.name);
+    println!("Created {}", info.app.name);
+    println!("Git URL: {git_url}");
+    if let Some(remote) = remote.filter(|_| git::in_repository()) {
+        if git::set_remote(&remote, &git_url)? {
+            println!("Git remote {remote} now points at {git_url}");
+        } else {
+            eprintln!("warning: could not add the git remote {remote}");
+        }
+    }
+    Ok(())
+}
+
+pub async fn info(arg: &AppArg) -> Result<()> {
+    let name = app_name(arg)?;
+    let client = client()?;
+    let info: AppInfo = client.get(&format!("/apps/{name}")).await?;
+    let formation = if info.formation.is_empty() {
+        "none yet (set by the first deploy, or paas ps:scale)".to_string()
+    } else {
+        info.formation
+            .iter()
+            .map(|(t, n)| format!("{t}={n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("=== {}", info.app.name);
+    print!(
+        "{}",
+        table(&[
+            vec![
+                "Created:".into(),
+                format!("{} by {}", info.app.created_at, info.app.created_by)
+            ],
+            vec![
+                "Git URL:".into(),
+                format!("{}/{}.git", client.base_url(), info.app.name)
+            ],
+            vec!["Deploy branch:".into(), info.app.deploy_branch.clone()],
+            vec![
+                "Release:".into(),
+                info.release.map(|v| format!("v{v}")).unwrap_or_default()
+            ],
+            vec!["Formation:".into(), formation],
+        ])
+    );
+    Ok(())
+}
+
+pub async fn destroy(arg: &AppArg, confirm: Option<String>) -> Result<()> {
+    let name = match (&arg.app, &confirm) {
+        (None, Some(confirm)) if git::remote_url(&arg.remote).is_none() => confirm.clone(),
+        _ => app_name(arg)?,
+    };
+    match confirm {
+        Some(confirm) if confirm == name => {}
+        Some(confirm) => {
+            bail!("--confirm {confirm} does not match the app {name}; nothing was destroyed")
+        }
+        None => bail!(
+            "this permanently destroys {name} with its config and releases. To proceed, run:\n\n    \
+             paas apps:destroy -a {name} --confirm {name}"
+        ),
+    }
+    let client = client()?;
+    eprint!("Destroying {name}... ");
+    if let Err(e) = client.delete(&format!("/apps/{name}")).await {
+        eprintln!("failed");
+        return Err(e);
+    }
+    eprintln!("done");
+    println!("Destroyed {name}");
+    let remote_app = git::remote_url(&arg.remote).and_then(|url| git::app_from_remote_url(&url));
+    if remote_app.as_deref() == Some(name.as_str()) && git::remove_remote(&arg.remote) {
+        println!("Git remote {} removed", arg.remote);
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! One module per group of commands. Each prints what a person reads on stdout and
+//! progress ("Creating app… done") on stderr, as the Heroku CLI does.
+
+pub mod apps;
+pub mod config;
+pub mod ps;
+pub mod releases;
+pub mod server;
+pub mod session;
+
+use anyhow::{Result, bail};
+
+use crate::client::Client;
+use crate::{AppArg, credentials, git};
+
+/// A client for the logged-in server.
+pub fn client() -> Result<Client> {
+    Client::new(&credentials::load()?)
+}
+
+/// The app a command acts on: `-a APP`, else the app the checkout's git remote points at.
+pub fn app_name(arg: &AppArg) -> Result<String> {
+    if let Some(app) = &arg.app {
+        return Ok(app.clone());
+    }
+    match git::remote_url(&arg.remote).and_then(|url| git::app_from_remote_url(&url)) {
+        Some(app) => Ok(app),
+        None => bail!(
+            "no app given: pass -a APP, or run this inside a checkout with a `{}` git remote \
+             (paas apps:create adds one)",
+            arg.remote
+        ),
+    }
+}
+
+/// Left-aligned columns, two spaces apart.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[c]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}

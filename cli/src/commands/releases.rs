@@ -1,0 +1,73 @@
+//! `paas releases`, `releases:info`.
+
+use anyhow::Result;
+use paas_store::Release;
+
+use super::{app_name, client, table};
+use crate::AppArg;
+
+pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
+    let name = app_name(arg)?;
+    let releases: Vec<Release> = client()?.get(&format!("/apps/{name}/releases")).await?;
+    match releases.first() {
+        Some(latest) => println!("=== {name} Releases - Current: v{}", latest.version),
+        None => println!("=== {name} Releases"),
+    }
+    let rows: Vec<Vec<String>> = releases
+        .iter()
+        .take(num)
+        .map(|r| {
+            vec![
+                format!("v{}", r.version),
+                r.description.clone(),
+                r.created_by.clone(),
+                r.created_at.clone(),
+            ]
+        })
+        .collect();
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
+    let name = app_name(arg)?;
+    let client = client()?;
+    let release: Release = match version {
+        Some(version) => {
+            client
+                .get(&format!("/apps/{name}/releases/{version}"))
+                .await?
+        }
+        None => {
+            let releases: Vec<Release> = client.get(&format!("/apps/{name}/releases")).await?;
+            match releases.into_iter().next() {
+                Some(release) => release,
+                None => anyhow::bail!("{name} has no releases"),
+            }
+        }
+    };
+    let types = release
+        .process_types
+        .iter()
+        .map(|(t, cmd)| format!("{t}: {cmd}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    println!("=== Release v{}", release.version);
+    print!(
+        "{}",
+        table(&[
+            vec!["By:".into(), release.created_by],
+            vec!["Change:".into(), release.description],
+            vec!["Status:".into(), release.status],
+            vec!["When:".into(), release.created_at],
+            vec![
+                "Image:".into(),
+                release
+                    .image
+                    .unwrap_or_else(|| "none (not built yet)".into())
+            ],
+            vec!["Processes:".into(), types],
+        ])
+    );
+    Ok(())
+}

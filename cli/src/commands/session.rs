@@ -1,0 +1,72 @@
+//! `paas login`, `logout`, `whoami`.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use anyhow::{Result, bail};
+use paas_server::api::Account;
+
+use crate::client::Client;
+use crate::credentials::{self, Credentials};
+
+pub async fn login(url: &str, token: Option<String>) -> Result<()> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        bail!("{url:?} is not a server URL: use http://HOST:PORT or https://HOST");
+    }
+    let token = match token {
+        Some(token) => token,
+        None => prompt_token()?,
+    };
+    let credentials = Credentials {
+        url: url.trim_end_matches('/').to_string(),
+        token: token.trim().to_string(),
+    };
+    let account: Account = Client::new(&credentials)?.get("/account").await?;
+    let path = credentials::save(&credentials)?;
+    println!("Logged in to {} as {}", credentials.url, account.email);
+    eprintln!("Saved to {}", path.display());
+    Ok(())
+}
+
+/// Reads the token from stdin, without echo on a terminal.
+fn prompt_token() -> Result<String> {
+    let stdin = std::io::stdin();
+    let interactive = stdin.is_terminal();
+    if interactive {
+        eprint!("API token (printed by `paas server` on its first start): ");
+        std::io::stderr().flush()?;
+        set_echo(false);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if interactive {
+        set_echo(true);
+        eprintln!();
+    }
+    read?;
+    if line.trim().is_empty() {
+        bail!("no token given: pass --token TOKEN or type it at the prompt");
+    }
+    Ok(line)
+}
+
+fn set_echo(on: bool) {
+    let _ = std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .status();
+}
+
+pub fn logout() -> Result<()> {
+    if credentials::remove()? {
+        println!("Logged out");
+    } else {
+        println!("Not logged in");
+    }
+    Ok(())
+}
+
+pub async fn whoami() -> Result<()> {
+    let client = super::client()?;
+    let account: Account = client.get("/account").await?;
+    println!("{} on {}", account.email, client.base_url());
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! `paas`: one binary that is both the platform (`paas server`) and its command-line client,
+//! with Heroku's verbs (`apps:create`, `config:set`, `releases`, `ps:scale`, …).
+
+mod client;
+mod commands;
+mod credentials;
+mod git;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "paas",
+    version,
+    about = "A self-hosted Heroku: git push to deploy, config vars, releases and rollback",
+    long_about = "A self-hosted Heroku: git push to deploy, config vars, releases and rollback.\n\n\
+        Start the platform with `paas server`; every other command talks to a running server's \
+        API. Log in once with `paas login URL`, or set PAAS_URL and PAAS_TOKEN. Commands that act \
+        on one app take -a APP, or find the app from the `paas` git remote of the current \
+        checkout, as the Heroku CLI does.",
+    after_help = "Getting started:\n  paas server                       # in one shell\n  \
+        paas login http://127.0.0.1:7000  # paste the token the server printed\n  \
+        paas apps:create myapp            # adds the `paas` git remote\n  \
+        paas config:set SECRET_KEY=s3cret\n  paas releases"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Which app a command acts on.
+#[derive(Args, Clone, Debug)]
+pub struct AppArg {
+    /// App to act on (default: the app of the `paas` git remote of this checkout).
+    #[arg(short, long, env = "PAAS_APP")]
+    pub app: Option<String>,
+    /// Git remote to read the app from.
+    #[arg(short, long, default_value = "paas")]
+    pub remote: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the paas platform: API, git and router (on embedded defaults: SQLite in ./data).
+    Server(commands::server::ServerArgs),
+    /// Save a server URL and API token for the other commands (in a 0600 file).
+    Login {
+        /// The server's URL.
+        #[arg(default_value = "http://127.0.0.1:7000")]
+        url: String,
+        /// The API token (asked for when omitted; also read from PAAS_TOKEN).
+        #[arg(long, env = "PAAS_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Forget the saved login.
+    Logout,
+    /// Show who the saved token belongs to.
+    Whoami,
+    /// List apps.
+    Apps,
+    /// Create an app (random name if none given) and add the `paas` git remote here.
+    #[command(name = "apps:create")]
+    AppsCreate {
+        /// App name: 2-30 lowercase letters, digits and single hyphens.
+        name: Option<String>,
+        /// Do not add a git remote.
+        #[arg(long)]
+        no_remote: bool,
+        /// Name of the git remote to add.
+        #[arg(short, long, default_value = "paas")]
+        remote: String,
+    },
+    /// Show an app's details.
+    #[command(name = "apps:info")]
+    AppsInfo(AppArg),
+    /// Permanently destroy an app: its config, releases and formation.
+    #[command(name = "apps:destroy")]
+    AppsDestroy {
+        #[command(flatten)]
+        app: AppArg,
+        /// The app's name again, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// Show config vars.
+    Config {
+        #[command(flatten)]
+        app: AppArg,
+        /// Print KEY=value lines, ready for a shell or a .env file.
+        #[arg(long, conflicts_with = "json")]
+        shell: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print one config var's value.
+    #[command(name = "config:get")]
+    ConfigGet {
+        #[command(flatten)]
+        app: AppArg,
+        key: String,
+    },
+    /// Set config vars (KEY=value …); makes a new release.
+    #[command(name = "config:set")]
+    ConfigSet {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+    /// Remove config vars; makes a new release.
+    #[command(name = "config:unset")]
+    ConfigUnset {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, value_name = "KEY")]
+        keys: Vec<String>,
+    },
+    /// List releases, newest first.
+    Releases {
+        #[command(flatten)]
+        app: AppArg,
+        /// How many to show.
+        #[arg(short = 'n', long, default_value_t = 15)]
+        num: usize,
+    },
+    /// Show one release.
+    #[command(name = "releases:info")]
+    ReleasesInfo {
+        #[command(flatten)]
+        app: AppArg,
+        /// Version, like v3 (default: the latest).
+        version: Option<String>,
+    },
+    /// Set how many containers run per process type (web=2 worker=1); no arguments shows it.
+    #[command(name = "ps:scale")]
+    PsScale {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(value_name = "TYPE=N")]
+        changes: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    use commands::{apps, config, ps, releases, session};
+    match command {
+        Command::Server(args) => commands::server::run(args).await,
+        Command::Login { url, token } => session::login(&url, token).await,
+        Command::Logout => session::logout(),
+        Command::Whoami => session::whoami().await,
+        Command::Apps => apps::list().await,
+        Command::AppsCreate {
+            name,
+            no_remote,
+            remote,
+        } => apps::create(name, (!no_remote).then_some(remote)).await,
+        Command::AppsInfo(app) => apps::info(&app).await,
+        Command::AppsDestroy { app, confirm } => apps::destroy(&app, confirm).await,
+        Command::Config { app, shell, json } => config::show(&app, shell, json).await,
+        Command::ConfigGet { app, key } => config::get(&app, &key).await,
+        Command::ConfigSet { app, pairs } => config::set(&app, &pairs).await,
+        Command::ConfigUnset { app, keys } => config::unset(&app, &keys).await,
+        Command::Releases { app, num } => releases::list(&app, num).await,
+        Command::ReleasesInfo { app, version } => releases::info(&app, version).await,
+        Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        super::Cli::command().debug_assert();
+    }
+}

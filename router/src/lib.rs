@@ -1,0 +1,1 @@
+//! The HTTP edge proxy. Empty until the router issue lands; nothing calls it yet.

@@ -1,0 +1,1 @@
+//! Release → running containers. Empty until the runner issue lands; nothing calls it yet.

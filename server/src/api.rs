@@ -1,0 +1,198 @@
+//! The JSON API under `/api/v1`. Handlers are thin: they parse, call an operation in
+//! [`crate::ops`], and shape the answer.
+
+use std::collections::BTreeMap;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::{Extension, Json, Router, middleware};
+use paas_store::{App, Release, User};
+use serde::{Deserialize, Serialize};
+
+use crate::auth;
+use crate::error::{Error, Result};
+use crate::ops::Paas;
+
+/// What `GET /api/v1/apps/{app}` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AppInfo {
+    #[serde(flatten)]
+    pub app: App,
+    /// Version of the latest release.
+    pub release: Option<i64>,
+    pub formation: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CreateApp {
+    pub name: Option<String>,
+}
+
+/// What a config change answers: the release it made and the whole config after it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfigUpdate {
+    pub release: Release,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub email: String,
+}
+
+type Body<T> = std::result::Result<Json<T>, JsonRejection>;
+
+/// Every API route: method, path (relative to `/api/v1`) and handler. The router is built
+/// from this list, and the auth test walks the same list.
+pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
+    vec![
+        (Method::GET, "/account", get(account)),
+        (Method::GET, "/apps", get(list_apps)),
+        (Method::POST, "/apps", post(create_app)),
+        (Method::GET, "/apps/{app}", get(show_app)),
+        (Method::DELETE, "/apps/{app}", delete(destroy_app)),
+        (Method::GET, "/apps/{app}/config", get(show_config)),
+        (Method::PATCH, "/apps/{app}/config", patch(update_config)),
+        (Method::GET, "/apps/{app}/releases", get(list_releases)),
+        (
+            Method::GET,
+            "/apps/{app}/releases/{version}",
+            get(show_release),
+        ),
+        (Method::GET, "/apps/{app}/formation", get(show_formation)),
+        (Method::PATCH, "/apps/{app}/formation", patch(scale)),
+    ]
+}
+
+/// The `/api/v1` router, every route behind the token check.
+pub fn router(paas: Paas) -> Router<Paas> {
+    let mut by_path: BTreeMap<&str, MethodRouter<Paas>> = BTreeMap::new();
+    for (_, path, handler) in routes() {
+        let merged = match by_path.remove(path) {
+            Some(existing) => existing.merge(handler),
+            None => handler,
+        };
+        by_path.insert(path, merged);
+    }
+    let mut router = Router::new();
+    for (path, handler) in by_path {
+        router = router.route(path, handler);
+    }
+    router
+        .fallback(|| async { Error::NotFound("API route".into()) })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(paas, auth::require_token))
+}
+
+async fn account(Extension(user): Extension<User>) -> Json<Account> {
+    Json(Account { email: user.email })
+}
+
+async fn list_apps(State(paas): State<Paas>) -> Result<Json<Vec<App>>> {
+    Ok(Json(paas.apps().await?))
+}
+
+async fn create_app(
+    State(paas): State<Paas>,
+    Extension(user): Extension<User>,
+    body: Body<CreateApp>,
+) -> Result<(StatusCode, Json<AppInfo>)> {
+    let Json(body) = body?;
+    let app = paas.create_app(body.name.as_deref(), &user).await?;
+    Ok((StatusCode::CREATED, Json(app_info(&paas, app).await?)))
+}
+
+async fn show_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<Json<AppInfo>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(app_info(&paas, app).await?))
+}
+
+async fn app_info(paas: &Paas, app: App) -> Result<AppInfo> {
+    let release = paas.store().latest_release(&app).await?.map(|r| r.version);
+    let formation = paas.formation(&app).await?;
+    Ok(AppInfo {
+        app,
+        release,
+        formation,
+    })
+}
+
+async fn destroy_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<StatusCode> {
+    paas.destroy_app(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show_config(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+) -> Result<Json<BTreeMap<String, String>>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.config(&app).await?))
+}
+
+/// `{"KEY": "value", "OTHER": null}`: strings set, nulls remove.
+async fn update_config(
+    State(paas): State<Paas>,
+    Extension(user): Extension<User>,
+    Path(name): Path<String>,
+    body: Body<BTreeMap<String, Option<String>>>,
+) -> Result<Json<ConfigUpdate>> {
+    let Json(changes) = body?;
+    let app = paas.app(&name).await?;
+    let release = paas.update_config(&app, changes, &user).await?;
+    let config = release.config.clone();
+    Ok(Json(ConfigUpdate { release, config }))
+}
+
+async fn list_releases(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Release>>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.releases(&app).await?))
+}
+
+async fn show_release(
+    State(paas): State<Paas>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<Release>> {
+    let app = paas.app(&name).await?;
+    let version = parse_version(&version)?;
+    Ok(Json(paas.release(&app, version).await?))
+}
+
+/// `v3` or `3`.
+pub fn parse_version(text: &str) -> Result<i64> {
+    text.strip_prefix('v')
+        .unwrap_or(text)
+        .parse::<i64>()
+        .ok()
+        .filter(|v| *v > 0)
+        .ok_or_else(|| {
+            Error::invalid(
+                "invalid_version",
+                format!("{text:?} is not a release version like v3"),
+            )
+        })
+}
+
+async fn show_formation(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+) -> Result<Json<BTreeMap<String, i64>>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.formation(&app).await?))
+}
+
+/// `{"web": 2, "worker": 1}`.
+async fn scale(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    body: Body<BTreeMap<String, i64>>,
+) -> Result<Json<BTreeMap<String, i64>>> {
+    let Json(changes) = body?;
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.scale(&app, changes).await?))
+}

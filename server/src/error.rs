@@ -1,0 +1,106 @@
+//! One error type for every operation, and its JSON shape on the wire:
+//! `{"error": {"code": "...", "message": "..."}}`.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use paas_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is well-formed but asks for something invalid (bad name, bad value).
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("this route does not take that HTTP method")]
+    MethodNotAllowed,
+    #[error(transparent)]
+    Store(StoreError),
+}
+
+impl Error {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Error {
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The stable, machine-readable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Invalid { code, .. } => code,
+            Error::BadRequest(_) => "bad_request",
+            Error::NotFound(_) => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::MethodNotAllowed => "method_not_allowed",
+            Error::Store(_) => "internal",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Error {
+        match err {
+            StoreError::NotFound(what) => Error::NotFound(what),
+            StoreError::Conflict(message) => Error::Conflict(message),
+            other => Error::Store(other),
+        }
+    }
+}
+
+impl From<JsonRejection> for Error {
+    fn from(rejection: JsonRejection) -> Error {
+        match rejection {
+            JsonRejection::JsonDataError(e) => Error::invalid("invalid_body", e.body_text()),
+            other => Error::BadRequest(other.body_text()),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            // Internal details go to the server log, not to the client.
+            Error::Store(err) => {
+                tracing::error!(error = %err, "request failed");
+                "internal error; the server log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = Json(serde_json::json!({
+            "error": { "code": self.code(), "message": message }
+        }));
+        let mut response = (self.status(), body).into_response();
+        if matches!(self, Error::Unauthorized(_)) {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"paas\""),
+            );
+        }
+        response
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,193 @@
+//! The paas control plane: it owns the store and exposes the operations over HTTP.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod ops;
+pub mod validate;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use paas_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::ServerConfig;
+pub use ops::Paas;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Store(#[from] paas_store::StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write the initial token to {path}: {source}")]
+    TokenFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
+pub struct RunningServer {
+    /// Where the control plane actually listens (useful with port 0).
+    pub addr: SocketAddr,
+    /// The admin token minted on the first start with an empty store, when it was not written
+    /// to `--init-token-file`. Shown once; only its hash is kept.
+    pub initial_token: Option<String>,
+    pub paas: Paas,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting connections, lets in-flight requests finish, closes the store.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(());
+        let result = self
+            .task
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        self.paas.store().close().await;
+        result
+    }
+
+    /// Runs until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> std::io::Result<()> {
+        signal.await;
+        self.shutdown().await
+    }
+}
+
+/// Opens the store, runs migrations, bootstraps the admin on an empty store, and starts
+/// serving.
+pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
+    let url = config.database_url();
+    tracing::info!(database = %paas_store::redact_url(&url), "opening store");
+    let store = Store::connect(&url).await?;
+    let initial_token = bootstrap_admin(&store, config.init_token_file.as_deref()).await?;
+    let paas = Paas::new(store);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    let app = router(paas.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, "control plane listening");
+    Ok(RunningServer {
+        addr,
+        initial_token,
+        paas,
+        stop,
+        task,
+    })
+}
+
+/// The whole control-plane HTTP surface.
+pub fn router(paas: Paas) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .nest("/api/v1", api::router(paas.clone()))
+        .fallback(|| async { error::Error::NotFound("page".into()) })
+        .layer(middleware::from_fn(log_request))
+        .with_state(paas)
+}
+
+async fn healthz(State(paas): State<Paas>) -> error::Result<Json<serde_json::Value>> {
+    paas.store().user_count().await?;
+    Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// One line per request. Only the path is logged: query strings and headers may hold secrets.
+async fn log_request(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        ms = started.elapsed().as_millis() as u64,
+        "request"
+    );
+    response
+}
+
+/// On an empty store, creates the admin and its token; the token goes to `token_file` if
+/// given, else back to the caller to show once.
+async fn bootstrap_admin(
+    store: &Store,
+    token_file: Option<&Path>,
+) -> Result<Option<String>, StartError> {
+    if store.user_count().await? > 0 {
+        return Ok(None);
+    }
+    let token = auth::generate_token();
+    if store
+        .bootstrap_admin("admin", &auth::hash_token(&token))
+        .await?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    tracing::info!("created the admin user and its first API token");
+    match token_file {
+        Some(path) => {
+            write_private_file(path, &format!("{token}\n")).map_err(|source| {
+                StartError::TokenFile {
+                    path: path.to_path_buf(),
+                    source,
+                }
+            })?;
+            Ok(None)
+        }
+        None => Ok(Some(token)),
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())
+}

@@ -1,0 +1,218 @@
+//! The operations paas offers. The JSON API, the CLI (through the API), git push, the dashboard
+//! and webhooks all call these, so a rule enforced here holds everywhere.
+
+use std::collections::BTreeMap;
+
+use paas_store::{App, Release, Store, StoreError, User};
+use rand::Rng;
+
+use crate::error::{Error, Result};
+use crate::validate;
+
+/// Most containers of one process type a single app may ask for.
+pub const MAX_QUANTITY: i64 = 100;
+
+#[derive(Clone)]
+pub struct Paas {
+    store: Store,
+}
+
+impl Paas {
+    pub fn new(store: Store) -> Paas {
+        Paas { store }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Creates an app; with no name, picks a free random one like `gentle-river-4821`.
+    pub async fn create_app(&self, name: Option<&str>, user: &User) -> Result<App> {
+        if let Some(name) = name {
+            validate::app_name(name)?;
+            return Ok(self.store.create_app(name, &user.email).await?);
+        }
+        for _ in 0..10 {
+            let name = random_app_name();
+            match self.store.create_app(&name, &user.email).await {
+                Err(StoreError::Conflict(_)) => continue,
+                other => return Ok(other?),
+            }
+        }
+        Err(Error::Conflict(
+            "could not find a free random app name; pass one".into(),
+        ))
+    }
+
+    pub async fn app(&self, name: &str) -> Result<App> {
+        Ok(self.store.app(name).await?)
+    }
+
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        Ok(self.store.apps().await?)
+    }
+
+    pub async fn destroy_app(&self, name: &str) -> Result<()> {
+        Ok(self.store.delete_app(name).await?)
+    }
+
+    pub async fn config(&self, app: &App) -> Result<BTreeMap<String, String>> {
+        Ok(self.store.config(app).await?)
+    }
+
+    /// Sets (`Some`) and removes (`None`) config vars, making one new release. Everything is
+    /// validated before anything is written, so a refused change leaves no trace.
+    pub async fn update_config(
+        &self,
+        app: &App,
+        changes: BTreeMap<String, Option<String>>,
+        user: &User,
+    ) -> Result<Release> {
+        if changes.is_empty() {
+            return Err(Error::invalid("no_config_changes", "no config vars given"));
+        }
+        for (key, value) in &changes {
+            validate::config_key(key)?;
+            if let Some(value) = value {
+                validate::config_value(key, value)?;
+            }
+        }
+        let description = config_description(&changes);
+        let changes: Vec<_> = changes.into_iter().collect();
+        Ok(self
+            .store
+            .update_config(app, &changes, &description, &user.email)
+            .await?)
+    }
+
+    pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {
+        Ok(self.store.releases(app).await?)
+    }
+
+    pub async fn release(&self, app: &App, version: i64) -> Result<Release> {
+        Ok(self.store.release(app, version).await?)
+    }
+
+    pub async fn formation(&self, app: &App) -> Result<BTreeMap<String, i64>> {
+        Ok(self.store.formation(app).await?)
+    }
+
+    /// Sets process quantities. Once a build has told us the app's process types, only those
+    /// can be scaled; before that, any valid name is accepted and waits for the first release.
+    pub async fn scale(
+        &self,
+        app: &App,
+        changes: BTreeMap<String, i64>,
+    ) -> Result<BTreeMap<String, i64>> {
+        if changes.is_empty() {
+            return Err(Error::invalid(
+                "no_formation_changes",
+                "no process types given",
+            ));
+        }
+        let known = self
+            .store
+            .latest_release(app)
+            .await?
+            .map(|r| r.process_types)
+            .unwrap_or_default();
+        for (process_type, quantity) in &changes {
+            validate::process_type(process_type)?;
+            if process_type == "release" {
+                return Err(Error::invalid(
+                    "invalid_process_type",
+                    "`release` runs once per deploy (the release phase) and cannot be scaled",
+                ));
+            }
+            if !known.is_empty() && !known.contains_key(process_type) {
+                let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                return Err(Error::invalid(
+                    "unknown_process_type",
+                    format!(
+                        "{} has no process type {process_type:?}; it has: {}",
+                        app.name,
+                        names.join(", ")
+                    ),
+                ));
+            }
+            if !(0..=MAX_QUANTITY).contains(quantity) {
+                return Err(Error::invalid(
+                    "invalid_quantity",
+                    format!("{process_type}={quantity}: quantity must be 0 to {MAX_QUANTITY}"),
+                ));
+            }
+        }
+        self.store.scale(app, &changes).await?;
+        self.formation(app).await
+    }
+}
+
+/// Heroku-style release description: "Set A, B config vars", "Remove C config vars".
+fn config_description(changes: &BTreeMap<String, Option<String>>) -> String {
+    let (set, removed): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_some());
+    let names = |list: Vec<(&String, &Option<String>)>| {
+        list.into_iter()
+            .map(|(k, _)| k.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match (set.is_empty(), removed.is_empty()) {
+        (false, true) => format!("Set {} config vars", names(set)),
+        (true, false) => format!("Remove {} config vars", names(removed)),
+        _ => format!("Set {}; remove {} config vars", names(set), names(removed)),
+    }
+}
+
+fn random_app_name() -> String {
+    const ADJECTIVES: &[&str] = &[
+        "amber", "brave", "calm", "daring", "eager", "fancy", "gentle", "happy", "icy", "jolly",
+        "keen", "lively", "mellow", "noble", "proud", "quiet", "rapid", "sunny", "tidy", "vivid",
+    ];
+    const NOUNS: &[&str] = &[
+        "brook", "cloud", "dawn", "field", "forest", "harbor", "island", "lake", "meadow",
+        "mountain", "ocean", "peak", "river", "shore", "sky", "star", "stone", "valley", "wave",
+        "wind",
+    ];
+    let mut rng = rand::rng();
+    format!(
+        "{}-{}-{:04}",
+        ADJECTIVES[rng.random_range(0..ADJECTIVES.len())],
+        NOUNS[rng.random_range(0..NOUNS.len())],
+        rng.random_range(0..10_000)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_read_like_heroku() {
+        let changes = |pairs: &[(&str, Option<&str>)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+                .collect::<BTreeMap<_, _>>()
+        };
+        assert_eq!(
+            config_description(&changes(&[("A", Some("1")), ("B", Some("2"))])),
+            "Set A, B config vars"
+        );
+        assert_eq!(
+            config_description(&changes(&[("A", None)])),
+            "Remove A config vars"
+        );
+        assert_eq!(
+            config_description(&changes(&[("A", None), ("B", Some("2"))])),
+            "Set B; remove A config vars"
+        );
+    }
+
+    #[test]
+    fn random_names_are_valid() {
+        for _ in 0..200 {
+            let name = random_app_name();
+            assert!(validate::app_name(&name).is_ok(), "{name}");
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Rules for names and values that come from users.
+
+use crate::error::{Error, Result};
+
+/// Names that would collide with paas's own hostnames and paths.
+const RESERVED_APP_NAMES: &[&str] = &[
+    "admin",
+    "api",
+    "app",
+    "apps",
+    "assets",
+    "dashboard",
+    "git",
+    "healthz",
+    "localhost",
+    "login",
+    "logout",
+    "metrics",
+    "paas",
+    "router",
+    "static",
+    "status",
+    "www",
+];
+
+pub const MAX_CONFIG_VALUE_BYTES: usize = 32 * 1024;
+const MAX_CONFIG_KEY_BYTES: usize = 256;
+
+/// `^[a-z][a-z0-9-]{1,29}$`, no trailing or double hyphen, not reserved: an app name is a
+/// DNS label in `APP.domain` and a path segment in `APP.git`.
+pub fn app_name(name: &str) -> Result<()> {
+    let invalid = |why: &str| {
+        Error::invalid(
+            "invalid_app_name",
+            format!(
+                "{name:?} is not a valid app name: {why}. Use 2 to 30 characters: lowercase \
+                 letters, digits and single hyphens, starting with a letter."
+            ),
+        )
+    };
+    let len = name.len();
+    if !(2..=30).contains(&len) {
+        return Err(invalid("it must be 2 to 30 characters long"));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(invalid("it must start with a lowercase letter"));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err(invalid(
+            "it may hold only lowercase letters, digits and hyphens",
+        ));
+    }
+    if name.ends_with('-') {
+        return Err(invalid("it must not end with a hyphen"));
+    }
+    if name.contains("--") {
+        return Err(invalid("it must not contain two hyphens in a row"));
+    }
+    if RESERVED_APP_NAMES.contains(&name) {
+        return Err(Error::invalid(
+            "reserved_app_name",
+            format!("{name:?} is reserved by paas; choose another app name"),
+        ));
+    }
+    Ok(())
+}
+
+/// Environment-variable syntax: a letter or underscore, then letters, digits, underscores.
+pub fn config_key(key: &str) -> Result<()> {
+    let valid = !key.is_empty()
+        && key.len() <= MAX_CONFIG_KEY_BYTES
+        && key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_config_key",
+            format!(
+                "{key:?} is not a valid config var name: use letters, digits and underscores, \
+                 starting with a letter or underscore (at most {MAX_CONFIG_KEY_BYTES} characters)"
+            ),
+        ))
+    }
+}
+
+/// Any UTF-8 up to 32 KiB, except NUL, which no process environment can hold.
+pub fn config_value(key: &str, value: &str) -> Result<()> {
+    if value.len() > MAX_CONFIG_VALUE_BYTES {
+        return Err(Error::invalid(
+            "config_value_too_large",
+            format!(
+                "the value of {key} is {} bytes; config var values are limited to {} bytes",
+                value.len(),
+                MAX_CONFIG_VALUE_BYTES
+            ),
+        ));
+    }
+    if value.contains('\0') {
+        return Err(Error::invalid(
+            "invalid_config_value",
+            format!(
+                "the value of {key} contains a NUL byte, which environment variables cannot hold"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A Procfile process type name: letters, digits, `-` and `_`.
+pub fn process_type(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 30
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_process_type",
+            format!("{name:?} is not a valid process type: use letters, digits, - and _"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names() {
+        for good in [
+            "ab",
+            "my-app",
+            "a1",
+            "shop-2024",
+            "abcdefghijklmnopqrstuvwxyz0123",
+        ] {
+            assert!(app_name(good).is_ok(), "{good} should be accepted");
+        }
+        for bad in [
+            "",
+            "a",
+            "1app",
+            "-app",
+            "app-",
+            "my--app",
+            "My-App",
+            "my_app",
+            "my.app",
+            "app ",
+            "abcdefghijklmnopqrstuvwxyz01234",
+            "api",
+            "git",
+            "www",
+            "paas",
+            "ünïcode",
+        ] {
+            assert!(app_name(bad).is_err(), "{bad:?} should be refused");
+        }
+        let message = app_name("my--app").unwrap_err().to_string();
+        assert!(message.contains("two hyphens"), "{message}");
+        assert_eq!(app_name("api").unwrap_err().code(), "reserved_app_name");
+    }
+
+    #[test]
+    fn config_keys_and_values() {
+        for good in ["A", "_X", "DATABASE_URL", "a1_b2"] {
+            assert!(config_key(good).is_ok(), "{good}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "A=B", "É"] {
+            assert!(config_key(bad).is_err(), "{bad:?}");
+        }
+        assert!(config_value("K", &"x".repeat(MAX_CONFIG_VALUE_BYTES)).is_ok());
+        assert!(config_value("K", &"x".repeat(MAX_CONFIG_VALUE_BYTES + 1)).is_err());
+        assert!(config_value("K", "a\0b").is_err());
+        assert!(config_value("K", "line1\nline2 é ✓ 'quotes' \"and\" $dollars").is_ok());
+    }
+}

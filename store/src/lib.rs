@@ -1,0 +1,499 @@
+//! Persistence for the control plane, over SQLite (the embedded default) or PostgreSQL.
+//!
+//! One set of SQL runs on both through sqlx's `Any` driver: the queries stick to what both
+//! dialects share (`$N` placeholders, `RETURNING`, `ON CONFLICT`), and each backend has its own
+//! migrations under `migrations/`. Every write that must be all-or-nothing (a config change and
+//! the release it makes) happens in one transaction.
+
+mod models;
+
+use std::collections::BTreeMap;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use models::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// A change to one config var: `Some` sets it, `None` removes it.
+pub type ConfigChange = (String, Option<String>);
+
+impl Store {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        };
+        let mut options = AnyPoolOptions::new().max_connections(8);
+        if backend == Backend::Sqlite {
+            // WAL lets readers (the dashboard, `paas logs`) run while a deploy writes.
+            options = options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+                        .await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = options.connect(url).await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
+        }
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users and tokens ----
+
+    pub async fn user_count(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Creates the first admin user with one API token, only if there is no user yet.
+    /// Returns `None` when users already exist, so two servers starting at once cannot both
+    /// mint a bootstrap token.
+    pub async fn bootstrap_admin(&self, email: &str, token_hash: &str) -> Result<Option<User>> {
+        let mut tx = self.pool.begin().await?;
+        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM users")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if existing > 0 {
+            return Ok(None);
+        }
+        let now = now();
+        let user: User = sqlx::query_as(
+            "INSERT INTO users (email, is_admin, created_at) VALUES ($1, 1, $2)
+             RETURNING id, email, is_admin, created_at",
+        )
+        .bind(email)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, "a user already exists"))?;
+        sqlx::query(
+            "INSERT INTO api_tokens (user_id, token_hash, description, created_at)
+             VALUES ($1, $2, $3, $4)",
+        )
+        .bind(user.id)
+        .bind(token_hash)
+        .bind("initial admin token")
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(user))
+    }
+
+    /// The user a token hash belongs to, if any.
+    pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<User>> {
+        Ok(sqlx::query_as(
+            "SELECT u.id, u.email, u.is_admin, u.created_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    // ---- apps ----
+
+    /// Creates an app with its first release, "Initial release" (v1), as Heroku does.
+    pub async fn create_app(&self, name: &str, created_by: &str) -> Result<App> {
+        let mut tx = self.pool.begin().await?;
+        let now = now();
+        let app: App = sqlx::query_as(&format!(
+            "INSERT INTO apps (name, created_by, created_at) VALUES ($1, $2, $3) RETURNING {APP_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(created_by)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, &format!("an app named {name} already exists")))?;
+        insert_release(
+            &mut tx,
+            &app,
+            NewRelease {
+                description: "Initial release".into(),
+                created_by: created_by.into(),
+                ..NewRelease::default()
+            },
+            &BTreeMap::new(),
+        )
+        .await?;
+        tx.commit().await?;
+        self.app(name).await
+    }
+
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        Ok(
+            sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY name"))
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub async fn app(&self, name: &str) -> Result<App> {
+        sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("app {name}")))
+    }
+
+    /// Deletes an app and everything that hangs off it.
+    pub async fn delete_app(&self, name: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let app: Option<App> =
+            sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let app = app.ok_or_else(|| StoreError::NotFound(format!("app {name}")))?;
+        // Explicit deletes rather than relying on ON DELETE CASCADE being switched on.
+        for table in ["domains", "formation", "releases", "builds", "config_vars"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+                .bind(app.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM apps WHERE id = $1")
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- config vars ----
+
+    pub async fn config(&self, app: &App) -> Result<BTreeMap<String, String>> {
+        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app_id = $1")
+            .bind(app.id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Applies config changes and records the new release that carries them, in one
+    /// transaction: either both happen or neither does. The release keeps the image and
+    /// process types of the app's latest release.
+    pub async fn update_config(
+        &self,
+        app: &App,
+        changes: &[ConfigChange],
+        description: &str,
+        created_by: &str,
+    ) -> Result<Release> {
+        let mut tx = self.pool.begin().await?;
+        for (key, value) in changes {
+            match value {
+                Some(value) => {
+                    sqlx::query(
+                        "INSERT INTO config_vars (app_id, key, value) VALUES ($1, $2, $3)
+                         ON CONFLICT (app_id, key) DO UPDATE SET value = excluded.value",
+                    )
+                    .bind(app.id)
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {
+                    sqlx::query("DELETE FROM config_vars WHERE app_id = $1 AND key = $2")
+                        .bind(app.id)
+                        .bind(key)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
+        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app_id = $1")
+            .bind(app.id)
+            .fetch_all(&mut *tx)
+            .await?;
+        let config = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<BTreeMap<String, String>>>()?;
+        let previous = latest_release_in(&mut tx, app.id).await?;
+        let release = insert_release(
+            &mut tx,
+            app,
+            NewRelease {
+                description: description.into(),
+                created_by: created_by.into(),
+                build_id: previous.as_ref().and_then(|r| r.build_id),
+                image: previous.as_ref().and_then(|r| r.image.clone()),
+                process_types: previous.map(|r| r.process_types).unwrap_or_default(),
+            },
+            &config,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(release)
+    }
+
+    // ---- releases ----
+
+    /// Releases of an app, newest first.
+    pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {
+        let rows: Vec<ReleaseRow> = sqlx::query_as(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 ORDER BY version DESC"
+        ))
+        .bind(app.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(Release::try_from).collect()
+    }
+
+    pub async fn release(&self, app: &App, version: i64) -> Result<Release> {
+        let row: Option<ReleaseRow> = sqlx::query_as(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 AND version = $2"
+        ))
+        .bind(app.id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.ok_or_else(|| StoreError::NotFound(format!("release v{version} of {}", app.name)))?
+            .try_into()
+    }
+
+    pub async fn latest_release(&self, app: &App) -> Result<Option<Release>> {
+        let mut conn = self.pool.acquire().await?;
+        latest_release_in(&mut conn, app.id).await
+    }
+
+    // ---- formation ----
+
+    /// Process type → quantity, sorted by process type.
+    pub async fn formation(&self, app: &App) -> Result<BTreeMap<String, i64>> {
+        let rows = sqlx::query(
+            "SELECT process_type, quantity FROM formation WHERE app_id = $1 ORDER BY process_type",
+        )
+        .bind(app.id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Sets the quantity of each given process type, all at once.
+    pub async fn scale(&self, app: &App, changes: &BTreeMap<String, i64>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for (process_type, quantity) in changes {
+            sqlx::query(
+                "INSERT INTO formation (app_id, process_type, quantity) VALUES ($1, $2, $3)
+                 ON CONFLICT (app_id, process_type) DO UPDATE SET quantity = excluded.quantity",
+            )
+            .bind(app.id)
+            .bind(process_type)
+            .bind(quantity)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const APP_COLUMNS: &str = "id, name, deploy_branch, created_by, created_at";
+const RELEASE_COLUMNS: &str = "id, app_id, version, build_id, image, config, process_types, \
+                               description, status, created_by, created_at";
+
+#[derive(Debug, Default)]
+struct NewRelease {
+    description: String,
+    created_by: String,
+    build_id: Option<i64>,
+    image: Option<String>,
+    process_types: BTreeMap<String, String>,
+}
+
+async fn latest_release_in(conn: &mut sqlx::AnyConnection, app_id: i64) -> Result<Option<Release>> {
+    let row: Option<ReleaseRow> = sqlx::query_as(&format!(
+        "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 ORDER BY version DESC LIMIT 1"
+    ))
+    .bind(app_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Release::try_from).transpose()
+}
+
+/// Inserts the app's next release. The version comes from a counter on the app row, bumped
+/// in the same transaction, so concurrent writers serialise on that row instead of racing.
+async fn insert_release(
+    conn: &mut sqlx::AnyConnection,
+    app: &App,
+    new: NewRelease,
+    config: &BTreeMap<String, String>,
+) -> Result<Release> {
+    let version: i64 = sqlx::query(
+        "UPDATE apps SET release_seq = release_seq + 1 WHERE id = $1 RETURNING release_seq",
+    )
+    .bind(app.id)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    let config_json =
+        serde_json::to_string(config).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let types_json = serde_json::to_string(&new.process_types)
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // A release with no image has nothing to run, so it is complete the moment it exists.
+    let status = if new.image.is_some() {
+        "pending"
+    } else {
+        "succeeded"
+    };
+    let row: ReleaseRow = sqlx::query_as(&format!(
+        "INSERT INTO releases (app_id, version, build_id, image, config, process_types,
+                               description, status, created_by, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         RETURNING {RELEASE_COLUMNS}"
+    ))
+    .bind(app.id)
+    .bind(version)
+    .bind(new.build_id)
+    .bind(new.image)
+    .bind(config_json)
+    .bind(types_json)
+    .bind(new.description)
+    .bind(status)
+    .bind(new.created_by)
+    .bind(now())
+    .fetch_one(&mut *conn)
+    .await?;
+    row.try_into()
+}
+
+fn conflict(err: sqlx::Error, message: &str) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(message.to_string())
+        }
+        _ => StoreError::Database(err),
+    }
+}
+
+/// The current time as RFC 3339 text, the one timestamp format in the schema.
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// A database URL with any password replaced, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("postgres://paas:secret@db:5432/paas"),
+            "postgres://paas:***@db:5432/paas"
+        );
+        assert_eq!(
+            redact_url("sqlite:///data/paas.db"),
+            "sqlite:///data/paas.db"
+        );
+    }
+
+    #[tokio::test]
+    async fn config_change_and_release_are_one_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/paas.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        let app = store.create_app("demo", "admin").await.unwrap();
+        let v2 = store
+            .update_config(
+                &app,
+                &[("A".into(), Some("1".into()))],
+                "Set A config vars",
+                "admin",
+            )
+            .await
+            .unwrap();
+        assert_eq!(v2.version, 2);
+        assert_eq!(v2.config.get("A").map(String::as_str), Some("1"));
+        let releases = store.releases(&app).await.unwrap();
+        assert_eq!(
+            releases.iter().map(|r| r.version).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
+        store.delete_app("demo").await.unwrap();
+        assert!(matches!(
+            store.app("demo").await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}

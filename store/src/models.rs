@@ -1,0 +1,86 @@
+//! The plain values the store hands out.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::StoreError;
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct User {
+    #[serde(skip)]
+    pub id: i64,
+    pub email: String,
+    #[serde(skip)]
+    pub is_admin: i64,
+    pub created_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct App {
+    #[serde(skip)]
+    pub id: i64,
+    pub name: String,
+    pub deploy_branch: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// An immutable release: what runs (image, process types) and with which config.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Release {
+    #[serde(skip)]
+    pub id: i64,
+    pub version: i64,
+    pub build_id: Option<i64>,
+    pub image: Option<String>,
+    /// Config vars as they were when the release was made. Never sent over the API in
+    /// release listings: it holds secrets.
+    #[serde(skip)]
+    pub config: BTreeMap<String, String>,
+    /// Process type → command.
+    pub process_types: BTreeMap<String, String>,
+    pub description: String,
+    pub status: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct ReleaseRow {
+    id: i64,
+    #[allow(dead_code)]
+    app_id: i64,
+    version: i64,
+    build_id: Option<i64>,
+    image: Option<String>,
+    config: String,
+    process_types: String,
+    description: String,
+    status: String,
+    created_by: String,
+    created_at: String,
+}
+
+impl TryFrom<ReleaseRow> for Release {
+    type Error = StoreError;
+
+    fn try_from(row: ReleaseRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str, e: serde_json::Error| {
+            StoreError::Corrupt(format!("release {} {what}: {e}", row.id))
+        };
+        Ok(Release {
+            id: row.id,
+            version: row.version,
+            build_id: row.build_id,
+            image: row.image,
+            config: serde_json::from_str(&row.config).map_err(|e| corrupt("config", e))?,
+            process_types: serde_json::from_str(&row.process_types)
+                .map_err(|e| corrupt("process types", e))?,
+            description: row.description,
+            status: row.status,
+            created_by: row.created_by,
+            created_at: row.created_at,
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Shared helpers for the end-to-end tests: a real server on port 0 over a fresh database
+//! (a new SQLite file, or a new PostgreSQL database per test), and the built `paas` binary.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use paas_server::{RunningServer, ServerConfig};
+use rand::Rng;
+use sqlx::Connection;
+use tempfile::TempDir;
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per database: `both_databases!(my_test);` defines
+/// `my_test::sqlite` and `my_test::postgres`, each calling `my_test(Db::…)`.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Db::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Db::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// The PostgreSQL server tests create their databases on. `.ci/run` starts one and sets
+/// `PAAS_TEST_DATABASE_URL`; without it the PostgreSQL half of the suite fails, by design.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PAAS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!(
+            "PAAS_TEST_DATABASE_URL is not set: the PostgreSQL tests need a server. \
+             `bash .ci/run` starts one; or point it at yours, e.g. \
+             postgres://postgres@127.0.0.1:5432/postgres"
+        )
+    })
+}
+
+/// A new, empty database for one test; its URL.
+pub async fn database_url(db: Db, dir: &TempDir) -> String {
+    match db {
+        Db::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("paas.db").display()),
+        Db::Postgres => {
+            let admin = postgres_admin_url();
+            let name = format!("paas_test_{:016x}", rand::rng().random::<u64>());
+            let mut conn = sqlx::PgConnection::connect(&admin)
+                .await
+                .expect("connect to the test PostgreSQL server");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create a test database");
+            let base = admin
+                .rsplit_once('/')
+                .map(|(base, _)| base)
+                .unwrap_or(&admin);
+            format!("{base}/{name}")
+        }
+    }
+}
+
+/// A control plane running in this process on a loopback port, with its admin token.
+pub struct TestServer {
+    pub url: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub dir: TempDir,
+    pub server: RunningServer,
+}
+
+impl TestServer {
+    pub async fn start(db: Db) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = ServerConfig::new(dir.path().join("data"));
+        config.listen = "127.0.0.1:0".parse().expect("address");
+        config.database_url = Some(database_url(db, &dir).await);
+        let mut server = paas_server::start(config).await.expect("server starts");
+        let token = server
+            .initial_token
+            .take()
+            .expect("a fresh store mints a token");
+        TestServer {
+            url: format!("http://{}", server.addr),
+            token,
+            http: reqwest::Client::new(),
+            dir,
+            server,
+        }
+    }
+
+    /// A request to `/api/v1{path}` carrying the admin token.
+    pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http
+            .request(method, format!("{}/api/v1{path}", self.url))
+            .bearer_auth(&self.token)
+    }
+}
+
+/// The `paas` binary of this workspace, built if it is not there yet.
+pub fn paas_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(path) = std::env::var_os("PAAS_BIN") {
+            return PathBuf::from(path);
+        }
+        // Test executables live in target/<profile>/deps/; the binary one level up.
+        let exe = std::env::current_exe().expect("current exe");
+        let profile_dir = exe
+            .parent()
+            .and_then(|deps| deps.parent())
+            .expect("test binary in target/<profile>/deps");
+        let bin = profile_dir.join("paas");
+        if !bin.exists() {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "-p", "paas-cli", "--bin", "paas"])
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "cargo build -p paas-cli failed");
+        }
+        bin
+    })
+    .clone()
+}

@@ -1,0 +1,502 @@
+//! The JSON API against a real server, over SQLite and over PostgreSQL.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use paas_tests::{Db, TestServer, both_databases};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+both_databases!(
+    every_route_needs_a_token,
+    apps_lifecycle,
+    config_makes_releases,
+    bad_input_is_refused_cleanly,
+    formation_scales,
+);
+
+async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let body = response.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Asserts the one error shape and returns its code.
+fn error_code(body: &Value) -> &str {
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "error without a message: {body}");
+    body["error"]["code"].as_str().expect("error code")
+}
+
+async fn every_route_needs_a_token(db: Db) {
+    let server = TestServer::start(db).await;
+    server
+        .api(Method::POST, "/apps")
+        .json(&json!({"name": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    let routes = paas_server::api::routes();
+    assert!(routes.len() >= 11);
+    for (method, path, _) in routes {
+        let path = path.replace("{app}", "demo").replace("{version}", "v1");
+        let url = format!("{}/api/v1{path}", server.url);
+        for auth in [
+            None,
+            Some("Bearer paas_wrong"),
+            Some("Basic Zm9vOmJhcg=="),
+            Some("Bearer "),
+        ] {
+            let mut request = server.http.request(method.clone(), &url).json(&json!({}));
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {auth:?}"
+            );
+            assert!(response.headers().contains_key("www-authenticate"));
+            let (_, body) = json_of(response).await;
+            assert_eq!(error_code(&body), "unauthorized");
+        }
+    }
+    // The health check is the one route open to all.
+    let health = server
+        .http
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    // And the token does work.
+    let (status, body) = json_of(server.api(Method::GET, "/account").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["email"], "admin");
+}
+
+async fn apps_lifecycle(db: Db) {
+    let server = TestServer::start(db).await;
+    let (status, body) = json_of(
+        server
+            .api(Method::POST, "/apps")
+            .json(&json!({"name": "shop"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["name"], "shop");
+    assert_eq!(body["release"], 1);
+
+    let (status, body) = json_of(
+        server
+            .api(Method::POST, "/apps")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let random = body["name"].as_str().unwrap().to_string();
+    assert!(random.len() >= 2 && random.contains('-'), "{random}");
+
+    let (_, list) = json_of(server.api(Method::GET, "/apps").send().await.unwrap()).await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"shop") && names.contains(&random.as_str()),
+        "{names:?}"
+    );
+
+    let (status, body) = json_of(server.api(Method::GET, "/apps/shop").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["deploy_branch"], "main");
+
+    // Destroying removes the app and everything under it; the name is free again.
+    server
+        .api(Method::PATCH, "/apps/shop/config")
+        .json(&json!({"SECRET": "x"}))
+        .send()
+        .await
+        .unwrap();
+    let response = server
+        .api(Method::DELETE, "/apps/shop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (status, body) = json_of(server.api(Method::GET, "/apps/shop").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+    assert!(body["error"]["message"].as_str().unwrap().contains("shop"));
+    let (status, body) = json_of(
+        server
+            .api(Method::POST, "/apps")
+            .json(&json!({"name": "shop"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body["release"], 1, "a recreated app starts over");
+    let (_, config) = json_of(
+        server
+            .api(Method::GET, "/apps/shop/config")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(config, json!({}));
+}
+
+async fn config_makes_releases(db: Db) {
+    let server = TestServer::start(db).await;
+    server
+        .api(Method::POST, "/apps")
+        .json(&json!({"name": "blog"}))
+        .send()
+        .await
+        .unwrap();
+    // Any UTF-8 comes back exactly: newlines, quotes, emoji, shell metacharacters.
+    let tricky = "line 1\nline 2\t'single' \"double\" $HOME `cmd` ünïcödé 🚀 \\ %s";
+    let (status, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/blog/config")
+            .json(&json!({"A": "1", "B": tricky}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["release"]["version"], 2);
+    assert_eq!(body["release"]["description"], "Set A, B config vars");
+    assert_eq!(body["config"]["B"], tricky);
+
+    let (_, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/blog/config")
+            .json(&json!({"A": null}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["release"]["version"], 3);
+    assert_eq!(body["release"]["description"], "Remove A config vars");
+
+    let (_, config) = json_of(
+        server
+            .api(Method::GET, "/apps/blog/config")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(config, json!({"B": tricky}));
+
+    let (_, releases) = json_of(
+        server
+            .api(Method::GET, "/apps/blog/releases")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let summary: Vec<(i64, &str)> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["version"].as_i64().unwrap(),
+                r["description"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        vec![
+            (3, "Remove A config vars"),
+            (2, "Set A, B config vars"),
+            (1, "Initial release")
+        ]
+    );
+    // Release listings never carry config values: they are secrets.
+    assert!(!releases.to_string().contains("line 2"), "{releases}");
+
+    let (status, body) = json_of(
+        server
+            .api(Method::GET, "/apps/blog/releases/v2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["version"], 2);
+    let (status, _) = json_of(
+        server
+            .api(Method::GET, "/apps/blog/releases/2")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = json_of(
+        server
+            .api(Method::GET, "/apps/blog/releases/v9")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+
+    // The stored snapshot of each release is the config as it was then.
+    let app = server.server.paas.app("blog").await.unwrap();
+    let v2 = server.server.paas.release(&app, 2).await.unwrap();
+    assert_eq!(v2.config.get("A").map(String::as_str), Some("1"));
+    let v3 = server.server.paas.release(&app, 3).await.unwrap();
+    assert!(!v3.config.contains_key("A"));
+}
+
+async fn bad_input_is_refused_cleanly(db: Db) {
+    let server = TestServer::start(db).await;
+    server
+        .api(Method::POST, "/apps")
+        .json(&json!({"name": "valid-app"}))
+        .send()
+        .await
+        .unwrap();
+
+    for (name, code) in [
+        ("A", "invalid_app_name"),
+        ("1app", "invalid_app_name"),
+        ("my--app", "invalid_app_name"),
+        ("trailing-", "invalid_app_name"),
+        ("UPPER", "invalid_app_name"),
+        ("way-too-long-for-an-app-name-really", "invalid_app_name"),
+        ("api", "reserved_app_name"),
+        ("git", "reserved_app_name"),
+    ] {
+        let (status, body) = json_of(
+            server
+                .api(Method::POST, "/apps")
+                .json(&json!({"name": name}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
+        assert_eq!(error_code(&body), code, "{name}");
+    }
+    let (status, body) = json_of(
+        server
+            .api(Method::POST, "/apps")
+            .json(&json!({"name": "valid-app"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+
+    let (status, body) =
+        json_of(server.api(Method::GET, "/apps/ghost").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+    let (status, _) = json_of(
+        server
+            .api(Method::PATCH, "/apps/ghost/config")
+            .json(&json!({"A": "1"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Malformed JSON, wrong types, and a missing content type.
+    let (status, body) = json_of(
+        server
+            .api(Method::POST, "/apps")
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&body), "bad_request");
+    let (status, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/valid-app/config")
+            .json(&json!({"A": 5}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_code(&body), "invalid_body");
+    let (status, _) = json_of(
+        server
+            .api(Method::POST, "/apps")
+            .body("{}")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(status.is_client_error());
+
+    // Bad config changes, each refused as a whole: nothing is written, no release is made.
+    let big = "x".repeat(32 * 1024 + 1);
+    for (changes, code) in [
+        (json!({"OK": "1", "BAD-KEY": "2"}), "invalid_config_key"),
+        (json!({"1ABC": "2"}), "invalid_config_key"),
+        (json!({"OK": "1", "BIG": big}), "config_value_too_large"),
+        (json!({"OK": "a\u{0}b"}), "invalid_config_value"),
+        (json!({}), "no_config_changes"),
+    ] {
+        let (status, body) = json_of(
+            server
+                .api(Method::PATCH, "/apps/valid-app/config")
+                .json(&changes)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&body), code);
+    }
+    let (_, config) = json_of(
+        server
+            .api(Method::GET, "/apps/valid-app/config")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(config, json!({}), "a refused change writes nothing");
+    let (_, releases) = json_of(
+        server
+            .api(Method::GET, "/apps/valid-app/releases")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        releases.as_array().unwrap().len(),
+        1,
+        "a refused change makes no release"
+    );
+
+    // Exactly 32 KiB is fine.
+    let (status, _) = json_of(
+        server
+            .api(Method::PATCH, "/apps/valid-app/config")
+            .json(&json!({"BIG": "y".repeat(32 * 1024)}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Unknown routes and methods get the error shape too.
+    let (status, body) = json_of(server.api(Method::GET, "/nope").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "not_found");
+    let (status, body) = json_of(server.api(Method::PUT, "/apps").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(error_code(&body), "method_not_allowed");
+}
+
+async fn formation_scales(db: Db) {
+    let server = TestServer::start(db).await;
+    server
+        .api(Method::POST, "/apps")
+        .json(&json!({"name": "worky"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/worky/formation")
+            .json(&json!({"web": 2, "worker": 1}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"web": 2, "worker": 1}));
+    let (_, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/worky/formation")
+            .json(&json!({"worker": 0}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body, json!({"web": 2, "worker": 0}));
+    for (changes, code) in [
+        (json!({"web": -1}), "invalid_quantity"),
+        (json!({"web": 1000}), "invalid_quantity"),
+        (json!({"release": 1}), "invalid_process_type"),
+        (json!({"bad type": 1}), "invalid_process_type"),
+    ] {
+        let (status, body) = json_of(
+            server
+                .api(Method::PATCH, "/apps/worky/formation")
+                .json(&changes)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{changes}: {body}"
+        );
+        assert_eq!(error_code(&body), code);
+    }
+    let (_, body) = json_of(
+        server
+            .api(Method::GET, "/apps/worky/formation")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        body,
+        json!({"web": 2, "worker": 0}),
+        "refused changes left it as it was"
+    );
+}

@@ -1,0 +1,241 @@
+//! A new user's walk through the CLI, with the built `paas` binary as both server and client.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use paas_tests::{Db, both_databases, database_url, paas_bin};
+
+both_databases!(new_user_walkthrough);
+
+struct ServerProcess {
+    child: Child,
+    url: String,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
+    let port = free_port();
+    let child = Command::new(paas_bin())
+        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--init-token-file")
+        .arg(dir.join("token"))
+        .env("DATABASE_URL", database_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start paas server");
+    let server = ServerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
+            && response.status().is_success()
+        {
+            return server;
+        }
+        assert!(Instant::now() < deadline, "paas server did not come up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs `paas ARGS` in `cwd` as a user whose config lives in `home`.
+fn paas(home: &Path, cwd: &Path, args: &[&str]) -> Output {
+    Command::new(paas_bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", home)
+        .env("PAAS_CONFIG_DIR", home.join("paas-config"))
+        .env_remove("PAAS_URL")
+        .env_remove("PAAS_TOKEN")
+        .env_remove("PAAS_APP")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run paas")
+}
+
+/// Asserts success; returns stdout and stderr together, as a person sees them.
+fn ok(output: Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "command failed:\n{text}");
+    text
+}
+
+fn fails(output: Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(
+        !output.status.success(),
+        "command should have failed:\n{stderr}"
+    );
+    assert!(
+        stderr.starts_with("error: ") || stderr.contains("\nerror: "),
+        "{stderr}"
+    );
+    stderr
+}
+
+fn git(cwd: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("git");
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).to_string()
+}
+
+async fn new_user_walkthrough(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path(), &database_url(db, &dir).await).await;
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    let token = token.trim();
+    let home: PathBuf = dir.path().join("home");
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+
+    // Before logging in, commands say how to log in.
+    let err = fails(paas(&home, &repo, &["apps"]));
+    assert!(err.contains("paas login"), "{err}");
+    let err = fails(paas(
+        &home,
+        &repo,
+        &["login", &server.url, "--token", "paas_wrong"],
+    ));
+    assert!(err.contains("invalid API token"), "{err}");
+
+    let out = ok(paas(
+        &home,
+        &repo,
+        &["login", &server.url, "--token", token],
+    ));
+    assert!(
+        out.contains("Logged in to") && out.contains("admin"),
+        "{out}"
+    );
+    let credentials = home.join("paas-config/credentials.toml");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&credentials)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "credentials must be private");
+    }
+
+    let out = ok(paas(&home, &repo, &["apps:create", "walkthrough"]));
+    assert!(out.contains("Creating app walkthrough... done"), "{out}");
+    let remote = git(&repo, &["remote", "get-url", "paas"]);
+    assert_eq!(remote.trim(), format!("{}/walkthrough.git", server.url));
+
+    // From here the app comes from the git remote, as with Heroku.
+    let out = ok(paas(&home, &repo, &["config:set", "A=1", "B=two words"]));
+    assert!(
+        out.contains("Setting A, B on walkthrough... done, v2"),
+        "{out}"
+    );
+    assert!(out.contains("B: two words"), "{out}");
+    let out = ok(paas(&home, &repo, &["config:unset", "A"]));
+    assert!(out.contains("done, v3"), "{out}");
+    let out = ok(paas(&home, &repo, &["config:get", "B"]));
+    assert_eq!(out, "two words\n");
+    let out = ok(paas(&home, &repo, &["config", "--shell"]));
+    assert!(
+        out.contains("B='two words'") && !out.contains("A="),
+        "{out}"
+    );
+
+    let out = ok(paas(&home, &repo, &["releases"]));
+    assert!(
+        out.contains("=== walkthrough Releases - Current: v3"),
+        "{out}"
+    );
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('v')).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(
+        lines[0].starts_with("v3") && lines[0].contains("Remove A config vars"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("v2") && lines[1].contains("Set A, B config vars"),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with("v1") && lines[2].contains("Initial release"),
+        "{out}"
+    );
+
+    let out = ok(paas(&home, &repo, &["ps:scale", "web=2", "worker=1"]));
+    assert!(out.contains("web=2 worker=1"), "{out}");
+    let out = ok(paas(&home, &repo, &["apps:info"]));
+    assert!(
+        out.contains("=== walkthrough") && out.contains("v3"),
+        "{out}"
+    );
+
+    // Mistakes get the server's message and a non-zero exit.
+    let err = fails(paas(&home, &repo, &["config:set", "NOEQUALS"]));
+    assert!(err.contains("is not KEY=value"), "{err}");
+    let err = fails(paas(&home, &repo, &["config:set", "BAD-KEY=1"]));
+    assert!(err.contains("not a valid config var name"), "{err}");
+    let err = fails(paas(&home, &repo, &["apps:create", "Bad--Name"]));
+    assert!(err.contains("not a valid app name"), "{err}");
+    let err = fails(paas(&home, &repo, &["apps:info", "-a", "ghost"]));
+    assert!(err.contains("app ghost not found"), "{err}");
+    let outside = dir.path().join("elsewhere");
+    std::fs::create_dir_all(&outside).unwrap();
+    let err = fails(paas(&home, &outside, &["releases"]));
+    assert!(err.contains("-a APP"), "{err}");
+
+    // Destroying needs confirmation, then removes the app and the remote.
+    let err = fails(paas(&home, &repo, &["apps:destroy"]));
+    assert!(err.contains("--confirm walkthrough"), "{err}");
+    let out = ok(paas(
+        &home,
+        &repo,
+        &["apps:destroy", "--confirm", "walkthrough"],
+    ));
+    assert!(out.contains("Destroyed walkthrough"), "{out}");
+    assert!(!git(&repo, &["remote"]).contains("paas"));
+    let out = ok(paas(&home, &repo, &["apps"]));
+    assert!(out.contains("No apps yet"), "{out}");
+
+    // Environment variables override the stored login, for scripts.
+    let output = Command::new(paas_bin())
+        .args(["apps"])
+        .current_dir(&repo)
+        .env("HOME", &home)
+        .env("PAAS_CONFIG_DIR", dir.path().join("nowhere"))
+        .env("PAAS_URL", &server.url)
+        .env("PAAS_TOKEN", token)
+        .output()
+        .unwrap();
+    ok(output);
+}

@@ -1,0 +1,270 @@
+#!/usr/bin/env bash
+# deploy/stack/build.sh -- build paas's base ("stack") images offline from Debian packages.
+#
+# Servers running paas often cannot pull from a container registry. This script builds
+# every base image the builder uses from nothing but a Debian package mirror (plain HTTP):
+#
+#   paas/stack:bookworm          debootstrap --variant=minbase root, `docker import`ed
+#   paas/python:bookworm         python3 + venv + libpq5 (runtime, no compiler)
+#   paas/python-build:bookworm   paas/python + python3-dev, build-essential, libpq-dev, git, curl
+#   paas/node:bookworm           nodejs + npm
+#   paas/go:bookworm             golang-go + git
+#   paas/ruby:bookworm           ruby + bundler
+#   paas/static:bookworm         busybox httpd serving $STATIC_ROOT on $PORT
+#
+# Usage: deploy/stack/build.sh [--force] [--verbose] [IMAGE...]
+#   IMAGE is one of: stack python python-build node go ruby static (default: all).
+#   Images that already exist are skipped; --force rebuilds the named ones (with no args:
+#   all of them, the base included). The base, and paas/python for python-build, are
+#   built first whenever they are missing.
+#
+# Environment:
+#   DEBIAN_MIRROR           default http://deb.debian.org/debian
+#   DEBIAN_SECURITY_MIRROR  default http://deb.debian.org/debian-security ("" = no security suite)
+#   STACK_SLIM              1 (default) strips man pages, docs and locales from the images
+#
+# Building the base image needs root (debootstrap); debootstrap is installed with apt-get
+# when missing. Language images only need access to the Docker daemon.
+set -euo pipefail
+
+SUITE=bookworm
+DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}
+STACK_SLIM=${STACK_SLIM:-1}
+DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BASE=stack
+LANGS=(python python-build node go ruby static)   # build order
+declare -A DEP=([python-build]=python)             # image -> image it is built FROM
+
+FORCE=0
+VERBOSE=0
+ROOTFS=""     # debootstrap dir, removed by the EXIT trap
+LOGDIR=""     # build logs, removed on success, kept on failure
+OK=0
+
+image() { printf 'paas/%s:%s' "$1" "$SUITE"; }
+say() { printf '%s\n' "$*"; }
+die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
+usage() { sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p}}' "${BASH_SOURCE[0]}"; }
+
+now_us() { printf '%s' "${EPOCHREALTIME/[.,]/}"; }
+since() { # since START_US -> "12.3s"
+  local d=$(( ($(now_us) - $1) / 100000 ))
+  printf '%d.%ds' $((d / 10)) $((d % 10))
+}
+size_of() {
+  local b
+  b=$(docker image inspect -f '{{.Size}}' "$1" 2>/dev/null) || { printf '?'; return; }
+  printf '%d MB' $(( (b + 500000) / 1000000 ))
+}
+exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# run LOGNAME CMD... : run a step, its output in $LOGDIR/LOGNAME.log (and on the terminal
+# with --verbose); on failure show the end of the log.
+run() {
+  local log="$LOGDIR/$1.log"; shift
+  local rc=0
+  if (( VERBOSE )); then
+    "$@" 2>&1 | tee -a "$log" || rc=$?
+  else
+    "$@" >>"$log" 2>&1 || rc=$?
+  fi
+  if (( rc != 0 )); then
+    printf 'build.sh: step failed (exit %d): %s\n--- last lines of %s ---\n' "$rc" "$*" "$log" >&2
+    tail -n 40 "$log" >&2
+    exit "$rc"
+  fi
+}
+
+# Unmount anything left mounted below DIR (debootstrap mounts /proc, /sys in the target).
+umount_below() {
+  local dir=$1 m
+  awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
+}
+
+cleanup() {
+  if [[ -n "$ROOTFS" && -d "$ROOTFS" ]]; then
+    umount_below "$ROOTFS"
+    rm -rf --one-file-system "$ROOTFS"
+  fi
+  if [[ -n "$LOGDIR" && -d "$LOGDIR" ]]; then
+    if (( OK )); then rm -rf "$LOGDIR"; else say "build.sh: logs kept in $LOGDIR" >&2; fi
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+ensure_debootstrap() {
+  local pkgs=()
+  command -v debootstrap >/dev/null 2>&1 || pkgs+=(debootstrap)
+  [[ -e /usr/share/keyrings/debian-archive-keyring.gpg ]] || pkgs+=(debian-archive-keyring)
+  (( ${#pkgs[@]} )) || return 0
+  command -v apt-get >/dev/null 2>&1 ||
+    die "${pkgs[*]} missing and apt-get unavailable: install ${pkgs[*]} by hand"
+  say "installing ${pkgs[*]} with apt-get"
+  run host-apt apt-get update
+  run host-apt env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y --no-install-recommends "${pkgs[@]}"
+}
+
+# Turn the fresh debootstrap tree into a clean container root filesystem.
+configure_rootfs() {
+  local r=${1:?}
+  {
+    printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE"
+    printf 'deb %s %s-updates main\n' "$DEBIAN_MIRROR" "$SUITE"
+    [[ -z "$DEBIAN_SECURITY_MIRROR" ]] ||
+      printf 'deb %s %s-security main\n' "$DEBIAN_SECURITY_MIRROR" "$SUITE"
+  } >"$r/etc/apt/sources.list"
+  rm -f "$r"/etc/apt/sources.list.d/*
+
+  # Same container tweaks as Debian's official images: no service starts during
+  # installs, no apt package caches, no translation indexes.
+  printf '#!/bin/sh\nexit 101\n' >"$r/usr/sbin/policy-rc.d"
+  chmod 755 "$r/usr/sbin/policy-rc.d"
+  cat >"$r/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+  printf 'Acquire::Languages "none";\n' >"$r/etc/apt/apt.conf.d/docker-no-languages"
+  if (( STACK_SLIM )); then
+    cat >"$r/etc/dpkg/dpkg.cfg.d/paas-slim" <<'EOF'
+# paas stack images: no man pages, docs (copyright files kept) or translations.
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+EOF
+  fi
+
+  # Pull in the point-release and security updates published since the suite release.
+  local in_root=(env -i PATH="$DEFAULT_PATH" LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive chroot "$r")
+  run base "${in_root[@]}" apt-get update
+  run base "${in_root[@]}" apt-get -y -o Dpkg::Options::=--force-confold dist-upgrade
+  run base "${in_root[@]}" apt-get clean
+
+  if (( STACK_SLIM )); then
+    rm -rf "$r"/usr/share/{man,info,groff,linda,locale}/* "$r"/usr/share/lintian/overrides/*
+    find "$r/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    find "$r/usr/share/doc" -mindepth 1 -type d -empty -delete
+  fi
+  umount_below "$r"
+  rm -rf --one-file-system "$r"/var/lib/apt/lists/* "$r"/var/cache/apt/* \
+    "$r"/var/cache/debconf/*-old "$r"/var/lib/dpkg/*-old \
+    "$r"/dev/* "$r"/proc/* "$r"/sys/* "$r"/run/* "$r"/tmp/* "$r"/var/tmp/*
+  find "$r/var/log" -type f -delete
+  : >"$r/etc/resolv.conf"
+  : >"$r/etc/hostname"
+  [[ ! -e "$r/etc/machine-id" ]] || : >"$r/etc/machine-id"
+}
+
+build_base() {
+  (( EUID == 0 )) || die "building $(image "$BASE") needs root (debootstrap); re-run as root, e.g. with sudo"
+  ensure_debootstrap
+  ROOTFS=$(mktemp -d "${TMPDIR:-/var/tmp}/paas-stack-rootfs.XXXXXX")
+  run base debootstrap --variant=minbase --include=ca-certificates --components=main \
+    "$SUITE" "$ROOTFS" "$DEBIAN_MIRROR"
+  configure_rootfs "$ROOTFS"
+  run base bash -c 'tar --numeric-owner -C "$1" -cf - . | docker import \
+      --change "ENV PATH=$2" --change "ENV LANG=C.UTF-8" \
+      --change "LABEL io.paas.stack=$3" --change "CMD [\"bash\"]" \
+      --message "paas stack: debootstrap minbase $3 from $4" - "$5"' \
+    _ "$ROOTFS" "$DEFAULT_PATH" "$SUITE" "$DEBIAN_MIRROR" "$(image "$BASE")"
+  umount_below "$ROOTFS"
+  rm -rf --one-file-system "$ROOTFS"
+  ROOTFS=""
+}
+
+build_lang() {
+  local name=$1 df="$HERE/$1.Dockerfile"
+  [[ -f "$df" ]] || die "missing $df"
+  local args=(build -t "$(image "$name")")
+  (( ! FORCE )) || args+=(--no-cache)
+  # Classic builder on purpose: it needs no BuildKit, no registry and no frontend image.
+  # The Dockerfile itself is the whole build context.
+  run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" - <"$df"
+}
+
+# ensure NAME FORCED : build NAME unless present (or FORCED), print one status line.
+ensure() {
+  local name=$1 forced=$2 img t0 old=""
+  img=$(image "$name")
+  t0=$(now_us)
+  if exists "$img" && (( ! forced )); then
+    printf '%-28s already present  (%s, %s)\n' "$img" "$(size_of "$img")" "$(since "$t0")"
+    return
+  fi
+  old=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
+  if [[ "$name" == "$BASE" ]]; then build_base; else build_lang "$name"; fi
+  printf '%-28s built            (%s, %s)\n' "$img" "$(size_of "$img")" "$(since "$t0")"
+  # Drop the image this one replaced, unless something (a container, a child image) uses it.
+  if [[ -n "$old" && "$old" != "$(docker image inspect -f '{{.Id}}' "$img")" ]]; then
+    docker image rm "$old" >/dev/null 2>&1 || true
+  fi
+}
+
+main() {
+  local -a names=()
+  while (( $# )); do
+    case "$1" in
+      -f|--force) FORCE=1 ;;
+      -v|--verbose) VERBOSE=1 ;;
+      -h|--help) usage; exit 0 ;;
+      -*) die "unknown option $1 (see --help)" ;;
+      *) names+=("$1") ;;
+    esac
+    shift
+  done
+
+  declare -A want=()
+  local n
+  if (( ${#names[@]} == 0 )); then
+    want[$BASE]=1
+    for n in "${LANGS[@]}"; do want[$n]=1; done
+  else
+    for n in "${names[@]}"; do
+      case " $BASE ${LANGS[*]} " in
+        *" $n "*) want[$n]=1 ;;
+        *) die "unknown image '$n' (known: $BASE ${LANGS[*]})" ;;
+      esac
+    done
+  fi
+
+  command -v docker >/dev/null 2>&1 || die "docker CLI not found"
+  docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon (is it running, may this user use it?)"
+
+  # One build at a time on a machine; a second caller waits and then finds the images.
+  if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/paas-stack-build.lock"
+    flock 9
+  fi
+
+  LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/paas-stack-logs.XXXXXX")
+  local t0 plan=()
+  t0=$(now_us)
+  for n in "${LANGS[@]}"; do
+    if [[ -n "${want[$n]:-}" ]]; then
+      [[ -z "${DEP[$n]:-}" || " ${plan[*]} " == *" ${DEP[$n]} "* ]] || plan+=("${DEP[$n]}")
+      plan+=("$n")
+    fi
+  done
+
+  ensure "$BASE" $(( FORCE && ${want[$BASE]:-0} ))
+  for n in "${plan[@]}"; do
+    ensure "$n" $(( FORCE && ${want[$n]:-0} ))
+  done
+  say "stack images ready in $(since "$t0")"
+  OK=1
+}
+
+main "$@"

@@ -1,0 +1,183 @@
+//! One backend (an app container's address): its in-flight count, its idle keep-alive
+//! connections, and the signals draining needs.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::Limited;
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{Notify, watch};
+
+/// The body type sent to backends: the client's body, capped at the configured limit.
+pub(crate) type BackendBody = Limited<Incoming>;
+pub(crate) type Sender = http1::SendRequest<BackendBody>;
+
+/// Idle keep-alive connections kept per backend.
+const MAX_IDLE: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConnectError {
+    #[error("connection to {0} timed out")]
+    Timeout(SocketAddr),
+    #[error("cannot connect to {0}: {1}")]
+    Io(SocketAddr, std::io::Error),
+    #[error("HTTP handshake with {0} failed: {1}")]
+    Handshake(SocketAddr, hyper::Error),
+}
+
+pub(crate) struct Backend {
+    pub addr: SocketAddr,
+    inflight: AtomicUsize,
+    idle: Mutex<Vec<Sender>>,
+    /// Woken whenever the in-flight count drops to zero.
+    idle_notify: Notify,
+    /// Set when the backend left the routing table: stop pooling its connections.
+    retired: AtomicBool,
+    /// Flipped to true at a drain deadline: upgraded tunnels to this backend close.
+    closing: watch::Sender<bool>,
+}
+
+impl Backend {
+    pub fn new(addr: SocketAddr) -> Backend {
+        Backend {
+            addr,
+            inflight: AtomicUsize::new(0),
+            idle: Mutex::new(Vec::new()),
+            idle_notify: Notify::new(),
+            retired: AtomicBool::new(false),
+            closing: watch::Sender::new(false),
+        }
+    }
+
+    pub fn inflight(&self) -> usize {
+        self.inflight.load(Ordering::Relaxed)
+    }
+
+    /// Counts one request (or tunnel) in flight until the guard is dropped.
+    pub fn begin(self: &Arc<Self>) -> InflightGuard {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+        InflightGuard {
+            backend: self.clone(),
+        }
+    }
+
+    /// A ready keep-alive connection from the pool, or a new one.
+    pub async fn connection(&self, connect_timeout: Duration) -> Result<Sender, ConnectError> {
+        loop {
+            let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+            let Some(mut sender) = pooled else { break };
+            if sender.is_closed() {
+                continue;
+            }
+            // A pooled connection finished its last response; it is ready at once or closed.
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), sender.ready()).await {
+                return Ok(sender);
+            }
+        }
+        let (sender, conn) = self.handshake(connect_timeout).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(sender)
+    }
+
+    /// A new, unpooled connection that can be upgraded (WebSockets).
+    pub async fn upgradable_connection(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<Sender, ConnectError> {
+        let (sender, conn) = self.handshake(connect_timeout).await?;
+        tokio::spawn(async move {
+            let _ = conn.with_upgrades().await;
+        });
+        Ok(sender)
+    }
+
+    async fn handshake(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<(Sender, http1::Connection<TokioIo<TcpStream>, BackendBody>), ConnectError> {
+        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(self.addr))
+            .await
+            .map_err(|_| ConnectError::Timeout(self.addr))?
+            .map_err(|e| ConnectError::Io(self.addr, e))?;
+        let _ = stream.set_nodelay(true);
+        http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ConnectError::Handshake(self.addr, e))
+    }
+
+    /// Returns a connection whose response is complete to the pool.
+    pub fn release(&self, sender: Sender) {
+        if self.retired.load(Ordering::Relaxed) || sender.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < MAX_IDLE
+        {
+            idle.push(sender);
+        }
+    }
+
+    /// The backend left the routing table: close its idle connections, pool no more.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+
+    /// Back in a routing table before its drain ended.
+    pub fn unretire(&self) {
+        self.retired.store(false, Ordering::Relaxed);
+        self.closing.send_replace(false);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once nothing is in flight.
+    pub async fn drained(&self) {
+        loop {
+            let notified = self.idle_notify.notified();
+            if self.inflight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Closes upgraded tunnels to this backend (at a drain deadline).
+    pub fn close_tunnels(&self) {
+        self.closing.send_replace(true);
+    }
+
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+}
+
+pub(crate) struct InflightGuard {
+    backend: Arc<Backend>,
+}
+
+impl InflightGuard {
+    pub fn backend(&self) -> &Arc<Backend> {
+        &self.backend
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        if self.backend.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.backend.idle_notify.notify_waiters();
+        }
+    }
+}

@@ -1,0 +1,565 @@
+//! Handling one client request: route it, forward it, stream the answer back.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{Full, Limited};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode, Version};
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+
+use crate::Shared;
+use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
+use crate::metrics::AppMetrics;
+use crate::pages::{self, Page};
+use crate::table::LiveRoute;
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 paas");
+
+/// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
+static HOP_BY_HOP: [&HeaderName; 7] = [
+    &header::CONNECTION,
+    &KEEP_ALIVE,
+    &header::PROXY_AUTHENTICATE,
+    &header::PROXY_AUTHORIZATION,
+    &header::TE,
+    &header::TRAILER,
+    &header::TRANSFER_ENCODING,
+];
+
+/// What the router answers with: its own page, or a backend's streamed body.
+pub enum ProxyBody {
+    Page(Full<Bytes>),
+    Backend(TrackedBody),
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Page(full) => match Pin::new(full).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+                Poll::Ready(Some(Err(never))) => match never {},
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+            ProxyBody::Backend(tracked) => Pin::new(tracked).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Page(full) => full.is_end_stream(),
+            ProxyBody::Backend(tracked) => tracked.inner.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Page(full) => full.size_hint(),
+            ProxyBody::Backend(tracked) => tracked.inner.size_hint(),
+        }
+    }
+}
+
+/// A backend's response body on its way to the client. When it ends, the connection goes
+/// back to the pool, the request stops counting as in flight, and the access log is written.
+pub struct TrackedBody {
+    inner: Incoming,
+    done: Option<Completion>,
+}
+
+struct Completion {
+    guard: InflightGuard,
+    /// The keep-alive connection, returned to the pool only after a complete response.
+    sender: Option<Sender>,
+    log: AccessLog,
+    bytes: u64,
+}
+
+impl Completion {
+    fn finish(mut self, complete: bool) {
+        if complete && let Some(sender) = self.sender.take() {
+            self.guard.backend().release(sender);
+        }
+        self.log.write(self.bytes);
+    }
+}
+
+impl Body for TrackedBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(data), Some(done)) = (frame.data_ref(), this.done.as_mut()) {
+                    done.bytes += data.len() as u64;
+                }
+            }
+            Poll::Ready(None) => {
+                if let Some(done) = this.done.take() {
+                    done.finish(true);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(done) = this.done.take() {
+                    done.finish(false);
+                }
+            }
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if let Some(done) = self.done.take() {
+            // An empty body may never be polled; it still completed.
+            let complete = self.inner.is_end_stream();
+            done.finish(complete);
+        }
+    }
+}
+
+/// The facts of one request, logged once its response has been sent.
+struct AccessLog {
+    app: Option<Arc<str>>,
+    metrics: Option<Arc<AppMetrics>>,
+    method: hyper::Method,
+    path: String,
+    status: u16,
+    request_id: HeaderValue,
+    started: Instant,
+}
+
+impl AccessLog {
+    fn write(&self, bytes: u64) {
+        let elapsed = self.started.elapsed();
+        if let Some(metrics) = &self.metrics {
+            metrics.record(self.status, bytes, elapsed.as_micros() as u64);
+        }
+        tracing::info!(
+            target: "paas_router::access",
+            app = self.app.as_deref().unwrap_or("-"),
+            method = %self.method,
+            path = %self.path,
+            status = self.status,
+            ms = elapsed.as_secs_f64() * 1000.0,
+            bytes,
+            request_id = self.request_id.to_str().unwrap_or("-"),
+        );
+    }
+}
+
+pub(crate) async fn handle(
+    shared: Arc<Shared>,
+    mut request: Request<Incoming>,
+    client: SocketAddr,
+) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let started = Instant::now();
+    let request_id = request_id(request.headers());
+    let mut log = AccessLog {
+        app: None,
+        metrics: None,
+        method: request.method().clone(),
+        path: request.uri().path().to_string(),
+        status: 0,
+        request_id: request_id.clone(),
+        started,
+    };
+
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().host())
+        .unwrap_or("")
+        .to_string();
+    let table = shared.table();
+    let Some(route) = table.lookup(&host).cloned() else {
+        return Ok(page(
+            pages::unknown_host(&host, id_str(&request_id)),
+            &request_id,
+            log,
+        ));
+    };
+    log.app = Some(route.app.clone().into());
+    log.metrics = Some(route.metrics.clone());
+    if route.backends.is_empty() {
+        return Ok(page(
+            pages::no_backends(&route.app, id_str(&request_id)),
+            &request_id,
+            log,
+        ));
+    }
+
+    let limit = shared.config.max_body_bytes;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit) {
+        return Ok(page(
+            pages::too_large(limit, id_str(&request_id)),
+            &request_id,
+            log,
+        ));
+    }
+
+    let upgrade = is_upgrade(request.headers());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let (parts, body) = request.into_parts();
+    let Some(path_and_query) = parts.uri.path_and_query().cloned() else {
+        return Ok(page(
+            pages::bad_request("missing path", id_str(&request_id)),
+            &request_id,
+            log,
+        ));
+    };
+    let mut outgoing = Request::new(Limited::new(
+        body,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+    ));
+    *outgoing.method_mut() = parts.method;
+    *outgoing.uri_mut() = path_and_query.into();
+    *outgoing.version_mut() = Version::HTTP_11;
+    *outgoing.headers_mut() = parts.headers;
+    let headers = outgoing.headers_mut();
+    strip_hop_by_hop(headers, upgrade);
+    add_forwarding_headers(
+        headers,
+        &host,
+        client,
+        shared.config.forwarded_proto,
+        shared.port.load(Ordering::Relaxed),
+        &request_id,
+    );
+
+    let (mut response, sender, guard) = match forward(&shared, &route, outgoing, upgrade).await {
+        Ok(answer) => answer,
+        Err(Failure::Timeout) => {
+            return Ok(page(
+                pages::timeout(&route.app, id_str(&request_id)),
+                &request_id,
+                log,
+            ));
+        }
+        Err(Failure::Backend) => {
+            return Ok(page(
+                pages::bad_gateway(&route.app, id_str(&request_id)),
+                &request_id,
+                log,
+            ));
+        }
+    };
+
+    log.status = response.status().as_u16();
+    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    strip_hop_by_hop(response.headers_mut(), switching);
+    response
+        .headers_mut()
+        .insert(X_REQUEST_ID.clone(), request_id);
+    response
+        .headers_mut()
+        .append(header::VIA, VIA_VALUE.clone());
+
+    if switching && let Some(client_upgrade) = client_upgrade {
+        let backend_upgrade = hyper::upgrade::on(&mut response);
+        let tunnel_guard = guard.backend().begin();
+        tokio::spawn(tunnel(client_upgrade, backend_upgrade, tunnel_guard));
+    }
+    let (parts, body) = response.into_parts();
+    let body = TrackedBody {
+        inner: body,
+        done: Some(Completion {
+            guard,
+            sender: (!switching).then_some(sender).flatten(),
+            log,
+            bytes: 0,
+        }),
+    };
+    Ok(Response::from_parts(parts, ProxyBody::Backend(body)))
+}
+
+enum Failure {
+    /// No answer in time (connect or first byte).
+    Timeout,
+    /// No backend could be reached, or one failed mid-answer.
+    Backend,
+}
+
+/// Sends the request to the least-busy backend, moving on to the next when a connection
+/// cannot be made or the request was provably never sent (the only retries that are safe).
+async fn forward(
+    shared: &Shared,
+    route: &LiveRoute,
+    mut outgoing: Request<BackendBody>,
+    upgrade: bool,
+) -> Result<(Response<Incoming>, Option<Sender>, InflightGuard), Failure> {
+    let config = &shared.config;
+    let mut tried: Vec<usize> = Vec::new();
+    let mut timed_out = false;
+    let attempts = route.backends.len() + 2;
+    for _ in 0..attempts {
+        let Some(index) = pick(shared, &route.backends, &tried) else {
+            break;
+        };
+        let backend = &route.backends[index];
+        let guard = backend.begin();
+        let connection = if upgrade {
+            backend.upgradable_connection(config.connect_timeout).await
+        } else {
+            backend.connection(config.connect_timeout).await
+        };
+        let mut sender = match connection {
+            Ok(sender) => sender,
+            Err(err) => {
+                tracing::warn!(backend = %backend.addr, app = %route.app, error = %err, "backend unreachable");
+                timed_out |= matches!(err, crate::backend::ConnectError::Timeout(_));
+                tried.push(index);
+                continue;
+            }
+        };
+        match tokio::time::timeout(config.first_byte_timeout, sender.try_send_request(outgoing))
+            .await
+        {
+            Ok(Ok(response)) => return Ok((response, Some(sender), guard)),
+            Ok(Err(mut err)) => match err.take_message() {
+                // Never written to the wire (a stale pooled connection): safe to send again.
+                Some(request) => {
+                    outgoing = request;
+                    continue;
+                }
+                None => {
+                    tracing::warn!(backend = %backend.addr, app = %route.app, error = %err.error(), "backend failed");
+                    return Err(Failure::Backend);
+                }
+            },
+            Err(_) => return Err(Failure::Timeout),
+        }
+    }
+    Err(if timed_out {
+        Failure::Timeout
+    } else {
+        Failure::Backend
+    })
+}
+
+/// Least outstanding requests; ties broken round-robin so equal backends share the load.
+fn pick(shared: &Shared, backends: &[Arc<Backend>], skip: &[usize]) -> Option<usize> {
+    let start = shared.round_robin.fetch_add(1, Ordering::Relaxed);
+    let n = backends.len();
+    (0..n)
+        .map(|i| (start + i) % n)
+        .filter(|i| !skip.contains(i))
+        .min_by_key(|&i| backends[i].inflight())
+}
+
+async fn tunnel(
+    client: hyper::upgrade::OnUpgrade,
+    backend: hyper::upgrade::OnUpgrade,
+    guard: InflightGuard,
+) {
+    let (client, backend_io) = match tokio::try_join!(client, backend) {
+        Ok(pair) => pair,
+        Err(err) => {
+            tracing::debug!(error = %err, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = TokioIo::new(client);
+    let mut backend_io = TokioIo::new(backend_io);
+    let mut closing = guard.backend().closing();
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut backend_io) => {}
+        _ = closing.wait_for(|closing| *closing) => {
+            tracing::debug!(backend = %guard.backend().addr, "closing tunnel at drain deadline");
+        }
+    }
+}
+
+fn page(page: Page, request_id: &HeaderValue, mut log: AccessLog) -> Response<ProxyBody> {
+    log.status = page.status.as_u16();
+    log.write(page.body.len() as u64);
+    let mut response = Response::new(ProxyBody::Page(Full::new(page.body)));
+    *response.status_mut() = page.status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    response
+}
+
+fn id_str(id: &HeaderValue) -> &str {
+    id.to_str().unwrap_or("-")
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::UPGRADE)
+        && headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+}
+
+/// Removes hop-by-hop headers, and any header the `Connection` header names. For an
+/// upgrade, `Connection: upgrade` and `Upgrade` must pass through.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .filter(|name| !(upgrade && name == header::UPGRADE))
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::UPGRADE);
+    }
+}
+
+fn add_forwarding_headers(
+    headers: &mut HeaderMap,
+    host: &str,
+    client: SocketAddr,
+    proto: &'static str,
+    port: u16,
+    request_id: &HeaderValue,
+) {
+    let client_ip = client.ip().to_string();
+    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
+        _ => client_ip,
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        headers.insert(X_FORWARDED_FOR.clone(), value);
+    }
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
+    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+    if let Ok(value) = HeaderValue::from_str(host) {
+        headers.insert(X_FORWARDED_HOST.clone(), value);
+    }
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    if let Ok(value) = HeaderValue::from_str(&format!("t={millis}")) {
+        headers.insert(X_REQUEST_START.clone(), value);
+    }
+    headers.append(header::VIA, VIA_VALUE.clone());
+}
+
+/// The client's `X-Request-ID` when it is 20–200 safe characters, else a new random one.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(given) = headers.get(&X_REQUEST_ID) {
+        let bytes = given.as_bytes();
+        let safe = (20..=200).contains(&bytes.len())
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(b));
+        if safe {
+            return given.clone();
+        }
+    }
+    let id: u128 = rand::rng().random();
+    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids() {
+        let mut headers = HeaderMap::new();
+        let fresh = request_id(&headers);
+        assert_eq!(fresh.len(), 32);
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static("short"));
+        assert_ne!(request_id(&headers), "short");
+        let good = "0123456789abcdef-ghij-klmn";
+        headers.insert(&X_REQUEST_ID, HeaderValue::from_static(good));
+        assert_eq!(request_id(&headers), good);
+        headers.insert(
+            &X_REQUEST_ID,
+            HeaderValue::from_static("has spaces in it so it is refused"),
+        );
+        assert_ne!(request_id(&headers), "has spaces in it so it is refused");
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        headers.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut headers, false);
+        assert_eq!(headers.len(), 1, "{headers:?}");
+        assert!(headers.contains_key("x-kept"));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(is_upgrade(&headers));
+        strip_hop_by_hop(&mut headers, true);
+        assert_eq!(headers[header::UPGRADE], "websocket");
+        assert_eq!(headers[header::CONNECTION], "upgrade");
+    }
+}

@@ -1,0 +1,126 @@
+//! The routing table: plain data handed to the router, compiled into host lookups.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backend::Backend;
+use crate::metrics::AppMetrics;
+
+/// What the router serves: for each app, its hostnames and live `web` backends. Plain,
+/// serialisable data, so a router in another process can be fed the same table.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTable {
+    pub routes: Vec<Route>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub app: String,
+    /// Hostnames, matched case-insensitively without the port. `*.example.com` matches any
+    /// single label in front of `example.com`.
+    pub hosts: Vec<String>,
+    /// Where the app's `web` processes listen. Empty: the app is down (503).
+    pub backends: Vec<SocketAddr>,
+}
+
+/// One app as the proxy sees it.
+pub(crate) struct LiveRoute {
+    pub app: String,
+    pub backends: Vec<Arc<Backend>>,
+    pub metrics: Arc<AppMetrics>,
+}
+
+/// A routing table ready for lookups.
+#[derive(Default)]
+pub(crate) struct CompiledTable {
+    exact: HashMap<String, Arc<LiveRoute>>,
+    /// `*.example.com` stored as `example.com`.
+    wildcard: HashMap<String, Arc<LiveRoute>>,
+}
+
+impl CompiledTable {
+    pub fn insert(&mut self, host: &str, route: Arc<LiveRoute>) {
+        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        match host.strip_prefix("*.") {
+            Some(parent) => self.wildcard.insert(parent.to_string(), route),
+            None => self.exact.insert(host, route),
+        };
+    }
+
+    /// The route for a Host header value (any port stripped, any case).
+    pub fn lookup(&self, host: &str) -> Option<&Arc<LiveRoute>> {
+        let host = strip_port(host).trim_end_matches('.');
+        let lowered;
+        let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = host.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            host
+        };
+        if let Some(route) = self.exact.get(host) {
+            return Some(route);
+        }
+        let (_, parent) = host.split_once('.')?;
+        self.wildcard.get(parent)
+    }
+}
+
+/// `example.com:8000` → `example.com`; `[::1]:80` → `[::1]`.
+pub(crate) fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return match host.find(']') {
+            Some(end) => &host[..=end],
+            None => host,
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(app: &str) -> Arc<LiveRoute> {
+        Arc::new(LiveRoute {
+            app: app.into(),
+            backends: vec![],
+            metrics: Arc::new(AppMetrics::default()),
+        })
+    }
+
+    #[test]
+    fn host_lookup() {
+        let mut table = CompiledTable::default();
+        table.insert("shop.localhost", route("shop"));
+        table.insert("WWW.Shop.Example", route("custom"));
+        table.insert("*.apps.example.com", route("wild"));
+        let app = |host: &str| table.lookup(host).map(|r| r.app.clone());
+        assert_eq!(app("shop.localhost").as_deref(), Some("shop"));
+        assert_eq!(app("SHOP.localhost:8000").as_deref(), Some("shop"));
+        assert_eq!(app("shop.localhost.").as_deref(), Some("shop"));
+        assert_eq!(app("www.shop.example").as_deref(), Some("custom"));
+        assert_eq!(app("x.apps.example.com").as_deref(), Some("wild"));
+        assert_eq!(
+            app("a.b.apps.example.com"),
+            None,
+            "a wildcard covers one label"
+        );
+        assert_eq!(app("apps.example.com"), None);
+        assert_eq!(app("other.localhost"), None);
+        assert_eq!(app(""), None);
+    }
+
+    #[test]
+    fn ports_are_stripped() {
+        assert_eq!(strip_port("a.b:8000"), "a.b");
+        assert_eq!(strip_port("a.b"), "a.b");
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[::1]"), "[::1]");
+    }
+}

@@ -1,0 +1,585 @@
+//! The router against real backends on loopback: routing, error pages, headers, streaming,
+//! WebSockets, load balancing, and a table swap under load with draining.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use paas_router::{Route, RouteTable, Router, RouterConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+/// A small app server: `/name`, `/headers`, `/slow?ms=N`, `/sse`, `/echo`, and a raw echo after
+/// any `Upgrade` request.
+struct TestBackend {
+    addr: SocketAddr,
+    hits: Arc<AtomicUsize>,
+}
+
+async fn backend(name: &'static str) -> TestBackend {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    respond(name, req)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    TestBackend { addr, hits }
+}
+
+fn full(text: impl Into<Bytes>) -> TestBody {
+    Full::new(text.into()).boxed()
+}
+
+async fn respond(
+    name: &'static str,
+    mut req: Request<Incoming>,
+) -> Result<Response<TestBody>, Infallible> {
+    if req.headers().contains_key("upgrade") {
+        let upgrade = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(upgraded) = upgrade.await {
+                let mut io = TokioIo::new(upgraded);
+                let mut buf = [0u8; 1024];
+                while let Ok(n) = io.read(&mut buf).await {
+                    if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        return Ok(Response::builder()
+            .status(StatusCode::SWITCHING_PROTOCOLS)
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .body(full(""))
+            .unwrap());
+    }
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let body = match path.as_str() {
+        "/name" => full(name),
+        "/headers" => {
+            let mut text = String::new();
+            for (key, value) in req.headers() {
+                text.push_str(&format!("{key}: {}\n", value.to_str().unwrap_or("?")));
+            }
+            full(text)
+        }
+        "/slow" => {
+            let ms: u64 = query.trim_start_matches("ms=").parse().unwrap_or(100);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            full(name)
+        }
+        "/sse" => {
+            let stream = futures_util::stream::unfold(0, |n| async move {
+                if n == 3 {
+                    return None;
+                }
+                if n > 0 {
+                    tokio::time::sleep(Duration::from_millis(700)).await;
+                }
+                Some((
+                    Ok::<_, Infallible>(Frame::data(Bytes::from(format!("data: {n}\n\n")))),
+                    n + 1,
+                ))
+            });
+            return Ok(Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(BodyExt::boxed(StreamBody::new(stream)))
+                .unwrap());
+        }
+        "/echo" => {
+            let collected = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            full(format!("{}", collected.len()))
+        }
+        _ => {
+            return Ok(Response::builder()
+                .status(404)
+                .body(full("not here"))
+                .unwrap());
+        }
+    };
+    Ok(Response::new(body))
+}
+
+/// A router on a loopback port with `table`.
+async fn router(config: RouterConfig, table: RouteTable) -> (Router, SocketAddr) {
+    let router = Router::new(config);
+    let _ = router.set_table(&table);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = router.clone();
+    tokio::spawn(async move { serving.serve(listener, std::future::pending()).await });
+    (router, addr)
+}
+
+fn route(app: &str, hosts: &[&str], backends: &[SocketAddr]) -> Route {
+    Route {
+        app: app.into(),
+        hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        backends: backends.to_vec(),
+    }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().build().unwrap()
+}
+
+async fn get(addr: SocketAddr, host: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("http://{addr}{path}"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn routes_by_host() {
+    let (a, b) = (backend("alpha").await, backend("beta").await);
+    let table = RouteTable {
+        routes: vec![
+            route("alpha", &["alpha.localhost"], &[a.addr]),
+            route(
+                "beta",
+                &["beta.localhost", "www.beta.example", "*.beta.dev"],
+                &[b.addr],
+            ),
+        ],
+    };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    for (host, expected) in [
+        ("alpha.localhost", "alpha"),
+        ("ALPHA.LocalHost:8000", "alpha"),
+        ("beta.localhost", "beta"),
+        ("www.beta.example", "beta"),
+        ("pr-42.beta.dev", "beta"),
+    ] {
+        let response = get(addr, host, "/name").await;
+        assert_eq!(response.status(), 200, "{host}");
+        assert_eq!(response.text().await.unwrap(), expected, "{host}");
+    }
+    let response = get(addr, "nobody.localhost", "/name").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    assert!(response.headers().contains_key("x-request-id"));
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("No such app") && page.contains("nobody.localhost"),
+        "{page}"
+    );
+    // The backend's own 404 passes through untouched.
+    let response = get(addr, "alpha.localhost", "/missing").await;
+    assert_eq!(response.status(), 404);
+    assert_eq!(response.text().await.unwrap(), "not here");
+}
+
+#[tokio::test]
+async fn error_pages_for_down_failing_and_slow_apps() {
+    let slow = backend("slow").await;
+    let dead = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap() // dropped: nothing listens there
+    };
+    let table = RouteTable {
+        routes: vec![
+            route("idle", &["idle.localhost"], &[]),
+            route("dead", &["dead.localhost"], &[dead]),
+            route("slow", &["slow.localhost"], &[slow.addr]),
+        ],
+    };
+    let config = RouterConfig {
+        first_byte_timeout: Duration::from_millis(300),
+        ..RouterConfig::default()
+    };
+    let (_router, addr) = router(config, table).await;
+
+    let response = get(addr, "idle.localhost", "/").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let page = response.text().await.unwrap();
+    assert!(
+        page.contains("no web processes running") && page.contains("ps:scale web=1"),
+        "{page}"
+    );
+
+    let response = get(addr, "dead.localhost", "/").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    assert!(response.text().await.unwrap().contains("Application error"));
+
+    let response = get(addr, "slow.localhost", "/slow?ms=2000").await;
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert!(response.text().await.unwrap().contains("timed out"));
+    let response = get(addr, "slow.localhost", "/slow?ms=10").await;
+    assert_eq!(
+        response.status(),
+        200,
+        "a fast answer from the same app still works"
+    );
+}
+
+#[tokio::test]
+async fn forwarding_headers() {
+    let app = backend("app").await;
+    let table = RouteTable {
+        routes: vec![route("app", &["app.localhost"], &[app.addr])],
+    };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+
+    let response = client()
+        .get(format!("http://{addr}/headers"))
+        .header("host", "app.localhost:8000")
+        .header("x-forwarded-for", "203.0.113.7")
+        .header("connection", "x-hop-only")
+        .header("x-hop-only", "secret")
+        .header("proxy-authorization", "Basic abc")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(request_id.len(), 32);
+    assert!(response.headers()["via"].to_str().unwrap().contains("paas"));
+    let seen = response.text().await.unwrap();
+    let header = |name: &str| {
+        seen.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        header("host").as_deref(),
+        Some("app.localhost:8000"),
+        "{seen}"
+    );
+    assert_eq!(
+        header("x-forwarded-for").as_deref(),
+        Some("203.0.113.7, 127.0.0.1")
+    );
+    assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(header("x-forwarded-port"), Some(addr.port().to_string()));
+    assert_eq!(
+        header("x-forwarded-host").as_deref(),
+        Some("app.localhost:8000")
+    );
+    assert_eq!(header("x-request-id"), Some(request_id));
+    assert!(header("x-request-start").unwrap().starts_with("t="));
+    assert!(header("via").unwrap().contains("1.1 paas"));
+    assert_eq!(
+        header("x-hop-only"),
+        None,
+        "headers named by Connection are hop-by-hop"
+    );
+    assert_eq!(header("proxy-authorization"), None);
+
+    // A client's own request id is kept when it is sane, replaced when it is not.
+    let given = "client-chosen-id-0123456789";
+    let response = client()
+        .get(format!("http://{addr}/headers"))
+        .header("host", "app.localhost")
+        .header("x-request-id", given)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], given);
+    assert!(
+        response
+            .text()
+            .await
+            .unwrap()
+            .contains(&format!("x-request-id: {given}"))
+    );
+    let response = client()
+        .get(format!("http://{addr}/headers"))
+        .header("host", "app.localhost")
+        .header("x-request-id", "short")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(response.headers()["x-request-id"], "short");
+}
+
+#[tokio::test]
+async fn bodies_stream_both_ways() {
+    let app = backend("app").await;
+    let table = RouteTable {
+        routes: vec![route("app", &["app.localhost"], &[app.addr])],
+    };
+    let config = RouterConfig {
+        max_body_bytes: 8 * 1024 * 1024,
+        ..RouterConfig::default()
+    };
+    let (_router, addr) = router(config, table).await;
+
+    // Server-sent events reach the client as they are produced, not at the end.
+    let started = Instant::now();
+    let response = get(addr, "app.localhost", "/sse").await;
+    let mut stream = response.bytes_stream();
+    let first = stream.next().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"data: 0\n\n");
+    assert!(
+        started.elapsed() < Duration::from_millis(600),
+        "first event took {:?}",
+        started.elapsed()
+    );
+    let mut rest = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        rest.extend_from_slice(&chunk.unwrap());
+    }
+    assert_eq!(rest, b"data: 1\n\ndata: 2\n\n");
+    assert!(started.elapsed() >= Duration::from_millis(1400));
+
+    // A streamed (chunked) upload of several MiB arrives whole.
+    let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![b'x'; 64 * 1024])));
+    let response = client()
+        .post(format!("http://{addr}/echo"))
+        .header("host", "app.localhost")
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), (64 * 64 * 1024).to_string());
+
+    // Over the limit with a declared length: 413 before the app sees anything.
+    let hits_before = app.hits.load(Ordering::SeqCst);
+    let response = client()
+        .post(format!("http://{addr}/echo"))
+        .header("host", "app.localhost")
+        .body(vec![0u8; 9 * 1024 * 1024])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(app.hits.load(Ordering::SeqCst), hits_before);
+}
+
+/// Opens a WebSocket-style upgrade through the router and returns the raw stream.
+async fn open_tunnel(addr: SocketAddr, host: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let handshake = format!(
+        "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(handshake.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).await.unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("upgrade: websocket"),
+        "{head}"
+    );
+    stream
+}
+
+async fn echo_roundtrip(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
+    stream.write_all(payload).await?;
+    let mut back = vec![0u8; payload.len()];
+    stream.read_exact(&mut back).await?;
+    Ok(back)
+}
+
+#[tokio::test]
+async fn websockets_are_tunnelled_byte_for_byte() {
+    let app = backend("app").await;
+    let table = RouteTable {
+        routes: vec![route("app", &["app.localhost"], &[app.addr])],
+    };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    let mut tunnel = open_tunnel(addr, "app.localhost").await;
+    // A masked WebSocket text frame "hello", then arbitrary binary: all of it echoes back.
+    let frame = [
+        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
+    ];
+    assert_eq!(echo_roundtrip(&mut tunnel, &frame).await.unwrap(), frame);
+    let binary: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    assert_eq!(echo_roundtrip(&mut tunnel, &binary).await.unwrap(), binary);
+}
+
+#[tokio::test]
+async fn balances_and_skips_refusing_backends() {
+    let backends = [
+        backend("one").await,
+        backend("two").await,
+        backend("three").await,
+    ];
+    let dead = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    };
+    let mut addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    addrs.push(dead);
+    let table = RouteTable {
+        routes: vec![route("app", &["app.localhost"], &addrs)],
+    };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    for _ in 0..60 {
+        let response = get(addr, "app.localhost", "/name").await;
+        assert_eq!(
+            response.status(),
+            200,
+            "a refused connection moves on to a live backend"
+        );
+    }
+    for backend in &backends {
+        let hits = backend.hits.load(Ordering::SeqCst);
+        assert!(hits >= 10, "every live backend takes a share: {hits}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn swap_under_load_drops_nothing_and_drains() {
+    let (old, new) = (backend("old").await, backend("new").await);
+    let (router, addr) = router(
+        RouterConfig::default(),
+        RouteTable {
+            routes: vec![route("app", &["app.localhost"], &[old.addr])],
+        },
+    )
+    .await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let successes = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for _ in 0..8 {
+        let (stop, failures, successes) = (stop.clone(), failures.clone(), successes.clone());
+        load.push(tokio::spawn(async move {
+            let client = client();
+            while !stop.load(Ordering::Relaxed) {
+                let result = client
+                    .get(format!("http://{addr}/slow?ms=30"))
+                    .header("host", "app.localhost")
+                    .send()
+                    .await;
+                let ok = match result {
+                    Ok(r) => r.status() == 200 && r.text().await.is_ok(),
+                    Err(_) => false,
+                };
+                let counter = if ok { &successes } else { &failures };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let draining = router.set_table(&RouteTable {
+        routes: vec![route("app", &["app.localhost"], &[new.addr])],
+    });
+    assert_eq!(draining.addrs(), vec![old.addr]);
+    assert!(
+        draining.wait(Duration::from_secs(5)).await,
+        "the old backend drained in time"
+    );
+    let old_hits_after_drain = old.hits.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    assert_eq!(
+        failures.load(Ordering::Relaxed),
+        0,
+        "no request failed during the swap"
+    );
+    assert!(successes.load(Ordering::Relaxed) > 100);
+    assert_eq!(
+        old.hits.load(Ordering::SeqCst),
+        old_hits_after_drain,
+        "no new request reached the old backend"
+    );
+    assert!(new.hits.load(Ordering::SeqCst) > 50);
+    assert!(router.requests_for("app") as usize >= successes.load(Ordering::Relaxed));
+    assert!(
+        router
+            .render_metrics()
+            .contains("paas_router_requests_total{app=\"app\",code=\"2xx\"}")
+    );
+}
+
+#[tokio::test]
+async fn tunnels_close_at_the_drain_deadline_not_before() {
+    let (old, new) = (backend("old").await, backend("new").await);
+    let (router, addr) = router(
+        RouterConfig::default(),
+        RouteTable {
+            routes: vec![route("app", &["app.localhost"], &[old.addr])],
+        },
+    )
+    .await;
+    let mut tunnel = open_tunnel(addr, "app.localhost").await;
+    let draining = router.set_table(&RouteTable {
+        routes: vec![route("app", &["app.localhost"], &[new.addr])],
+    });
+    let deadline = Duration::from_millis(800);
+    let wait = tokio::spawn(draining.wait(deadline));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        echo_roundtrip(&mut tunnel, b"still open").await.unwrap(),
+        b"still open"
+    );
+    assert!(
+        !wait.await.unwrap(),
+        "an open tunnel keeps the backend busy until the deadline"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut buf = [0u8; 16];
+    let closed = tokio::time::timeout(Duration::from_secs(2), tunnel.read(&mut buf)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "tunnel closed after the deadline: {closed:?}"
+    );
+    // New connections go to the new backend.
+    assert_eq!(
+        get(addr, "app.localhost", "/name")
+            .await
+            .text()
+            .await
+            .unwrap(),
+        "new"
+    );
+}

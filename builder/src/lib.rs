@@ -1,1 +1,36 @@
-//! Source tree → container image. Empty until the builder issue lands; nothing calls it yet.
+//! Source tree → container image.
+//!
+//! Two halves with a plain value between them:
+//!
+//! - [`plan`] looks at a directory and decides *what* to build: a `Dockerfile` in the app
+//!   wins; otherwise the first [provider](providers) that recognises the tree (Python, Node,
+//!   Go, Ruby, static site, Procfile-only "shell") describes base image, dependency install
+//!   step (keyed on the lock files), build command and process types. The result, a
+//!   [`BuildPlan`], is printable and serializable, and needs no Docker.
+//! - [`Builder::build`] turns a plan into an image through the Docker Engine API's classic
+//!   builder: it generates a Dockerfile that copies the lock files before the rest of the code
+//!   (so a code-only change reuses the dependency layer), streams every line into a
+//!   [`BuildLog`], and returns a [`BuiltImage`].
+//!
+//! Config vars reach detected builds as build-time environment (never baked into the image's
+//! `ENV`) and Dockerfile builds as build args. Base images come from [`BaseImages`]: the
+//! official slim images by default, or the offline `paas/*:bookworm` stack images.
+
+mod config;
+mod context;
+mod docker;
+mod dockerfile;
+mod error;
+mod ignore;
+mod log;
+mod plan;
+mod procfile;
+mod providers;
+
+pub use config::{BaseImages, BuilderConfig, ImageRole, ImageSource};
+pub use docker::{BuildRequest, Builder, BuiltImage};
+pub use dockerfile::{GENERATED_DOCKERFILE, generate as generate_dockerfile};
+pub use error::BuildError;
+pub use log::{BuildLog, LogSubscription};
+pub use plan::{BuildPlan, Install, Kind, ProcessSource, Stage, plan};
+pub use procfile::parse as parse_procfile;

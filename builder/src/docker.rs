@@ -1,0 +1,648 @@
+//! Builds through the Docker Engine API's classic builder (no BuildKit: Docker 20.10 here, and
+//! no frontend image to pull), streaming its output into the build log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::errors::Error as DockerError;
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
+
+use crate::dockerfile::{CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
+use crate::error::STACK_HINT;
+use crate::{BuildError, BuildLog, BuildPlan, BuilderConfig, Kind, ProcessSource, context};
+
+/// Lines of log kept in an error's `log_tail`.
+const TAIL: usize = 30;
+
+/// One build: which app, which build, which source tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    /// The app's name: lowercase letters, digits and hyphens (it becomes part of the tag).
+    pub app: String,
+    pub build_id: i64,
+    /// A checkout of the commit to build.
+    pub source_dir: PathBuf,
+    /// Build this folder of the checkout instead of its root (monorepos; `PAAS_APP_BASE`).
+    /// Relative, and inside `source_dir`.
+    pub base_dir: Option<PathBuf>,
+    /// The app's config vars: build args for Dockerfile apps (those it declares), build-time
+    /// environment for detected ones. Never written into the image's `ENV`.
+    pub config: BTreeMap<String, String>,
+    pub commit: Option<String>,
+}
+
+impl BuildRequest {
+    pub fn new(
+        app: impl Into<String>,
+        build_id: i64,
+        source_dir: impl Into<PathBuf>,
+    ) -> BuildRequest {
+        BuildRequest {
+            app: app.into(),
+            build_id,
+            source_dir: source_dir.into(),
+            base_dir: None,
+            config: BTreeMap::new(),
+            commit: None,
+        }
+    }
+
+    /// The image's tag: `paas/app-NAME:bID`.
+    pub fn image_tag(&self) -> String {
+        format!("paas/app-{}:b{}", self.app, self.build_id)
+    }
+
+    /// The directory to build: `source_dir`, or `base_dir` inside it.
+    pub fn app_dir(&self) -> Result<PathBuf, BuildError> {
+        let Some(base) = &self.base_dir else {
+            return Ok(self.source_dir.clone());
+        };
+        let inside = !base.as_os_str().is_empty()
+            && base.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+        if !inside {
+            return Err(BuildError::InvalidRequest(format!(
+                "base directory {:?} must be a relative path inside the repository, like \
+                 `backend`",
+                base.display().to_string()
+            )));
+        }
+        let dir = self.source_dir.join(base);
+        let real = dir.canonicalize().map_err(|_| {
+            BuildError::InvalidRequest(format!(
+                "base directory {} does not exist in the repository (PAAS_APP_BASE)",
+                base.display()
+            ))
+        })?;
+        let root =
+            self.source_dir.canonicalize().map_err(|e| BuildError::io(&self.source_dir, e))?;
+        // A symlinked base directory must not lead out of the checkout.
+        if !real.starts_with(&root) || !real.is_dir() {
+            return Err(BuildError::InvalidRequest(format!(
+                "base directory {} is not a directory inside the repository",
+                base.display()
+            )));
+        }
+        Ok(dir)
+    }
+
+    fn check(&self) -> Result<(), BuildError> {
+        let app = &self.app;
+        let valid = !app.is_empty()
+            && app.len() <= 63
+            && app.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !app.starts_with('-')
+            && !app.ends_with('-')
+            && !app.contains("--");
+        if !valid {
+            return Err(BuildError::InvalidRequest(format!(
+                "app name {app:?} cannot name an image: use lowercase letters, digits and \
+                 single hyphens"
+            )));
+        }
+        if self.build_id < 0 {
+            return Err(BuildError::InvalidRequest(format!(
+                "build id {} is negative",
+                self.build_id
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A successful build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuiltImage {
+    /// The tag, e.g. `paas/app-shop:b42`.
+    pub image: String,
+    /// The image id (`sha256:…`).
+    pub id: String,
+    /// Bytes, as Docker reports it (shared layers included).
+    pub size: u64,
+    /// `python`, `node`, …, or `dockerfile`.
+    pub kind: String,
+    /// Process type → command; an empty command means the image's own ENTRYPOINT/CMD.
+    pub process_types: BTreeMap<String, String>,
+    pub duration: Duration,
+}
+
+/// Builds images on one Docker engine.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    docker: Docker,
+    config: BuilderConfig,
+}
+
+impl Builder {
+    /// Connects to the engine `DOCKER_HOST` names (the local socket by default) and agrees on
+    /// an API version it speaks.
+    pub async fn connect(config: BuilderConfig) -> Result<Builder, BuildError> {
+        let docker = Docker::connect_with_defaults()?;
+        Builder::with_docker(docker, config).await
+    }
+
+    /// Uses an existing client (its API version is negotiated again).
+    pub async fn with_docker(docker: Docker, config: BuilderConfig) -> Result<Builder, BuildError> {
+        // bollard's default two-minute request timeout would cut long builds short; the
+        // build's own limit is enforced around the whole build instead.
+        let docker = docker
+            .with_timeout(config.timeout + Duration::from_secs(60))
+            .negotiate_version()
+            .await?;
+        Ok(Builder { docker, config })
+    }
+
+    pub fn config(&self) -> &BuilderConfig {
+        &self.config
+    }
+
+    /// Builds `req` into an image, writing every line to `log` (which it does not close).
+    /// On failure no container is left behind and no image is tagged.
+    pub async fn build(
+        &self,
+        req: &BuildRequest,
+        log: &BuildLog,
+    ) -> Result<BuiltImage, BuildError> {
+        let started = Instant::now();
+        let running = Arc::new(Mutex::new(None));
+        let limit = self.config.timeout;
+        let result = match tokio::time::timeout(limit, self.run(req, log, &running, started)).await
+        {
+            Ok(result) => result,
+            Err(_) => Err(BuildError::TimedOut { limit, log_tail: log.tail(TAIL) }),
+        };
+        if let Err(error) = &result {
+            let leftover = running.lock().ok().and_then(|mut r| r.take());
+            if let Some(container) = leftover {
+                self.remove_container(&container).await;
+            }
+            log.error(format!("Build failed: {error}"));
+            tracing::info!(app = %req.app, build = req.build_id, code = error.code(), "build failed: {error}");
+        }
+        result
+    }
+
+    /// Removes an image this builder made (e.g. an old build's), keeping shared layers.
+    pub async fn remove_image(&self, image: &str) -> Result<(), BuildError> {
+        let options = RemoveImageOptionsBuilder::default().build();
+        match self.docker.remove_image(image, Some(options), None).await {
+            Ok(_) => Ok(()),
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn run(
+        &self,
+        req: &BuildRequest,
+        log: &BuildLog,
+        running: &Arc<Mutex<Option<String>>>,
+        started: Instant,
+    ) -> Result<BuiltImage, BuildError> {
+        req.check()?;
+        let dir = req.app_dir()?;
+        let tag = req.image_tag();
+        let commit = req
+            .commit
+            .as_deref()
+            .map(|c| format!(", commit {}", c.get(..7).unwrap_or(c)))
+            .unwrap_or_default();
+        let base =
+            req.base_dir.as_ref().map(|b| format!(" from {}/", b.display())).unwrap_or_default();
+        log.step(format!("Building {} (build {}{commit}){base}", req.app, req.build_id));
+
+        let plan = {
+            let dir = dir.clone();
+            let images = self.config.base_images.clone();
+            tokio::task::spawn_blocking(move || crate::plan(&dir, &images)).await.map_err(
+                |e| BuildError::Failed {
+                    message: format!("detection stopped unexpectedly: {e}"),
+                    log_tail: String::new(),
+                },
+            )??
+        };
+        log.step(plan.detected_line());
+        if let Some(runtime) = &plan.runtime {
+            log.info(runtime);
+        }
+        for note in &plan.notes {
+            log.info(format!("Note: {note}"));
+        }
+
+        let args = build_args(&plan, &req.config, log);
+        let ca = match (&self.config.ca_file, plan.kind) {
+            (Some(path), Kind::Dockerfile) => {
+                log.info(format!(
+                    "Note: {} is not added to Dockerfile builds; COPY it in your Dockerfile if \
+                     the build needs it",
+                    path.display()
+                ));
+                None
+            }
+            (Some(path), _) => {
+                Some(tokio::fs::read(path).await.map_err(|e| BuildError::io(path, e))?)
+            }
+            (None, _) => None,
+        };
+        let arg_names: Vec<String> = args.keys().cloned().collect();
+        let mut labels = BTreeMap::from([
+            ("io.paas.app".to_string(), req.app.clone()),
+            ("io.paas.build".to_string(), req.build_id.to_string()),
+            ("io.paas.kind".to_string(), plan.kind.to_string()),
+        ]);
+        if let Some(commit) = &req.commit {
+            labels.insert("io.paas.commit".to_string(), commit.clone());
+        }
+        let generated = crate::generate_dockerfile(&plan, &arg_names, ca.is_some(), &labels);
+
+        self.ensure_images(&plan, log).await?;
+
+        let context = {
+            let dir = dir.clone();
+            let generated = generated.clone();
+            tokio::task::spawn_blocking(move || {
+                let ignore = format!(".dockerignore\n{GENERATED_DOCKERFILE}\n");
+                let mut extra: Vec<(&str, &[u8])> = Vec::new();
+                let always: &[&str] = match &generated {
+                    Some(dockerfile) => {
+                        extra.push((GENERATED_DOCKERFILE, dockerfile.as_bytes()));
+                        extra.push((".dockerignore", ignore.as_bytes()));
+                        if let Some(ca) = &ca {
+                            extra.push((CA_CONTEXT_FILE, ca));
+                        }
+                        &[]
+                    }
+                    None => &["Dockerfile", ".dockerignore"],
+                };
+                context::write(&dir, &extra, always)
+            })
+            .await
+            .map_err(|e| BuildError::Failed {
+                message: format!("packing the build context stopped unexpectedly: {e}"),
+                log_tail: String::new(),
+            })??
+        };
+        log.step(format!(
+            "Sending build context ({} files, {})",
+            context.files,
+            human_size(context.bytes)
+        ));
+
+        let dockerfile = match &generated {
+            Some(_) => GENERATED_DOCKERFILE,
+            None => plan.dockerfile.as_deref().unwrap_or("Dockerfile"),
+        };
+        let buildargs: HashMap<String, String> = args.into_iter().collect();
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(dockerfile)
+            .t(&tag)
+            .rm(true)
+            // Intermediate containers go even when a step fails.
+            .forcerm(true)
+            .buildargs(&buildargs)
+            .version(BuilderVersion::BuilderV1);
+        if generated.is_none() {
+            // The daemon adds these as a final step; generated Dockerfiles carry them already.
+            let labels: HashMap<String, String> = labels.into_iter().collect();
+            options = options.labels(&labels);
+        }
+        let options = options.build();
+        log.step("Building image");
+        let body = bollard::body_try_stream(file_chunks(tokio::fs::File::from_std(context.file)));
+        let mut stream = self.docker.build_image(options, None, Some(body));
+        let mut output = Output::new(&plan, log, running);
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(text) = info.stream {
+                        output.text(&text);
+                    }
+                    if let Some(status) = info.status {
+                        output.text(&format!("{status}\n"));
+                    }
+                }
+                Err(e) => {
+                    output.flush();
+                    return Err(failure(e, &output.step, log));
+                }
+            }
+        }
+        output.flush();
+
+        let inspect = self.docker.inspect_image(&tag).await?;
+        let id = inspect.id.unwrap_or_default();
+        let size = inspect.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+        if plan.process_types.get("web").is_some_and(String::is_empty) {
+            let has_command = inspect.config.as_ref().is_some_and(|c| {
+                c.cmd.as_ref().is_some_and(|v| !v.is_empty())
+                    || c.entrypoint.as_ref().is_some_and(|v| !v.is_empty())
+            });
+            if !has_command {
+                let _ = self.remove_image(&tag).await;
+                return Err(BuildError::NoProcessTypes { kind: "Dockerfile".into() });
+            }
+        }
+        log_process_types(&plan, log);
+        let duration = started.elapsed();
+        log.step(format!("Built {tag} ({}) in {:.1}s", human_size(size), duration.as_secs_f64()));
+        Ok(BuiltImage {
+            image: tag,
+            id,
+            size,
+            kind: plan.kind.to_string(),
+            process_types: plan.process_types,
+            duration,
+        })
+    }
+
+    /// Makes sure every base image is here, pulling those that may be pulled.
+    async fn ensure_images(&self, plan: &BuildPlan, log: &BuildLog) -> Result<(), BuildError> {
+        for image in &plan.images {
+            match self.docker.inspect_image(image).await {
+                Ok(_) => continue,
+                Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            // The paas/* stack images exist in no registry: only build.sh makes them.
+            if image.starts_with("paas/") {
+                return Err(BuildError::BaseImageMissing {
+                    image: image.clone(),
+                    hint: STACK_HINT.to_string(),
+                });
+            }
+            log.step(format!("Pulling {image}"));
+            let options = CreateImageOptionsBuilder::default()
+                .from_image(image)
+                // An untagged name would pull every tag.
+                .tag(if has_tag(image) { "" } else { "latest" })
+                .build();
+            let mut pull = self.docker.create_image(Some(options), None, None);
+            while let Some(item) = pull.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(status) = info.status.filter(|s| s.starts_with("Status:")) {
+                            log.info(status);
+                        }
+                    }
+                    Err(e) => {
+                        return Err(BuildError::BaseImageMissing {
+                            image: image.clone(),
+                            hint: format!("pulling it failed ({e}); {STACK_HINT}"),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove_container(&self, id: &str) {
+        let options = RemoveContainerOptionsBuilder::default().force(true).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) => tracing::info!(container = id, "removed a build container left running"),
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+            Err(e) => tracing::warn!(container = id, "cannot remove build container: {e}"),
+        }
+    }
+}
+
+/// Config vars the build sees: for a Dockerfile only the ARGs it declares (the classic builder
+/// warns about the rest); for detected builds every var that is a valid variable name.
+fn build_args(
+    plan: &BuildPlan,
+    config: &BTreeMap<String, String>,
+    log: &BuildLog,
+) -> BTreeMap<String, String> {
+    let args: BTreeMap<String, String> = config
+        .iter()
+        .filter(|(key, _)| match plan.kind {
+            Kind::Dockerfile => plan.build_args.contains(key),
+            _ => is_variable_name(key),
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !args.is_empty() {
+        let names: Vec<&str> = args.keys().map(String::as_str).collect();
+        let how =
+            if plan.kind == Kind::Dockerfile { "build args" } else { "build-time environment" };
+        log.info(format!("Config vars passed as {how}: {}", names.join(", ")));
+    }
+    args
+}
+
+fn is_variable_name(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `python:3.12-slim` and `repo@sha256:…` have a tag or digest; `localhost:5000/app` does not.
+fn has_tag(image: &str) -> bool {
+    image.contains('@') || image.rsplit('/').next().is_some_and(|last| last.contains(':'))
+}
+
+/// The build's output, turned into log lines: Docker's text indented under our steps, with a
+/// step header when the install or build command starts.
+struct Output<'a> {
+    log: &'a BuildLog,
+    running: &'a Arc<Mutex<Option<String>>>,
+    partial: String,
+    /// The instruction now running, e.g. `RUN npm ci`.
+    step: String,
+    install: Option<(String, String)>,
+    build: Option<String>,
+}
+
+impl<'a> Output<'a> {
+    fn new(plan: &BuildPlan, log: &'a BuildLog, running: &'a Arc<Mutex<Option<String>>>) -> Self {
+        let install = plan.install.as_ref().map(|i| {
+            let keyed = if i.files.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", i.files.join(", "))
+            };
+            (format!("RUN {}", i.command), keyed)
+        });
+        Output {
+            log,
+            running,
+            partial: String::new(),
+            step: String::new(),
+            install,
+            build: plan.build.as_ref().map(|b| format!("RUN {b}")),
+        }
+    }
+
+    fn text(&mut self, text: &str) {
+        self.partial.push_str(text);
+        while let Some(end) = self.partial.find('\n') {
+            let line: String = self.partial.drain(..=end).collect();
+            self.line(line.trim_end());
+        }
+    }
+
+    fn flush(&mut self) {
+        let rest = std::mem::take(&mut self.partial);
+        if !rest.trim().is_empty() {
+            self.line(rest.trim_end());
+        }
+    }
+
+    fn line(&mut self, line: &str) {
+        if let Some((_, instruction)) = line.strip_prefix("Step ").and_then(|l| l.split_once(" : "))
+        {
+            self.step = instruction.trim().to_string();
+            if let Some((command, keyed)) = &self.install
+                && *command == self.step
+            {
+                self.log.step(format!("Installing dependencies{keyed}"));
+            } else if self.build.as_deref() == Some(self.step.as_str()) {
+                self.log.step(format!("Running build command: {}", &self.step[4..]));
+            }
+        } else if let Some(id) = line.trim().strip_prefix("---> Running in ") {
+            if let Ok(mut running) = self.running.lock() {
+                *running = Some(id.trim().to_string());
+            }
+        } else if line.starts_with("Removing intermediate container") {
+            if let Ok(mut running) = self.running.lock() {
+                *running = None;
+            }
+            return; // noise
+        }
+        self.log.info(line);
+    }
+}
+
+/// What a build error means for the developer.
+fn failure(error: DockerError, step: &str, log: &BuildLog) -> BuildError {
+    let log_tail = log.tail(TAIL);
+    let message = match &error {
+        DockerError::DockerStreamError { error } => error.clone(),
+        DockerError::DockerResponseServerError { message, .. } => message.clone(),
+        _ => return BuildError::Docker(error),
+    };
+    // The classic builder's words for a failed RUN.
+    if let Some(code) = message
+        .split("returned a non-zero code:")
+        .nth(1)
+        .and_then(|rest| rest.trim().parse::<i64>().ok())
+    {
+        return BuildError::StepFailed { step: step.to_string(), exit_code: code, log_tail };
+    }
+    let lower = message.to_lowercase();
+    if lower.contains("dockerfile parse error")
+        || lower.contains("unknown instruction")
+        || lower.contains("failed to parse dockerfile")
+        || lower.contains("cannot locate specified dockerfile")
+    {
+        return BuildError::Dockerfile { message };
+    }
+    BuildError::Failed { message, log_tail }
+}
+
+fn log_process_types(plan: &BuildPlan, log: &BuildLog) {
+    log.step("Discovering process types");
+    let mut by_source: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    for (name, source) in &plan.process_sources {
+        let source = match source {
+            ProcessSource::Procfile => "Procfile declares types",
+            ProcessSource::PaasToml => "paas.toml declares types",
+            ProcessSource::Inferred => "Default types for this app",
+            ProcessSource::Image => "The image's CMD runs",
+        };
+        by_source.entry(source.to_string()).or_default().push(name);
+    }
+    for (source, names) in by_source {
+        log.info(format!("{source:<27}-> {}", names.join(", ")));
+    }
+}
+
+/// The context file as a stream of chunks for the request body.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::try_unfold(file, |mut file| async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        let n = file.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some((Bytes::from(buf), file)))
+    })
+}
+
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KB", "MB", "GB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < UNITS.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_checked() {
+        let mut req = BuildRequest::new("shop-2", 42, "/nonexistent");
+        assert_eq!(req.image_tag(), "paas/app-shop-2:b42");
+        assert!(req.check().is_ok());
+        for bad in ["Shop", "-x", "a--b", "", "a_b", "x-"] {
+            req.app = bad.into();
+            assert!(req.check().is_err(), "{bad}");
+        }
+        let dir = crate::providers::test_support::tree(&[("backend/app.py", "")]);
+        let mut req = BuildRequest::new("x", 1, dir.path());
+        req.base_dir = Some("backend".into());
+        assert_eq!(req.app_dir().unwrap(), dir.path().join("backend"));
+        for bad in ["../etc", "/etc", "missing", "backend/app.py", ""] {
+            req.base_dir = Some(bad.into());
+            assert!(req.app_dir().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_from_the_daemon() {
+        let log = BuildLog::new();
+        log.info("Step 3/5 : RUN false");
+        let step = failure(
+            DockerError::DockerStreamError {
+                error: "The command '/bin/sh -c false' returned a non-zero code: 3".into(),
+            },
+            "RUN false",
+            &log,
+        );
+        assert!(
+            matches!(&step, BuildError::StepFailed { exit_code: 3, step, log_tail } if step == "RUN false" && log_tail.contains("Step 3/5")),
+            "{step:?}"
+        );
+        let syntax = failure(
+            DockerError::DockerResponseServerError {
+                status_code: 400,
+                message: "dockerfile parse error line 2: unknown instruction: RUNN".into(),
+            },
+            "",
+            &log,
+        );
+        assert!(matches!(syntax, BuildError::Dockerfile { .. }), "{syntax:?}");
+        assert!(has_tag("python:3.12-slim") && !has_tag("localhost:5000/app"));
+        assert_eq!(human_size(126_000_000), "126.0 MB");
+        assert!(
+            is_variable_name("SECRET_KEY") && !is_variable_name("1X") && !is_variable_name("A-B")
+        );
+    }
+}

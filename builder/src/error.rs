@@ -1,0 +1,101 @@
+//! Why a build did not produce an image, in words the app's developer can act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The command that builds the offline base images; named in every missing-image error.
+pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/*:bookworm images offline, \
+     and set PAAS_BASE_IMAGES=local to use them";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error(
+        "no app detected in {dir}: add a Dockerfile, or the file that marks your language \
+         (requirements.txt or pyproject.toml, package.json, go.mod, Gemfile, index.html), or a \
+         Procfile that says how to start the app (`web: ./start.sh`)"
+    )]
+    NoAppDetected { dir: PathBuf },
+
+    #[error("Procfile line {line}: {message}")]
+    Procfile { line: usize, message: String },
+
+    #[error(
+        "no process types: this {kind} app has no Procfile and paas cannot tell how to start it; \
+         add a Procfile next to your code with a line like `web: python app.py`"
+    )]
+    NoProcessTypes { kind: String },
+
+    /// A file the detection reads (package.json, paas.toml, …) is malformed.
+    #[error("{file}: {message}")]
+    Manifest { file: String, message: String },
+
+    /// The request itself is unusable: bad app name, base directory outside the source, …
+    #[error("{0}")]
+    InvalidRequest(String),
+
+    #[error("base image {image} is not on this Docker host and could not be pulled: {hint}")]
+    BaseImageMissing { image: String, hint: String },
+
+    #[error("the Dockerfile is invalid: {message}")]
+    Dockerfile { message: String },
+
+    #[error("build step failed with exit code {exit_code}: {step}")]
+    StepFailed {
+        step: String,
+        exit_code: i64,
+        /// The last lines of the build log, for a short error report.
+        log_tail: String,
+    },
+
+    #[error("the build failed: {message}")]
+    Failed { message: String, log_tail: String },
+
+    #[error("the build took longer than its limit of {}s and was stopped", limit.as_secs())]
+    TimedOut { limit: Duration, log_tail: String },
+
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("Docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+}
+
+impl BuildError {
+    /// A stable, machine-readable code for the API's error shape.
+    pub fn code(&self) -> &'static str {
+        match self {
+            BuildError::NoAppDetected { .. } => "no_app_detected",
+            BuildError::Procfile { .. } => "bad_procfile",
+            BuildError::NoProcessTypes { .. } => "no_process_types",
+            BuildError::Manifest { .. } => "bad_manifest",
+            BuildError::InvalidRequest(_) => "invalid_build_request",
+            BuildError::BaseImageMissing { .. } => "base_image_missing",
+            BuildError::Dockerfile { .. } => "bad_dockerfile",
+            BuildError::StepFailed { .. } => "build_step_failed",
+            BuildError::Failed { .. } => "build_failed",
+            BuildError::TimedOut { .. } => "build_timed_out",
+            BuildError::Io { .. } => "io",
+            BuildError::Docker(_) => "docker",
+        }
+    }
+
+    /// True when the app (its files or its Dockerfile) is at fault rather than the platform.
+    pub fn is_app_error(&self) -> bool {
+        !matches!(
+            self,
+            BuildError::Io { .. } | BuildError::Docker(_) | BuildError::BaseImageMissing { .. }
+        )
+    }
+
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> BuildError {
+        BuildError::Io { path: path.into(), source }
+    }
+
+    pub(crate) fn manifest(file: impl Into<String>, message: impl std::fmt::Display) -> BuildError {
+        BuildError::Manifest { file: file.into(), message: message.to_string() }
+    }
+}

@@ -1,0 +1,585 @@
+//! The build plan: what detection decided, as a plain value that prints, serializes and
+//! renders into a Dockerfile.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::providers::{self, App};
+use crate::{BaseImages, BuildError, procfile};
+
+/// What kind of app the tree is, which decides how it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// The app's own Dockerfile.
+    Dockerfile,
+    Python,
+    Node,
+    Go,
+    Ruby,
+    Static,
+    /// A Procfile and nothing paas recognises: the files on a plain OS image.
+    Shell,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dockerfile => "dockerfile",
+            Kind::Python => "python",
+            Kind::Node => "node",
+            Kind::Go => "go",
+            Kind::Ruby => "ruby",
+            Kind::Static => "static",
+            Kind::Shell => "shell",
+        }
+    }
+
+    /// How the log names it: `-----> Python app detected`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Kind::Dockerfile => "Dockerfile",
+            Kind::Python => "Python",
+            Kind::Node => "Node.js",
+            Kind::Go => "Go",
+            Kind::Ruby => "Ruby",
+            Kind::Static => "Static HTML",
+            Kind::Shell => "Procfile-only (shell)",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The dependency install step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Install {
+    pub command: String,
+    /// The lock and manifest files copied in before `command` runs: the install layer is
+    /// rebuilt only when one of them changes. Directories end with `/`.
+    pub files: Vec<String>,
+    /// The command needs the whole source tree (`pip install .`), so the layer is rebuilt on
+    /// every change.
+    pub whole_tree: bool,
+}
+
+/// A separate stage the install (and maybe the build) runs in, so the runtime image carries
+/// neither compilers nor caches.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stage {
+    pub image: String,
+    /// Absolute paths copied from this stage into the runtime image.
+    pub keep: Vec<String>,
+    /// The build command runs here (with the whole source) rather than in the runtime image.
+    pub runs_build: bool,
+}
+
+/// Where a process type's command came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProcessSource {
+    Procfile,
+    PaasToml,
+    Inferred,
+    /// The image's own ENTRYPOINT/CMD (a Dockerfile app without a Procfile).
+    Image,
+}
+
+impl fmt::Display for ProcessSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProcessSource::Procfile => "Procfile",
+            ProcessSource::PaasToml => "paas.toml",
+            ProcessSource::Inferred => "inferred",
+            ProcessSource::Image => "the image's CMD",
+        })
+    }
+}
+
+/// What to build and how to start it. Pure data: [`plan`] makes it without Docker, and
+/// [`generate_dockerfile`](crate::generate_dockerfile) renders it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BuildPlan {
+    pub kind: Kind,
+    /// A framework detection recognised (`Django`, `Rails`), for the log.
+    pub framework: Option<String>,
+    /// The image the app runs on; `None` for Dockerfile apps.
+    pub base_image: Option<String>,
+    pub build_stage: Option<Stage>,
+    /// Which runtime version is used, and why.
+    pub runtime: Option<String>,
+    /// Non-secret environment set in the image (virtualenv `PATH`, …). Config vars are never
+    /// put here: they reach the build steps as build args and the app from the runner.
+    pub env: BTreeMap<String, String>,
+    pub install: Option<Install>,
+    pub build: Option<String>,
+    /// Process type → shell command. An empty command means "the image's own
+    /// ENTRYPOINT/CMD" (Dockerfile apps without a Procfile).
+    pub process_types: BTreeMap<String, String>,
+    pub process_sources: BTreeMap<String, ProcessSource>,
+    /// The Dockerfile a Dockerfile app is built with, relative to the app's directory.
+    pub dockerfile: Option<String>,
+    /// Build args that Dockerfile declares: config vars of these names are passed to it.
+    pub build_args: Vec<String>,
+    /// Every image the build starts FROM, checked (and pulled if allowed) before building.
+    pub images: Vec<String>,
+    /// Things the developer should know: fallbacks taken, overrides applied.
+    pub notes: Vec<String>,
+    /// Notes about inferred process types, shown only if the Procfile does not replace them.
+    #[serde(skip)]
+    pub(crate) inferred_notes: BTreeMap<String, String>,
+}
+
+impl BuildPlan {
+    /// A plan for a detected app on `base_image`; providers fill in the rest.
+    pub(crate) fn detected(kind: Kind, base_image: String) -> BuildPlan {
+        BuildPlan {
+            kind,
+            framework: None,
+            base_image: Some(base_image),
+            build_stage: None,
+            runtime: None,
+            env: BTreeMap::new(),
+            install: None,
+            build: None,
+            process_types: BTreeMap::new(),
+            process_sources: BTreeMap::new(),
+            dockerfile: None,
+            build_args: Vec::new(),
+            images: Vec::new(),
+            notes: Vec::new(),
+            inferred_notes: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn infer(&mut self, process: &str, command: impl Into<String>) {
+        self.process_types.insert(process.to_string(), command.into());
+    }
+
+    /// Infers a process type with a caveat that matters only if it is really used.
+    pub(crate) fn infer_with_note(
+        &mut self,
+        process: &str,
+        command: impl Into<String>,
+        note: &str,
+    ) {
+        self.infer(process, command);
+        self.inferred_notes.insert(process.to_string(), note.to_string());
+    }
+
+    /// `-----> Python app detected (Django)`'s words.
+    pub fn detected_line(&self) -> String {
+        match (&self.kind, &self.framework) {
+            (Kind::Dockerfile, _) => "Dockerfile detected".to_string(),
+            (kind, Some(framework)) => format!("{} app detected ({framework})", kind.title()),
+            (kind, None) => format!("{} app detected", kind.title()),
+        }
+    }
+}
+
+/// `paas.toml` in the app: overrides for what detection decided.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaasToml {
+    #[serde(default)]
+    build: BuildOverrides,
+    #[serde(default)]
+    processes: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BuildOverrides {
+    base_image: Option<String>,
+    build_image: Option<String>,
+    install: Option<String>,
+    command: Option<String>,
+}
+
+/// Looks at the app in `dir` and decides how to build it. Reads files only; no Docker.
+pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
+    if !dir.is_dir() {
+        return Err(BuildError::InvalidRequest(format!("{} is not a directory", dir.display())));
+    }
+    let app = App::new(dir);
+    let overrides: PaasToml = match app.read("paas.toml")? {
+        Some(text) => toml::from_str(&text).map_err(|e| BuildError::manifest("paas.toml", e))?,
+        None => PaasToml::default(),
+    };
+    let procfile = app.read("Procfile")?.map(|text| procfile::parse(&text)).transpose()?;
+
+    let mut plan = if app.is_file("Dockerfile") {
+        dockerfile_plan(&app)?
+    } else {
+        let provider = providers::all()
+            .into_iter()
+            .find(|p| p.detect(&app))
+            .ok_or_else(|| BuildError::NoAppDetected { dir: dir.to_path_buf() })?;
+        let mut plan = provider.plan(&app, images)?;
+        plan.process_sources =
+            plan.process_types.keys().map(|name| (name.clone(), ProcessSource::Inferred)).collect();
+        plan
+    };
+
+    // As on Heroku, Procfile entries replace inferred ones of the same name; paas.toml's
+    // replace both.
+    for (source, processes) in [
+        (ProcessSource::Procfile, procfile.unwrap_or_default()),
+        (ProcessSource::PaasToml, overrides.processes.clone()),
+    ] {
+        for (name, command) in processes {
+            plan.process_sources.insert(name.clone(), source);
+            plan.process_types.insert(name, command);
+        }
+    }
+    check_processes(&plan.process_types)?;
+    for (name, note) in std::mem::take(&mut plan.inferred_notes) {
+        if plan.process_sources.get(&name) == Some(&ProcessSource::Inferred) {
+            plan.notes.push(note);
+        }
+    }
+    apply_build_overrides(&mut plan, overrides.build)?;
+
+    if plan.process_types.is_empty() {
+        if plan.kind != Kind::Dockerfile {
+            return Err(BuildError::NoProcessTypes { kind: plan.kind.title().to_string() });
+        }
+        plan.process_types.insert("web".into(), String::new());
+        plan.process_sources.insert("web".into(), ProcessSource::Image);
+    }
+    if plan.kind != Kind::Dockerfile {
+        plan.images = plan
+            .build_stage
+            .iter()
+            .map(|s| s.image.clone())
+            .chain(plan.base_image.clone())
+            .collect();
+        plan.images.dedup();
+    }
+    Ok(plan)
+}
+
+fn check_processes(processes: &BTreeMap<String, String>) -> Result<(), BuildError> {
+    for (name, command) in processes {
+        let bad_name = name.is_empty()
+            || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if bad_name || command.trim().is_empty() {
+            return Err(BuildError::manifest(
+                "paas.toml",
+                format!(
+                    "[processes] {name:?}: process types are letters, digits, `-` or `_`, each \
+                     with a command"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn apply_build_overrides(plan: &mut BuildPlan, build: BuildOverrides) -> Result<(), BuildError> {
+    let given =
+        |value: Option<String>| value.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    for command in [&build.install, &build.command].into_iter().flatten() {
+        if command.contains('\n') {
+            return Err(BuildError::manifest(
+                "paas.toml",
+                "build commands are one line: chain steps with `&&` or put them in a script",
+            ));
+        }
+    }
+    if plan.kind == Kind::Dockerfile {
+        if build.base_image.is_some()
+            || build.build_image.is_some()
+            || build.install.is_some()
+            || build.command.is_some()
+        {
+            plan.notes.push(
+                "paas.toml [build] settings are ignored: the Dockerfile decides how this app \
+                 is built"
+                    .into(),
+            );
+        }
+        return Ok(());
+    }
+    if let Some(image) = given(build.base_image) {
+        plan.notes.push(format!("paas.toml sets the base image to {image}"));
+        plan.runtime = None;
+        plan.base_image = Some(image);
+    }
+    if let Some(image) = given(build.build_image) {
+        match &mut plan.build_stage {
+            Some(stage) => {
+                plan.notes.push(format!("paas.toml sets the build image to {image}"));
+                stage.image = image;
+            }
+            None => plan.notes.push(format!(
+                "paas.toml's build_image ({image}) is ignored: a {} build has one stage",
+                plan.kind
+            )),
+        }
+    }
+    if let Some(command) = given(build.install) {
+        plan.notes.push("paas.toml sets the install command".into());
+        let files = plan.install.take().map(|i| i.files).unwrap_or_default();
+        plan.install = Some(Install { whole_tree: files.is_empty(), command, files });
+    }
+    if let Some(command) = given(build.command) {
+        plan.notes.push("paas.toml sets the build command".into());
+        plan.build = Some(command);
+    }
+    Ok(())
+}
+
+/// A Dockerfile app: its images and build args come from the Dockerfile itself.
+fn dockerfile_plan(app: &App) -> Result<BuildPlan, BuildError> {
+    let text = app.read("Dockerfile")?.unwrap_or_default();
+    let instructions = instructions(&text);
+    let mut stages: Vec<String> = Vec::new();
+    let mut images = Vec::new();
+    let mut build_args = Vec::new();
+    for (keyword, rest) in &instructions {
+        match keyword.as_str() {
+            "FROM" => {
+                let words: Vec<&str> =
+                    rest.split_whitespace().filter(|w| !w.starts_with("--")).collect();
+                if let Some(image) = words.first() {
+                    let image = image.to_string();
+                    let known_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
+                    // Images named through ARGs are resolved by Docker; it reports them.
+                    if !known_stage && image != "scratch" && !image.contains('$') {
+                        images.push(image);
+                    }
+                }
+                if let [_, as_kw, name] = words.as_slice()
+                    && as_kw.eq_ignore_ascii_case("as")
+                {
+                    stages.push(name.to_string());
+                }
+            }
+            "ARG" => {
+                for word in words(rest) {
+                    let name = word.split('=').next().unwrap_or_default();
+                    if !name.is_empty() && !build_args.iter().any(|a| a == name) {
+                        build_args.push(name.to_string());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    images.dedup();
+    Ok(BuildPlan {
+        base_image: None,
+        dockerfile: Some("Dockerfile".into()),
+        build_args,
+        images,
+        ..BuildPlan::detected(Kind::Dockerfile, String::new())
+    })
+}
+
+/// Whitespace-separated words, where quotes keep spaces inside one word:
+/// `A="x y" B` → `A=x y`, `B`.
+fn words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => quote = Some(c),
+            (None, c) if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            (None, c) => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// The Dockerfile's instructions as (KEYWORD, arguments), with comments dropped and `\`
+/// continuation lines joined. Enough to find FROM and ARG; Docker parses it for real.
+fn instructions(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        if let Some(head) = trimmed.strip_suffix('\\') {
+            current.push_str(head);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(trimmed);
+        let full = std::mem::take(&mut current);
+        let mut parts = full.trim().splitn(2, char::is_whitespace);
+        if let Some(keyword) = parts.next().filter(|k| !k.is_empty()) {
+            out.push((
+                keyword.to_ascii_uppercase(),
+                parts.next().unwrap_or_default().trim().to_string(),
+            ));
+        }
+    }
+    out
+}
+
+impl fmt::Display for BuildPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let row = |f: &mut fmt::Formatter<'_>, label: &str, value: &str| {
+            writeln!(f, "{:<13}{value}", format!("{label}:"))
+        };
+        let kind = match &self.framework {
+            Some(framework) => format!("{} ({framework})", self.kind),
+            None => self.kind.to_string(),
+        };
+        row(f, "kind", &kind)?;
+        if let Some(dockerfile) = &self.dockerfile {
+            row(f, "dockerfile", dockerfile)?;
+            if !self.images.is_empty() {
+                row(f, "images", &self.images.join(", "))?;
+            }
+            if !self.build_args.is_empty() {
+                row(f, "build args", &self.build_args.join(", "))?;
+            }
+        }
+        if let Some(image) = &self.base_image {
+            row(f, "base image", image)?;
+        }
+        if let Some(stage) = &self.build_stage {
+            row(f, "build stage", &format!("{} (keeps {})", stage.image, stage.keep.join(", ")))?;
+        }
+        if let Some(runtime) = &self.runtime {
+            row(f, "runtime", runtime)?;
+        }
+        match &self.install {
+            Some(install) => {
+                row(f, "install", &install.command)?;
+                let keyed = if install.whole_tree {
+                    "the whole source tree (rebuilt on every change)".to_string()
+                } else if install.files.is_empty() {
+                    "nothing (always cached)".to_string()
+                } else {
+                    install.files.join(", ")
+                };
+                row(f, "  keyed on", &keyed)?;
+            }
+            None if self.kind != Kind::Dockerfile => row(f, "install", "(none)")?,
+            None => {}
+        }
+        if let Some(build) = &self.build {
+            row(f, "build", build)?;
+        }
+        writeln!(f, "processes:")?;
+        let width = self.process_types.keys().map(String::len).max().unwrap_or(0);
+        for (name, command) in &self.process_types {
+            let source = self
+                .process_sources
+                .get(name)
+                .filter(|s| **s != ProcessSource::Image)
+                .map(|s| format!("  ({s})"))
+                .unwrap_or_default();
+            let command = if command.is_empty() { "(the image's ENTRYPOINT/CMD)" } else { command };
+            writeln!(f, "  {:<width$}  {command}{source}", format!("{name}:"), width = width + 1)?;
+        }
+        if !self.notes.is_empty() {
+            writeln!(f, "notes:")?;
+            for note in &self.notes {
+                writeln!(f, "  - {note}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::test_support::tree;
+
+    fn plan_of(files: &[(&str, &str)]) -> Result<BuildPlan, BuildError> {
+        let dir = tree(files);
+        plan(dir.path(), &BaseImages::local())
+    }
+
+    #[test]
+    fn dockerfile_wins_and_declares_its_args() {
+        let plan = plan_of(&[
+            ("Dockerfile", "# syntax\nARG BASE=1\nFROM paas/python:bookworm AS build\nARG GREETING=\"hi there\" \\\n  OTHER\n\
+                            FROM build\nFROM scratch\nCMD [\"x\"]\n"),
+            ("requirements.txt", ""),
+        ])
+        .unwrap();
+        assert_eq!(plan.kind, Kind::Dockerfile);
+        assert_eq!(plan.images, ["paas/python:bookworm"]);
+        assert_eq!(plan.build_args, ["BASE", "GREETING", "OTHER"]);
+        assert_eq!(plan.process_types["web"], "");
+        assert_eq!(plan.process_sources["web"], ProcessSource::Image);
+        assert!(plan.to_string().contains("the image's ENTRYPOINT/CMD"));
+    }
+
+    #[test]
+    fn procfile_and_paas_toml_override_in_order() {
+        let plan = plan_of(&[
+            ("app.py", "print('hi')\n"),
+            ("Procfile", "web: python serve.py\nworker: python work.py\n"),
+            (
+                "paas.toml",
+                "[build]\ncommand = \"python build.py\"\nbase_image = \"corp/python:3.12\"\n\
+                 [processes]\nworker = \"python other.py\"\n",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(plan.kind, Kind::Python);
+        assert_eq!(plan.process_types["web"], "python serve.py");
+        assert_eq!(plan.process_sources["web"], ProcessSource::Procfile);
+        assert_eq!(plan.process_types["worker"], "python other.py");
+        assert_eq!(plan.process_sources["worker"], ProcessSource::PaasToml);
+        assert_eq!(plan.build.as_deref(), Some("python build.py"));
+        assert_eq!(plan.base_image.as_deref(), Some("corp/python:3.12"));
+        assert!(plan.images.contains(&"corp/python:3.12".to_string()));
+    }
+
+    #[test]
+    fn bad_inputs_are_clear_errors() {
+        let none = plan_of(&[("README.md", "hello")]).unwrap_err();
+        assert!(matches!(none, BuildError::NoAppDetected { .. }));
+        assert!(none.to_string().contains("Procfile"), "{none}");
+
+        let procfile = plan_of(&[("app.py", ""), ("Procfile", "web: ok\nnonsense\n")]).unwrap_err();
+        assert!(matches!(procfile, BuildError::Procfile { line: 2, .. }), "{procfile}");
+
+        let toml = plan_of(&[("app.py", ""), ("paas.toml", "[build]\nimage = 1\n")]).unwrap_err();
+        assert!(toml.to_string().starts_with("paas.toml:"), "{toml}");
+
+        let processes =
+            plan_of(&[("index.txt", ""), ("go.mod", "module example.com/lib\n")]).unwrap_err();
+        assert!(matches!(processes, BuildError::NoProcessTypes { .. }), "{processes}");
+        assert!(processes.to_string().contains("add a Procfile"), "{processes}");
+    }
+
+    #[test]
+    fn plans_print_and_serialize() {
+        let plan = plan_of(&[("requirements.txt", "flask==3.0\n"), ("app.py", "")]).unwrap();
+        let text = plan.to_string();
+        for needle in ["kind:", "python", "install:", "keyed on:  requirements.txt", "web:"] {
+            assert!(text.contains(needle), "{needle} in\n{text}");
+        }
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["kind"], "python");
+        assert_eq!(json["process_types"]["web"], "python app.py");
+    }
+}

@@ -1,0 +1,438 @@
+//! Python: pip (requirements.txt), uv, Poetry, Pipenv; Django recognised.
+//!
+//! Dependencies go into a virtualenv at /opt/venv, built in a stage on the build image (which
+//! may have a compiler) and copied into the slim runtime image.
+
+use super::{App, Provider, leading_version, version_file};
+use crate::config::Requested;
+use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind, Stage};
+
+pub(crate) struct Python;
+
+const VENV: &str = "/opt/venv";
+
+/// Files that make a tree a Python app even without a dependency manifest.
+const MARKERS: [&str; 9] = [
+    "requirements.txt",
+    "pyproject.toml",
+    "Pipfile",
+    "setup.py",
+    "runtime.txt",
+    ".python-version",
+    "manage.py",
+    "main.py",
+    "app.py",
+];
+
+impl Provider for Python {
+    fn detect(&self, app: &App) -> bool {
+        app.first_file(&MARKERS).is_some()
+    }
+
+    fn plan(&self, app: &App, images: &BaseImages) -> Result<BuildPlan, BuildError> {
+        let requested = requested_version(app)?;
+        let runtime = images.choose(ImageRole::Python, requested.as_ref());
+        let build = images.choose(ImageRole::PythonBuild, requested.as_ref());
+        let mut plan = BuildPlan::detected(Kind::Python, runtime.image);
+        plan.runtime = runtime.note;
+        plan.build_stage =
+            Some(Stage { image: build.image, keep: vec![VENV.to_string()], runs_build: false });
+        for (key, value) in [
+            ("VIRTUAL_ENV", VENV.to_string()),
+            ("PATH", format!("{VENV}/bin:$PATH")),
+            ("PYTHONUNBUFFERED", "1".to_string()),
+            ("PIP_DISABLE_PIP_VERSION_CHECK", "1".to_string()),
+            ("PIP_NO_CACHE_DIR", "1".to_string()),
+        ] {
+            plan.env.insert(key.to_string(), value);
+        }
+
+        let deps = dependencies(app, &mut plan.notes)?;
+        plan.install = Some(deps.install);
+
+        if let Some(django) = django(app)? {
+            plan.framework = Some("Django".into());
+            let chdir = django.dir.as_ref().map(|d| format!(" --chdir {d}")).unwrap_or_default();
+            let cd = django.dir.as_ref().map(|d| format!("cd {d} && ")).unwrap_or_default();
+            if deps.text.contains("gunicorn") {
+                plan.infer("web", format!("gunicorn {}{chdir}", django.wsgi_module));
+            } else {
+                plan.infer_with_note(
+                    "web",
+                    format!("{cd}python manage.py runserver 0.0.0.0:$PORT --noreload"),
+                    "gunicorn is not in your dependencies, so the web process is Django's \
+                     development server; add gunicorn for production, or declare `web:` in a \
+                     Procfile",
+                );
+            }
+            if django.static_root && deps.text.contains("django") {
+                plan.build = Some(format!("{cd}python manage.py collectstatic --noinput"));
+            }
+        } else if let Some(script) = app.first_file(&["main.py", "app.py"]) {
+            plan.infer("web", format!("python {script}"));
+        }
+        Ok(plan)
+    }
+}
+
+fn requested_version(app: &App) -> Result<Option<Requested>, BuildError> {
+    if let Some(found) = version_file(app, ".python-version", "", 2)? {
+        return Ok(Some(found));
+    }
+    if let Some(found) = version_file(app, "runtime.txt", "python-", 2)? {
+        return Ok(Some(found));
+    }
+    let pipfile = app.toml("Pipfile")?;
+    let version = pipfile
+        .as_ref()
+        .and_then(|t| t.get("requires")?.get("python_version")?.as_str())
+        .and_then(|v| leading_version(v, 2));
+    Ok(version.map(|version| Requested { version, source: "Pipfile".into() }))
+}
+
+struct Dependencies {
+    install: Install,
+    /// The manifests' text, lowercased: to see whether gunicorn or django is a dependency.
+    text: String,
+}
+
+fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, BuildError> {
+    let venv = format!("python -m venv {VENV}");
+    let keyed = |command: String, files: Vec<String>, text: String| Dependencies {
+        install: Install { command, files, whole_tree: false },
+        text: without_comments(&text),
+    };
+
+    if let Some(text) = app.read("requirements.txt")? {
+        let refs = requirement_files(&text);
+        if refs.local_source {
+            notes.push(
+                "requirements.txt installs a local directory, so dependencies are reinstalled \
+                 on every change; list packages (or wheels) instead to cache them"
+                    .into(),
+            );
+            return Ok(Dependencies {
+                install: Install {
+                    command: format!("{venv} && pip install -r requirements.txt"),
+                    files: Vec::new(),
+                    whole_tree: true,
+                },
+                text: without_comments(&text),
+            });
+        }
+        let mut files = vec!["requirements.txt".to_string()];
+        files.extend(refs.paths.into_iter().filter(|p| {
+            let p = p.trim_end_matches('/');
+            app.is_file(p) || app.is_dir(p)
+        }));
+        let mut all_text = text.clone();
+        for file in &files[1..] {
+            if let Some(more) = app.read(file.trim_end_matches('/')).ok().flatten() {
+                all_text.push_str(&more);
+            }
+        }
+        if !refs.any_requirement {
+            notes.push("requirements.txt lists no packages: nothing to install".into());
+            // No pip needed: a bare virtualenv keeps the layout (and PATH) the same, offline.
+            return Ok(keyed(format!("{venv} --without-pip"), files, all_text));
+        }
+        return Ok(keyed(format!("{venv} && pip install -r requirements.txt"), files, all_text));
+    }
+
+    if let Some(text) = app.read("pyproject.toml")? {
+        if app.is_file("uv.lock") {
+            return Ok(keyed(
+                format!(
+                    "{venv} && pip install uv && UV_PROJECT_ENVIRONMENT={VENV} uv sync --frozen \
+                     --no-dev --no-install-project"
+                ),
+                app.existing(&["pyproject.toml", "uv.lock"]),
+                text,
+            ));
+        }
+        if app.is_file("poetry.lock") {
+            return Ok(keyed(
+                format!(
+                    "{venv} && pip install poetry && poetry config virtualenvs.create false && \
+                     poetry install --only main --no-root --no-interaction"
+                ),
+                app.existing(&["pyproject.toml", "poetry.lock"]),
+                text,
+            ));
+        }
+        notes.push(
+            "pyproject.toml has no uv.lock or poetry.lock, so the project is installed with \
+             `pip install .` on every change; add a lock file or requirements.txt to cache \
+             dependencies"
+                .into(),
+        );
+        return Ok(Dependencies {
+            install: Install {
+                command: format!("{venv} && pip install ."),
+                files: Vec::new(),
+                whole_tree: true,
+            },
+            text: without_comments(&text),
+        });
+    }
+
+    if let Some(text) = app.read("Pipfile")? {
+        if !app.is_file("Pipfile.lock") {
+            notes.push("Pipfile has no Pipfile.lock: installing unpinned versions".into());
+        }
+        return Ok(keyed(
+            format!(
+                "{venv} && pip install pipenv && pipenv requirements > /tmp/requirements.txt && \
+                 pip install -r /tmp/requirements.txt"
+            ),
+            app.existing(&["Pipfile", "Pipfile.lock"]),
+            text,
+        ));
+    }
+
+    if app.is_file("setup.py") {
+        return Ok(Dependencies {
+            install: Install {
+                command: format!("{venv} && pip install ."),
+                files: Vec::new(),
+                whole_tree: true,
+            },
+            text: without_comments(&app.read("setup.py")?.unwrap_or_default()),
+        });
+    }
+
+    notes.push("no requirements.txt, pyproject.toml or Pipfile: nothing to install".into());
+    Ok(keyed(format!("{venv} --without-pip"), Vec::new(), String::new()))
+}
+
+#[derive(Debug, Default, PartialEq)]
+struct RequirementRefs {
+    /// Files and directories requirements.txt reads (`-r`, `-c`, `--find-links`, wheel paths),
+    /// which must be copied in with it.
+    paths: Vec<String>,
+    /// Installs a local source tree (`-e .`, `./pkg`), which needs the whole source.
+    local_source: bool,
+    any_requirement: bool,
+}
+
+fn requirement_files(text: &str) -> RequirementRefs {
+    let mut refs = RequirementRefs::default();
+    for line in text.lines() {
+        let line = line.split(" #").next().unwrap_or_default().trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let option_value = |names: &[&str]| {
+            names.iter().find_map(|name| {
+                let rest = line.strip_prefix(name)?;
+                let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
+                (!rest.is_empty()).then(|| rest.to_string())
+            })
+        };
+        if let Some(file) = option_value(&["-r", "--requirement", "-c", "--constraint"]) {
+            refs.paths.push(relative(&file));
+            continue;
+        }
+        if let Some(dir) = option_value(&["-f", "--find-links"]) {
+            if !dir.contains("://") {
+                refs.paths.push(format!("{}/", relative(&dir).trim_end_matches('/')));
+            }
+            continue;
+        }
+        if let Some(target) = option_value(&["-e", "--editable"]) {
+            if !target.contains("://") && !target.starts_with("git+") {
+                refs.local_source = true;
+            }
+            refs.any_requirement = true;
+            continue;
+        }
+        if line.starts_with('-') {
+            continue; // --no-index, --index-url, … take no local files
+        }
+        refs.any_requirement = true;
+        if line.starts_with("./") || line.starts_with("../") || line == "." {
+            if line.ends_with(".whl") || line.ends_with(".tar.gz") || line.ends_with(".zip") {
+                refs.paths.push(relative(line));
+            } else {
+                refs.local_source = true;
+            }
+        }
+    }
+    refs
+}
+
+/// Lowercased, with `#` comments dropped: a comment mentioning gunicorn is not a dependency.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        out.push_str(&line.split('#').next().unwrap_or_default().to_lowercase());
+        out.push('\n');
+    }
+    out
+}
+
+fn relative(path: &str) -> String {
+    path.trim_start_matches("./").to_string()
+}
+
+struct Django {
+    /// The folder manage.py is in, when it is not the app's root.
+    dir: Option<String>,
+    /// `mysite.wsgi`, from `WSGI_APPLICATION = "mysite.wsgi.application"`.
+    wsgi_module: String,
+    static_root: bool,
+}
+
+/// Django: manage.py in the root or one folder down, and a settings module naming
+/// WSGI_APPLICATION.
+fn django(app: &App) -> Result<Option<Django>, BuildError> {
+    let mut dirs = vec![String::new()];
+    dirs.extend(app.list("").into_iter().filter(|d| app.is_dir(d)));
+    for dir in dirs {
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        if !app.is_file(&format!("{prefix}manage.py")) {
+            continue;
+        }
+        for package in app.list(&dir) {
+            let settings = [
+                format!("{prefix}{package}/settings.py"),
+                format!("{prefix}{package}/settings/__init__.py"),
+                format!("{prefix}{package}/settings/base.py"),
+                format!("{prefix}{package}/settings/production.py"),
+            ];
+            for file in settings {
+                let Some(text) = app.read(&file)? else {
+                    continue;
+                };
+                if let Some(wsgi) = wsgi_application(&text) {
+                    return Ok(Some(Django {
+                        dir: (!dir.is_empty()).then_some(dir),
+                        wsgi_module: wsgi,
+                        static_root: text.contains("STATIC_ROOT"),
+                    }));
+                }
+            }
+        }
+    }
+    Ok(None)
+}
+
+fn wsgi_application(settings: &str) -> Option<String> {
+    settings.lines().find_map(|line| {
+        let value = line.trim().strip_prefix("WSGI_APPLICATION")?;
+        let value = value.trim().strip_prefix('=')?.trim();
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        let module = value.strip_suffix(".application").unwrap_or(value);
+        let valid = !module.is_empty()
+            && module.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        valid.then(|| module.to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan;
+    use crate::providers::test_support::tree;
+
+    fn plan_of(files: &[(&str, &str)]) -> BuildPlan {
+        let dir = tree(files);
+        plan(dir.path(), &BaseImages::official()).unwrap()
+    }
+
+    #[test]
+    fn requirements_keyed_install_in_a_venv() {
+        let p = plan_of(&[
+            ("requirements.txt", "-r base.txt\nflask==3.0  # web\n"),
+            ("base.txt", "gunicorn\n"),
+            ("app.py", ""),
+            (".python-version", "3.11.4\n"),
+        ]);
+        let install = p.install.unwrap();
+        assert_eq!(install.files, ["requirements.txt", "base.txt"]);
+        assert!(install.command.contains("pip install -r requirements.txt"));
+        assert_eq!(p.base_image.as_deref(), Some("python:3.11-slim"));
+        assert_eq!(p.build_stage.unwrap().keep, ["/opt/venv"]);
+        assert_eq!(p.process_types["web"], "python app.py");
+        assert!(p.runtime.unwrap().contains(".python-version"));
+    }
+
+    #[test]
+    fn stdlib_apps_install_offline() {
+        let p = plan_of(&[("requirements.txt", "# stdlib only\n\n"), ("main.py", "")]);
+        let install = p.install.unwrap();
+        assert!(install.command.ends_with("--without-pip"), "{}", install.command);
+        assert_eq!(p.process_types["web"], "python main.py");
+
+        let p = plan_of(&[("runtime.txt", "python-3.12.1\n"), ("app.py", "")]);
+        assert_eq!(p.base_image.as_deref(), Some("python:3.12-slim"));
+        assert!(p.install.unwrap().files.is_empty());
+    }
+
+    #[test]
+    fn vendored_wheels_are_part_of_the_key() {
+        let refs = requirement_files("--no-index\n--find-links ./wheels\ngreeting==1.0\n");
+        assert_eq!(refs.paths, ["wheels/"]);
+        assert!(refs.any_requirement && !refs.local_source);
+        assert!(requirement_files("-e .\n").local_source);
+        assert!(requirement_files("./mypkg\n").local_source);
+        assert_eq!(
+            requirement_files("./dist/x-1.0-py3-none-any.whl\n").paths,
+            ["dist/x-1.0-py3-none-any.whl"]
+        );
+        assert!(!requirement_files("# nothing\n--index-url https://x\n").any_requirement);
+    }
+
+    #[test]
+    fn lock_files_pick_the_installer() {
+        let uv = plan_of(&[
+            ("pyproject.toml", "[project]\nname='x'\n"),
+            ("uv.lock", ""),
+            ("main.py", ""),
+        ]);
+        let install = uv.install.unwrap();
+        assert!(install.command.contains("uv sync --frozen"));
+        assert_eq!(install.files, ["pyproject.toml", "uv.lock"]);
+
+        let poetry = plan_of(&[("pyproject.toml", ""), ("poetry.lock", ""), ("main.py", "")]);
+        assert!(poetry.install.unwrap().command.contains("poetry install"));
+
+        let bare = plan_of(&[("pyproject.toml", ""), ("main.py", "")]);
+        assert!(bare.install.unwrap().whole_tree);
+
+        let pipenv = plan_of(&[
+            ("Pipfile", "[requires]\npython_version = \"3.10\"\n"),
+            ("Pipfile.lock", "{}"),
+            ("main.py", ""),
+        ]);
+        assert!(pipenv.install.unwrap().command.contains("pipenv requirements"));
+        assert_eq!(pipenv.base_image.as_deref(), Some("python:3.10-slim"));
+    }
+
+    #[test]
+    fn django_uses_gunicorn_when_it_is_a_dependency() {
+        let settings =
+            "STATIC_ROOT = BASE_DIR / 'static'\nWSGI_APPLICATION = 'mysite.wsgi.application'\n";
+        let p = plan_of(&[
+            ("requirements.txt", "Django==5.0\ngunicorn\n"),
+            ("manage.py", ""),
+            ("mysite/settings.py", settings),
+        ]);
+        assert_eq!(p.framework.as_deref(), Some("Django"));
+        assert_eq!(p.process_types["web"], "gunicorn mysite.wsgi");
+        assert_eq!(p.build.as_deref(), Some("python manage.py collectstatic --noinput"));
+
+        // One folder down, and without gunicorn: the dev server, and a note saying so.
+        let p = plan_of(&[
+            ("requirements.txt", "django\n"),
+            ("src/manage.py", ""),
+            ("src/shop/settings.py", "WSGI_APPLICATION = \"shop.wsgi.application\"\n"),
+        ]);
+        assert_eq!(
+            p.process_types["web"],
+            "cd src && python manage.py runserver 0.0.0.0:$PORT --noreload"
+        );
+        assert!(p.notes.iter().any(|n| n.contains("gunicorn")));
+        assert_eq!(p.build, None);
+    }
+}

@@ -1,0 +1,452 @@
+//! The builder against the real Docker engine, on the offline `paas/*:bookworm` base images
+//! (`bash deploy/stack/build.sh` makes them): every fixture app builds into an image whose
+//! container answers HTTP on $PORT; the dependency layer is reused after a code change; bad
+//! input fails with a clear message and leaves no container behind.
+//!
+//! Tests run in parallel: each uses its own app name (so its own tags) and removes the images
+//! and containers it made, even when it fails.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::ContainerCreateBody;
+use futures_util::StreamExt;
+use paas_builder::{
+    BaseImages, BuildError, BuildLog, BuildRequest, Builder, BuilderConfig, BuiltImage, ImageRole,
+};
+
+const PORT: u16 = 5000;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}
+
+/// The test setup's settings: the local stack images, never the process environment.
+fn settings() -> BuilderConfig {
+    BuilderConfig {
+        base_images: BaseImages::local(),
+        ca_file: None,
+        timeout: Duration::from_secs(600),
+    }
+}
+
+fn unique_app(what: &str) -> String {
+    format!("t-{what}-{:08x}", rand::random::<u32>())
+}
+
+async fn docker() -> Docker {
+    Docker::connect_with_defaults().unwrap().negotiate_version().await.unwrap()
+}
+
+/// Removes what a test made when it goes out of scope, also on panic. Uses the docker CLI,
+/// since Drop cannot await.
+#[derive(Default)]
+struct Cleanup {
+    containers: Vec<String>,
+    images: Vec<String>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let docker = |args: &[&str]| {
+            let _ = std::process::Command::new("docker")
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        };
+        for id in &self.containers {
+            docker(&["rm", "--force", "--volumes", id]);
+        }
+        // Removing a tag also removes its untagged parent layers that nothing else uses.
+        for image in self.images.iter().rev() {
+            docker(&["rmi", image]);
+        }
+    }
+}
+
+/// Builds `req` with `config`; the image's tag is cleaned up with `cleanup`.
+async fn build_with(
+    config: BuilderConfig,
+    req: &BuildRequest,
+    cleanup: &mut Cleanup,
+) -> (Result<BuiltImage, BuildError>, BuildLog) {
+    cleanup.images.push(req.image_tag());
+    let builder = Builder::connect(config).await.unwrap();
+    let log = BuildLog::new();
+    let result = builder.build(req, &log).await;
+    log.close();
+    (result, log)
+}
+
+async fn build_ok(req: &BuildRequest, cleanup: &mut Cleanup) -> (BuiltImage, BuildLog) {
+    let (result, log) = build_with(settings(), req, cleanup).await;
+    match result {
+        Ok(image) => (image, log),
+        Err(e) => panic!("build of {} failed: {e}\n{}", req.app, log.text()),
+    }
+}
+
+/// Starts `command` (the image's own CMD when empty) in a container of `image` with
+/// PORT=5000, as the runner will, and returns the container's id.
+async fn start(docker: &Docker, image: &str, command: &str, cleanup: &mut Cleanup) -> String {
+    let cmd = (!command.is_empty())
+        .then(|| vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()]);
+    let body = ContainerCreateBody {
+        image: Some(image.to_string()),
+        env: Some(vec![format!("PORT={PORT}")]),
+        cmd,
+        labels: Some([("io.paas.test".to_string(), "builder".to_string())].into()),
+        ..Default::default()
+    };
+    let id = docker.create_container(None, body).await.unwrap().id;
+    cleanup.containers.push(id.clone());
+    docker.start_container(&id, None).await.unwrap();
+    id
+}
+
+/// A running web process: its container's IP on the default bridge, reachable from the host.
+async fn serve(docker: &Docker, image: &BuiltImage, cleanup: &mut Cleanup) -> String {
+    let id = start(docker, &image.image, &image.process_types["web"], cleanup).await;
+    let inspect = docker.inspect_container(&id, None).await.unwrap();
+    inspect
+        .network_settings
+        .and_then(|n| n.networks)
+        .and_then(|networks| {
+            networks.into_values().filter_map(|n| n.ip_address).find(|ip| !ip.is_empty())
+        })
+        .expect("container has a bridge IP")
+}
+
+/// Waits until the web process answers `GET path` and returns the body.
+async fn get(ip: &str, path: &str) -> String {
+    let url = format!("http://{ip}:{PORT}{path}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.get(&url).send().await {
+            Ok(response) if response.status().is_success() => {
+                return response.text().await.unwrap();
+            }
+            Ok(response) if Instant::now() > deadline => {
+                panic!("{url} answered {}", response.status())
+            }
+            Err(e) if Instant::now() > deadline => panic!("{url} did not answer: {e}"),
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+/// Builds a fixture, runs its web process and returns (image, log, body of GET /).
+async fn build_and_serve(
+    req: &BuildRequest,
+    cleanup: &mut Cleanup,
+) -> (BuiltImage, BuildLog, String) {
+    let (image, log) = build_ok(req, cleanup).await;
+    let docker = docker().await;
+    let labels = docker.inspect_image(&image.image).await.unwrap().config.unwrap().labels.unwrap();
+    assert_eq!(labels["io.paas.app"], req.app);
+    assert_eq!(labels["io.paas.build"], req.build_id.to_string());
+    let ip = serve(&docker, &image, cleanup).await;
+    let body = get(&ip, "/").await;
+    (image, log, body)
+}
+
+fn assert_log(log: &BuildLog, needle: &str) {
+    let text = log.text();
+    assert!(text.contains(needle), "{needle:?} not in the build log:\n{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_stdlib_app() {
+    let mut cleanup = Cleanup::default();
+    let mut req = BuildRequest::new(unique_app("py"), 1, fixture("python-stdlib"));
+    req.commit = Some("0123456789abcdef0123456789abcdef01234567".into());
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(image.kind, "python");
+    assert_eq!(image.image, format!("paas/app-{}:b1", req.app));
+    assert!(image.size > 0 && image.id.starts_with("sha256:"));
+    assert_eq!(image.process_types["web"], "python app.py");
+    assert!(body.contains("\"app\": \"python-stdlib\""), "{body}");
+    // .dockerignore kept local.env out of the image.
+    assert!(body.contains("\"dockerignored_file_present\": false"), "{body}");
+    assert_log(&log, "-----> Python app detected");
+    assert_log(&log, "-----> Installing dependencies (requirements.txt)");
+    // .python-version asks for 3.12; the local image says what it uses instead.
+    assert_log(&log, "has Python 3.11: building with 3.11");
+    assert_log(&log, ", commit 0123456)");
+    let labels =
+        docker().await.inspect_image(&image.image).await.unwrap().config.unwrap().labels.unwrap();
+    assert_eq!(labels["io.paas.commit"], req.commit.clone().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_app_without_dependencies() {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app("node"), 2, fixture("node"));
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(image.kind, "node");
+    // The start script runs node directly: no npm between the app and its signals.
+    assert_eq!(image.process_types["web"], "node server.js");
+    assert!(body.starts_with("hello from node v"), "{body}");
+    assert_log(&log, "-----> Node.js app detected");
+    assert_log(&log, "package.json declares no dependencies");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_shaped_app_with_a_release_process() {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app("django"), 3, fixture("django"));
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(body, "hello from the django-shaped app\n");
+    assert_log(&log, "-----> Python app detected (Django)");
+    assert_log(&log, "Procfile declares types    -> release, web");
+    assert_eq!(image.process_types["release"], "python manage.py migrate");
+
+    // The release phase runs as a one-off container of the image and must exit 0.
+    let docker = docker().await;
+    let id = start(&docker, &image.image, &image.process_types["release"], &mut cleanup).await;
+    let exit = docker.wait_container(&id, None).next().await.unwrap().unwrap();
+    assert_eq!(exit.status_code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_site() {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app("static"), 4, fixture("static"));
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(image.kind, "static");
+    assert!(body.contains("hello from a static site"), "{body}");
+    assert_log(&log, "-----> Static HTML app detected");
+    let ip = serve(&docker().await, &image, &mut cleanup).await;
+    assert!(get(&ip, "/css/site.css").await.contains("font-family"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerfile_app_gets_config_as_build_args() {
+    let mut cleanup = Cleanup::default();
+    let mut req = BuildRequest::new(unique_app("df"), 5, fixture("dockerfile"));
+    req.config = BTreeMap::from([
+        ("GREETING".to_string(), "hello from a config var".to_string()),
+        ("DATABASE_URL".to_string(), "postgres://not-declared".to_string()),
+    ]);
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(image.kind, "dockerfile");
+    // No Procfile: the image's own CMD is the web process.
+    assert_eq!(image.process_types["web"], "");
+    assert_eq!(body, "hello from a config var\n");
+    assert_log(&log, "-----> Dockerfile detected");
+    // Only the ARG the Dockerfile declares is passed, and it is not baked into ENV.
+    assert_log(&log, "Config vars passed as build args: GREETING");
+    assert!(!log.text().contains("DATABASE_URL"));
+    let config = docker().await.inspect_image(&image.image).await.unwrap().config.unwrap();
+    assert!(!config.env.unwrap_or_default().iter().any(|e| e.starts_with("GREETING=")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn monorepo_subdirectory() {
+    let mut cleanup = Cleanup::default();
+    let mut req = BuildRequest::new(unique_app("mono"), 6, fixture("monorepo"));
+    req.base_dir = Some("backend".into());
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(image.process_types["web"], "python -m api");
+    assert_eq!(body, "hello from the monorepo backend (frontend in the image: False)\n");
+    assert_log(&log, " from backend/");
+
+    // The repository root is not an app by itself.
+    let root = BuildRequest::new(unique_app("mono-root"), 7, fixture("monorepo"));
+    let (result, _) = build_with(settings(), &root, &mut cleanup).await;
+    assert!(matches!(result, Err(BuildError::NoAppDetected { .. })), "{result:?}");
+}
+
+/// Copies a fixture to a scratch directory the test may change.
+fn scratch_copy(name: &str) -> tempfile::TempDir {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    copy(&fixture(name), dir.path());
+    dir
+}
+
+/// The log line right after `Step N/M : RUN <command>`: `---> Using cache` when reused.
+fn after_step(log: &BuildLog, command: &str) -> String {
+    let lines = log.lines();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(" : RUN ") && l.contains(command))
+        .unwrap_or_else(|| panic!("no RUN {command} step in\n{}", log.text()));
+    lines.get(at + 1).cloned().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn code_change_reuses_the_dependency_layer() {
+    let mut cleanup = Cleanup::default();
+    let dir = scratch_copy("python-vendored");
+    // A fresh requirements.txt, so the first build really installs.
+    let nonce = format!("# cache test {:016x}\n", rand::random::<u64>());
+    let requirements = dir.path().join("requirements.txt");
+    let text = std::fs::read_to_string(&requirements).unwrap();
+    std::fs::write(&requirements, format!("{text}{nonce}")).unwrap();
+    let app = unique_app("cache");
+    let install = "pip install -r requirements.txt";
+
+    let (cold, cold_log) = build_ok(&BuildRequest::new(&app, 1, dir.path()), &mut cleanup).await;
+    assert!(!after_step(&cold_log, install).contains("Using cache"), "{}", cold_log.text());
+
+    let source = dir.path().join("app.py");
+    let code = std::fs::read_to_string(&source).unwrap();
+    std::fs::write(&source, code.replace("version 1", "version 2")).unwrap();
+    let (warm, warm_log) = build_ok(&BuildRequest::new(&app, 2, dir.path()), &mut cleanup).await;
+    assert!(after_step(&warm_log, install).contains("---> Using cache"), "{}", warm_log.text());
+    assert_log(&warm_log, "-----> Installing dependencies (requirements.txt, wheels/)");
+    assert!(
+        warm.duration < cold.duration,
+        "rebuild took {:?}, first build {:?}",
+        warm.duration,
+        cold.duration
+    );
+    eprintln!("cold build {:?}, warm build {:?}", cold.duration, warm.duration);
+
+    // The new code is in the new image, with the dependency installed.
+    let docker = docker().await;
+    let ip = serve(&docker, &warm, &mut cleanup).await;
+    assert_eq!(get(&ip, "/").await, "hello, python-vendored (version 2)\n");
+
+    // The build stage's layers are unique to this test's requirements.txt: remove them too.
+    for id in image_ids(&cold_log).iter().rev() {
+        cleanup.images.push(id.clone());
+    }
+}
+
+/// Every layer id the classic builder printed (`---> 1a2b3c4d5e6f`).
+fn image_ids(log: &BuildLog) -> Vec<String> {
+    log.lines()
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("---> "))
+        .filter(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit()))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Every container the classic builder started for a step (`---> Running in …`) is gone.
+async fn assert_no_build_containers(log: &BuildLog) {
+    let docker = docker().await;
+    let ids: Vec<String> = log
+        .lines()
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("---> Running in ").map(str::to_string))
+        .collect();
+    for id in ids {
+        // The daemon removes them as the build ends; give it a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while docker.inspect_container(&id, None).await.is_ok() {
+            assert!(Instant::now() < deadline, "build container {id} was left behind");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+fn app_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, contents) in files {
+        std::fs::write(dir.path().join(path), contents).unwrap();
+    }
+    dir
+}
+
+/// A build that must fail: returns its error and log after checking nothing was left.
+async fn failed_build(
+    what: &str,
+    files: &[(&str, &str)],
+    config: BuilderConfig,
+) -> (BuildError, BuildLog) {
+    let mut cleanup = Cleanup::default();
+    let dir = app_dir(files);
+    let req = BuildRequest::new(unique_app(what), 1, dir.path());
+    let (result, log) = build_with(config, &req, &mut cleanup).await;
+    let error = result.err().unwrap_or_else(|| panic!("{what} built:\n{}", log.text()));
+    assert_log(&log, " !     Build failed: ");
+    assert_no_build_containers(&log).await;
+    let tagged = docker().await.inspect_image(&req.image_tag()).await;
+    assert!(tagged.is_err(), "a failed build tagged {}", req.image_tag());
+    (error, log)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_detectable_app() {
+    let (error, _) = failed_build("none", &[("README.md", "just words")], settings()).await;
+    assert!(matches!(error, BuildError::NoAppDetected { .. }), "{error:?}");
+    assert!(error.to_string().contains("Procfile"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_procfile() {
+    let files = [("app.py", "print('hi')\n"), ("Procfile", "# ok\nweb python app.py\n")];
+    let (error, log) = failed_build("procfile", &files, settings()).await;
+    assert!(matches!(error, BuildError::Procfile { line: 2, .. }), "{error:?}");
+    assert_log(&log, "Procfile line 2: expected `name: command`");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_install_command() {
+    // pip, offline, asked for a package that is nowhere: a real failing install.
+    let files = [
+        ("requirements.txt", "--no-index\nthis-package-does-not-exist==1.0\n"),
+        ("app.py", "print('hi')\n"),
+    ];
+    let (error, log) = failed_build("install", &files, settings()).await;
+    match &error {
+        BuildError::StepFailed { step, exit_code, log_tail } => {
+            assert!(step.contains("pip install -r requirements.txt"), "{step}");
+            assert_ne!(*exit_code, 0);
+            assert!(log_tail.contains("this-package-does-not-exist"), "{log_tail}");
+        }
+        other => panic!("expected a failed step, got {other:?}"),
+    }
+    assert_log(&log, "build step failed with exit code");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerfile_syntax_error() {
+    let files = [("Dockerfile", "FROM paas/stack:bookworm\nRUNN echo hi\n")];
+    let (error, _) = failed_build("syntax", &files, settings()).await;
+    assert!(matches!(error, BuildError::Dockerfile { .. }), "{error:?}");
+    assert!(error.to_string().contains("RUNN"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_base_image_names_the_offline_build() {
+    let mut config = settings();
+    config.base_images.overrides.insert(ImageRole::Python, "paas/no-such-image:bookworm".into());
+    let (error, _) = failed_build("base", &[("app.py", "")], config).await;
+    assert!(matches!(error, BuildError::BaseImageMissing { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("paas/no-such-image:bookworm"), "{message}");
+    assert!(message.contains("bash deploy/stack/build.sh"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_limit_stops_the_build_and_its_container() {
+    let mut config = settings();
+    config.timeout = Duration::from_secs(4);
+    let files = [("Dockerfile", "FROM paas/stack:bookworm\nRUN echo started && sleep 60\n")];
+    let started = Instant::now();
+    let (error, log) = failed_build("timeout", &files, config).await;
+    assert!(matches!(error, BuildError::TimedOut { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_log(&log, "---> Running in ");
+}

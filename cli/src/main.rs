@@ -45,6 +45,9 @@ pub struct AppArg {
 enum Command {
     /// Run the paas platform: API, git and router (on embedded defaults: SQLite in ./data).
     Server(commands::server::ServerArgs),
+    /// Build a directory into an image on the local Docker engine, printing the build log
+    /// (--plan: only show what would be built).
+    Build(commands::build::BuildArgs),
     /// Save a server URL and API token for the other commands (in a 0600 file).
     Login {
         /// The server's URL.
@@ -169,6 +172,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     use commands::{apps, config, ps, releases, session};
     match command {
         Command::Server(args) => commands::server::run(args).await,
+        Command::Build(args) => commands::build::run(args).await,
         Command::Login { url, token } => session::login(&url, token).await,
         Command::Logout => session::logout(),
         Command::Whoami => session::whoami().await,

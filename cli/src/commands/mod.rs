@@ -2,6 +2,7 @@
 //! progress ("Creating app… done") on stderr, as the Heroku CLI does.
 
 pub mod apps;
+pub mod build;
 pub mod config;
 pub mod ps;
 pub mod releases;

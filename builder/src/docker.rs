@@ -483,7 +483,8 @@ impl<'a> Output<'a> {
     }
 
     fn text(&mut self, text: &str) {
-        self.partial.push_str(text);
+        // The daemon colours step stderr red with ANSI escapes; the log is plain text.
+        self.partial.push_str(&strip_ansi(text));
         while let Some(end) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=end).collect();
             self.line(line.trim_end());
@@ -520,6 +521,27 @@ impl<'a> Output<'a> {
         }
         self.log.info(line);
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What a build error means for the developer.
@@ -640,6 +662,7 @@ mod tests {
         );
         assert!(matches!(syntax, BuildError::Dockerfile { .. }), "{syntax:?}");
         assert!(has_tag("python:3.12-slim") && !has_tag("localhost:5000/app"));
+        assert_eq!(strip_ansi("\u{1b}[91mwarning\n\u{1b}[0mok"), "warning\nok");
         assert_eq!(human_size(126_000_000), "126.0 MB");
         assert!(
             is_variable_name("SECRET_KEY") && !is_variable_name("1X") && !is_variable_name("A-B")

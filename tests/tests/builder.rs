@@ -326,9 +326,13 @@ async fn code_change_reuses_the_dependency_layer() {
     let ip = serve(&docker, &warm, &mut cleanup).await;
     assert_eq!(get(&ip, "/").await, "hello, python-vendored (version 2)\n");
 
-    // The build stage's layers are unique to this test's requirements.txt: remove them too.
-    for id in image_ids(&cold_log).iter().rev() {
-        cleanup.images.push(id.clone());
+    // The build stage's layers are unique to this test's requirements.txt: remove them too,
+    // but never a tagged image (the base images' ids appear in the log as well).
+    for id in image_ids(&cold_log) {
+        let tags = docker.inspect_image(&id).await.ok().and_then(|i| i.repo_tags);
+        if tags.is_some_and(|t| t.is_empty()) {
+            cleanup.images.push(id);
+        }
     }
 }
 
@@ -449,4 +453,28 @@ async fn time_limit_stops_the_build_and_its_container() {
     assert!(matches!(error, BuildError::TimedOut { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert_log(&log, "---> Running in ");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_bundle_is_trusted_by_build_steps_and_kept() {
+    let mut cleanup = Cleanup::default();
+    let dir = app_dir(&[
+        ("Procfile", "web: sleep infinity\n"),
+        (
+            "paas.toml",
+            "[build]\ncommand = 'grep -q \"BEGIN CERTIFICATE\" \"$SSL_CERT_FILE\" && \
+             test \"$PIP_CERT\" = \"$SSL_CERT_FILE\"'\n",
+        ),
+    ]);
+    let ca = dir.path().join("proxy-ca.pem");
+    std::fs::write(&ca, "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").unwrap();
+    let mut config = settings();
+    config.ca_file = Some(ca);
+    let req = BuildRequest::new(unique_app("ca"), 1, dir.path());
+    let (result, log) = build_with(config, &req, &mut cleanup).await;
+    let image = result.unwrap_or_else(|e| panic!("{e}\n{}", log.text()));
+    assert_eq!(image.kind, "shell");
+    assert_log(&log, "-----> Running build command: grep -q");
+    let env = docker().await.inspect_image(&image.image).await.unwrap().config.unwrap().env;
+    assert!(env.unwrap_or_default().contains(&"SSL_CERT_FILE=/etc/paas/ca.pem".to_string()));
 }

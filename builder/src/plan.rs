@@ -508,11 +508,10 @@ impl fmt::Display for BuildPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support;
 
     fn plan_of(files: &[(&str, &str)]) -> Result<BuildPlan, BuildError> {
-        let dir = tree(files);
-        plan(dir.path(), &BaseImages::local())
+        test_support::plan_of(files, &BaseImages::local())
     }
 
     #[test]

@@ -113,17 +113,19 @@ fn binary_name(module: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support::plan_of;
 
     #[test]
     fn root_main_package() {
-        let dir = tree(&[
-            ("go.mod", "module github.com/acme/shop/v2\n\ngo 1.22.1\n"),
-            ("go.sum", ""),
-            ("main.go", "package main\nfunc main() {}\n"),
-        ]);
-        let p = plan(dir.path(), &BaseImages::official()).unwrap();
+        let p = plan_of(
+            &[
+                ("go.mod", "module github.com/acme/shop/v2\n\ngo 1.22.1\n"),
+                ("go.sum", ""),
+                ("main.go", "package main\nfunc main() {}\n"),
+            ],
+            &BaseImages::official(),
+        )
+        .unwrap();
         assert_eq!(p.process_types["web"], "/app/bin/shop");
         assert_eq!(p.build_stage.as_ref().unwrap().image, "golang:1.22-bookworm");
         assert_eq!(p.base_image.as_deref(), Some("debian:bookworm-slim"));
@@ -132,13 +134,16 @@ mod tests {
 
     #[test]
     fn commands_under_cmd() {
-        let dir = tree(&[
-            ("go.mod", "module example.com/svc\n"),
-            ("cmd/worker/main.go", "package main\n"),
-            ("cmd/server/main.go", "package main\n"),
-            ("lib/lib.go", "package lib\n"),
-        ]);
-        let p = plan(dir.path(), &BaseImages::local()).unwrap();
+        let p = plan_of(
+            &[
+                ("go.mod", "module example.com/svc\n"),
+                ("cmd/worker/main.go", "package main\n"),
+                ("cmd/server/main.go", "package main\n"),
+                ("lib/lib.go", "package lib\n"),
+            ],
+            &BaseImages::local(),
+        )
+        .unwrap();
         assert_eq!(p.process_types["web"], "/app/bin/server");
         assert_eq!(p.install, None);
         assert_eq!(p.base_image.as_deref(), Some("paas/stack:bookworm"));

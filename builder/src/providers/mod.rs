@@ -162,6 +162,15 @@ pub(crate) fn is_simple_command(command: &str) -> bool {
 pub(crate) mod test_support {
     use std::path::Path;
 
+    /// The plan for a tree of `files`.
+    pub fn plan_of(
+        files: &[(&str, &str)],
+        images: &crate::BaseImages,
+    ) -> Result<crate::BuildPlan, crate::BuildError> {
+        let dir = tree(files);
+        crate::plan(dir.path(), images)
+    }
+
     /// Writes `files` (path, contents) into a fresh temporary directory.
     pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("temp dir");

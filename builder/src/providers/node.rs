@@ -132,12 +132,10 @@ fn engine_major(range: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support;
 
     fn plan_of(files: &[(&str, &str)]) -> Result<BuildPlan, BuildError> {
-        let dir = tree(files);
-        plan(dir.path(), &BaseImages::official())
+        test_support::plan_of(files, &BaseImages::official())
     }
 
     #[test]

@@ -96,12 +96,26 @@ struct Dependencies {
     text: String,
 }
 
+impl Dependencies {
+    /// An install keyed on `files`: its layer is reused until one of them changes.
+    fn keyed(command: String, files: Vec<String>, text: &str) -> Dependencies {
+        Dependencies {
+            install: Install { command, files, whole_tree: false },
+            text: without_comments(text),
+        }
+    }
+
+    /// An install that needs the whole source tree, so it runs on every change.
+    fn whole_tree(command: String, text: &str) -> Dependencies {
+        Dependencies {
+            install: Install { command, files: Vec::new(), whole_tree: true },
+            text: without_comments(text),
+        }
+    }
+}
+
 fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, BuildError> {
     let venv = format!("python -m venv {VENV}");
-    let keyed = |command: String, files: Vec<String>, text: String| Dependencies {
-        install: Install { command, files, whole_tree: false },
-        text: without_comments(&text),
-    };
 
     if let Some(text) = app.read("requirements.txt")? {
         let refs = requirement_files(&text);
@@ -111,14 +125,10 @@ fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, Buil
                  on every change; list packages (or wheels) instead to cache them"
                     .into(),
             );
-            return Ok(Dependencies {
-                install: Install {
-                    command: format!("{venv} && pip install -r requirements.txt"),
-                    files: Vec::new(),
-                    whole_tree: true,
-                },
-                text: without_comments(&text),
-            });
+            return Ok(Dependencies::whole_tree(
+                format!("{venv} && pip install -r requirements.txt"),
+                &text,
+            ));
         }
         let mut files = vec!["requirements.txt".to_string()];
         files.extend(refs.paths.into_iter().filter(|p| {
@@ -134,30 +144,34 @@ fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, Buil
         if !refs.any_requirement {
             notes.push("requirements.txt lists no packages: nothing to install".into());
             // No pip needed: a bare virtualenv keeps the layout (and PATH) the same, offline.
-            return Ok(keyed(format!("{venv} --without-pip"), files, all_text));
+            return Ok(Dependencies::keyed(format!("{venv} --without-pip"), files, &all_text));
         }
-        return Ok(keyed(format!("{venv} && pip install -r requirements.txt"), files, all_text));
+        return Ok(Dependencies::keyed(
+            format!("{venv} && pip install -r requirements.txt"),
+            files,
+            &all_text,
+        ));
     }
 
     if let Some(text) = app.read("pyproject.toml")? {
         if app.is_file("uv.lock") {
-            return Ok(keyed(
+            return Ok(Dependencies::keyed(
                 format!(
                     "{venv} && pip install uv && UV_PROJECT_ENVIRONMENT={VENV} uv sync --frozen \
                      --no-dev --no-install-project"
                 ),
                 app.existing(&["pyproject.toml", "uv.lock"]),
-                text,
+                &text,
             ));
         }
         if app.is_file("poetry.lock") {
-            return Ok(keyed(
+            return Ok(Dependencies::keyed(
                 format!(
                     "{venv} && pip install poetry && poetry config virtualenvs.create false && \
                      poetry install --only main --no-root --no-interaction"
                 ),
                 app.existing(&["pyproject.toml", "poetry.lock"]),
-                text,
+                &text,
             ));
         }
         notes.push(
@@ -166,43 +180,30 @@ fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, Buil
              dependencies"
                 .into(),
         );
-        return Ok(Dependencies {
-            install: Install {
-                command: format!("{venv} && pip install ."),
-                files: Vec::new(),
-                whole_tree: true,
-            },
-            text: without_comments(&text),
-        });
+        return Ok(Dependencies::whole_tree(format!("{venv} && pip install ."), &text));
     }
 
     if let Some(text) = app.read("Pipfile")? {
         if !app.is_file("Pipfile.lock") {
             notes.push("Pipfile has no Pipfile.lock: installing unpinned versions".into());
         }
-        return Ok(keyed(
+        return Ok(Dependencies::keyed(
             format!(
                 "{venv} && pip install pipenv && pipenv requirements > /tmp/requirements.txt && \
                  pip install -r /tmp/requirements.txt"
             ),
             app.existing(&["Pipfile", "Pipfile.lock"]),
-            text,
+            &text,
         ));
     }
 
     if app.is_file("setup.py") {
-        return Ok(Dependencies {
-            install: Install {
-                command: format!("{venv} && pip install ."),
-                files: Vec::new(),
-                whole_tree: true,
-            },
-            text: without_comments(&app.read("setup.py")?.unwrap_or_default()),
-        });
+        let text = app.read("setup.py")?.unwrap_or_default();
+        return Ok(Dependencies::whole_tree(format!("{venv} && pip install ."), &text));
     }
 
     notes.push("no requirements.txt, pyproject.toml or Pipfile: nothing to install".into());
-    Ok(keyed(format!("{venv} --without-pip"), Vec::new(), String::new()))
+    Ok(Dependencies::keyed(format!("{venv} --without-pip"), Vec::new(), ""))
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -332,12 +333,10 @@ fn wsgi_application(settings: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support;
 
     fn plan_of(files: &[(&str, &str)]) -> BuildPlan {
-        let dir = tree(files);
-        plan(dir.path(), &BaseImages::official()).unwrap()
+        test_support::plan_of(files, &BaseImages::official()).unwrap()
     }
 
     #[test]

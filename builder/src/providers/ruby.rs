@@ -65,27 +65,32 @@ impl Provider for Ruby {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support::plan_of;
 
     #[test]
     fn rails_and_rack() {
-        let dir = tree(&[
-            ("Gemfile", "source 'https://rubygems.org'\nruby '3.2.2'\ngem 'rails'\n"),
-            ("Gemfile.lock", ""),
-            ("config/application.rb", ""),
-            ("bin/rails", ""),
-            ("app/assets/x.css", ""),
-        ]);
-        let p = plan(dir.path(), &BaseImages::official()).unwrap();
+        let p = plan_of(
+            &[
+                ("Gemfile", "source 'https://rubygems.org'\nruby '3.2.2'\ngem 'rails'\n"),
+                ("Gemfile.lock", ""),
+                ("config/application.rb", ""),
+                ("bin/rails", ""),
+                ("app/assets/x.css", ""),
+            ],
+            &BaseImages::official(),
+        )
+        .unwrap();
         assert_eq!(p.framework.as_deref(), Some("Rails"));
         assert_eq!(p.base_image.as_deref(), Some("ruby:3.2-slim"));
         assert_eq!(p.install.unwrap().files, ["Gemfile", "Gemfile.lock"]);
         assert!(p.build.unwrap().contains("assets:precompile"));
         assert!(p.process_types["web"].starts_with("bin/rails server"));
 
-        let dir = tree(&[("Gemfile", ""), ("config.ru", ""), (".ruby-version", "ruby-3.1.4\n")]);
-        let p = plan(dir.path(), &BaseImages::official()).unwrap();
+        let p = plan_of(
+            &[("Gemfile", ""), ("config.ru", ""), (".ruby-version", "ruby-3.1.4\n")],
+            &BaseImages::official(),
+        )
+        .unwrap();
         assert!(p.process_types["web"].contains("rackup"));
         assert_eq!(p.base_image.as_deref(), Some("ruby:3.1-slim"));
     }

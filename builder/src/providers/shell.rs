@@ -19,13 +19,13 @@ impl Provider for Shell {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support::plan_of;
 
     #[test]
     fn procfile_only() {
-        let dir = tree(&[("Procfile", "web: ./serve.sh\n"), ("serve.sh", "")]);
-        let p = plan(dir.path(), &BaseImages::local()).unwrap();
+        let p =
+            plan_of(&[("Procfile", "web: ./serve.sh\n"), ("serve.sh", "")], &BaseImages::local())
+                .unwrap();
         assert_eq!(p.kind, Kind::Shell);
         assert_eq!(p.base_image.as_deref(), Some("paas/stack:bookworm"));
         assert_eq!(p.process_types["web"], "./serve.sh");

@@ -24,19 +24,16 @@ impl Provider for Static {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan;
-    use crate::providers::test_support::tree;
+    use crate::providers::test_support::plan_of;
 
     #[test]
     fn serves_the_root_or_public() {
-        let dir = tree(&[("index.html", "<h1>hi</h1>")]);
-        let p = plan(dir.path(), &BaseImages::local()).unwrap();
+        let p = plan_of(&[("index.html", "<h1>hi</h1>")], &BaseImages::local()).unwrap();
         assert_eq!(p.kind, Kind::Static);
         assert!(p.process_types["web"].ends_with("-h /app"));
         assert_eq!(p.install, None);
 
-        let dir = tree(&[("public/index.html", "")]);
-        let p = plan(dir.path(), &BaseImages::official()).unwrap();
+        let p = plan_of(&[("public/index.html", "")], &BaseImages::official()).unwrap();
         assert!(p.process_types["web"].ends_with("-h /app/public"));
         assert_eq!(p.base_image.as_deref(), Some("busybox:stable"));
     }

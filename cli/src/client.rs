@@ -53,10 +53,7 @@ impl Client {
         body: Option<&impl Serialize>,
     ) -> Result<T> {
         let response = self.request(method, path, body).await?;
-        response
-            .json()
-            .await
-            .map_err(|e| anyhow!("unexpected answer from {}: {e}", self.base))
+        response.json().await.map_err(|e| anyhow!("unexpected answer from {}: {e}", self.base))
     }
 
     async fn request(
@@ -84,10 +81,7 @@ impl Client {
             .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
             .unwrap_or_else(|| format!("{status}: {}", text.trim()));
         if status == StatusCode::UNAUTHORIZED {
-            return Err(anyhow!(
-                "{message} (log in again with `paas login {}`)",
-                self.base
-            ));
+            return Err(anyhow!("{message} (log in again with `paas login {}`)", self.base));
         }
         Err(anyhow!(message))
     }

@@ -36,10 +36,7 @@ pub fn load() -> Result<Credentials> {
     let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (env_url, env_token) = (env("PAAS_URL"), env("PAAS_TOKEN"));
     if let (Some(url), Some(token)) = (&env_url, &env_token) {
-        return Ok(Credentials {
-            url: url.clone(),
-            token: token.clone(),
-        });
+        return Ok(Credentials { url: url.clone(), token: token.clone() });
     }
     let path = path()?;
     let stored: Option<Credentials> = match std::fs::read_to_string(&path) {
@@ -50,10 +47,9 @@ pub fn load() -> Result<Credentials> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     match (env_url, env_token, stored) {
-        (url, token, Some(stored)) => Ok(Credentials {
-            url: url.unwrap_or(stored.url),
-            token: token.unwrap_or(stored.token),
-        }),
+        (url, token, Some(stored)) => {
+            Ok(Credentials { url: url.unwrap_or(stored.url), token: token.unwrap_or(stored.token) })
+        }
         (Some(url), None, None) => {
             bail!("no token for {url}: run `paas login {url}` or set PAAS_TOKEN")
         }
@@ -70,9 +66,8 @@ pub fn save(credentials: &Credentials) -> Result<PathBuf> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file =
+        options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
     // The mode above only applies to new files; tighten an existing one too.
     #[cfg(unix)]
     std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;

@@ -5,14 +5,8 @@ use std::process::Command;
 
 /// URL of `remote` in the current repository, if there is such a remote.
 pub fn remote_url(remote: &str) -> Option<String> {
-    let output = Command::new("git")
-        .args(["remote", "get-url", remote])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+    let output = Command::new("git").args(["remote", "get-url", remote]).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// `https://paas.example.com/shop.git` → `shop`.
@@ -32,15 +26,8 @@ pub fn in_repository() -> bool {
 
 /// Points `remote` at `url`, adding it or replacing what it pointed at.
 pub fn set_remote(remote: &str, url: &str) -> std::io::Result<bool> {
-    let verb = if remote_url(remote).is_some() {
-        "set-url"
-    } else {
-        "add"
-    };
-    Ok(Command::new("git")
-        .args(["remote", verb, remote, url])
-        .status()?
-        .success())
+    let verb = if remote_url(remote).is_some() { "set-url" } else { "add" };
+    Ok(Command::new("git").args(["remote", verb, remote, url]).status()?.success())
 }
 
 pub fn remove_remote(remote: &str) -> bool {
@@ -57,18 +44,9 @@ mod tests {
 
     #[test]
     fn app_names_from_remote_urls() {
-        assert_eq!(
-            app_from_remote_url("http://127.0.0.1:7000/shop.git").as_deref(),
-            Some("shop")
-        );
-        assert_eq!(
-            app_from_remote_url("https://paas.example.com/shop").as_deref(),
-            Some("shop")
-        );
-        assert_eq!(
-            app_from_remote_url("https://h/x/blog.git/").as_deref(),
-            Some("blog")
-        );
+        assert_eq!(app_from_remote_url("http://127.0.0.1:7000/shop.git").as_deref(), Some("shop"));
+        assert_eq!(app_from_remote_url("https://paas.example.com/shop").as_deref(), Some("shop"));
+        assert_eq!(app_from_remote_url("https://h/x/blog.git/").as_deref(), Some("blog"));
         assert_eq!(app_from_remote_url(""), None);
     }
 }

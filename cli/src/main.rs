@@ -137,6 +137,22 @@ enum Command {
         /// Version, like v3 (default: the latest).
         version: Option<String>,
     },
+    /// List the app's custom domains.
+    Domains(AppArg),
+    /// Route a custom domain (www.example.com, or *.example.com) to the app.
+    #[command(name = "domains:add")]
+    DomainsAdd {
+        #[command(flatten)]
+        app: AppArg,
+        hostname: String,
+    },
+    /// Stop routing a custom domain to the app.
+    #[command(name = "domains:remove")]
+    DomainsRemove {
+        #[command(flatten)]
+        app: AppArg,
+        hostname: String,
+    },
     /// Set how many containers run per process type (web=2 worker=1); no arguments shows it.
     #[command(name = "ps:scale")]
     PsScale {
@@ -149,10 +165,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -169,7 +182,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    use commands::{apps, config, ps, releases, session};
+    use commands::{apps, config, domains, ps, releases, session};
     match command {
         Command::Server(args) => commands::server::run(args).await,
         Command::Build(args) => commands::build::run(args).await,
@@ -177,11 +190,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Logout => session::logout(),
         Command::Whoami => session::whoami().await,
         Command::Apps => apps::list().await,
-        Command::AppsCreate {
-            name,
-            no_remote,
-            remote,
-        } => apps::create(name, (!no_remote).then_some(remote)).await,
+        Command::AppsCreate { name, no_remote, remote } => {
+            apps::create(name, (!no_remote).then_some(remote)).await
+        }
         Command::AppsInfo(app) => apps::info(&app).await,
         Command::AppsDestroy { app, confirm } => apps::destroy(&app, confirm).await,
         Command::Config { app, shell, json } => config::show(&app, shell, json).await,
@@ -191,6 +202,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Releases { app, num } => releases::list(&app, num).await,
         Command::ReleasesInfo { app, version } => releases::info(&app, version).await,
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
+        Command::Domains(app) => domains::list(&app).await,
+        Command::DomainsAdd { app, hostname } => domains::add(&app, &hostname).await,
+        Command::DomainsRemove { app, hostname } => domains::remove(&app, &hostname).await,
     }
 }
 

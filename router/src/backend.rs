@@ -61,9 +61,7 @@ impl Backend {
     /// Counts one request (or tunnel) in flight until the guard is dropped.
     pub fn begin(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
-        InflightGuard {
-            backend: self.clone(),
-        }
+        InflightGuard { backend: self.clone() }
     }
 
     /// A ready keep-alive connection from the pool, or a new one.

@@ -157,9 +157,7 @@ impl Router {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let local = listener.local_addr()?;
-        self.shared
-            .port
-            .store(local.port(), std::sync::atomic::Ordering::Relaxed);
+        self.shared.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(addr = %local, "router listening");
         tokio::pin!(shutdown);
         loop {
@@ -196,21 +194,13 @@ impl Router {
 
     /// Per-app request counters in Prometheus' text format.
     pub fn render_metrics(&self) -> String {
-        let metrics = self
-            .shared
-            .metrics
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let metrics = self.shared.metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics::render(metrics.iter().map(|(app, m)| (app.as_str(), m.as_ref())))
     }
 
     /// Requests answered for `app` so far (all statuses).
     pub fn requests_for(&self, app: &str) -> u64 {
-        let metrics = self
-            .shared
-            .metrics
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let metrics = self.shared.metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics.get(app).map(|m| m.requests()).unwrap_or(0)
     }
 }

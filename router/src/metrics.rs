@@ -21,10 +21,7 @@ impl AppMetrics {
     }
 
     pub fn requests(&self) -> u64 {
-        self.responses
-            .iter()
-            .map(|c| c.load(Ordering::Relaxed))
-            .sum()
+        self.responses.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -47,32 +44,22 @@ pub fn render<'a>(apps: impl Iterator<Item = (&'a str, &'a AppMetrics)>) -> Stri
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "# HELP paas_router_response_bytes_total Response body bytes sent, by app."
-    );
+    let _ =
+        writeln!(out, "# HELP paas_router_response_bytes_total Response body bytes sent, by app.");
     let _ = writeln!(out, "# TYPE paas_router_response_bytes_total counter");
     for (app, m) in &apps {
         let bytes = m.response_bytes.load(Ordering::Relaxed);
-        let _ = writeln!(
-            out,
-            "paas_router_response_bytes_total{{app=\"{app}\"}} {bytes}"
-        );
+        let _ = writeln!(out, "paas_router_response_bytes_total{{app=\"{app}\"}} {bytes}");
     }
     let _ = writeln!(
         out,
         "# HELP paas_router_request_duration_seconds_total Time spent answering requests, by app."
     );
-    let _ = writeln!(
-        out,
-        "# TYPE paas_router_request_duration_seconds_total counter"
-    );
+    let _ = writeln!(out, "# TYPE paas_router_request_duration_seconds_total counter");
     for (app, m) in &apps {
         let seconds = m.duration_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            out,
-            "paas_router_request_duration_seconds_total{{app=\"{app}\"}} {seconds}"
-        );
+        let _ =
+            writeln!(out, "paas_router_request_duration_seconds_total{{app=\"{app}\"}} {seconds}");
     }
     out
 }

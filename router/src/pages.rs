@@ -21,10 +21,7 @@ pub(crate) fn error_page(status: StatusCode, title: &str, detail: &str, request_
         detail = escape(detail),
         request_id = escape(request_id),
     );
-    Page {
-        status,
-        body: Bytes::from(body),
-    }
+    Page { status, body: Bytes::from(body) }
 }
 
 pub(crate) fn unknown_host(host: &str, request_id: &str) -> Page {

@@ -211,20 +211,12 @@ pub(crate) async fn handle(
         .to_string();
     let table = shared.table();
     let Some(route) = table.lookup(&host).cloned() else {
-        return Ok(page(
-            pages::unknown_host(&host, id_str(&request_id)),
-            &request_id,
-            log,
-        ));
+        return Ok(page(pages::unknown_host(&host, id_str(&request_id)), &request_id, log));
     };
     log.app = Some(route.app.clone().into());
     log.metrics = Some(route.metrics.clone());
     if route.backends.is_empty() {
-        return Ok(page(
-            pages::no_backends(&route.app, id_str(&request_id)),
-            &request_id,
-            log,
-        ));
+        return Ok(page(pages::no_backends(&route.app, id_str(&request_id)), &request_id, log));
     }
 
     let limit = shared.config.max_body_bytes;
@@ -234,27 +226,17 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
-        return Ok(page(
-            pages::too_large(limit, id_str(&request_id)),
-            &request_id,
-            log,
-        ));
+        return Ok(page(pages::too_large(limit, id_str(&request_id)), &request_id, log));
     }
 
     let upgrade = is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let Some(path_and_query) = parts.uri.path_and_query().cloned() else {
-        return Ok(page(
-            pages::bad_request("missing path", id_str(&request_id)),
-            &request_id,
-            log,
-        ));
+        return Ok(page(pages::bad_request("missing path", id_str(&request_id)), &request_id, log));
     };
-    let mut outgoing = Request::new(Limited::new(
-        body,
-        usize::try_from(limit).unwrap_or(usize::MAX),
-    ));
+    let mut outgoing =
+        Request::new(Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)));
     *outgoing.method_mut() = parts.method;
     *outgoing.uri_mut() = path_and_query.into();
     *outgoing.version_mut() = Version::HTTP_11;
@@ -273,30 +255,18 @@ pub(crate) async fn handle(
     let (mut response, sender, guard) = match forward(&shared, &route, outgoing, upgrade).await {
         Ok(answer) => answer,
         Err(Failure::Timeout) => {
-            return Ok(page(
-                pages::timeout(&route.app, id_str(&request_id)),
-                &request_id,
-                log,
-            ));
+            return Ok(page(pages::timeout(&route.app, id_str(&request_id)), &request_id, log));
         }
         Err(Failure::Backend) => {
-            return Ok(page(
-                pages::bad_gateway(&route.app, id_str(&request_id)),
-                &request_id,
-                log,
-            ));
+            return Ok(page(pages::bad_gateway(&route.app, id_str(&request_id)), &request_id, log));
         }
     };
 
     log.status = response.status().as_u16();
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching);
-    response
-        .headers_mut()
-        .insert(X_REQUEST_ID.clone(), request_id);
-    response
-        .headers_mut()
-        .append(header::VIA, VIA_VALUE.clone());
+    response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+    response.headers_mut().append(header::VIA, VIA_VALUE.clone());
 
     if switching && let Some(client_upgrade) = client_upgrade {
         let backend_upgrade = hyper::upgrade::on(&mut response);
@@ -373,11 +343,7 @@ async fn forward(
             Err(_) => return Err(Failure::Timeout),
         }
     }
-    Err(if timed_out {
-        Failure::Timeout
-    } else {
-        Failure::Backend
-    })
+    Err(if timed_out { Failure::Timeout } else { Failure::Backend })
 }
 
 /// Least outstanding requests; ties broken round-robin so equal backends share the load.
@@ -419,10 +385,7 @@ fn page(page: Page, request_id: &HeaderValue, mut log: AccessLog) -> Response<Pr
     let mut response = Response::new(ProxyBody::Page(Full::new(page.body)));
     *response.status_mut() = page.status;
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     response
@@ -488,10 +451,7 @@ fn add_forwarding_headers(
         headers.insert(X_FORWARDED_HOST.clone(), value);
     }
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
     if let Ok(value) = HeaderValue::from_str(&format!("t={millis}")) {
         headers.insert(X_REQUEST_START.clone(), value);
     }
@@ -503,9 +463,7 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
     if let Some(given) = headers.get(&X_REQUEST_ID) {
         let bytes = given.as_bytes();
         let safe = (20..=200).contains(&bytes.len())
-            && bytes
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(b));
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(b));
         if safe {
             return given.clone();
         }
@@ -528,26 +486,18 @@ mod tests {
         let good = "0123456789abcdef-ghij-klmn";
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static(good));
         assert_eq!(request_id(&headers), good);
-        headers.insert(
-            &X_REQUEST_ID,
-            HeaderValue::from_static("has spaces in it so it is refused"),
-        );
+        headers
+            .insert(&X_REQUEST_ID, HeaderValue::from_static("has spaces in it so it is refused"));
         assert_ne!(request_id(&headers), "has spaces in it so it is refused");
     }
 
     #[test]
     fn hop_by_hop_headers_are_removed() {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-secret-hop"),
-        );
+        headers.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-secret-hop"));
         headers.insert("x-secret-hop", HeaderValue::from_static("1"));
         headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        headers.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
+        headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
         headers.insert("x-kept", HeaderValue::from_static("1"));
         strip_hop_by_hop(&mut headers, false);

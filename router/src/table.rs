@@ -106,11 +106,7 @@ mod tests {
         assert_eq!(app("shop.localhost.").as_deref(), Some("shop"));
         assert_eq!(app("www.shop.example").as_deref(), Some("custom"));
         assert_eq!(app("x.apps.example.com").as_deref(), Some("wild"));
-        assert_eq!(
-            app("a.b.apps.example.com"),
-            None,
-            "a wildcard covers one label"
-        );
+        assert_eq!(app("a.b.apps.example.com"), None, "a wildcard covers one label");
         assert_eq!(app("apps.example.com"), None);
         assert_eq!(app("other.localhost"), None);
         assert_eq!(app(""), None);

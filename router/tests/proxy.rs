@@ -117,19 +117,12 @@ async fn respond(
                 .unwrap());
         }
         "/echo" => {
-            let collected = req
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
+            let collected =
+                req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
             full(format!("{}", collected.len()))
         }
         _ => {
-            return Ok(Response::builder()
-                .status(404)
-                .body(full("not here"))
-                .unwrap());
+            return Ok(Response::builder().status(404).body(full("not here")).unwrap());
         }
     };
     Ok(Response::new(body))
@@ -159,12 +152,7 @@ fn client() -> reqwest::Client {
 }
 
 async fn get(addr: SocketAddr, host: &str, path: &str) -> reqwest::Response {
-    client()
-        .get(format!("http://{addr}{path}"))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap()
+    client().get(format!("http://{addr}{path}")).header("host", host).send().await.unwrap()
 }
 
 #[tokio::test]
@@ -173,11 +161,7 @@ async fn routes_by_host() {
     let table = RouteTable {
         routes: vec![
             route("alpha", &["alpha.localhost"], &[a.addr]),
-            route(
-                "beta",
-                &["beta.localhost", "www.beta.example", "*.beta.dev"],
-                &[b.addr],
-            ),
+            route("beta", &["beta.localhost", "www.beta.example", "*.beta.dev"], &[b.addr]),
         ],
     };
     let (_router, addr) = router(RouterConfig::default(), table).await;
@@ -194,18 +178,10 @@ async fn routes_by_host() {
     }
     let response = get(addr, "nobody.localhost", "/name").await;
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(response.headers().contains_key("x-request-id"));
     let page = response.text().await.unwrap();
-    assert!(
-        page.contains("No such app") && page.contains("nobody.localhost"),
-        "{page}"
-    );
+    assert!(page.contains("No such app") && page.contains("nobody.localhost"), "{page}");
     // The backend's own 404 passes through untouched.
     let response = get(addr, "alpha.localhost", "/missing").await;
     assert_eq!(response.status(), 404);
@@ -226,19 +202,14 @@ async fn error_pages_for_down_failing_and_slow_apps() {
             route("slow", &["slow.localhost"], &[slow.addr]),
         ],
     };
-    let config = RouterConfig {
-        first_byte_timeout: Duration::from_millis(300),
-        ..RouterConfig::default()
-    };
+    let config =
+        RouterConfig { first_byte_timeout: Duration::from_millis(300), ..RouterConfig::default() };
     let (_router, addr) = router(config, table).await;
 
     let response = get(addr, "idle.localhost", "/").await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let page = response.text().await.unwrap();
-    assert!(
-        page.contains("no web processes running") && page.contains("ps:scale web=1"),
-        "{page}"
-    );
+    assert!(page.contains("no web processes running") && page.contains("ps:scale web=1"), "{page}");
 
     let response = get(addr, "dead.localhost", "/").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
@@ -248,19 +219,13 @@ async fn error_pages_for_down_failing_and_slow_apps() {
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(response.text().await.unwrap().contains("timed out"));
     let response = get(addr, "slow.localhost", "/slow?ms=10").await;
-    assert_eq!(
-        response.status(),
-        200,
-        "a fast answer from the same app still works"
-    );
+    assert_eq!(response.status(), 200, "a fast answer from the same app still works");
 }
 
 #[tokio::test]
 async fn forwarding_headers() {
     let app = backend("app").await;
-    let table = RouteTable {
-        routes: vec![route("app", &["app.localhost"], &[app.addr])],
-    };
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
     let (_router, addr) = router(RouterConfig::default(), table).await;
 
     let response = client()
@@ -274,41 +239,22 @@ async fn forwarding_headers() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let request_id = response.headers()["x-request-id"]
-        .to_str()
-        .unwrap()
-        .to_string();
+    let request_id = response.headers()["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(request_id.len(), 32);
     assert!(response.headers()["via"].to_str().unwrap().contains("paas"));
     let seen = response.text().await.unwrap();
     let header = |name: &str| {
-        seen.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
-            .map(str::to_string)
+        seen.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_string)
     };
-    assert_eq!(
-        header("host").as_deref(),
-        Some("app.localhost:8000"),
-        "{seen}"
-    );
-    assert_eq!(
-        header("x-forwarded-for").as_deref(),
-        Some("203.0.113.7, 127.0.0.1")
-    );
+    assert_eq!(header("host").as_deref(), Some("app.localhost:8000"), "{seen}");
+    assert_eq!(header("x-forwarded-for").as_deref(), Some("203.0.113.7, 127.0.0.1"));
     assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(header("x-forwarded-port"), Some(addr.port().to_string()));
-    assert_eq!(
-        header("x-forwarded-host").as_deref(),
-        Some("app.localhost:8000")
-    );
+    assert_eq!(header("x-forwarded-host").as_deref(), Some("app.localhost:8000"));
     assert_eq!(header("x-request-id"), Some(request_id));
     assert!(header("x-request-start").unwrap().starts_with("t="));
     assert!(header("via").unwrap().contains("1.1 paas"));
-    assert_eq!(
-        header("x-hop-only"),
-        None,
-        "headers named by Connection are hop-by-hop"
-    );
+    assert_eq!(header("x-hop-only"), None, "headers named by Connection are hop-by-hop");
     assert_eq!(header("proxy-authorization"), None);
 
     // A client's own request id is kept when it is sane, replaced when it is not.
@@ -321,13 +267,7 @@ async fn forwarding_headers() {
         .await
         .unwrap();
     assert_eq!(response.headers()["x-request-id"], given);
-    assert!(
-        response
-            .text()
-            .await
-            .unwrap()
-            .contains(&format!("x-request-id: {given}"))
-    );
+    assert!(response.text().await.unwrap().contains(&format!("x-request-id: {given}")));
     let response = client()
         .get(format!("http://{addr}/headers"))
         .header("host", "app.localhost")
@@ -341,13 +281,8 @@ async fn forwarding_headers() {
 #[tokio::test]
 async fn bodies_stream_both_ways() {
     let app = backend("app").await;
-    let table = RouteTable {
-        routes: vec![route("app", &["app.localhost"], &[app.addr])],
-    };
-    let config = RouterConfig {
-        max_body_bytes: 8 * 1024 * 1024,
-        ..RouterConfig::default()
-    };
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let config = RouterConfig { max_body_bytes: 8 * 1024 * 1024, ..RouterConfig::default() };
     let (_router, addr) = router(config, table).await;
 
     // Server-sent events reach the client as they are produced, not at the end.
@@ -373,9 +308,7 @@ async fn bodies_stream_both_ways() {
     let response = client()
         .post(format!("http://{addr}/echo"))
         .header("host", "app.localhost")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-            chunks,
-        )))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
         .send()
         .await
         .unwrap();
@@ -410,10 +343,7 @@ async fn open_tunnel(addr: SocketAddr, host: &str) -> TcpStream {
     }
     let head = String::from_utf8(head).unwrap();
     assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(
-        head.to_ascii_lowercase().contains("upgrade: websocket"),
-        "{head}"
-    );
+    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
     stream
 }
 
@@ -427,15 +357,11 @@ async fn echo_roundtrip(stream: &mut TcpStream, payload: &[u8]) -> std::io::Resu
 #[tokio::test]
 async fn websockets_are_tunnelled_byte_for_byte() {
     let app = backend("app").await;
-    let table = RouteTable {
-        routes: vec![route("app", &["app.localhost"], &[app.addr])],
-    };
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
     let (_router, addr) = router(RouterConfig::default(), table).await;
     let mut tunnel = open_tunnel(addr, "app.localhost").await;
     // A masked WebSocket text frame "hello", then arbitrary binary: all of it echoes back.
-    let frame = [
-        0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
-    ];
+    let frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
     assert_eq!(echo_roundtrip(&mut tunnel, &frame).await.unwrap(), frame);
     let binary: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     assert_eq!(echo_roundtrip(&mut tunnel, &binary).await.unwrap(), binary);
@@ -443,28 +369,18 @@ async fn websockets_are_tunnelled_byte_for_byte() {
 
 #[tokio::test]
 async fn balances_and_skips_refusing_backends() {
-    let backends = [
-        backend("one").await,
-        backend("two").await,
-        backend("three").await,
-    ];
+    let backends = [backend("one").await, backend("two").await, backend("three").await];
     let dead = {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap()
     };
     let mut addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
     addrs.push(dead);
-    let table = RouteTable {
-        routes: vec![route("app", &["app.localhost"], &addrs)],
-    };
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &addrs)] };
     let (_router, addr) = router(RouterConfig::default(), table).await;
     for _ in 0..60 {
         let response = get(addr, "app.localhost", "/name").await;
-        assert_eq!(
-            response.status(),
-            200,
-            "a refused connection moves on to a live backend"
-        );
+        assert_eq!(response.status(), 200, "a refused connection moves on to a live backend");
     }
     for backend in &backends {
         let hits = backend.hits.load(Ordering::SeqCst);
@@ -477,9 +393,7 @@ async fn swap_under_load_drops_nothing_and_drains() {
     let (old, new) = (backend("old").await, backend("new").await);
     let (router, addr) = router(
         RouterConfig::default(),
-        RouteTable {
-            routes: vec![route("app", &["app.localhost"], &[old.addr])],
-        },
+        RouteTable { routes: vec![route("app", &["app.localhost"], &[old.addr])] },
     )
     .await;
 
@@ -507,25 +421,17 @@ async fn swap_under_load_drops_nothing_and_drains() {
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let draining = router.set_table(&RouteTable {
-        routes: vec![route("app", &["app.localhost"], &[new.addr])],
-    });
+    let draining = router
+        .set_table(&RouteTable { routes: vec![route("app", &["app.localhost"], &[new.addr])] });
     assert_eq!(draining.addrs(), vec![old.addr]);
-    assert!(
-        draining.wait(Duration::from_secs(5)).await,
-        "the old backend drained in time"
-    );
+    assert!(draining.wait(Duration::from_secs(5)).await, "the old backend drained in time");
     let old_hits_after_drain = old.hits.load(Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(700)).await;
     stop.store(true, Ordering::Relaxed);
     for task in load {
         task.await.unwrap();
     }
-    assert_eq!(
-        failures.load(Ordering::Relaxed),
-        0,
-        "no request failed during the swap"
-    );
+    assert_eq!(failures.load(Ordering::Relaxed), 0, "no request failed during the swap");
     assert!(successes.load(Ordering::Relaxed) > 100);
     assert_eq!(
         old.hits.load(Ordering::SeqCst),
@@ -535,9 +441,7 @@ async fn swap_under_load_drops_nothing_and_drains() {
     assert!(new.hits.load(Ordering::SeqCst) > 50);
     assert!(router.requests_for("app") as usize >= successes.load(Ordering::Relaxed));
     assert!(
-        router
-            .render_metrics()
-            .contains("paas_router_requests_total{app=\"app\",code=\"2xx\"}")
+        router.render_metrics().contains("paas_router_requests_total{app=\"app\",code=\"2xx\"}")
     );
 }
 
@@ -546,26 +450,17 @@ async fn tunnels_close_at_the_drain_deadline_not_before() {
     let (old, new) = (backend("old").await, backend("new").await);
     let (router, addr) = router(
         RouterConfig::default(),
-        RouteTable {
-            routes: vec![route("app", &["app.localhost"], &[old.addr])],
-        },
+        RouteTable { routes: vec![route("app", &["app.localhost"], &[old.addr])] },
     )
     .await;
     let mut tunnel = open_tunnel(addr, "app.localhost").await;
-    let draining = router.set_table(&RouteTable {
-        routes: vec![route("app", &["app.localhost"], &[new.addr])],
-    });
+    let draining = router
+        .set_table(&RouteTable { routes: vec![route("app", &["app.localhost"], &[new.addr])] });
     let deadline = Duration::from_millis(800);
     let wait = tokio::spawn(draining.wait(deadline));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        echo_roundtrip(&mut tunnel, b"still open").await.unwrap(),
-        b"still open"
-    );
-    assert!(
-        !wait.await.unwrap(),
-        "an open tunnel keeps the backend busy until the deadline"
-    );
+    assert_eq!(echo_roundtrip(&mut tunnel, b"still open").await.unwrap(), b"still open");
+    assert!(!wait.await.unwrap(), "an open tunnel keeps the backend busy until the deadline");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let mut buf = [0u8; 16];
     let closed = tokio::time::timeout(Duration::from_secs(2), tunnel.read(&mut buf)).await;
@@ -574,12 +469,5 @@ async fn tunnels_close_at_the_drain_deadline_not_before() {
         "tunnel closed after the deadline: {closed:?}"
     );
     // New connections go to the new backend.
-    assert_eq!(
-        get(addr, "app.localhost", "/name")
-            .await
-            .text()
-            .await
-            .unwrap(),
-        "new"
-    );
+    assert_eq!(get(addr, "app.localhost", "/name").await.text().await.unwrap(), "new");
 }

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
-use paas_store::{App, Release, User};
+use paas_store::{App, Domain, Release, User};
 use serde::{Deserialize, Serialize};
 
 use crate::auth;
@@ -20,6 +20,8 @@ use crate::ops::Paas;
 pub struct AppInfo {
     #[serde(flatten)]
     pub app: App,
+    /// Where the router serves the app.
+    pub web_url: String,
     /// Version of the latest release.
     pub release: Option<i64>,
     pub formation: BTreeMap<String, i64>,
@@ -56,13 +58,12 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/config", get(show_config)),
         (Method::PATCH, "/apps/{app}/config", patch(update_config)),
         (Method::GET, "/apps/{app}/releases", get(list_releases)),
-        (
-            Method::GET,
-            "/apps/{app}/releases/{version}",
-            get(show_release),
-        ),
+        (Method::GET, "/apps/{app}/releases/{version}", get(show_release)),
         (Method::GET, "/apps/{app}/formation", get(show_formation)),
         (Method::PATCH, "/apps/{app}/formation", patch(scale)),
+        (Method::GET, "/apps/{app}/domains", get(list_domains)),
+        (Method::POST, "/apps/{app}/domains", post(add_domain)),
+        (Method::DELETE, "/apps/{app}/domains/{hostname}", delete(remove_domain)),
     ]
 }
 
@@ -112,11 +113,7 @@ async fn show_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<
 async fn app_info(paas: &Paas, app: App) -> Result<AppInfo> {
     let release = paas.store().latest_release(&app).await?.map(|r| r.version);
     let formation = paas.formation(&app).await?;
-    Ok(AppInfo {
-        app,
-        release,
-        formation,
-    })
+    Ok(AppInfo { web_url: paas.web_url(&app), app, release, formation })
 }
 
 async fn destroy_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<StatusCode> {
@@ -165,17 +162,9 @@ async fn show_release(
 
 /// `v3` or `3`.
 pub fn parse_version(text: &str) -> Result<i64> {
-    text.strip_prefix('v')
-        .unwrap_or(text)
-        .parse::<i64>()
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| {
-            Error::invalid(
-                "invalid_version",
-                format!("{text:?} is not a release version like v3"),
-            )
-        })
+    text.strip_prefix('v').unwrap_or(text).parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        Error::invalid("invalid_version", format!("{text:?} is not a release version like v3"))
+    })
 }
 
 async fn show_formation(
@@ -195,4 +184,36 @@ async fn scale(
     let Json(changes) = body?;
     let app = paas.app(&name).await?;
     Ok(Json(paas.scale(&app, changes).await?))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddDomain {
+    pub hostname: String,
+}
+
+async fn list_domains(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Domain>>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.domains(&app).await?))
+}
+
+async fn add_domain(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    body: Body<AddDomain>,
+) -> Result<(StatusCode, Json<Domain>)> {
+    let Json(body) = body?;
+    let app = paas.app(&name).await?;
+    Ok((StatusCode::CREATED, Json(paas.add_domain(&app, &body.hostname).await?)))
+}
+
+async fn remove_domain(
+    State(paas): State<Paas>,
+    Path((name, hostname)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let app = paas.app(&name).await?;
+    paas.remove_domain(&app, &hostname).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -28,10 +28,7 @@ pub enum Error {
 
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Error {
-        Error::Invalid {
-            code,
-            message: message.into(),
-        }
+        Error::Invalid { code, message: message.into() }
     }
 
     /// The stable, machine-readable code clients can match on.

@@ -13,13 +13,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use axum::extract::{Request, State};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use paas_store::Store;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use config::ServerConfig;
@@ -28,44 +28,36 @@ pub use ops::Paas;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot create the data directory {path}: {source}")]
-    DataDir {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    DataDir { path: PathBuf, source: std::io::Error },
     #[error("cannot open the database: {0}")]
     Store(#[from] paas_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot build the routing table: {0}")]
+    Routes(String),
     #[error("cannot write the initial token to {path}: {source}")]
-    TokenFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    TokenFile { path: PathBuf, source: std::io::Error },
 }
 
 /// A started server. Dropping it does not stop it; call [`RunningServer::shutdown`].
 pub struct RunningServer {
     /// Where the control plane actually listens (useful with port 0).
     pub addr: SocketAddr,
+    /// Where the router (the apps' entry point) actually listens.
+    pub router_addr: SocketAddr,
     /// The admin token minted on the first start with an empty store, when it was not written
     /// to `--init-token-file`. Shown once; only its hash is kept.
     pub initial_token: Option<String>,
     pub paas: Paas,
-    stop: oneshot::Sender<()>,
+    stop: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, closes the store.
     pub async fn shutdown(self) -> std::io::Result<()> {
-        let _ = self.stop.send(());
-        let result = self
-            .task
-            .await
-            .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+        let _ = self.stop.send(true);
+        let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.paas.store().close().await;
         result
     }
@@ -80,49 +72,59 @@ impl RunningServer {
 /// Opens the store, runs migrations, bootstraps the admin on an empty store, and starts
 /// serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-        path: config.data_dir.clone(),
-        source,
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
     let url = config.database_url();
     tracing::info!(database = %paas_store::redact_url(&url), "opening store");
     let store = Store::connect(&url).await?;
     let initial_token = bootstrap_admin(&store, config.init_token_file.as_deref()).await?;
-    let paas = Paas::new(store);
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.listen,
-        source,
-    })?;
-    let app = router(paas.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
+    let (listener, addr) = bind(config.listen).await?;
+    let (router_listener, router_addr) = bind(config.router_listen).await?;
+    let router = paas_router::Router::new(config.router_config());
+    let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port());
+    paas.sync_routes().await.map_err(|e| StartError::Routes(e.to_string()))?;
+
+    let app = self::router(paas.clone());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut api_stopped = stopped.clone();
+    let api = async move {
         axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
+            .with_graceful_shutdown(async move {
+                let _ = api_stopped.wait_for(|stop| *stop).await;
             })
             .await
+    };
+    let mut edge_stopped = stopped;
+    let edge = async move {
+        let stopped = async move {
+            let _ = edge_stopped.wait_for(|stop| *stop).await;
+        };
+        router.serve(router_listener, stopped).await
+    };
+    let task = tokio::spawn(async move {
+        let (api, edge) = tokio::join!(api, edge);
+        api.and(edge)
     });
     tracing::info!(%addr, "control plane listening");
-    Ok(RunningServer {
-        addr,
-        initial_token,
-        paas,
-        stop,
-        task,
-    })
+    Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task })
+}
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener =
+        TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
+    let local = listener.local_addr().map_err(|source| StartError::Listen { addr, source })?;
+    Ok((listener, local))
 }
 
 /// The whole control-plane HTTP surface.
 pub fn router(paas: Paas) -> Router {
+    let metrics = Router::new()
+        .route("/metrics", get(metrics))
+        .layer(middleware::from_fn_with_state(paas.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(metrics)
         .nest("/api/v1", api::router(paas.clone()))
         .fallback(|| async { error::Error::NotFound("page".into()) })
         .layer(middleware::from_fn(log_request))
@@ -132,6 +134,11 @@ pub fn router(paas: Paas) -> Router {
 async fn healthz(State(paas): State<Paas>) -> error::Result<Json<serde_json::Value>> {
     paas.store().user_count().await?;
     Ok(Json(serde_json::json!({ "status": "ok" })))
+}
+
+/// The router's per-app counters for Prometheus (scrape with the API token as bearer token).
+async fn metrics(State(paas): State<Paas>) -> ([(header::HeaderName, &'static str); 1], String) {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], paas.router().render_metrics())
 }
 
 /// One line per request. Only the path is logged: query strings and headers may hold secrets.
@@ -160,22 +167,14 @@ async fn bootstrap_admin(
         return Ok(None);
     }
     let token = auth::generate_token();
-    if store
-        .bootstrap_admin("admin", &auth::hash_token(&token))
-        .await?
-        .is_none()
-    {
+    if store.bootstrap_admin("admin", &auth::hash_token(&token)).await?.is_none() {
         return Ok(None);
     }
     tracing::info!("created the admin user and its first API token");
     match token_file {
         Some(path) => {
-            write_private_file(path, &format!("{token}\n")).map_err(|source| {
-                StartError::TokenFile {
-                    path: path.to_path_buf(),
-                    source,
-                }
-            })?;
+            write_private_file(path, &format!("{token}\n"))
+                .map_err(|source| StartError::TokenFile { path: path.to_path_buf(), source })?;
             Ok(None)
         }
         None => Ok(Some(token)),

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use paas_store::{App, Release, Store, StoreError, User};
+use paas_router::{Route, RouteTable, Router};
+use paas_store::{App, Domain, Release, Store, StoreError, User};
 use rand::Rng;
 
 use crate::error::{Error, Result};
@@ -15,23 +16,75 @@ pub const MAX_QUANTITY: i64 = 100;
 #[derive(Clone)]
 pub struct Paas {
     store: Store,
+    router: Router,
+    /// Apps answer at `APP.{domain}`.
+    domain: String,
+    /// The port the router listens on, for the URLs shown to users.
+    router_port: u16,
 }
 
 impl Paas {
-    pub fn new(store: Store) -> Paas {
-        Paas { store }
+    pub fn new(store: Store, router: Router, domain: &str, router_port: u16) -> Paas {
+        Paas { store, router, domain: domain.to_ascii_lowercase(), router_port }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Where the app is served: `http://APP.DOMAIN[:PORT]`.
+    pub fn web_url(&self, app: &App) -> String {
+        match self.router_port {
+            80 => format!("http://{}.{}/", app.name, self.domain),
+            port => format!("http://{}.{}:{port}/", app.name, self.domain),
+        }
+    }
+
+    /// The routing table as the store describes it: every app at `APP.DOMAIN` and its custom
+    /// domains. Backends come from running containers; without any the router answers 503.
+    pub async fn route_table(&self) -> Result<RouteTable> {
+        let mut routes: BTreeMap<String, Route> = BTreeMap::new();
+        for app in self.store.apps().await? {
+            let host = format!("{}.{}", app.name, self.domain);
+            routes.insert(
+                app.name.clone(),
+                Route { app: app.name, hosts: vec![host], backends: Vec::new() },
+            );
+        }
+        for (app, hostname) in self.store.all_domains().await? {
+            if let Some(route) = routes.get_mut(&app) {
+                route.hosts.push(hostname);
+            }
+        }
+        Ok(RouteTable { routes: routes.into_values().collect() })
+    }
+
+    /// Hands the router a fresh table after apps or domains changed.
+    pub async fn sync_routes(&self) -> Result<()> {
+        let table = self.route_table().await?;
+        let draining = self.router.set_table(&table);
+        tokio::spawn(draining.wait(std::time::Duration::from_secs(30)));
+        Ok(())
+    }
+
     /// Creates an app; with no name, picks a free random one like `gentle-river-4821`.
     pub async fn create_app(&self, name: Option<&str>, user: &User) -> Result<App> {
-        if let Some(name) = name {
-            validate::app_name(name)?;
-            return Ok(self.store.create_app(name, &user.email).await?);
-        }
+        let app = match name {
+            Some(name) => {
+                validate::app_name(name)?;
+                self.store.create_app(name, &user.email).await?
+            }
+            None => self.create_randomly_named_app(user).await?,
+        };
+        self.sync_routes().await?;
+        Ok(app)
+    }
+
+    async fn create_randomly_named_app(&self, user: &User) -> Result<App> {
         for _ in 0..10 {
             let name = random_app_name();
             match self.store.create_app(&name, &user.email).await {
@@ -39,9 +92,7 @@ impl Paas {
                 other => return Ok(other?),
             }
         }
-        Err(Error::Conflict(
-            "could not find a free random app name; pass one".into(),
-        ))
+        Err(Error::Conflict("could not find a free random app name; pass one".into()))
     }
 
     pub async fn app(&self, name: &str) -> Result<App> {
@@ -53,7 +104,37 @@ impl Paas {
     }
 
     pub async fn destroy_app(&self, name: &str) -> Result<()> {
-        Ok(self.store.delete_app(name).await?)
+        self.store.delete_app(name).await?;
+        self.sync_routes().await
+    }
+
+    pub async fn domains(&self, app: &App) -> Result<Vec<Domain>> {
+        Ok(self.store.domains(app).await?)
+    }
+
+    /// Routes a custom hostname (or `*.example.com`) to the app.
+    pub async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain> {
+        let hostname = validate::hostname(hostname)?;
+        let base = hostname.strip_prefix("*.").unwrap_or(&hostname);
+        if base == self.domain || base.ends_with(&format!(".{}", self.domain)) {
+            return Err(Error::invalid(
+                "invalid_domain",
+                format!(
+                    "{hostname} is under paas's own domain {}, where every app already has \
+                     APP.{}; add a domain of your own",
+                    self.domain, self.domain
+                ),
+            ));
+        }
+        let domain = self.store.add_domain(app, &hostname).await?;
+        self.sync_routes().await?;
+        Ok(domain)
+    }
+
+    pub async fn remove_domain(&self, app: &App, hostname: &str) -> Result<()> {
+        let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
+        self.store.remove_domain(app, &hostname).await?;
+        self.sync_routes().await
     }
 
     pub async fn config(&self, app: &App) -> Result<BTreeMap<String, String>> {
@@ -79,10 +160,7 @@ impl Paas {
         }
         let description = config_description(&changes);
         let changes: Vec<_> = changes.into_iter().collect();
-        Ok(self
-            .store
-            .update_config(app, &changes, &description, &user.email)
-            .await?)
+        Ok(self.store.update_config(app, &changes, &description, &user.email).await?)
     }
 
     pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {
@@ -105,17 +183,10 @@ impl Paas {
         changes: BTreeMap<String, i64>,
     ) -> Result<BTreeMap<String, i64>> {
         if changes.is_empty() {
-            return Err(Error::invalid(
-                "no_formation_changes",
-                "no process types given",
-            ));
+            return Err(Error::invalid("no_formation_changes", "no process types given"));
         }
-        let known = self
-            .store
-            .latest_release(app)
-            .await?
-            .map(|r| r.process_types)
-            .unwrap_or_default();
+        let known =
+            self.store.latest_release(app).await?.map(|r| r.process_types).unwrap_or_default();
         for (process_type, quantity) in &changes {
             validate::process_type(process_type)?;
             if process_type == "release" {
@@ -151,10 +222,7 @@ impl Paas {
 fn config_description(changes: &BTreeMap<String, Option<String>>) -> String {
     let (set, removed): (Vec<_>, Vec<_>) = changes.iter().partition(|(_, v)| v.is_some());
     let names = |list: Vec<(&String, &Option<String>)>| {
-        list.into_iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        list.into_iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(", ")
     };
     match (set.is_empty(), removed.is_empty()) {
         (false, true) => format!("Set {} config vars", names(set)),
@@ -198,10 +266,7 @@ mod tests {
             config_description(&changes(&[("A", Some("1")), ("B", Some("2"))])),
             "Set A, B config vars"
         );
-        assert_eq!(
-            config_description(&changes(&[("A", None)])),
-            "Remove A config vars"
-        );
+        assert_eq!(config_description(&changes(&[("A", None)])), "Remove A config vars");
         assert_eq!(
             config_description(&changes(&[("A", None), ("B", Some("2"))])),
             "Set B; remove A config vars"

@@ -45,13 +45,8 @@ pub fn app_name(name: &str) -> Result<()> {
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(invalid("it must start with a lowercase letter"));
     }
-    if !name
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-    {
-        return Err(invalid(
-            "it may hold only lowercase letters, digits and hyphens",
-        ));
+    if !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-') {
+        return Err(invalid("it may hold only lowercase letters, digits and hyphens"));
     }
     if name.ends_with('-') {
         return Err(invalid("it must not end with a hyphen"));
@@ -110,13 +105,31 @@ pub fn config_value(key: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// A custom domain: DNS labels of letters, digits and hyphens, optionally `*.` in front for
+/// every subdomain. Returned lowercased.
+pub fn hostname(name: &str) -> Result<String> {
+    let lowered = name.trim().trim_end_matches('.').to_ascii_lowercase();
+    let labels = lowered.strip_prefix("*.").unwrap_or(&lowered);
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if lowered.len() > 253 || !labels.contains('.') || !labels.split('.').all(label_ok) {
+        return Err(Error::invalid(
+            "invalid_domain",
+            format!("{name:?} is not a valid domain name, like www.example.com or *.example.com"),
+        ));
+    }
+    Ok(lowered)
+}
+
 /// A Procfile process type name: letters, digits, `-` and `_`.
 pub fn process_type(name: &str) -> Result<()> {
     let valid = !name.is_empty()
         && name.len() <= 30
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if valid {
         Ok(())
     } else {
@@ -133,13 +146,7 @@ mod tests {
 
     #[test]
     fn app_names() {
-        for good in [
-            "ab",
-            "my-app",
-            "a1",
-            "shop-2024",
-            "abcdefghijklmnopqrstuvwxyz0123",
-        ] {
+        for good in ["ab", "my-app", "a1", "shop-2024", "abcdefghijklmnopqrstuvwxyz0123"] {
             assert!(app_name(good).is_ok(), "{good} should be accepted");
         }
         for bad in [
@@ -165,6 +172,15 @@ mod tests {
         let message = app_name("my--app").unwrap_err().to_string();
         assert!(message.contains("two hyphens"), "{message}");
         assert_eq!(app_name("api").unwrap_err().code(), "reserved_app_name");
+    }
+
+    #[test]
+    fn hostnames() {
+        assert_eq!(hostname("WWW.Example.com.").unwrap(), "www.example.com");
+        assert_eq!(hostname("*.apps.example.com").unwrap(), "*.apps.example.com");
+        for bad in ["", "localhost", "a..b", "-a.b", "a_b.com", "*.com", "a.*.b", "http://a.b"] {
+            assert!(hostname(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

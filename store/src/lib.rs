@@ -64,8 +64,7 @@ impl Store {
             // WAL lets readers (the dashboard, `paas logs`) run while a deploy writes.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
-                        .await?;
+                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;").await?;
                     Ok(())
                 })
             });
@@ -89,9 +88,7 @@ impl Store {
     // ---- users and tokens ----
 
     pub async fn user_count(&self) -> Result<i64> {
-        let row = sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await?;
         Ok(row.try_get(0)?)
     }
 
@@ -100,10 +97,8 @@ impl Store {
     /// mint a bootstrap token.
     pub async fn bootstrap_admin(&self, email: &str, token_hash: &str) -> Result<Option<User>> {
         let mut tx = self.pool.begin().await?;
-        let existing: i64 = sqlx::query("SELECT COUNT(*) FROM users")
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
+        let existing: i64 =
+            sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?.try_get(0)?;
         if existing > 0 {
             return Ok(None);
         }
@@ -174,11 +169,9 @@ impl Store {
     }
 
     pub async fn apps(&self) -> Result<Vec<App>> {
-        Ok(
-            sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY name"))
-                .fetch_all(&self.pool)
-                .await?,
-        )
+        Ok(sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn app(&self, name: &str) -> Result<App> {
@@ -205,10 +198,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM apps WHERE id = $1")
-            .bind(app.id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query("DELETE FROM apps WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -220,9 +210,7 @@ impl Store {
             .bind(app.id)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
     /// Applies config changes and records the new release that carries them, in one
@@ -324,9 +312,7 @@ impl Store {
         .bind(app.id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect()
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
     }
 
     /// Sets the quantity of each given process type, all at once.
@@ -344,6 +330,56 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    // ---- domains ----
+
+    /// Custom hostnames of one app, sorted.
+    pub async fn domains(&self, app: &App) -> Result<Vec<Domain>> {
+        Ok(sqlx::query_as(
+            "SELECT hostname, created_at FROM domains WHERE app_id = $1 ORDER BY hostname",
+        )
+        .bind(app.id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Every custom hostname with the name of its app, for the routing table.
+    pub async fn all_domains(&self) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT a.name, d.hostname FROM domains d JOIN apps a ON a.id = d.app_id
+             ORDER BY d.hostname",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
+    pub async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain> {
+        sqlx::query_as(
+            "INSERT INTO domains (app_id, hostname, created_at) VALUES ($1, $2, $3)
+             RETURNING hostname, created_at",
+        )
+        .bind(app.id)
+        .bind(hostname)
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| conflict(e, &format!("{hostname} is already a domain of an app")))
+    }
+
+    pub async fn remove_domain(&self, app: &App, hostname: &str) -> Result<()> {
+        let result = sqlx::query("DELETE FROM domains WHERE app_id = $1 AND hostname = $2")
+            .bind(app.id)
+            .bind(hostname)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound(format!("domain {hostname} of {}", app.name)));
+        }
         Ok(())
     }
 }
@@ -391,11 +427,7 @@ async fn insert_release(
     let types_json = serde_json::to_string(&new.process_types)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // A release with no image has nothing to run, so it is complete the moment it exists.
-    let status = if new.image.is_some() {
-        "pending"
-    } else {
-        "succeeded"
-    };
+    let status = if new.image.is_some() { "pending" } else { "succeeded" };
     let row: ReleaseRow = sqlx::query_as(&format!(
         "INSERT INTO releases (app_id, version, build_id, image, config, process_types,
                                description, status, created_by, created_at)
@@ -431,10 +463,7 @@ pub fn now() -> String {
     time::OffsetDateTime::now_utc()
         .replace_nanosecond(0)
         .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
         .unwrap_or_default()
 }
 
@@ -462,10 +491,7 @@ mod tests {
             redact_url("postgres://paas:secret@db:5432/paas"),
             "postgres://paas:***@db:5432/paas"
         );
-        assert_eq!(
-            redact_url("sqlite:///data/paas.db"),
-            "sqlite:///data/paas.db"
-        );
+        assert_eq!(redact_url("sqlite:///data/paas.db"), "sqlite:///data/paas.db");
     }
 
     #[tokio::test]
@@ -475,25 +501,14 @@ mod tests {
         let store = Store::connect(&url).await.unwrap();
         let app = store.create_app("demo", "admin").await.unwrap();
         let v2 = store
-            .update_config(
-                &app,
-                &[("A".into(), Some("1".into()))],
-                "Set A config vars",
-                "admin",
-            )
+            .update_config(&app, &[("A".into(), Some("1".into()))], "Set A config vars", "admin")
             .await
             .unwrap();
         assert_eq!(v2.version, 2);
         assert_eq!(v2.config.get("A").map(String::as_str), Some("1"));
         let releases = store.releases(&app).await.unwrap();
-        assert_eq!(
-            releases.iter().map(|r| r.version).collect::<Vec<_>>(),
-            vec![2, 1]
-        );
+        assert_eq!(releases.iter().map(|r| r.version).collect::<Vec<_>>(), vec![2, 1]);
         store.delete_app("demo").await.unwrap();
-        assert!(matches!(
-            store.app("demo").await,
-            Err(StoreError::NotFound(_))
-        ));
+        assert!(matches!(store.app("demo").await, Err(StoreError::NotFound(_))));
     }
 }

@@ -26,6 +26,13 @@ pub struct App {
     pub created_at: String,
 }
 
+/// A custom hostname routed to an app.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Domain {
+    pub hostname: String,
+    pub created_at: String,
+}
+
 /// An immutable release: what runs (image, process types) and with which config.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Release {

@@ -60,10 +60,7 @@ pub async fn database_url(db: Db, dir: &TempDir) -> String {
                 .execute(&mut conn)
                 .await
                 .expect("create a test database");
-            let base = admin
-                .rsplit_once('/')
-                .map(|(base, _)| base)
-                .unwrap_or(&admin);
+            let base = admin.rsplit_once('/').map(|(base, _)| base).unwrap_or(&admin);
             format!("{base}/{name}")
         }
     }
@@ -72,6 +69,8 @@ pub async fn database_url(db: Db, dir: &TempDir) -> String {
 /// A control plane running in this process on a loopback port, with its admin token.
 pub struct TestServer {
     pub url: String,
+    /// The router's address: send app requests here with a `Host` header.
+    pub router: std::net::SocketAddr,
     pub token: String,
     pub http: reqwest::Client,
     pub dir: TempDir,
@@ -83,14 +82,13 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().expect("address");
+        config.router_listen = "127.0.0.1:0".parse().expect("address");
         config.database_url = Some(database_url(db, &dir).await);
         let mut server = paas_server::start(config).await.expect("server starts");
-        let token = server
-            .initial_token
-            .take()
-            .expect("a fresh store mints a token");
+        let token = server.initial_token.take().expect("a fresh store mints a token");
         TestServer {
             url: format!("http://{}", server.addr),
+            router: server.router_addr,
             token,
             http: reqwest::Client::new(),
             dir,
@@ -98,11 +96,19 @@ impl TestServer {
         }
     }
 
+    /// A request through the router to the app answering at `host`.
+    pub async fn app_request(&self, host: &str, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("http://{}{path}", self.router))
+            .header("host", host)
+            .send()
+            .await
+            .expect("router answers")
+    }
+
     /// A request to `/api/v1{path}` carrying the admin token.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        self.http
-            .request(method, format!("{}/api/v1{path}", self.url))
-            .bearer_auth(&self.token)
+        self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token)
     }
 }
 

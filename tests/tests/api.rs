@@ -12,6 +12,7 @@ both_databases!(
     config_makes_releases,
     bad_input_is_refused_cleanly,
     formation_scales,
+    apps_are_routed,
 );
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
@@ -29,23 +30,13 @@ fn error_code(body: &Value) -> &str {
 
 async fn every_route_needs_a_token(db: Db) {
     let server = TestServer::start(db).await;
-    server
-        .api(Method::POST, "/apps")
-        .json(&json!({"name": "demo"}))
-        .send()
-        .await
-        .unwrap();
+    server.api(Method::POST, "/apps").json(&json!({"name": "demo"})).send().await.unwrap();
     let routes = paas_server::api::routes();
     assert!(routes.len() >= 11);
     for (method, path, _) in routes {
         let path = path.replace("{app}", "demo").replace("{version}", "v1");
         let url = format!("{}/api/v1{path}", server.url);
-        for auth in [
-            None,
-            Some("Bearer paas_wrong"),
-            Some("Basic Zm9vOmJhcg=="),
-            Some("Bearer "),
-        ] {
+        for auth in [None, Some("Bearer paas_wrong"), Some("Basic Zm9vOmJhcg=="), Some("Bearer ")] {
             let mut request = server.http.request(method.clone(), &url).json(&json!({}));
             if let Some(auth) = auth {
                 request = request.header("authorization", auth);
@@ -62,12 +53,7 @@ async fn every_route_needs_a_token(db: Db) {
         }
     }
     // The health check is the one route open to all.
-    let health = server
-        .http
-        .get(format!("{}/healthz", server.url))
-        .send()
-        .await
-        .unwrap();
+    let health = server.http.get(format!("{}/healthz", server.url)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     // And the token does work.
     let (status, body) = json_of(server.api(Method::GET, "/account").send().await.unwrap()).await;
@@ -78,42 +64,23 @@ async fn every_route_needs_a_token(db: Db) {
 async fn apps_lifecycle(db: Db) {
     let server = TestServer::start(db).await;
     let (status, body) = json_of(
-        server
-            .api(Method::POST, "/apps")
-            .json(&json!({"name": "shop"}))
-            .send()
-            .await
-            .unwrap(),
+        server.api(Method::POST, "/apps").json(&json!({"name": "shop"})).send().await.unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["name"], "shop");
     assert_eq!(body["release"], 1);
 
-    let (status, body) = json_of(
-        server
-            .api(Method::POST, "/apps")
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        json_of(server.api(Method::POST, "/apps").json(&json!({})).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::CREATED);
     let random = body["name"].as_str().unwrap().to_string();
     assert!(random.len() >= 2 && random.contains('-'), "{random}");
 
     let (_, list) = json_of(server.api(Method::GET, "/apps").send().await.unwrap()).await;
-    let names: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["name"].as_str().unwrap())
-        .collect();
-    assert!(
-        names.contains(&"shop") && names.contains(&random.as_str()),
-        "{names:?}"
-    );
+    let names: Vec<&str> =
+        list.as_array().unwrap().iter().map(|a| a["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"shop") && names.contains(&random.as_str()), "{names:?}");
 
     let (status, body) = json_of(server.api(Method::GET, "/apps/shop").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
@@ -126,46 +93,26 @@ async fn apps_lifecycle(db: Db) {
         .send()
         .await
         .unwrap();
-    let response = server
-        .api(Method::DELETE, "/apps/shop")
-        .send()
-        .await
-        .unwrap();
+    let response = server.api(Method::DELETE, "/apps/shop").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let (status, body) = json_of(server.api(Method::GET, "/apps/shop").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
     assert!(body["error"]["message"].as_str().unwrap().contains("shop"));
     let (status, body) = json_of(
-        server
-            .api(Method::POST, "/apps")
-            .json(&json!({"name": "shop"}))
-            .send()
-            .await
-            .unwrap(),
+        server.api(Method::POST, "/apps").json(&json!({"name": "shop"})).send().await.unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(body["release"], 1, "a recreated app starts over");
-    let (_, config) = json_of(
-        server
-            .api(Method::GET, "/apps/shop/config")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, config) =
+        json_of(server.api(Method::GET, "/apps/shop/config").send().await.unwrap()).await;
     assert_eq!(config, json!({}));
 }
 
 async fn config_makes_releases(db: Db) {
     let server = TestServer::start(db).await;
-    server
-        .api(Method::POST, "/apps")
-        .json(&json!({"name": "blog"}))
-        .send()
-        .await
-        .unwrap();
+    server.api(Method::POST, "/apps").json(&json!({"name": "blog"})).send().await.unwrap();
     // Any UTF-8 comes back exactly: newlines, quotes, emoji, shell metacharacters.
     let tricky = "line 1\nline 2\t'single' \"double\" $HOME `cmd` ünïcödé 🚀 \\ %s";
     let (status, body) = json_of(
@@ -194,73 +141,34 @@ async fn config_makes_releases(db: Db) {
     assert_eq!(body["release"]["version"], 3);
     assert_eq!(body["release"]["description"], "Remove A config vars");
 
-    let (_, config) = json_of(
-        server
-            .api(Method::GET, "/apps/blog/config")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, config) =
+        json_of(server.api(Method::GET, "/apps/blog/config").send().await.unwrap()).await;
     assert_eq!(config, json!({"B": tricky}));
 
-    let (_, releases) = json_of(
-        server
-            .api(Method::GET, "/apps/blog/releases")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, releases) =
+        json_of(server.api(Method::GET, "/apps/blog/releases").send().await.unwrap()).await;
     let summary: Vec<(i64, &str)> = releases
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            (
-                r["version"].as_i64().unwrap(),
-                r["description"].as_str().unwrap(),
-            )
-        })
+        .map(|r| (r["version"].as_i64().unwrap(), r["description"].as_str().unwrap()))
         .collect();
     assert_eq!(
         summary,
-        vec![
-            (3, "Remove A config vars"),
-            (2, "Set A, B config vars"),
-            (1, "Initial release")
-        ]
+        vec![(3, "Remove A config vars"), (2, "Set A, B config vars"), (1, "Initial release")]
     );
     // Release listings never carry config values: they are secrets.
     assert!(!releases.to_string().contains("line 2"), "{releases}");
 
-    let (status, body) = json_of(
-        server
-            .api(Method::GET, "/apps/blog/releases/v2")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        json_of(server.api(Method::GET, "/apps/blog/releases/v2").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["version"], 2);
-    let (status, _) = json_of(
-        server
-            .api(Method::GET, "/apps/blog/releases/2")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) =
+        json_of(server.api(Method::GET, "/apps/blog/releases/2").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = json_of(
-        server
-            .api(Method::GET, "/apps/blog/releases/v9")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        json_of(server.api(Method::GET, "/apps/blog/releases/v9").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
 
@@ -274,12 +182,7 @@ async fn config_makes_releases(db: Db) {
 
 async fn bad_input_is_refused_cleanly(db: Db) {
     let server = TestServer::start(db).await;
-    server
-        .api(Method::POST, "/apps")
-        .json(&json!({"name": "valid-app"}))
-        .send()
-        .await
-        .unwrap();
+    server.api(Method::POST, "/apps").json(&json!({"name": "valid-app"})).send().await.unwrap();
 
     for (name, code) in [
         ("A", "invalid_app_name"),
@@ -292,33 +195,18 @@ async fn bad_input_is_refused_cleanly(db: Db) {
         ("git", "reserved_app_name"),
     ] {
         let (status, body) = json_of(
-            server
-                .api(Method::POST, "/apps")
-                .json(&json!({"name": name}))
-                .send()
-                .await
-                .unwrap(),
+            server.api(Method::POST, "/apps").json(&json!({"name": name})).send().await.unwrap(),
         )
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{name}: {body}");
         assert_eq!(error_code(&body), code, "{name}");
     }
     let (status, body) = json_of(
-        server
-            .api(Method::POST, "/apps")
-            .json(&json!({"name": "valid-app"}))
-            .send()
-            .await
-            .unwrap(),
+        server.api(Method::POST, "/apps").json(&json!({"name": "valid-app"})).send().await.unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("already exists")
-    );
+    assert!(body["error"]["message"].as_str().unwrap().contains("already exists"));
 
     let (status, body) =
         json_of(server.api(Method::GET, "/apps/ghost").send().await.unwrap()).await;
@@ -359,15 +247,8 @@ async fn bad_input_is_refused_cleanly(db: Db) {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(error_code(&body), "invalid_body");
-    let (status, _) = json_of(
-        server
-            .api(Method::POST, "/apps")
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) =
+        json_of(server.api(Method::POST, "/apps").body("{}").send().await.unwrap()).await;
     assert!(status.is_client_error());
 
     // Bad config changes, each refused as a whole: nothing is written, no release is made.
@@ -391,28 +272,12 @@ async fn bad_input_is_refused_cleanly(db: Db) {
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(error_code(&body), code);
     }
-    let (_, config) = json_of(
-        server
-            .api(Method::GET, "/apps/valid-app/config")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, config) =
+        json_of(server.api(Method::GET, "/apps/valid-app/config").send().await.unwrap()).await;
     assert_eq!(config, json!({}), "a refused change writes nothing");
-    let (_, releases) = json_of(
-        server
-            .api(Method::GET, "/apps/valid-app/releases")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        releases.as_array().unwrap().len(),
-        1,
-        "a refused change makes no release"
-    );
+    let (_, releases) =
+        json_of(server.api(Method::GET, "/apps/valid-app/releases").send().await.unwrap()).await;
+    assert_eq!(releases.as_array().unwrap().len(), 1, "a refused change makes no release");
 
     // Exactly 32 KiB is fine.
     let (status, _) = json_of(
@@ -437,12 +302,7 @@ async fn bad_input_is_refused_cleanly(db: Db) {
 
 async fn formation_scales(db: Db) {
     let server = TestServer::start(db).await;
-    server
-        .api(Method::POST, "/apps")
-        .json(&json!({"name": "worky"}))
-        .send()
-        .await
-        .unwrap();
+    server.api(Method::POST, "/apps").json(&json!({"name": "worky"})).send().await.unwrap();
     let (status, body) = json_of(
         server
             .api(Method::PATCH, "/apps/worky/formation")
@@ -471,32 +331,84 @@ async fn formation_scales(db: Db) {
         (json!({"bad type": 1}), "invalid_process_type"),
     ] {
         let (status, body) = json_of(
+            server.api(Method::PATCH, "/apps/worky/formation").json(&changes).send().await.unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{changes}: {body}");
+        assert_eq!(error_code(&body), code);
+    }
+    let (_, body) =
+        json_of(server.api(Method::GET, "/apps/worky/formation").send().await.unwrap()).await;
+    assert_eq!(body, json!({"web": 2, "worker": 0}), "refused changes left it as it was");
+}
+
+async fn apps_are_routed(db: Db) {
+    let server = TestServer::start(db).await;
+    let (_, info) = json_of(
+        server.api(Method::POST, "/apps").json(&json!({"name": "shop"})).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(info["web_url"], format!("http://shop.localhost:{}/", server.router.port()));
+
+    // Routed, but nothing runs yet: Heroku's "no web processes running".
+    let response = server.app_request("shop.localhost", "/").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.text().await.unwrap().contains("no web processes running"));
+    let response = server.app_request("nobody.localhost", "/").await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    // Custom domains, including a wildcard.
+    for hostname in ["www.shop.example", "*.shop.dev"] {
+        let (status, body) = json_of(
             server
-                .api(Method::PATCH, "/apps/worky/formation")
-                .json(&changes)
+                .api(Method::POST, "/apps/shop/domains")
+                .json(&json!({"hostname": hostname}))
                 .send()
                 .await
                 .unwrap(),
         )
         .await;
-        assert_eq!(
-            status,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "{changes}: {body}"
-        );
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    for host in ["WWW.shop.example", "pr-1.shop.dev:8000"] {
+        let response = server.app_request(host, "/").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{host}");
+    }
+    for (hostname, status, code) in [
+        ("not a host", StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain"),
+        ("other.localhost", StatusCode::UNPROCESSABLE_ENTITY, "invalid_domain"),
+        ("www.shop.example", StatusCode::CONFLICT, "conflict"),
+    ] {
+        let (got, body) = json_of(
+            server
+                .api(Method::POST, "/apps/shop/domains")
+                .json(&json!({"hostname": hostname}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(got, status, "{hostname}: {body}");
         assert_eq!(error_code(&body), code);
     }
-    let (_, body) = json_of(
-        server
-            .api(Method::GET, "/apps/worky/formation")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        body,
-        json!({"web": 2, "worker": 0}),
-        "refused changes left it as it was"
-    );
+    let (_, domains) =
+        json_of(server.api(Method::GET, "/apps/shop/domains").send().await.unwrap()).await;
+    let names: Vec<&str> =
+        domains.as_array().unwrap().iter().map(|d| d["hostname"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["*.shop.dev", "www.shop.example"]);
+    let response =
+        server.api(Method::DELETE, "/apps/shop/domains/www.shop.example").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    assert_eq!(server.app_request("www.shop.example", "/").await.status(), StatusCode::NOT_FOUND);
+
+    // Prometheus metrics need the token too, and count the router's answers per app.
+    let url = format!("{}/metrics", server.url);
+    assert_eq!(server.http.get(&url).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let metrics = server.http.get(&url).bearer_auth(&server.token).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("paas_router_requests_total{app=\"shop\",code=\"5xx\"} 3"), "{text}");
+
+    // A destroyed app is no longer routed.
+    server.api(Method::DELETE, "/apps/shop").send().await.unwrap();
+    assert_eq!(server.app_request("shop.localhost", "/").await.status(), StatusCode::NOT_FOUND);
 }

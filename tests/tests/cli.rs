@@ -30,7 +30,13 @@ fn free_port() -> u16 {
 async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
     let port = free_port();
     let child = Command::new(paas_bin())
-        .args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "server",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--router-listen",
+            "127.0.0.1:0",
+        ])
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--init-token-file")
@@ -40,10 +46,7 @@ async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
         .stderr(Stdio::null())
         .spawn()
         .expect("start paas server");
-    let server = ServerProcess {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-    };
+    let server = ServerProcess { child, url: format!("http://127.0.0.1:{port}") };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
@@ -84,28 +87,14 @@ fn ok(output: Output) -> String {
 
 fn fails(output: Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    assert!(
-        !output.status.success(),
-        "command should have failed:\n{stderr}"
-    );
-    assert!(
-        stderr.starts_with("error: ") || stderr.contains("\nerror: "),
-        "{stderr}"
-    );
+    assert!(!output.status.success(), "command should have failed:\n{stderr}");
+    assert!(stderr.starts_with("error: ") || stderr.contains("\nerror: "), "{stderr}");
     stderr
 }
 
 fn git(cwd: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("git");
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output = Command::new("git").args(args).current_dir(cwd).output().expect("git");
+    assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).to_string()
 }
 
@@ -123,30 +112,16 @@ async fn new_user_walkthrough(db: Db) {
     // Before logging in, commands say how to log in.
     let err = fails(paas(&home, &repo, &["apps"]));
     assert!(err.contains("paas login"), "{err}");
-    let err = fails(paas(
-        &home,
-        &repo,
-        &["login", &server.url, "--token", "paas_wrong"],
-    ));
+    let err = fails(paas(&home, &repo, &["login", &server.url, "--token", "paas_wrong"]));
     assert!(err.contains("invalid API token"), "{err}");
 
-    let out = ok(paas(
-        &home,
-        &repo,
-        &["login", &server.url, "--token", token],
-    ));
-    assert!(
-        out.contains("Logged in to") && out.contains("admin"),
-        "{out}"
-    );
+    let out = ok(paas(&home, &repo, &["login", &server.url, "--token", token]));
+    assert!(out.contains("Logged in to") && out.contains("admin"), "{out}");
     let credentials = home.join("paas-config/credentials.toml");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&credentials)
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&credentials).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "credentials must be private");
     }
 
@@ -157,48 +132,27 @@ async fn new_user_walkthrough(db: Db) {
 
     // From here the app comes from the git remote, as with Heroku.
     let out = ok(paas(&home, &repo, &["config:set", "A=1", "B=two words"]));
-    assert!(
-        out.contains("Setting A, B on walkthrough... done, v2"),
-        "{out}"
-    );
+    assert!(out.contains("Setting A, B on walkthrough... done, v2"), "{out}");
     assert!(out.contains("B: two words"), "{out}");
     let out = ok(paas(&home, &repo, &["config:unset", "A"]));
     assert!(out.contains("done, v3"), "{out}");
     let out = ok(paas(&home, &repo, &["config:get", "B"]));
     assert_eq!(out, "two words\n");
     let out = ok(paas(&home, &repo, &["config", "--shell"]));
-    assert!(
-        out.contains("B='two words'") && !out.contains("A="),
-        "{out}"
-    );
+    assert!(out.contains("B='two words'") && !out.contains("A="), "{out}");
 
     let out = ok(paas(&home, &repo, &["releases"]));
-    assert!(
-        out.contains("=== walkthrough Releases - Current: v3"),
-        "{out}"
-    );
+    assert!(out.contains("=== walkthrough Releases - Current: v3"), "{out}");
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with('v')).collect();
     assert_eq!(lines.len(), 3, "{out}");
-    assert!(
-        lines[0].starts_with("v3") && lines[0].contains("Remove A config vars"),
-        "{out}"
-    );
-    assert!(
-        lines[1].starts_with("v2") && lines[1].contains("Set A, B config vars"),
-        "{out}"
-    );
-    assert!(
-        lines[2].starts_with("v1") && lines[2].contains("Initial release"),
-        "{out}"
-    );
+    assert!(lines[0].starts_with("v3") && lines[0].contains("Remove A config vars"), "{out}");
+    assert!(lines[1].starts_with("v2") && lines[1].contains("Set A, B config vars"), "{out}");
+    assert!(lines[2].starts_with("v1") && lines[2].contains("Initial release"), "{out}");
 
     let out = ok(paas(&home, &repo, &["ps:scale", "web=2", "worker=1"]));
     assert!(out.contains("web=2 worker=1"), "{out}");
     let out = ok(paas(&home, &repo, &["apps:info"]));
-    assert!(
-        out.contains("=== walkthrough") && out.contains("v3"),
-        "{out}"
-    );
+    assert!(out.contains("=== walkthrough") && out.contains("v3"), "{out}");
 
     // Mistakes get the server's message and a non-zero exit.
     let err = fails(paas(&home, &repo, &["config:set", "NOEQUALS"]));
@@ -217,11 +171,7 @@ async fn new_user_walkthrough(db: Db) {
     // Destroying needs confirmation, then removes the app and the remote.
     let err = fails(paas(&home, &repo, &["apps:destroy"]));
     assert!(err.contains("--confirm walkthrough"), "{err}");
-    let out = ok(paas(
-        &home,
-        &repo,
-        &["apps:destroy", "--confirm", "walkthrough"],
-    ));
+    let out = ok(paas(&home, &repo, &["apps:destroy", "--confirm", "walkthrough"]));
     assert!(out.contains("Destroyed walkthrough"), "{out}");
     assert!(!git(&repo, &["remote"]).contains("paas"));
     let out = ok(paas(&home, &repo, &["apps"]));

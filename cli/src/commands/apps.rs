@@ -22,10 +22,7 @@ pub async fn list() -> Result<()> {
 
 pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> {
     let client = client()?;
-    eprint!(
-        "Creating app{}... ",
-        name.as_ref().map(|n| format!(" {n}")).unwrap_or_default()
-    );
+    eprint!("Creating app{}... ", name.as_ref().map(|n| format!(" {n}")).unwrap_or_default());
     let info: AppInfo = match client.post("/apps", &CreateApp { name }).await {
         Ok(info) => info,
         Err(e) => {
@@ -36,6 +33,7 @@ pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> 
     eprintln!("done");
     let git_url = format!("{}/{}.git", client.base_url(), info.app.name);
     println!("Created {}", info.app.name);
+    println!("Web URL: {}", info.web_url);
     println!("Git URL: {git_url}");
     if let Some(remote) = remote.filter(|_| git::in_repository()) {
         if git::set_remote(&remote, &git_url)? {
@@ -54,29 +52,17 @@ pub async fn info(arg: &AppArg) -> Result<()> {
     let formation = if info.formation.is_empty() {
         "none yet (set by the first deploy, or paas ps:scale)".to_string()
     } else {
-        info.formation
-            .iter()
-            .map(|(t, n)| format!("{t}={n}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        info.formation.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>().join(" ")
     };
     println!("=== {}", info.app.name);
     print!(
         "{}",
         table(&[
-            vec![
-                "Created:".into(),
-                format!("{} by {}", info.app.created_at, info.app.created_by)
-            ],
-            vec![
-                "Git URL:".into(),
-                format!("{}/{}.git", client.base_url(), info.app.name)
-            ],
+            vec!["Created:".into(), format!("{} by {}", info.app.created_at, info.app.created_by)],
+            vec!["Web URL:".into(), info.web_url.clone()],
+            vec!["Git URL:".into(), format!("{}/{}.git", client.base_url(), info.app.name)],
             vec!["Deploy branch:".into(), info.app.deploy_branch.clone()],
-            vec![
-                "Release:".into(),
-                info.release.map(|v| format!("v{v}")).unwrap_or_default()
-            ],
+            vec!["Release:".into(), info.release.map(|v| format!("v{v}")).unwrap_or_default()],
             vec!["Formation:".into(), formation],
         ])
     );

@@ -47,11 +47,8 @@ pub async fn set(arg: &AppArg, pairs: &[String]) -> Result<()> {
     }
     let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
     let update = apply(&name, &format!("Setting {keys} on {name}"), &changes).await?;
-    let set: BTreeMap<String, String> = update
-        .config
-        .into_iter()
-        .filter(|(k, _)| changes.contains_key(k))
-        .collect();
+    let set: BTreeMap<String, String> =
+        update.config.into_iter().filter(|(k, _)| changes.contains_key(k)).collect();
     print_vars(&set);
     Ok(())
 }
@@ -60,12 +57,7 @@ pub async fn unset(arg: &AppArg, keys: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let changes: BTreeMap<String, Option<String>> =
         keys.iter().map(|k| (k.clone(), None)).collect();
-    apply(
-        &name,
-        &format!("Unsetting {} on {name}", keys.join(", ")),
-        &changes,
-    )
-    .await?;
+    apply(&name, &format!("Unsetting {} on {name}", keys.join(", ")), &changes).await?;
     Ok(())
 }
 
@@ -75,10 +67,7 @@ async fn apply(
     changes: &BTreeMap<String, Option<String>>,
 ) -> Result<ConfigUpdate> {
     eprint!("{progress}... ");
-    match client()?
-        .patch::<ConfigUpdate>(&format!("/apps/{name}/config"), changes)
-        .await
-    {
+    match client()?.patch::<ConfigUpdate>(&format!("/apps/{name}/config"), changes).await {
         Ok(update) => {
             eprintln!("done, v{}", update.release.version);
             Ok(update)
@@ -100,14 +89,8 @@ fn print_vars(config: &BTreeMap<String, String>) {
 /// Single-quotes a value for POSIX shells when it needs it.
 fn shell_quote(value: &str) -> String {
     let plain = !value.is_empty()
-        && value
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,".contains(c));
-    if plain {
-        value.to_string()
-    } else {
-        format!("'{}'", value.replace('\'', r"'\''"))
-    }
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || "-_./:@%+,".contains(c));
+    if plain { value.to_string() } else { format!("'{}'", value.replace('\'', r"'\''")) }
 }
 
 #[cfg(test)]

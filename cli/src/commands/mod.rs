@@ -4,6 +4,7 @@
 pub mod apps;
 pub mod build;
 pub mod config;
+pub mod domains;
 pub mod ps;
 pub mod releases;
 pub mod server;
@@ -38,13 +39,7 @@ pub fn app_name(arg: &AppArg) -> Result<String> {
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
     for row in rows {

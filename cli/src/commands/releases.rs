@@ -33,11 +33,7 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let release: Release = match version {
-        Some(version) => {
-            client
-                .get(&format!("/apps/{name}/releases/{version}"))
-                .await?
-        }
+        Some(version) => client.get(&format!("/apps/{name}/releases/{version}")).await?,
         None => {
             let releases: Vec<Release> = client.get(&format!("/apps/{name}/releases")).await?;
             match releases.into_iter().next() {
@@ -60,12 +56,7 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
             vec!["Change:".into(), release.description],
             vec!["Status:".into(), release.status],
             vec!["When:".into(), release.created_at],
-            vec![
-                "Image:".into(),
-                release
-                    .image
-                    .unwrap_or_else(|| "none (not built yet)".into())
-            ],
+            vec!["Image:".into(), release.image.unwrap_or_else(|| "none (not built yet)".into())],
             vec!["Processes:".into(), types],
         ])
     );

@@ -26,10 +26,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
              {token}\n\nLog in from another shell with:\n\n    paas login http://{host} --token {token}\n"
         );
     }
-    server
-        .run_until(shutdown_signal())
-        .await
-        .context("server stopped with an error")?;
+    server.run_until(shutdown_signal()).await.context("server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -16,10 +16,8 @@ pub async fn login(url: &str, token: Option<String>) -> Result<()> {
         Some(token) => token,
         None => prompt_token()?,
     };
-    let credentials = Credentials {
-        url: url.trim_end_matches('/').to_string(),
-        token: token.trim().to_string(),
-    };
+    let credentials =
+        Credentials { url: url.trim_end_matches('/').to_string(), token: token.trim().to_string() };
     let account: Account = Client::new(&credentials)?.get("/account").await?;
     let path = credentials::save(&credentials)?;
     println!("Logged in to {} as {}", credentials.url, account.email);
@@ -50,9 +48,7 @@ fn prompt_token() -> Result<String> {
 }
 
 fn set_echo(on: bool) {
-    let _ = std::process::Command::new("stty")
-        .arg(if on { "echo" } else { "-echo" })
-        .status();
+    let _ = std::process::Command::new("stty").arg(if on { "echo" } else { "-echo" }).status();
 }
 
 pub fn logout() -> Result<()> {

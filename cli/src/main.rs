@@ -45,6 +45,8 @@ pub struct AppArg {
 enum Command {
     /// Run the paas platform: API, git and router (on embedded defaults: SQLite in ./data).
     Server(commands::server::ServerArgs),
+    /// Run only the router, serving a routing table from a JSON file (reloaded on SIGHUP).
+    Router(commands::router::RouterArgs),
     /// Build a directory into an image on the local Docker engine, printing the build log
     /// (--plan: only show what would be built).
     Build(commands::build::BuildArgs),
@@ -185,6 +187,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
     use commands::{apps, config, domains, ps, releases, session};
     match command {
         Command::Server(args) => commands::server::run(args).await,
+        Command::Router(args) => commands::router::run(args).await,
         Command::Build(args) => commands::build::run(args).await,
         Command::Login { url, token } => session::login(&url, token).await,
         Command::Logout => session::logout(),

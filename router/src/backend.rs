@@ -72,7 +72,10 @@ impl Backend {
             if sender.is_closed() {
                 continue;
             }
-            // A pooled connection finished its last response; it is ready at once or closed.
+            if sender.is_ready() {
+                return Ok(sender);
+            }
+            // Its last response just ended; the connection task may not have caught up yet.
             if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), sender.ready()).await {
                 return Ok(sender);
             }

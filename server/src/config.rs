@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerConfig {
@@ -18,30 +19,13 @@ pub struct ServerConfig {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
-    /// Address the router (the apps' HTTP entry point) listens on.
-    #[arg(long, env = "PAAS_ROUTER_LISTEN", default_value = "0.0.0.0:8000")]
-    pub router_listen: SocketAddr,
-
     /// Apps are served at APP.DOMAIN; `localhost` makes http://APP.localhost:8000 work on a
     /// laptop with no DNS set up.
     #[arg(long, env = "PAAS_DOMAIN", default_value = "localhost")]
     pub domain: String,
 
-    /// Router: seconds allowed to connect to an app container.
-    #[arg(long, env = "PAAS_ROUTER_CONNECT_TIMEOUT", default_value_t = 5)]
-    pub router_connect_timeout: u64,
-
-    /// Router: seconds an app has to start answering a request (then 504).
-    #[arg(long, env = "PAAS_ROUTER_RESPONSE_TIMEOUT", default_value_t = 30)]
-    pub router_response_timeout: u64,
-
-    /// Router: seconds an idle client keep-alive connection stays open.
-    #[arg(long, env = "PAAS_ROUTER_IDLE_TIMEOUT", default_value_t = 55)]
-    pub router_idle_timeout: u64,
-
-    /// Router: largest request body accepted, in MiB (then 413).
-    #[arg(long, env = "PAAS_ROUTER_MAX_BODY_MB", default_value_t = 100)]
-    pub router_max_body_mb: u64,
+    #[command(flatten)]
+    pub router: RouterSettings,
 
     /// On the very first start, write the admin's API token to this file (mode 0600)
     /// instead of printing it.
@@ -49,31 +33,94 @@ pub struct ServerConfig {
     pub init_token_file: Option<PathBuf>,
 }
 
+/// The router's settings, shared by `paas server` and a standalone `paas router`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouterSettings {
+    /// Address the router (the apps' HTTP entry point) listens on.
+    #[arg(
+        id = "router_listen",
+        value_name = "ADDR",
+        long = "router-listen",
+        env = "PAAS_ROUTER_LISTEN",
+        default_value = "0.0.0.0:8000"
+    )]
+    pub listen: SocketAddr,
+
+    /// Router: seconds allowed to connect to an app container (then 502/504).
+    #[arg(
+        id = "router_connect_timeout",
+        value_name = "SECS",
+        long = "router-connect-timeout",
+        env = "PAAS_ROUTER_CONNECT_TIMEOUT",
+        default_value_t = 5
+    )]
+    pub connect_timeout: u64,
+
+    /// Router: seconds an app has to start answering a request (then 504).
+    #[arg(
+        id = "router_response_timeout",
+        value_name = "SECS",
+        long = "router-response-timeout",
+        env = "PAAS_ROUTER_RESPONSE_TIMEOUT",
+        default_value_t = 30
+    )]
+    pub response_timeout: u64,
+
+    /// Router: seconds an idle client keep-alive connection stays open.
+    #[arg(
+        id = "router_idle_timeout",
+        value_name = "SECS",
+        long = "router-idle-timeout",
+        env = "PAAS_ROUTER_IDLE_TIMEOUT",
+        default_value_t = 55
+    )]
+    pub idle_timeout: u64,
+
+    /// Router: largest request body accepted, in MiB (then 413).
+    #[arg(
+        id = "router_max_body_mb",
+        value_name = "MIB",
+        long = "router-max-body-mb",
+        env = "PAAS_ROUTER_MAX_BODY_MB",
+        default_value_t = 100
+    )]
+    pub max_body_mb: u64,
+}
+
+impl Default for RouterSettings {
+    fn default() -> RouterSettings {
+        RouterSettings {
+            listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            connect_timeout: 5,
+            response_timeout: 30,
+            idle_timeout: 55,
+            max_body_mb: 100,
+        }
+    }
+}
+
+impl RouterSettings {
+    pub fn router_config(&self) -> paas_router::RouterConfig {
+        paas_router::RouterConfig {
+            connect_timeout: Duration::from_secs(self.connect_timeout),
+            first_byte_timeout: Duration::from_secs(self.response_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+            max_body_bytes: self.max_body_mb.saturating_mul(1024 * 1024),
+            ..paas_router::RouterConfig::default()
+        }
+    }
+}
+
 impl ServerConfig {
     /// Defaults for a server in `data_dir`, as `paas server` would start with no flags.
     pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
         ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7000)),
-            router_listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
-            domain: "localhost".into(),
-            router_connect_timeout: 5,
-            router_response_timeout: 30,
-            router_idle_timeout: 55,
-            router_max_body_mb: 100,
             data_dir: data_dir.into(),
             database_url: None,
+            domain: "localhost".into(),
+            router: RouterSettings::default(),
             init_token_file: None,
-        }
-    }
-
-    pub fn router_config(&self) -> paas_router::RouterConfig {
-        use std::time::Duration;
-        paas_router::RouterConfig {
-            connect_timeout: Duration::from_secs(self.router_connect_timeout),
-            first_byte_timeout: Duration::from_secs(self.router_response_timeout),
-            idle_timeout: Duration::from_secs(self.router_idle_timeout),
-            max_body_bytes: self.router_max_body_mb.saturating_mul(1024 * 1024),
-            ..paas_router::RouterConfig::default()
         }
     }
 

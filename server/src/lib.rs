@@ -22,7 +22,7 @@ use paas_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::ServerConfig;
+pub use config::{RouterSettings, ServerConfig};
 pub use ops::Paas;
 
 #[derive(Debug, thiserror::Error)]
@@ -80,8 +80,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let initial_token = bootstrap_admin(&store, config.init_token_file.as_deref()).await?;
 
     let (listener, addr) = bind(config.listen).await?;
-    let (router_listener, router_addr) = bind(config.router_listen).await?;
-    let router = paas_router::Router::new(config.router_config());
+    let (router_listener, router_addr) = bind(config.router.listen).await?;
+    let router = paas_router::Router::new(config.router.router_config());
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port());
     paas.sync_routes().await.map_err(|e| StartError::Routes(e.to_string()))?;
 

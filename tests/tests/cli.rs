@@ -189,3 +189,73 @@ async fn new_user_walkthrough(db: Db) {
         .unwrap();
     ok(output);
 }
+
+/// A backend that answers every request with `body`, one connection at a time.
+fn fixed_backend(body: &'static str) -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn standalone_router_serves_and_reloads_its_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, two) = (fixed_backend("one"), fixed_backend("two"));
+    let table = dir.path().join("routes.json");
+    let write_table = |backend: std::net::SocketAddr| {
+        let json = format!(
+            r#"{{"routes": [{{"app": "demo", "hosts": ["demo.example.com"], "backends": ["{backend}"]}}]}}"#
+        );
+        std::fs::write(&table, json).unwrap();
+    };
+    write_table(one);
+    let port = free_port();
+    let child = Command::new(paas_bin())
+        .args(["router", "--router-listen", &format!("127.0.0.1:{port}"), "--table"])
+        .arg(&table)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let router = ServerProcess { child, url: format!("http://127.0.0.1:{port}") };
+    let fetch = || async {
+        let response = reqwest::Client::new()
+            .get(&router.url)
+            .header("host", "demo.example.com")
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fetch().await.as_deref() != Some("one") {
+        assert!(Instant::now() < deadline, "router did not serve the table");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A broken file on reload keeps the current table.
+    std::fs::write(&table, "{not json").unwrap();
+    let hup = |pid: u32| Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap();
+    assert!(hup(router.child.id()).success());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(fetch().await.as_deref(), Some("one"));
+    // A good one is taken.
+    write_table(two);
+    assert!(hup(router.child.id()).success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fetch().await.as_deref() != Some("two") {
+        assert!(Instant::now() < deadline, "router did not reload the table");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -31,7 +31,7 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     Ok(())
 }
 
-fn init_tracing(format: &str) {
+pub(crate) fn init_tracing(format: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("PAAS_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
@@ -45,7 +45,7 @@ fn init_tracing(format: &str) {
     };
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -131,6 +131,16 @@ enum Command {
         #[arg(short = 'n', long, default_value_t = 15)]
         num: usize,
     },
+    /// List builds, newest first.
+    Builds(AppArg),
+    /// Show one build with its whole log.
+    #[command(name = "builds:info")]
+    BuildsInfo {
+        #[command(flatten)]
+        app: AppArg,
+        /// Build number (default: the latest).
+        id: Option<i64>,
+    },
     /// Show one release.
     #[command(name = "releases:info")]
     ReleasesInfo {
@@ -184,7 +194,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    use commands::{apps, config, domains, ps, releases, session};
+    use commands::{apps, builds, config, domains, ps, releases, session};
     match command {
         Command::Server(args) => commands::server::run(args).await,
         Command::Router(args) => commands::router::run(args).await,
@@ -204,6 +214,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::ConfigUnset { app, keys } => config::unset(&app, &keys).await,
         Command::Releases { app, num } => releases::list(&app, num).await,
         Command::ReleasesInfo { app, version } => releases::info(&app, version).await,
+        Command::Builds(app) => builds::list(&app).await,
+        Command::BuildsInfo { app, id } => builds::info(&app, id).await,
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
         Command::Domains(app) => domains::list(&app).await,
         Command::DomainsAdd { app, hostname } => domains::add(&app, &hostname).await,

@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
-use paas_store::{App, Domain, Release, User};
+use paas_store::{App, Build, Domain, Release, User};
 use serde::{Deserialize, Serialize};
 
 use crate::auth;
@@ -59,6 +59,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::PATCH, "/apps/{app}/config", patch(update_config)),
         (Method::GET, "/apps/{app}/releases", get(list_releases)),
         (Method::GET, "/apps/{app}/releases/{version}", get(show_release)),
+        (Method::GET, "/apps/{app}/builds", get(list_builds)),
+        (Method::GET, "/apps/{app}/builds/{id}", get(show_build)),
         (Method::GET, "/apps/{app}/formation", get(show_formation)),
         (Method::PATCH, "/apps/{app}/formation", patch(scale)),
         (Method::GET, "/apps/{app}/domains", get(list_domains)),
@@ -216,4 +218,24 @@ async fn remove_domain(
     let app = paas.app(&name).await?;
     paas.remove_domain(&app, &hostname).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_builds(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<Build>>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.store().builds(&app).await?))
+}
+
+/// One build, with its whole log.
+async fn show_build(
+    State(paas): State<Paas>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<Build>> {
+    let app = paas.app(&name).await?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| Error::invalid("invalid_build_id", format!("{id:?} is not a build number")))?;
+    Ok(Json(paas.store().build(&app, id).await?))
 }

@@ -27,10 +27,47 @@ pub struct ServerConfig {
     #[command(flatten)]
     pub router: RouterSettings,
 
+    #[command(flatten)]
+    pub build: BuildSettings,
+
     /// On the very first start, write the admin's API token to this file (mode 0600)
     /// instead of printing it.
     #[arg(long, env = "PAAS_INIT_TOKEN_FILE")]
     pub init_token_file: Option<PathBuf>,
+}
+
+/// How apps are built.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BuildSettings {
+    /// Base images for detected builds: `official` (python:3.12-slim, node:20-slim, … pulled
+    /// from a registry) or `local` (the paas/*:bookworm images deploy/stack/build.sh builds
+    /// offline). PAAS_IMAGE_PYTHON, PAAS_IMAGE_NODE, … override one language.
+    #[arg(long, env = "PAAS_BASE_IMAGES", default_value = "official", value_parser = ["official", "local"])]
+    pub base_images: String,
+
+    /// A PEM bundle of CAs that builds trust and images keep, for servers that reach package
+    /// indexes through a TLS-intercepting proxy.
+    #[arg(long, env = "PAAS_BUILD_CA_FILE")]
+    pub build_ca_file: Option<PathBuf>,
+
+    /// Longest a build may run: seconds, or with a unit (15m, 1h).
+    #[arg(long, env = "PAAS_BUILD_TIMEOUT", default_value = "15m")]
+    pub build_timeout: String,
+}
+
+impl BuildSettings {
+    /// The builder's configuration: these settings, plus the per-language `PAAS_IMAGE_*`
+    /// overrides from the environment.
+    pub fn builder_config(&self) -> Result<paas_builder::BuilderConfig, paas_builder::BuildError> {
+        paas_builder::BuilderConfig::from_lookup(&|key| match key {
+            "PAAS_BASE_IMAGES" => Some(self.base_images.clone()),
+            "PAAS_BUILD_CA_FILE" => {
+                self.build_ca_file.as_ref().map(|path| path.display().to_string())
+            }
+            "PAAS_BUILD_TIMEOUT" => Some(self.build_timeout.clone()),
+            other => std::env::var(other).ok(),
+        })
+    }
 }
 
 /// The router's settings, shared by `paas server` and a standalone `paas router`.
@@ -120,6 +157,11 @@ impl ServerConfig {
             database_url: None,
             domain: "localhost".into(),
             router: RouterSettings::default(),
+            build: BuildSettings {
+                base_images: "official".into(),
+                build_ca_file: None,
+                build_timeout: "15m".into(),
+            },
             init_token_file: None,
         }
     }

@@ -22,6 +22,12 @@ pub enum Error {
     Unauthorized(String),
     #[error("this route does not take that HTTP method")]
     MethodNotAllowed,
+    /// A build ended in failure; its log is kept with the build.
+    #[error("build {build_id} failed: {message}")]
+    BuildFailed { build_id: i64, code: &'static str, message: String },
+    /// Something paas needs is not there (Docker, most often).
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -40,6 +46,8 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unauthorized(_) => "unauthorized",
             Error::MethodNotAllowed => "method_not_allowed",
+            Error::BuildFailed { code, .. } => code,
+            Error::Unavailable(_) => "unavailable",
             Error::Store(_) => "internal",
         }
     }
@@ -52,6 +60,8 @@ impl Error {
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Error::BuildFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod deploy;
 pub mod error;
 pub mod ops;
 pub mod validate;
@@ -22,7 +23,7 @@ use paas_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{RouterSettings, ServerConfig};
+pub use config::{BuildSettings, RouterSettings, ServerConfig};
 pub use ops::Paas;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum StartError {
     Store(#[from] paas_store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("invalid setting: {0}")]
+    Settings(String),
     #[error("cannot build the routing table: {0}")]
     Routes(String),
     #[error("cannot write the initial token to {path}: {source}")]
@@ -82,7 +85,16 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (listener, addr) = bind(config.listen).await?;
     let (router_listener, router_addr) = bind(config.router.listen).await?;
     let router = paas_router::Router::new(config.router.router_config());
-    let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port());
+    let interrupted = store.fail_unfinished_builds().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            builds = interrupted,
+            "marked builds interrupted by the last stop as failed"
+        );
+    }
+    let builder = connect_builder(&config.build).await?;
+    let paas =
+        Paas::new(store, router.clone(), &config.domain, router_addr.port()).with_builder(builder);
     paas.sync_routes().await.map_err(|e| StartError::Routes(e.to_string()))?;
 
     let app = self::router(paas.clone());
@@ -108,6 +120,21 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     });
     tracing::info!(%addr, "control plane listening");
     Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task })
+}
+
+/// The builder, or `None` when Docker is not reachable: the control plane still serves, and
+/// builds fail with the reason. Bad build settings stop the start.
+async fn connect_builder(
+    settings: &config::BuildSettings,
+) -> Result<Option<paas_builder::Builder>, StartError> {
+    let config = settings.builder_config().map_err(|e| StartError::Settings(e.to_string()))?;
+    match paas_builder::Builder::connect(config).await {
+        Ok(builder) => Ok(Some(builder)),
+        Err(err) => {
+            tracing::warn!(error = %err, "Docker is not reachable; builds will fail until it is");
+            Ok(None)
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {

@@ -21,11 +21,28 @@ pub struct Paas {
     domain: String,
     /// The port the router listens on, for the URLs shown to users.
     router_port: u16,
+    /// `None` when Docker was not reachable at start-up: builds then fail with that reason.
+    pub(crate) builder: Option<paas_builder::Builder>,
+    /// One deploy per app at a time.
+    pub(crate) deploy_locks: crate::deploy::DeployLocks,
 }
 
 impl Paas {
     pub fn new(store: Store, router: Router, domain: &str, router_port: u16) -> Paas {
-        Paas { store, router, domain: domain.to_ascii_lowercase(), router_port }
+        Paas {
+            store,
+            router,
+            domain: domain.to_ascii_lowercase(),
+            router_port,
+            builder: None,
+            deploy_locks: Default::default(),
+        }
+    }
+
+    /// Builds go through this builder.
+    pub fn with_builder(mut self, builder: Option<paas_builder::Builder>) -> Paas {
+        self.builder = builder;
+        self
     }
 
     pub fn store(&self) -> &Store {

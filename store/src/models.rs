@@ -26,6 +26,97 @@ pub struct App {
     pub created_at: String,
 }
 
+/// One build of an app's source into an image, with its whole log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Build {
+    pub id: i64,
+    /// `building`, `succeeded` or `failed`.
+    pub status: String,
+    /// What started it: `git`, `cli`, `api`, `dashboard`, `github`.
+    pub source: String,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+    /// What the builder detected: `python`, `node`, `dockerfile`, …
+    pub kind: Option<String>,
+    pub image: Option<String>,
+    pub image_size: Option<i64>,
+    pub process_types: BTreeMap<String, String>,
+    /// The whole build log; empty in listings.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log: String,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct BuildRow {
+    id: i64,
+    status: String,
+    source: String,
+    commit_sha: Option<String>,
+    commit_message: Option<String>,
+    kind: Option<String>,
+    image: Option<String>,
+    image_size: Option<i64>,
+    process_types: Option<String>,
+    log: String,
+    error: Option<String>,
+    created_by: String,
+    created_at: String,
+    finished_at: Option<String>,
+}
+
+impl TryFrom<BuildRow> for Build {
+    type Error = StoreError;
+
+    fn try_from(row: BuildRow) -> Result<Self, StoreError> {
+        let process_types = match row.process_types.as_deref() {
+            Some(json) => serde_json::from_str(json)
+                .map_err(|e| StoreError::Corrupt(format!("build {} process types: {e}", row.id)))?,
+            None => BTreeMap::new(),
+        };
+        Ok(Build {
+            id: row.id,
+            status: row.status,
+            source: row.source,
+            commit_sha: row.commit_sha,
+            commit_message: row.commit_message,
+            kind: row.kind,
+            image: row.image,
+            image_size: row.image_size,
+            process_types,
+            log: row.log,
+            error: row.error,
+            created_by: row.created_by,
+            created_at: row.created_at,
+            finished_at: row.finished_at,
+        })
+    }
+}
+
+/// What a build started with.
+#[derive(Debug, Clone, Default)]
+pub struct NewBuild {
+    pub source: String,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+    pub created_by: String,
+}
+
+/// How a build ended.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOutcome {
+    pub succeeded: bool,
+    pub kind: Option<String>,
+    pub image: Option<String>,
+    pub image_size: Option<i64>,
+    pub process_types: BTreeMap<String, String>,
+    pub log: String,
+    pub error: Option<String>,
+}
+
 /// A custom hostname routed to an app.
 #[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct Domain {

@@ -83,6 +83,8 @@ impl TestServer {
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().expect("address");
         config.router.listen = "127.0.0.1:0".parse().expect("address");
+        // No registry here: builds use the offline stack images (deploy/stack/build.sh).
+        config.build.base_images = "local".into();
         config.database_url = Some(database_url(db, &dir).await);
         let mut server = paas_server::start(config).await.expect("server starts");
         let token = server.initial_token.take().expect("a fresh store mints a token");

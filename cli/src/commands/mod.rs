@@ -3,6 +3,7 @@
 
 pub mod apps;
 pub mod build;
+pub mod builds;
 pub mod config;
 pub mod domains;
 pub mod ps;

@@ -1,0 +1,121 @@
+//! The deploy pipeline: source → build → release (→ rollout, with the runner). git push, the
+//! API, the dashboard and webhooks all call these operations, so every deploy is built,
+//! recorded and logged the same way.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use paas_builder::{BuildLog, BuildRequest};
+use paas_store::{App, BuildOutcome, NewBuild, Release};
+use tokio::sync::OwnedMutexGuard;
+
+use crate::error::{Error, Result};
+use crate::ops::Paas;
+
+/// One lock per app: deploys of an app queue up, deploys of different apps never wait.
+pub(crate) type DeployLocks = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// A checkout to build, and where it came from.
+#[derive(Debug, Clone)]
+pub struct SourceTree {
+    pub dir: PathBuf,
+    /// What started the deploy: `git`, `cli`, `api`, `dashboard`, `github`.
+    pub source: String,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+}
+
+impl Paas {
+    /// Takes the app's deploy lock, waiting (and saying so in `log`) while another deploy of
+    /// the same app runs.
+    pub async fn lock_deploys(&self, app: &App, log: &BuildLog) -> OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.deploy_locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(app.name.clone()).or_default().clone()
+        };
+        match lock.clone().try_lock_owned() {
+            Ok(guard) => guard,
+            Err(_) => {
+                log.step(format!("Another deploy of {} is in progress; waiting for it", app.name));
+                lock.lock_owned().await
+            }
+        }
+    }
+
+    /// Builds `tree` into an image and records the build and its release. The build's whole
+    /// log goes to `log` as it happens and into the store at the end; a failed build makes no
+    /// release. The caller holds the deploy lock.
+    pub async fn build_and_release(
+        &self,
+        app: &App,
+        tree: &SourceTree,
+        user: &str,
+        log: &BuildLog,
+    ) -> Result<Release> {
+        let builder = self.builder.as_ref().ok_or_else(|| {
+            Error::Unavailable(
+                "builds need Docker, and the Docker engine was not reachable when paas started \
+                 (check DOCKER_HOST and that dockerd runs, then restart paas)"
+                    .into(),
+            )
+        })?;
+        let build = self
+            .store()
+            .create_build(
+                app,
+                &NewBuild {
+                    source: tree.source.clone(),
+                    commit_sha: tree.commit_sha.clone(),
+                    commit_message: tree.commit_message.clone(),
+                    created_by: user.to_string(),
+                },
+            )
+            .await?;
+        tracing::info!(app = %app.name, build = build.id, source = %tree.source, "build started");
+        let config = self.store().config(app).await?;
+        let mut request = BuildRequest::new(&app.name, build.id, &tree.dir);
+        request.base_dir = config.get("PAAS_APP_BASE").map(PathBuf::from);
+        request.commit = tree.commit_sha.clone();
+        request.config = config;
+
+        let built = builder.build(&request, log).await;
+        let outcome = match &built {
+            Ok(image) => BuildOutcome {
+                succeeded: true,
+                kind: Some(image.kind.clone()),
+                image: Some(image.image.clone()),
+                image_size: i64::try_from(image.size).ok(),
+                process_types: image.process_types.clone(),
+                log: log.text(),
+                error: None,
+            },
+            Err(err) => {
+                log.error(err.to_string());
+                BuildOutcome {
+                    succeeded: false,
+                    log: log.text(),
+                    error: Some(err.to_string()),
+                    ..Default::default()
+                }
+            }
+        };
+        let build = self.store().finish_build(build.id, &outcome).await?;
+        if let Err(err) = built {
+            tracing::info!(app = %app.name, build = build.id, code = err.code(), "build failed");
+            return Err(Error::BuildFailed {
+                build_id: build.id,
+                code: err.code(),
+                message: err.to_string(),
+            });
+        }
+        let description = match tree.commit_sha.as_deref() {
+            Some(sha) => format!("Deploy {}", &sha[..sha.len().min(7)]),
+            None => format!("Deploy build {}", build.id),
+        };
+        let release =
+            self.store().create_release_from_build(app, &build, &description, user).await?;
+        tracing::info!(app = %app.name, build = build.id, release = release.version, "build released");
+        Ok(release)
+    }
+}

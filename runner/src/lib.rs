@@ -1,1 +1,37 @@
-//! Release → running containers. Empty until the runner issue lands; nothing calls it yet.
+//! Release → running containers.
+//!
+//! The server's deploy pipeline describes each process it wants as a [`ProcessSpec`] (app,
+//! release, process type and index, image, command, config vars, port) and the [`Runner`]
+//! makes it a Docker container through the Engine API:
+//!
+//! - [`Runner::start`] creates and starts one container on the paas bridge network, labelled
+//!   so that [`Runner::list`] can rebuild every [`Process`] from Docker alone (adoption after
+//!   a restart of paas), locked down (no privileges, no host network, no Docker socket, fewer
+//!   capabilities, memory and process limits) and restarted by Docker when it exits.
+//! - [`Runner::wait_healthy`] decides when a new `web` process may get traffic: a TCP
+//!   connect to its `PORT`, then an optional HTTP GET ([`HealthCheck`]); an exit meanwhile
+//!   fails it at once with the exit code and the last log lines.
+//! - [`Runner::stop`] is SIGTERM, a grace period, SIGKILL, removal.
+//! - [`Runner::run_once`] runs a one-off container (release phase, `paas run`), streaming
+//!   its output; [`Runner::logs`] reads and follows a container's output; [`Runner::events`]
+//!   reports starts, exits and removals, so the server can take a crashed process out of
+//!   the router and put it back when it is up again.
+//!
+//! Nothing here knows about the store or the router: specs in, processes, lines and events
+//! out, all plain data. `docs/deploys.md` explains the choices (environment, labels,
+//! security settings, restart policy, log rotation) for users.
+
+mod docker;
+mod error;
+mod health;
+mod process;
+mod spec;
+
+pub use docker::{DROPPED_CAPABILITIES, Runner, RunnerConfig};
+pub use error::RunError;
+pub use health::HealthCheck;
+pub use process::{LogLine, LogStream, Process, ProcessEvent, ProcessEventKind, ProcessState};
+pub use spec::{
+    LABEL_APP, LABEL_INDEX, LABEL_MANAGED, LABEL_NETWORK, LABEL_ONE_OFF, LABEL_PORT, LABEL_PROCESS,
+    LABEL_RELEASE, ProcessSpec,
+};

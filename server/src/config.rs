@@ -24,6 +24,11 @@ pub struct ServerConfig {
     #[arg(long, env = "PAAS_DOMAIN", default_value = "localhost")]
     pub domain: String,
 
+    /// Docker network app containers join. Only containers on it are paas's to adopt,
+    /// restart or remove, so two paas servers on one Docker host need different networks.
+    #[arg(long, env = "PAAS_DOCKER_NETWORK", default_value = "paas")]
+    pub docker_network: String,
+
     #[command(flatten)]
     pub router: RouterSettings,
 
@@ -156,6 +161,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             database_url: None,
             domain: "localhost".into(),
+            docker_network: "paas".into(),
             router: RouterSettings::default(),
             build: BuildSettings {
                 base_images: "official".into(),

@@ -43,6 +43,21 @@ impl Paas {
         }
     }
 
+    /// The whole deploy of a source tree: wait for the app's deploy lock, build, release, roll
+    /// out. Every front end (git push, API, dashboard, webhooks) calls this.
+    pub async fn deploy(
+        &self,
+        app: &App,
+        tree: &SourceTree,
+        user: &str,
+        log: &BuildLog,
+    ) -> Result<Release> {
+        let _lock = self.lock_deploys(app, log).await;
+        let release = self.build_and_release(app, tree, user, log).await?;
+        self.roll_out(app, &release, log).await?;
+        Ok(release)
+    }
+
     /// Builds `tree` into an image and records the build and its release. The build's whole
     /// log goes to `log` as it happens and into the store at the end; a failed build makes no
     /// release. The caller holds the deploy lock.

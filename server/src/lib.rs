@@ -6,6 +6,7 @@ pub mod config;
 pub mod deploy;
 pub mod error;
 pub mod ops;
+pub mod rollout;
 pub mod validate;
 
 use std::io::Write;
@@ -93,9 +94,20 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         );
     }
     let builder = connect_builder(&config.build).await?;
-    let paas =
-        Paas::new(store, router.clone(), &config.domain, router_addr.port()).with_builder(builder);
-    paas.sync_routes().await.map_err(|e| StartError::Routes(e.to_string()))?;
+    let runner_config = paas_runner::RunnerConfig {
+        network: config.docker_network.clone(),
+        ..paas_runner::RunnerConfig::default()
+    };
+    let runner = match paas_runner::Runner::connect(runner_config).await {
+        Ok(runner) => Some(runner),
+        Err(err) => {
+            tracing::warn!(error = %err, "Docker is not reachable; apps will not run until it is");
+            None
+        }
+    };
+    let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
+        .with_docker(builder, runner);
+    paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
 
     let app = self::router(paas.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -1,7 +1,9 @@
 //! The operations paas offers. The JSON API, the CLI (through the API), git push, the dashboard
 //! and webhooks all call these, so a rule enforced here holds everywhere.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
 
 use paas_router::{Route, RouteTable, Router};
 use paas_store::{App, Domain, Release, Store, StoreError, User};
@@ -23,8 +25,12 @@ pub struct Paas {
     router_port: u16,
     /// `None` when Docker was not reachable at start-up: builds then fail with that reason.
     pub(crate) builder: Option<paas_builder::Builder>,
+    /// `None` when Docker was not reachable at start-up: deploys then fail with that reason.
+    pub(crate) runner: Option<paas_runner::Runner>,
     /// One deploy per app at a time.
     pub(crate) deploy_locks: crate::deploy::DeployLocks,
+    /// Each app's healthy `web` processes: the backends the router gets.
+    pub(crate) backends: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
 }
 
 impl Paas {
@@ -35,13 +41,20 @@ impl Paas {
             domain: domain.to_ascii_lowercase(),
             router_port,
             builder: None,
+            runner: None,
             deploy_locks: Default::default(),
+            backends: Default::default(),
         }
     }
 
-    /// Builds go through this builder.
-    pub fn with_builder(mut self, builder: Option<paas_builder::Builder>) -> Paas {
+    /// Builds go through this builder, containers through this runner.
+    pub fn with_docker(
+        mut self,
+        builder: Option<paas_builder::Builder>,
+        runner: Option<paas_runner::Runner>,
+    ) -> Paas {
         self.builder = builder;
+        self.runner = runner;
         self
     }
 
@@ -61,15 +74,17 @@ impl Paas {
         }
     }
 
-    /// The routing table as the store describes it: every app at `APP.DOMAIN` and its custom
-    /// domains. Backends come from running containers; without any the router answers 503.
+    /// The routing table: every app at `APP.DOMAIN` and its custom domains, with its healthy
+    /// `web` processes as backends; an app without any answers 503.
     pub async fn route_table(&self) -> Result<RouteTable> {
+        let backends = self.backends.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut routes: BTreeMap<String, Route> = BTreeMap::new();
         for app in self.store.apps().await? {
             let host = format!("{}.{}", app.name, self.domain);
+            let live = backends.get(&app.name).cloned().unwrap_or_default();
             routes.insert(
                 app.name.clone(),
-                Route { app: app.name, hosts: vec![host], backends: Vec::new() },
+                Route { app: app.name, hosts: vec![host], backends: live },
             );
         }
         for (app, hostname) in self.store.all_domains().await? {
@@ -82,10 +97,29 @@ impl Paas {
 
     /// Hands the router a fresh table after apps or domains changed.
     pub async fn sync_routes(&self) -> Result<()> {
-        let table = self.route_table().await?;
-        let draining = self.router.set_table(&table);
+        let draining = self.apply_routes().await?;
         tokio::spawn(draining.wait(std::time::Duration::from_secs(30)));
         Ok(())
+    }
+
+    /// Swaps in a fresh table; the backends that left it are returned to be drained.
+    pub async fn apply_routes(&self) -> Result<paas_router::Draining> {
+        let table = self.route_table().await?;
+        Ok(self.router.set_table(&table))
+    }
+
+    /// The domain apps are served under.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub(crate) fn set_backends(&self, app: &str, addrs: Vec<SocketAddr>) {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        if addrs.is_empty() {
+            backends.remove(app);
+        } else {
+            backends.insert(app.to_string(), addrs);
+        }
     }
 
     /// Creates an app; with no name, picks a free random one like `gentle-river-4821`.
@@ -121,6 +155,8 @@ impl Paas {
     }
 
     pub async fn destroy_app(&self, name: &str) -> Result<()> {
+        let app = self.store.app(name).await?;
+        self.stop_all(&app.name).await?;
         self.store.delete_app(name).await?;
         self.sync_routes().await
     }
@@ -177,7 +213,23 @@ impl Paas {
         }
         let description = config_description(&changes);
         let changes: Vec<_> = changes.into_iter().collect();
-        Ok(self.store.update_config(app, &changes, &description, &user.email).await?)
+        // Under the deploy lock, so releases roll out in the order they were made.
+        let log = paas_builder::BuildLog::new();
+        let _lock = self.lock_deploys(app, &log).await;
+        let release = self.store.update_config(app, &changes, &description, &user.email).await?;
+        if release.image.is_some() {
+            self.roll_out(app, &release, &log).await.map_err(|err| {
+                Error::invalid(
+                    "rollout_failed",
+                    format!(
+                        "config saved as v{}, but it did not roll out, so the previous release \
+                         keeps serving: {err}",
+                        release.version
+                    ),
+                )
+            })?;
+        }
+        Ok(release)
     }
 
     pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {

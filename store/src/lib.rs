@@ -297,6 +297,36 @@ impl Store {
             .try_into()
     }
 
+    /// Marks a release `succeeded` (it is what runs now) or `failed` (its rollout was aborted).
+    pub async fn set_release_status(&self, release: &Release, status: &str) -> Result<()> {
+        sqlx::query("UPDATE releases SET status = $1 WHERE id = $2")
+            .bind(status)
+            .bind(release.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The newest release that rolled out: what should be running.
+    pub async fn current_release(&self, app: &App) -> Result<Option<Release>> {
+        let row: Option<ReleaseRow> = sqlx::query_as(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 AND status = 'succeeded'
+             ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(app.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(Release::try_from).transpose()
+    }
+
+    /// Marks releases whose rollout was cut short by a stop as failed; returns how many.
+    pub async fn fail_pending_releases(&self) -> Result<u64> {
+        let result = sqlx::query("UPDATE releases SET status = 'failed' WHERE status = 'pending'")
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     pub async fn latest_release(&self, app: &App) -> Result<Option<Release>> {
         let mut conn = self.pool.acquire().await?;
         latest_release_in(&mut conn, app.id).await

@@ -75,6 +75,7 @@ pub struct TestServer {
     pub http: reqwest::Client,
     pub dir: TempDir,
     pub server: RunningServer,
+    config: ServerConfig,
 }
 
 impl TestServer {
@@ -85,8 +86,10 @@ impl TestServer {
         config.router.listen = "127.0.0.1:0".parse().expect("address");
         // No registry here: builds use the offline stack images (deploy/stack/build.sh).
         config.build.base_images = "local".into();
+        // A network of its own: a server adopts and removes only containers on its network.
+        config.docker_network = format!("paas-test-{:08x}", rand::rng().random::<u32>());
         config.database_url = Some(database_url(db, &dir).await);
-        let mut server = paas_server::start(config).await.expect("server starts");
+        let mut server = paas_server::start(config.clone()).await.expect("server starts");
         let token = server.initial_token.take().expect("a fresh store mints a token");
         TestServer {
             url: format!("http://{}", server.addr),
@@ -95,6 +98,25 @@ impl TestServer {
             http: reqwest::Client::new(),
             dir,
             server,
+            config,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data, database and Docker network
+    /// (on new ports), as after a restart of paas.
+    pub async fn restart(self) -> TestServer {
+        let TestServer { token, http, dir, server, config, .. } = self;
+        server.shutdown().await.expect("server stops");
+        let server = paas_server::start(config.clone()).await.expect("server restarts");
+        assert!(server.initial_token.is_none(), "no second bootstrap token");
+        TestServer {
+            url: format!("http://{}", server.addr),
+            router: server.router_addr,
+            token,
+            http,
+            dir,
+            server,
+            config,
         }
     }
 

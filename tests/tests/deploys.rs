@@ -104,3 +104,104 @@ async fn builds_are_recorded_and_released(db: Db) {
             .await;
     }
 }
+
+/// A small app that answers with the config it runs with.
+fn env_app(dir: &std::path::Path, web: &str) {
+    std::fs::write(dir.join("requirements.txt"), "").unwrap();
+    std::fs::write(dir.join("Procfile"), format!("web: {web}\n")).unwrap();
+    std::fs::write(
+        dir.join("app.py"),
+        r#"import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        keys = ("GREETING", "PAAS_RELEASE", "PAAS_PROCESS", "PORT")
+        body = json.dumps({k: os.environ.get(k) for k in keys}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"#,
+    )
+    .unwrap();
+}
+
+async fn app_json(server: &TestServer, host: &str) -> Value {
+    let response = server.app_request(host, "/").await;
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_roll_out_and_failures_keep_the_old_release() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let paas = &server.server.paas;
+    server.api(Method::POST, "/apps").json(&json!({"name": "rollout"})).send().await.unwrap();
+    server
+        .api(Method::PATCH, "/apps/rollout/config")
+        .json(&json!({"GREETING": "hi", "PAAS_HEALTHCHECK_TIMEOUT": "8"}))
+        .send()
+        .await
+        .unwrap();
+    let app = paas.app("rollout").await.unwrap();
+    let source = tempfile::tempdir().unwrap();
+    env_app(source.path(), "python3 app.py");
+
+    // First deploy: built, released, web=1 started, health-checked, routed.
+    let log = BuildLog::new();
+    let release =
+        paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap();
+    assert_eq!(release.version, 3);
+    let seen = app_json(&server, "rollout.localhost").await;
+    assert_eq!(
+        seen,
+        json!({"GREETING": "hi", "PAAS_RELEASE": "v3", "PAAS_PROCESS": "web.1", "PORT": "5000"})
+    );
+    assert!(log.text().contains("Released v3"), "{}", log.text());
+    let formation = paas.formation(&app).await.unwrap();
+    assert_eq!(formation.get("web"), Some(&1));
+
+    // A config change rolls out a new release with no build.
+    let response = server
+        .api(Method::PATCH, "/apps/rollout/config")
+        .json(&json!({"GREETING": "hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = app_json(&server, "rollout.localhost").await;
+    assert_eq!(seen["GREETING"], "hello");
+    assert_eq!(seen["PAAS_RELEASE"], "v4");
+
+    // A release whose web process never listens fails its health check; v4 keeps serving.
+    env_app(source.path(), "sleep 600");
+    let log = BuildLog::new();
+    let err =
+        paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap_err();
+    assert!(err.to_string().contains("healthy"), "{err}");
+    assert!(log.text().contains("Release v5 failed"), "{}", log.text());
+    let v5 = paas.release(&app, 5).await.unwrap();
+    assert_eq!(v5.status, "failed");
+    assert_eq!(app_json(&server, "rollout.localhost").await["PAAS_RELEASE"], "v4");
+
+    let processes = paas.processes(&app).await.unwrap();
+    assert_eq!(processes.len(), 1, "{processes:?}");
+    assert_eq!((processes[0].release, processes[0].process_type.as_str()), (4, "web"));
+
+    // paas restarts: it adopts v4's container as it is (no restart) and routes to it again.
+    let server = server.restart().await;
+    let paas = &server.server.paas;
+    assert_eq!(app_json(&server, "rollout.localhost").await["PAAS_RELEASE"], "v4");
+    let adopted = paas.processes(&app).await.unwrap();
+    assert_eq!(adopted.len(), 1);
+    assert_eq!(adopted[0].container_id, processes[0].container_id, "the same container");
+
+    // Destroying the app stops its processes; the router forgets it.
+    let response = server.api(Method::DELETE, "/apps/rollout").send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(server.app_request("rollout.localhost", "/").await.status(), 404);
+    assert!(paas.processes(&app).await.unwrap().is_empty());
+}

@@ -1,0 +1,273 @@
+//! Rolling a release out with no downtime: release phase → start the new processes →
+//! health-check `web` → switch the router → drain → stop the old processes. Any failure
+//! before the switch stops what was started and leaves the old release serving untouched.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use paas_builder::BuildLog;
+use paas_runner::{HealthCheck, Process, ProcessSpec, RunError, Runner};
+use paas_store::{App, Release};
+
+use crate::error::{Error, Result};
+use crate::ops::Paas;
+
+/// The port every `web` process is told to listen on; each container has its own IP.
+pub const WEB_PORT: u16 = 5000;
+/// How long old processes may finish their in-flight requests after the switch.
+const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// Longest a release phase (`release:` in the Procfile) may run.
+const RELEASE_PHASE_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+impl Paas {
+    fn runner(&self) -> Result<&Runner> {
+        self.runner.as_ref().ok_or_else(|| {
+            Error::Unavailable(
+                "running apps needs Docker, and the Docker engine was not reachable when paas \
+                 started (check DOCKER_HOST and that dockerd runs, then restart paas)"
+                    .into(),
+            )
+        })
+    }
+
+    /// Rolls `release` out. The caller holds the app's deploy lock. On success the release is
+    /// marked `succeeded` and serves; on failure it is marked `failed`, with the reason in
+    /// `log` and in the error, and the previous release keeps serving.
+    pub async fn roll_out(&self, app: &App, release: &Release, log: &BuildLog) -> Result<()> {
+        let Some(image) = release.image.clone() else {
+            // Nothing built yet: a config-only release has nothing to run.
+            self.store().set_release_status(release, "succeeded").await?;
+            return Ok(());
+        };
+        let runner = self.runner()?.clone();
+        match self.try_roll_out(&runner, app, release, &image, log).await {
+            Ok(()) => {
+                self.store().set_release_status(release, "succeeded").await?;
+                log.step(format!("Released v{}", release.version));
+                tracing::info!(app = %app.name, release = release.version, "release serving");
+                Ok(())
+            }
+            Err(err) => {
+                self.store().set_release_status(release, "failed").await?;
+                log.error(format!("Release v{} failed: {err}", release.version));
+                tracing::warn!(app = %app.name, release = release.version, error = %err, "rollout failed");
+                Err(err)
+            }
+        }
+    }
+
+    async fn try_roll_out(
+        &self,
+        runner: &Runner,
+        app: &App,
+        release: &Release,
+        image: &str,
+        log: &BuildLog,
+    ) -> Result<()> {
+        if let Some(command) = release.process_types.get("release").filter(|c| !c.is_empty()) {
+            self.release_phase(runner, app, release, image, command, log).await?;
+        }
+        let formation = self.formation_for(app, release).await?;
+        let old: Vec<Process> = runner
+            .list(Some(&app.name))
+            .await
+            .map_err(deploy_error)?
+            .into_iter()
+            .filter(|p| !p.one_off)
+            .collect();
+
+        log.step(format!(
+            "Starting {}",
+            formation.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>().join(" ")
+        ));
+        let mut started: Vec<Process> = Vec::new();
+        let health = self.health_check(app, release);
+        let outcome = async {
+            for (process_type, quantity) in &formation {
+                for index in 1..=*quantity {
+                    let spec = spec_for(app, release, image, process_type, index);
+                    let process = runner.start(&spec).await.map_err(deploy_error)?;
+                    started.push(process);
+                }
+            }
+            for process in started.iter().filter(|p| p.process_type == "web") {
+                log.info(format!(
+                    "Waiting for {} to answer on port {WEB_PORT}",
+                    process.process_name()
+                ));
+                runner.wait_healthy(process, &health).await.map_err(|e| unhealthy(e, log))?;
+            }
+            Ok::<(), Error>(())
+        }
+        .await;
+        if let Err(err) = outcome {
+            for process in &started {
+                let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
+            }
+            return Err(err);
+        }
+
+        // Switch: the new web processes take all new requests; the old ones drain.
+        let web: Vec<SocketAddr> =
+            started.iter().filter(|p| p.process_type == "web").filter_map(|p| p.addr).collect();
+        self.set_backends(&app.name, web);
+        let draining = self.apply_routes().await?;
+        log.info("Switched the router to the new processes; draining the old ones");
+        if !draining.wait(DRAIN_DEADLINE).await {
+            log.info("Old processes still busy at the drain deadline; stopping them anyway");
+        }
+        let grace = runner.config().stop_grace;
+        let stops = old.iter().map(|p| runner.stop(&p.container_id, grace));
+        for (process, result) in old.iter().zip(futures_util::future::join_all(stops).await) {
+            if let Err(err) = result {
+                tracing::warn!(app = %app.name, container = %process.name, error = %err, "stopping an old process failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn release_phase(
+        &self,
+        runner: &Runner,
+        app: &App,
+        release: &Release,
+        image: &str,
+        command: &str,
+        log: &BuildLog,
+    ) -> Result<()> {
+        log.step(format!("Running release command: {command}"));
+        let spec = spec_for(app, release, image, "release", 1);
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let forward_log = log.clone();
+        let forward = tokio::spawn(async move {
+            while let Some(line) = receiver.recv().await {
+                forward_log.info(line);
+            }
+        });
+        let exit = runner.run_once(&spec, &sender, RELEASE_PHASE_LIMIT).await;
+        drop(sender);
+        let _ = forward.await;
+        match exit.map_err(deploy_error)? {
+            0 => Ok(()),
+            code => Err(Error::invalid(
+                "release_phase_failed",
+                format!("the release command exited with code {code}; nothing was changed"),
+            )),
+        }
+    }
+
+    /// What to run for `release`: the stored formation, restricted to the release's process
+    /// types. The first release with a `web` type gets `web=1`, as on Heroku.
+    async fn formation_for(&self, app: &App, release: &Release) -> Result<BTreeMap<String, u32>> {
+        let mut formation = self.store().formation(app).await?;
+        if release.process_types.contains_key("web") && !formation.contains_key("web") {
+            let web = BTreeMap::from([("web".to_string(), 1)]);
+            self.store().scale(app, &web).await?;
+            formation.extend(web);
+        }
+        Ok(formation
+            .into_iter()
+            .filter(|(t, n)| *n > 0 && t != "release" && release.process_types.contains_key(t))
+            .map(|(t, n)| (t, u32::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    /// The `web` health check: a TCP connect, then `GET $PAAS_HEALTHCHECK_PATH` if the app
+    /// sets that config var, with the app's own hostname (Django checks ALLOWED_HOSTS).
+    fn health_check(&self, app: &App, release: &Release) -> HealthCheck {
+        let mut check = HealthCheck {
+            path: release.config.get("PAAS_HEALTHCHECK_PATH").filter(|p| !p.is_empty()).cloned(),
+            host: Some(format!("{}.{}", app.name, self.domain())),
+            ..HealthCheck::default()
+        };
+        if let Some(seconds) =
+            release.config.get("PAAS_HEALTHCHECK_TIMEOUT").and_then(|s| s.parse::<u64>().ok())
+        {
+            check.timeout = Duration::from_secs(seconds.clamp(1, 600));
+        }
+        check
+    }
+
+    /// On start-up: adopt the containers of each app's current release (healthy apps are not
+    /// restarted), mark rollouts cut short by the stop as failed, remove strays, and rebuild
+    /// the routing table.
+    pub async fn adopt_running(&self) -> Result<()> {
+        let interrupted = self.store().fail_pending_releases().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                releases = interrupted,
+                "marked rollouts interrupted by the last stop as failed"
+            );
+        }
+        let Ok(runner) = self.runner() else { return Ok(()) };
+        let mut keep = HashSet::new();
+        for app in self.store().apps().await? {
+            let Some(current) = self.store().current_release(&app).await? else { continue };
+            let processes = runner.list(Some(&app.name)).await.map_err(deploy_error)?;
+            let mine: Vec<&Process> =
+                processes.iter().filter(|p| p.release == current.version && !p.one_off).collect();
+            keep.extend(mine.iter().map(|p| p.container_id.clone()));
+            let web: Vec<SocketAddr> =
+                mine.iter().filter(|p| p.process_type == "web").filter_map(|p| p.addr).collect();
+            tracing::info!(app = %app.name, release = current.version, processes = mine.len(), "adopted");
+            self.set_backends(&app.name, web);
+        }
+        let removed = runner.remove_strays(None, &keep).await.map_err(deploy_error)?;
+        if !removed.is_empty() {
+            tracing::info!(containers = ?removed, "removed containers of no current release");
+        }
+        self.sync_routes().await
+    }
+
+    /// The app's containers as Docker sees them: what `paas ps` shows.
+    pub async fn processes(&self, app: &App) -> Result<Vec<Process>> {
+        self.runner()?.list(Some(&app.name)).await.map_err(deploy_error)
+    }
+
+    /// Stops every process of an app (when it is destroyed).
+    pub(crate) async fn stop_all(&self, app: &str) -> Result<()> {
+        let Ok(runner) = self.runner() else { return Ok(()) };
+        self.set_backends(app, Vec::new());
+        for process in runner.list(Some(app)).await.map_err(deploy_error)? {
+            runner
+                .stop(&process.container_id, Duration::from_secs(5))
+                .await
+                .map_err(deploy_error)?;
+        }
+        Ok(())
+    }
+}
+
+fn spec_for(
+    app: &App,
+    release: &Release,
+    image: &str,
+    process_type: &str,
+    index: u32,
+) -> ProcessSpec {
+    let mut spec = ProcessSpec::new(&app.name, release.version, process_type, index, image);
+    spec.command = release.process_types.get(process_type).filter(|c| !c.is_empty()).cloned();
+    spec.env = release.config.clone();
+    spec.port = (process_type == "web").then_some(WEB_PORT);
+    spec
+}
+
+fn deploy_error(err: RunError) -> Error {
+    if err.is_app_error() {
+        Error::invalid(err.code(), err.to_string())
+    } else {
+        Error::Unavailable(err.to_string())
+    }
+}
+
+/// A failed health check, with the process's last lines shown in the deploy log.
+fn unhealthy(err: RunError, log: &BuildLog) -> Error {
+    if let Some(tail) = err.log_tail().filter(|t| !t.trim().is_empty()) {
+        log.error("Last lines of the process's output:");
+        for line in tail.lines() {
+            log.info(line);
+        }
+    }
+    deploy_error(err)
+}

@@ -333,7 +333,7 @@ impl Runner {
         };
         let result = tokio::time::timeout(timeout, run).await;
         self.remove_quietly(&name).await;
-        drop(guard.disarm());
+        guard.disarm();
         let process = spec.process_name();
         let result = result.unwrap_or(Err(RunError::TimedOut { process, limit: timeout }));
         match &result {
@@ -379,6 +379,9 @@ impl Runner {
 
     /// A container's stdout and stderr lines with their timestamps: the last `tail` lines (all
     /// when `None`), then, with `follow`, new lines as they come until the container stops.
+    /// Docker ends a follow when the process exits, also when it then restarts the container:
+    /// to keep following a crashed process, follow again (`tail: Some(0)`) on its
+    /// [`ProcessEventKind::Started`] event.
     pub fn logs(
         &self,
         container_id: &str,
@@ -596,9 +599,9 @@ struct RemoveOnDrop {
 }
 
 impl RemoveOnDrop {
-    fn disarm(mut self) -> Self {
+    /// The run ended normally and its container was removed: nothing left to do.
+    fn disarm(mut self) {
         self.docker = None;
-        self
     }
 }
 

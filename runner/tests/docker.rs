@@ -93,9 +93,8 @@ fn build_envserver(cleanup: &mut Cleanup) -> String {
     let tag = format!("paas-runner-test/envserver:{}", cleanup.app);
     cleanup.images.push(tag.clone());
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/envserver");
-    let label = format!("io.paas.test={}", cleanup.app);
     let output = Command::new("docker")
-        .args(["build", "--quiet", "--tag", &tag, "--label", &label])
+        .args(["build", "--quiet", "--tag", &tag])
         .arg(&dir)
         // The classic builder: Docker 20.10, no BuildKit frontend to pull.
         .env("DOCKER_BUILDKIT", "0")
@@ -310,8 +309,9 @@ async fn a_process_that_never_listens_fails_its_check_within_the_budget() {
 async fn a_crashing_process_fails_its_check_at_once_and_docker_restarts_it() {
     let app = unique_app("crash");
     let _cleanup = Cleanup::new(&app);
+    let mine = app.clone();
     let runner = runner().await;
-    let events = runner.events();
+    let mut events = Box::pin(runner.events().filter(move |e| std::future::ready(e.app == mine)));
     let crashing = spec(&app, "web", 1, BASE, "echo crashing on purpose >&2; exit 3");
     let process = runner.start(&crashing).await.unwrap();
 
@@ -334,8 +334,7 @@ async fn a_crashing_process_fails_its_check_at_once_and_docker_restarts_it() {
     })
     .await;
     assert_eq!(looping.container_id, process.container_id);
-    let mine: Vec<_> =
-        events.filter(|e| std::future::ready(e.app == app)).take(4).collect::<Vec<_>>().await;
+    let mine: Vec<_> = events.as_mut().take(4).collect().await;
     let kinds: Vec<_> = mine.iter().map(|e| e.kind).collect();
     let died = ProcessEventKind::Died { exit_code: Some(3) };
     assert_eq!(
@@ -352,6 +351,17 @@ async fn a_crashing_process_fails_its_check_at_once_and_docker_restarts_it() {
     // A crash-looping container stops like any other.
     runner.stop(&process.container_id, Duration::from_secs(1)).await.unwrap();
     assert!(containers_of(&app).is_empty());
+    let removed = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(event) = events.next().await {
+            if event.kind == ProcessEventKind::Removed {
+                return event;
+            }
+        }
+        unreachable!("the event stream never ends")
+    })
+    .await
+    .unwrap();
+    assert_eq!(removed.container_id, process.container_id);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -384,6 +394,20 @@ async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
     let failing = spec(&app, "release", 1, BASE, "echo nope; exit 7");
     assert_eq!(runner.run_once(&failing, &tx, limit).await.unwrap(), 7);
 
+    // Over its memory limit: killed, and the output says why.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut greedy = spec(&app, "run", 1, BASE, "python3 -c 'x = bytearray(200 << 20)'");
+    greedy.memory_mb = Some(32);
+    assert_eq!(runner.run_once(&greedy, &tx, limit).await.unwrap(), 137);
+    drop(tx);
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        lines.push(line);
+    }
+    // The shell says `Killed` first; paas says why.
+    assert_eq!(lines.last().unwrap(), "paas: the process was killed: out of memory (32 MB)");
+
+    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let slow = spec(&app, "run", 1, BASE, "sleep 30");
     let started = Instant::now();
     let error = runner.run_once(&slow, &tx, Duration::from_secs(1)).await.unwrap_err();

@@ -165,6 +165,16 @@ enum Command {
         app: AppArg,
         hostname: String,
     },
+    /// List the app's processes: type and index, release, state, restarts, uptime.
+    Ps(AppArg),
+    /// Roll back to an earlier release's code and config (default: the one before the
+    /// current one). Makes a new release; no rebuild.
+    Rollback {
+        #[command(flatten)]
+        app: AppArg,
+        /// Version to roll back to, like v3.
+        version: Option<String>,
+    },
     /// Set how many containers run per process type (web=2 worker=1); no arguments shows it.
     #[command(name = "ps:scale")]
     PsScale {
@@ -217,6 +227,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Builds(app) => builds::list(&app).await,
         Command::BuildsInfo { app, id } => builds::info(&app, id).await,
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
+        Command::Ps(app) => ps::list(&app).await,
+        Command::Rollback { app, version } => releases::rollback(&app, version).await,
         Command::Domains(app) => domains::list(&app).await,
         Command::DomainsAdd { app, hostname } => domains::add(&app, &hostname).await,
         Command::DomainsRemove { app, hostname } => domains::remove(&app, &hostname).await,

@@ -61,6 +61,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/releases/{version}", get(show_release)),
         (Method::GET, "/apps/{app}/builds", get(list_builds)),
         (Method::GET, "/apps/{app}/builds/{id}", get(show_build)),
+        (Method::POST, "/apps/{app}/rollback", post(rollback)),
+        (Method::GET, "/apps/{app}/ps", get(list_processes)),
         (Method::GET, "/apps/{app}/formation", get(show_formation)),
         (Method::PATCH, "/apps/{app}/formation", patch(scale)),
         (Method::GET, "/apps/{app}/domains", get(list_domains)),
@@ -238,4 +240,32 @@ async fn show_build(
         .parse()
         .map_err(|_| Error::invalid("invalid_build_id", format!("{id:?} is not a build number")))?;
     Ok(Json(paas.store().build(&app, id).await?))
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Rollback {
+    /// `v3` or `3`; none: the release before the current one.
+    pub version: Option<String>,
+}
+
+async fn rollback(
+    State(paas): State<Paas>,
+    Extension(user): Extension<User>,
+    Path(name): Path<String>,
+    body: Body<Rollback>,
+) -> Result<Json<Release>> {
+    let Json(body) = body?;
+    let app = paas.app(&name).await?;
+    let version = body.version.as_deref().map(parse_version).transpose()?;
+    let log = paas_builder::BuildLog::new();
+    Ok(Json(paas.rollback(&app, version, &user.email, &log).await?))
+}
+
+/// The app's containers: type and index, release, state, restarts, since when.
+async fn list_processes(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<paas_runner::Process>>> {
+    let app = paas.app(&name).await?;
+    Ok(Json(paas.processes(&app).await?))
 }

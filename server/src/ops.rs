@@ -283,6 +283,7 @@ impl Paas {
             }
         }
         self.store.scale(app, &changes).await?;
+        self.reconcile_formation(app).await?;
         self.formation(app).await
     }
 }

@@ -271,3 +271,113 @@ fn unhealthy(err: RunError, log: &BuildLog) -> Error {
     }
     deploy_error(err)
 }
+
+impl Paas {
+    /// Makes a new release from `version`'s image and config (the previous release when
+    /// `None`) and rolls it out, with no build.
+    pub async fn rollback(
+        &self,
+        app: &App,
+        version: Option<i64>,
+        user: &str,
+        log: &BuildLog,
+    ) -> Result<Release> {
+        let _lock = self.lock_deploys(app, log).await;
+        let target = match version {
+            Some(version) => self.store().release(app, version).await?,
+            None => {
+                let current = self.store().current_release(app).await?;
+                let releases = self.store().releases(app).await?;
+                releases
+                    .into_iter()
+                    .filter(|r| r.image.is_some() && r.status == "succeeded")
+                    .find(|r| current.as_ref().is_some_and(|c| r.version < c.version))
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "nothing_to_roll_back",
+                            "there is no earlier deployed release to roll back to",
+                        )
+                    })?
+            }
+        };
+        if target.image.is_none() {
+            return Err(Error::invalid(
+                "nothing_to_roll_back",
+                format!(
+                    "v{} has no build to run; roll back to a release made by a deploy",
+                    target.version
+                ),
+            ));
+        }
+        let release = self.store().create_rollback_release(app, &target, user).await?;
+        log.step(format!("Rolling back to v{} as v{}", target.version, release.version));
+        self.roll_out(app, &release, log).await?;
+        Ok(release)
+    }
+
+    /// Brings the running processes of the current release in line with the formation:
+    /// starts what is missing (health-checked before it gets traffic), stops what is extra
+    /// (taken out of the router and drained first). Processes that stay are not touched.
+    pub async fn reconcile_formation(&self, app: &App) -> Result<()> {
+        let log = BuildLog::new();
+        let _lock = self.lock_deploys(app, &log).await;
+        let Some(release) = self.store().current_release(app).await? else { return Ok(()) };
+        let Some(image) = release.image.clone() else { return Ok(()) };
+        let runner = self.runner()?.clone();
+        let formation = self.formation_for(app, &release).await?;
+        let running: Vec<Process> = runner
+            .list(Some(&app.name))
+            .await
+            .map_err(deploy_error)?
+            .into_iter()
+            .filter(|p| !p.one_off && p.release == release.version)
+            .collect();
+
+        let mut extra: Vec<&Process> = Vec::new();
+        let mut missing: Vec<(String, u32)> = Vec::new();
+        let types: HashSet<&String> =
+            formation.keys().chain(running.iter().map(|p| &p.process_type)).collect();
+        for process_type in types {
+            let wanted = formation.get(process_type).copied().unwrap_or(0);
+            let have: HashSet<u32> = running
+                .iter()
+                .filter(|p| &p.process_type == process_type)
+                .map(|p| p.index)
+                .collect();
+            extra.extend(
+                running.iter().filter(|p| &p.process_type == process_type && p.index > wanted),
+            );
+            missing.extend(
+                (1..=wanted).filter(|i| !have.contains(i)).map(|i| (process_type.clone(), i)),
+            );
+        }
+
+        let health = self.health_check(app, &release);
+        let mut web: Vec<SocketAddr> = running
+            .iter()
+            .filter(|p| {
+                p.process_type == "web" && !extra.iter().any(|e| e.container_id == p.container_id)
+            })
+            .filter_map(|p| p.addr)
+            .collect();
+        for (process_type, index) in missing {
+            let spec = spec_for(app, &release, &image, &process_type, index);
+            let process = runner.start(&spec).await.map_err(deploy_error)?;
+            if process_type == "web" {
+                if let Err(err) = runner.wait_healthy(&process, &health).await {
+                    let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
+                    return Err(unhealthy(err, &log));
+                }
+                web.extend(process.addr);
+            }
+        }
+        self.set_backends(&app.name, web);
+        let draining = self.apply_routes().await?;
+        draining.wait(DRAIN_DEADLINE).await;
+        let grace = runner.config().stop_grace;
+        for process in extra {
+            runner.stop(&process.container_id, grace).await.map_err(deploy_error)?;
+        }
+        Ok(())
+    }
+}

@@ -319,6 +319,44 @@ impl Store {
         row.map(Release::try_from).transpose()
     }
 
+    /// Makes a new release that runs `from`'s image with `from`'s config, and puts that
+    /// config back in place: a rollback, with no build.
+    pub async fn create_rollback_release(
+        &self,
+        app: &App,
+        from: &Release,
+        created_by: &str,
+    ) -> Result<Release> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM config_vars WHERE app_id = $1")
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
+        for (key, value) in &from.config {
+            sqlx::query("INSERT INTO config_vars (app_id, key, value) VALUES ($1, $2, $3)")
+                .bind(app.id)
+                .bind(key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let release = insert_release(
+            &mut tx,
+            app,
+            NewRelease {
+                description: format!("Rollback to v{}", from.version),
+                created_by: created_by.into(),
+                build_id: from.build_id,
+                image: from.image.clone(),
+                process_types: from.process_types.clone(),
+            },
+            &from.config,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(release)
+    }
+
     /// Marks releases whose rollout was cut short by a stop as failed; returns how many.
     pub async fn fail_pending_releases(&self) -> Result<u64> {
         let result = sqlx::query("UPDATE releases SET status = 'failed' WHERE status = 'pending'")

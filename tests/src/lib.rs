@@ -76,6 +76,7 @@ pub struct TestServer {
     pub dir: TempDir,
     pub server: RunningServer,
     config: ServerConfig,
+    network: NetworkGuard,
 }
 
 impl TestServer {
@@ -87,7 +88,7 @@ impl TestServer {
         // No registry here: builds use the offline stack images (deploy/stack/build.sh).
         config.build.base_images = "local".into();
         // A network of its own: a server adopts and removes only containers on its network.
-        config.docker_network = format!("paas-test-{:08x}", rand::rng().random::<u32>());
+        config.docker_network = test_network();
         config.database_url = Some(database_url(db, &dir).await);
         let mut server = paas_server::start(config.clone()).await.expect("server starts");
         let token = server.initial_token.take().expect("a fresh store mints a token");
@@ -98,6 +99,7 @@ impl TestServer {
             http: reqwest::Client::new(),
             dir,
             server,
+            network: NetworkGuard(config.docker_network.clone()),
             config,
         }
     }
@@ -105,7 +107,7 @@ impl TestServer {
     /// Stops the server and starts it again on the same data, database and Docker network
     /// (on new ports), as after a restart of paas.
     pub async fn restart(self) -> TestServer {
-        let TestServer { token, http, dir, server, config, .. } = self;
+        let TestServer { token, http, dir, server, config, network, .. } = self;
         server.shutdown().await.expect("server stops");
         let server = paas_server::start(config.clone()).await.expect("server restarts");
         assert!(server.initial_token.is_none(), "no second bootstrap token");
@@ -117,7 +119,13 @@ impl TestServer {
             dir,
             server,
             config,
+            network,
         }
+    }
+
+    /// The Docker network this server's app containers join.
+    pub fn docker_network(&self) -> &str {
+        &self.config.docker_network
     }
 
     /// A request through the router to the app answering at `host`.
@@ -161,4 +169,28 @@ pub fn paas_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+/// Gives a test's Docker network back when dropped (Docker has room for only a few dozen
+/// bridge networks). It fails harmlessly while containers are still attached; `.ci/run`
+/// prunes leftovers.
+pub struct NetworkGuard(pub String);
+
+impl Drop for NetworkGuard {
+    fn drop(&mut self) {
+        remove_docker_network(&self.0);
+    }
+}
+
+/// A Docker network name of its own for one test server.
+pub fn test_network() -> String {
+    format!("paas-test-{:08x}", rand::rng().random::<u32>())
+}
+
+pub fn remove_docker_network(name: &str) {
+    let _ = std::process::Command::new("docker")
+        .args(["network", "rm", name])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
 }

@@ -13,12 +13,17 @@ both_databases!(new_user_walkthrough);
 struct ServerProcess {
     child: Child,
     url: String,
+    /// The Docker network a `paas server` was given, removed with it.
+    network: Option<String>,
 }
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(network) = &self.network {
+            paas_tests::remove_docker_network(network);
+        }
     }
 }
 
@@ -29,6 +34,7 @@ fn free_port() -> u16 {
 
 async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
     let port = free_port();
+    let network = paas_tests::test_network();
     let child = Command::new(paas_bin())
         .args([
             "server",
@@ -41,12 +47,14 @@ async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
         .arg(dir.join("data"))
         .arg("--init-token-file")
         .arg(dir.join("token"))
+        .args(["--docker-network", &network])
         .env("DATABASE_URL", database_url)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("start paas server");
-    let server = ServerProcess { child, url: format!("http://127.0.0.1:{port}") };
+    let server =
+        ServerProcess { child, url: format!("http://127.0.0.1:{port}"), network: Some(network) };
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
@@ -229,7 +237,7 @@ async fn standalone_router_serves_and_reloads_its_table() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let router = ServerProcess { child, url: format!("http://127.0.0.1:{port}") };
+    let router = ServerProcess { child, url: format!("http://127.0.0.1:{port}"), network: None };
     let fetch = || async {
         let response = reqwest::Client::new()
             .get(&router.url)

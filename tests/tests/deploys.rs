@@ -199,6 +199,50 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert_eq!(adopted.len(), 1);
     assert_eq!(adopted[0].container_id, processes[0].container_id, "the same container");
 
+    // Scale up: a second web process joins without touching the first; both get traffic.
+    let response = server
+        .api(Method::PATCH, "/apps/rollout/formation")
+        .json(&json!({"web": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let two = paas.processes(&app).await.unwrap();
+    assert_eq!(two.len(), 2, "{two:?}");
+    assert!(two.iter().any(|p| p.container_id == adopted[0].container_id), "web.1 untouched");
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..20 {
+        seen.insert(app_json(&server, "rollout.localhost").await["PAAS_PROCESS"].clone());
+    }
+    assert_eq!(seen.len(), 2, "both web processes answer: {seen:?}");
+    server
+        .api(Method::PATCH, "/apps/rollout/formation")
+        .json(&json!({"web": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paas.processes(&app).await.unwrap().len(), 1);
+
+    // Roll back to v3: its code and config, as a new release, with no build.
+    let response = server
+        .api(Method::POST, "/apps/rollout/rollback")
+        .json(&json!({"version": "v3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let rolled: Value = response.json().await.unwrap();
+    assert_eq!(rolled["version"], 6);
+    assert_eq!(rolled["description"], "Rollback to v3");
+    let seen = app_json(&server, "rollout.localhost").await;
+    assert_eq!(
+        (seen["GREETING"].as_str(), seen["PAAS_RELEASE"].as_str()),
+        (Some("hi"), Some("v6"))
+    );
+    let config: Value =
+        server.api(Method::GET, "/apps/rollout/config").send().await.unwrap().json().await.unwrap();
+    assert_eq!(config["GREETING"], "hi", "the config is back to v3's");
+
     // Destroying the app stops its processes; the router forgets it.
     let response = server.api(Method::DELETE, "/apps/rollout").send().await.unwrap();
     assert_eq!(response.status(), 204);

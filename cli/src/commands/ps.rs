@@ -1,10 +1,11 @@
-//! `paas ps:scale`.
+//! `paas ps`, `paas ps:scale`.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, bail};
+use paas_runner::Process;
 
-use super::{app_name, client};
+use super::{app_name, client, table};
 use crate::AppArg;
 
 pub async fn scale(arg: &AppArg, changes: &[String]) -> Result<()> {
@@ -47,4 +48,40 @@ fn print_formation(name: &str, formation: &BTreeMap<String, i64>) {
     }
     let line: Vec<String> = formation.iter().map(|(t, n)| format!("{t}={n}")).collect();
     println!("{}", line.join(" "));
+}
+
+pub async fn list(arg: &AppArg) -> Result<()> {
+    let name = app_name(arg)?;
+    let processes: Vec<Process> = client()?.get(&format!("/apps/{name}/ps")).await?;
+    if processes.is_empty() {
+        println!("{name} has no processes running. Deploy it, or `paas ps:scale web=1`.");
+        return Ok(());
+    }
+    println!("=== {name} Processes");
+    let rows: Vec<Vec<String>> = processes
+        .iter()
+        .map(|p| {
+            let state = match p.uptime() {
+                Some(up) => format!("{} for {}", p.state.as_str(), human(up)),
+                None => p.state.as_str().to_string(),
+            };
+            let restarts = match p.restart_count {
+                0 => String::new(),
+                n => format!("{n} restarts{}", if p.oom_killed { " (out of memory)" } else { "" }),
+            };
+            let kind = if p.one_off { " (one-off)" } else { "" };
+            vec![format!("{}{kind}", p.process_name()), format!("v{}", p.release), state, restarts]
+        })
+        .collect();
+    print!("{}", table(&rows));
+    Ok(())
+}
+
+fn human(duration: std::time::Duration) -> String {
+    match duration.as_secs() {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
 }

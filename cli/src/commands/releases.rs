@@ -62,3 +62,21 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
     );
     Ok(())
 }
+
+pub async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
+    let name = app_name(arg)?;
+    let target = version.clone().unwrap_or_else(|| "the previous release".into());
+    eprint!("Rolling back {name} to {target}... ");
+    let body = paas_server::api::Rollback { version };
+    match client()?.post::<Release>(&format!("/apps/{name}/rollback"), &body).await {
+        Ok(release) => {
+            eprintln!("done, v{}", release.version);
+            println!("{}", release.description);
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("failed");
+            Err(e)
+        }
+    }
+}

@@ -91,13 +91,15 @@ impl Paas {
                     started.push(process);
                 }
             }
-            for process in started.iter().filter(|p| p.process_type == "web") {
-                log.info(format!(
-                    "Waiting for {} to answer on port {WEB_PORT}",
-                    process.process_name()
-                ));
-                runner.wait_healthy(process, &health).await.map_err(|e| unhealthy(e, log))?;
+            // All web processes are checked at once: a deploy of web=4 takes as long as one.
+            let web: Vec<&Process> = started.iter().filter(|p| p.process_type == "web").collect();
+            for process in &web {
+                let name = process.process_name();
+                log.info(format!("Waiting for {name} to answer on port {WEB_PORT}"));
             }
+            futures_util::future::try_join_all(web.iter().map(|p| runner.wait_healthy(p, &health)))
+                .await
+                .map_err(|e| unhealthy(e, log))?;
             Ok::<(), Error>(())
         }
         .await;

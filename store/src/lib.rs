@@ -206,11 +206,8 @@ impl Store {
     // ---- config vars ----
 
     pub async fn config(&self, app: &App) -> Result<BTreeMap<String, String>> {
-        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app_id = $1")
-            .bind(app.id)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        let mut conn = self.pool.acquire().await?;
+        config_of(&mut conn, app.id).await
     }
 
     /// Applies config changes and records the new release that carries them, in one
@@ -246,14 +243,7 @@ impl Store {
                 }
             }
         }
-        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app_id = $1")
-            .bind(app.id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let config = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<BTreeMap<String, String>>>()?;
+        let config = config_of(&mut tx, app.id).await?;
         let previous = latest_release_in(&mut tx, app.id).await?;
         let release = insert_release(
             &mut tx,
@@ -541,14 +531,7 @@ impl Store {
         created_by: &str,
     ) -> Result<Release> {
         let mut tx = self.pool.begin().await?;
-        let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app_id = $1")
-            .bind(app.id)
-            .fetch_all(&mut *tx)
-            .await?;
-        let config = rows
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<BTreeMap<String, String>>>()?;
+        let config = config_of(&mut tx, app.id).await?;
         let release = insert_release(
             &mut tx,
             app,
@@ -585,6 +568,18 @@ struct NewRelease {
     build_id: Option<i64>,
     image: Option<String>,
     process_types: BTreeMap<String, String>,
+}
+
+/// An app's config vars, read on `conn` (inside a transaction when it is one).
+async fn config_of(
+    conn: &mut sqlx::AnyConnection,
+    app_id: i64,
+) -> Result<BTreeMap<String, String>> {
+    let rows = sqlx::query("SELECT key, value FROM config_vars WHERE app_id = $1")
+        .bind(app_id)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
 }
 
 async fn latest_release_in(conn: &mut sqlx::AnyConnection, app_id: i64) -> Result<Option<Release>> {

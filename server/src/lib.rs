@@ -55,12 +55,16 @@ pub struct RunningServer {
     pub paas: Paas,
     stop: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
+    crash_watch: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, closes the store.
     pub async fn shutdown(self) -> std::io::Result<()> {
         let _ = self.stop.send(true);
+        if let Some(watch) = &self.crash_watch {
+            watch.abort();
+        }
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.paas.store().close().await;
         result
@@ -108,6 +112,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner);
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
+    let crash_watch = paas.watch_crashes();
 
     let app = self::router(paas.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -131,7 +136,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         api.and(edge)
     });
     tracing::info!(%addr, "control plane listening");
-    Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task })
+    Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task, crash_watch })
 }
 
 /// The builder, or `None` when Docker is not reachable: the control plane still serves, and

@@ -29,8 +29,8 @@ pub struct Paas {
     pub(crate) runner: Option<paas_runner::Runner>,
     /// One deploy per app at a time.
     pub(crate) deploy_locks: crate::deploy::DeployLocks,
-    /// Each app's healthy `web` processes: the backends the router gets.
-    pub(crate) backends: Arc<Mutex<HashMap<String, Vec<SocketAddr>>>>,
+    /// Each app's healthy `web` processes (container id → address): the router's backends.
+    pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, SocketAddr>>>>,
 }
 
 impl Paas {
@@ -81,7 +81,8 @@ impl Paas {
         let mut routes: BTreeMap<String, Route> = BTreeMap::new();
         for app in self.store.apps().await? {
             let host = format!("{}.{}", app.name, self.domain);
-            let live = backends.get(&app.name).cloned().unwrap_or_default();
+            let live =
+                backends.get(&app.name).map(|b| b.values().copied().collect()).unwrap_or_default();
             routes.insert(
                 app.name.clone(),
                 Route { app: app.name, hosts: vec![host], backends: live },
@@ -113,12 +114,27 @@ impl Paas {
         &self.domain
     }
 
-    pub(crate) fn set_backends(&self, app: &str, addrs: Vec<SocketAddr>) {
+    pub(crate) fn set_backends(&self, app: &str, web: BTreeMap<String, SocketAddr>) {
         let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        if addrs.is_empty() {
+        if web.is_empty() {
             backends.remove(app);
         } else {
-            backends.insert(app.to_string(), addrs);
+            backends.insert(app.to_string(), web);
+        }
+    }
+
+    /// Adds or removes one backend; true if that changed anything.
+    pub(crate) fn update_backend(
+        &self,
+        app: &str,
+        container_id: &str,
+        addr: Option<SocketAddr>,
+    ) -> bool {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        let web = backends.entry(app.to_string()).or_default();
+        match addr {
+            Some(addr) => web.insert(container_id.to_string(), addr) != Some(addr),
+            None => web.remove(container_id).is_some(),
         }
     }
 

@@ -111,9 +111,7 @@ impl Paas {
         }
 
         // Switch: the new web processes take all new requests; the old ones drain.
-        let web: Vec<SocketAddr> =
-            started.iter().filter(|p| p.process_type == "web").filter_map(|p| p.addr).collect();
-        self.set_backends(&app.name, web);
+        self.set_backends(&app.name, web_backends(started.iter()));
         let draining = self.apply_routes().await?;
         log.info("Switched the router to the new processes; draining the old ones");
         if !draining.wait(DRAIN_DEADLINE).await {
@@ -210,8 +208,7 @@ impl Paas {
             let mine: Vec<&Process> =
                 processes.iter().filter(|p| p.release == current.version && !p.one_off).collect();
             keep.extend(mine.iter().map(|p| p.container_id.clone()));
-            let web: Vec<SocketAddr> =
-                mine.iter().filter(|p| p.process_type == "web").filter_map(|p| p.addr).collect();
+            let web = web_backends(mine.iter().copied());
             tracing::info!(app = %app.name, release = current.version, processes = mine.len(), "adopted");
             self.set_backends(&app.name, web);
         }
@@ -230,7 +227,7 @@ impl Paas {
     /// Stops every process of an app (when it is destroyed).
     pub(crate) async fn stop_all(&self, app: &str) -> Result<()> {
         let Ok(runner) = self.runner() else { return Ok(()) };
-        self.set_backends(app, Vec::new());
+        self.set_backends(app, BTreeMap::new());
         for process in runner.list(Some(app)).await.map_err(deploy_error)? {
             runner
                 .stop(&process.container_id, Duration::from_secs(5))
@@ -239,6 +236,17 @@ impl Paas {
         }
         Ok(())
     }
+}
+
+/// The `web` processes among `processes` that have an address, as router backends.
+fn web_backends<'a>(
+    processes: impl IntoIterator<Item = &'a Process>,
+) -> BTreeMap<String, SocketAddr> {
+    processes
+        .into_iter()
+        .filter(|p| p.process_type == "web")
+        .filter_map(|p| Some((p.container_id.clone(), p.addr?)))
+        .collect()
 }
 
 fn spec_for(
@@ -355,13 +363,9 @@ impl Paas {
         }
 
         let health = self.health_check(app, &release);
-        let mut web: Vec<SocketAddr> = running
-            .iter()
-            .filter(|p| {
-                p.process_type == "web" && !extra.iter().any(|e| e.container_id == p.container_id)
-            })
-            .filter_map(|p| p.addr)
-            .collect();
+        let mut web = web_backends(
+            running.iter().filter(|p| !extra.iter().any(|e| e.container_id == p.container_id)),
+        );
         for (process_type, index) in missing {
             let spec = spec_for(app, &release, &image, &process_type, index);
             let process = runner.start(&spec).await.map_err(deploy_error)?;
@@ -370,7 +374,7 @@ impl Paas {
                     let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
                     return Err(unhealthy(err, &log));
                 }
-                web.extend(process.addr);
+                web.extend(web_backends([&process]));
             }
         }
         self.set_backends(&app.name, web);
@@ -381,5 +385,59 @@ impl Paas {
             runner.stop(&process.container_id, grace).await.map_err(deploy_error)?;
         }
         Ok(())
+    }
+}
+
+impl Paas {
+    /// Follows Docker's events so routing follows crashes: a `web` process that dies leaves
+    /// the router at once; when Docker has restarted it, it is health-checked and put back.
+    pub fn watch_crashes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let runner = self.runner.clone()?;
+        let paas = self.clone();
+        Some(tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let events = runner.events();
+            futures_util::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                if event.one_off || event.process_type != "web" {
+                    continue;
+                }
+                let paas = paas.clone();
+                let runner = runner.clone();
+                tokio::spawn(async move { paas.on_web_event(&runner, event).await });
+            }
+        }))
+    }
+
+    async fn on_web_event(&self, runner: &Runner, event: paas_runner::ProcessEvent) {
+        use paas_runner::ProcessEventKind;
+        let name = format!("{}.{}", event.process_type, event.index);
+        match event.kind {
+            ProcessEventKind::Died { exit_code }
+                if self.update_backend(&event.app, &event.container_id, None) =>
+            {
+                tracing::warn!(app = %event.app, process = %name, ?exit_code, "web process crashed; out of the router until it is healthy again");
+                let _ = self.sync_routes().await;
+            }
+            ProcessEventKind::Started => {
+                // Only restarts after a crash: new processes of a rollout are routed by it.
+                let Ok(Some(process)) = runner.process(&event.container_id).await else { return };
+                if process.restart_count == 0 {
+                    return;
+                }
+                let Ok(app) = self.store().app(&event.app).await else { return };
+                let Ok(Some(current)) = self.store().current_release(&app).await else { return };
+                if current.version != process.release {
+                    return;
+                }
+                if runner.wait_healthy(&process, &self.health_check(&app, &current)).await.is_ok()
+                    && self.update_backend(&app.name, &process.container_id, process.addr)
+                {
+                    tracing::info!(app = %app.name, process = %name, restarts = process.restart_count, "restarted web process is healthy; back in the router");
+                    let _ = self.sync_routes().await;
+                }
+            }
+            _ => {}
+        }
     }
 }

@@ -116,6 +116,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path == "/crash":
+            os._exit(3)
         keys = ("GREETING", "PAAS_RELEASE", "PAAS_PROCESS", "PORT")
         body = json.dumps({k: os.environ.get(k) for k in keys}).encode()
         self.send_response(200)
@@ -242,6 +244,23 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     let config: Value =
         server.api(Method::GET, "/apps/rollout/config").send().await.unwrap().json().await.unwrap();
     assert_eq!(config["GREETING"], "hi", "the config is back to v3's");
+
+    // A crash: Docker restarts the process, paas routes to it again once it is healthy.
+    let before = paas.processes(&app).await.unwrap();
+    let _ = server.app_request("rollout.localhost", "/crash").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let restarted = paas.processes(&app).await.unwrap();
+        let restarts = restarted.first().map(|p| p.restart_count).unwrap_or(0);
+        let response = server.app_request("rollout.localhost", "/").await;
+        if restarts > before[0].restart_count && response.status() == 200 {
+            let seen: Value = response.json().await.unwrap();
+            assert_eq!(seen["PAAS_RELEASE"], "v6");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not serving again after a crash");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 
     // Destroying the app stops its processes; the router forgets it.
     let response = server.api(Method::DELETE, "/apps/rollout").send().await.unwrap();

@@ -41,6 +41,11 @@ impl Client {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    /// A GET whose body the caller reads as it streams in.
+    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
+        self.request(Method::GET, path, None::<&()>).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.request(Method::DELETE, path, None::<&()>).await?;
         Ok(())

@@ -165,6 +165,20 @@ enum Command {
         app: AppArg,
         hostname: String,
     },
+    /// Show the app's output (`app[web.1]: …`); --tail keeps streaming new lines.
+    Logs {
+        #[command(flatten)]
+        app: AppArg,
+        /// Keep streaming new lines until interrupted.
+        #[arg(short, long)]
+        tail: bool,
+        /// Only one process type (web) or process (web.1).
+        #[arg(short, long)]
+        ps: Option<String>,
+        /// Lines of history per process.
+        #[arg(short, long, default_value_t = 100)]
+        num: usize,
+    },
     /// List the app's processes: type and index, release, state, restarts, uptime.
     Ps(AppArg),
     /// Roll back to an earlier release's code and config (default: the one before the
@@ -228,6 +242,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::BuildsInfo { app, id } => builds::info(&app, id).await,
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
         Command::Ps(app) => ps::list(&app).await,
+        Command::Logs { app, tail, ps, num } => ps::logs(&app, tail, ps.as_deref(), num).await,
         Command::Rollback { app, version } => releases::rollback(&app, version).await,
         Command::Domains(app) => domains::list(&app).await,
         Command::DomainsAdd { app, hostname } => domains::add(&app, &hostname).await,

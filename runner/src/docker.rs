@@ -387,7 +387,7 @@ impl Runner {
         container_id: &str,
         follow: bool,
         tail: Option<usize>,
-    ) -> impl Stream<Item = Result<LogLine, RunError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<LogLine, RunError>> + Send + 'static + use<> {
         self.log_lines(container_id, follow, tail, true)
     }
 
@@ -397,7 +397,7 @@ impl Runner {
         follow: bool,
         tail: Option<usize>,
         timestamps: bool,
-    ) -> impl Stream<Item = Result<LogLine, RunError>> + Send + 'static {
+    ) -> impl Stream<Item = Result<LogLine, RunError>> + Send + 'static + use<> {
         let tail = tail.map_or_else(|| "all".to_string(), |n| n.to_string());
         let options = LogsOptionsBuilder::default()
             .follow(follow)

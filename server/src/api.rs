@@ -63,6 +63,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/builds/{id}", get(show_build)),
         (Method::POST, "/apps/{app}/rollback", post(rollback)),
         (Method::GET, "/apps/{app}/ps", get(list_processes)),
+        (Method::GET, "/apps/{app}/logs", get(stream_logs)),
         (Method::GET, "/apps/{app}/formation", get(show_formation)),
         (Method::PATCH, "/apps/{app}/formation", patch(scale)),
         (Method::GET, "/apps/{app}/domains", get(list_domains)),
@@ -268,4 +269,23 @@ async fn list_processes(
 ) -> Result<Json<Vec<paas_runner::Process>>> {
     let app = paas.app(&name).await?;
     Ok(Json(paas.processes(&app).await?))
+}
+
+/// `?tail=true&ps=web&num=100`: the app's output as plain text, streamed while `tail`.
+async fn stream_logs(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<crate::rollout::LogQuery>,
+) -> Result<axum::response::Response> {
+    use futures_util::StreamExt;
+    let app = paas.app(&name).await?;
+    let lines = paas.logs(&app, &query).await?;
+    let body = axum::body::Body::from_stream(
+        lines.map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))),
+    );
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .header(axum::http::header::CACHE_CONTROL, "no-store")
+        .body(body)
+        .unwrap_or_default())
 }

@@ -441,3 +441,56 @@ impl Paas {
         }
     }
 }
+
+/// What `paas logs` asks for.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct LogQuery {
+    /// Keep streaming new lines.
+    #[serde(default)]
+    pub tail: bool,
+    /// Only this process type (`web`) or process (`web.1`).
+    pub ps: Option<String>,
+    /// Lines of history per process (default 100).
+    pub num: Option<usize>,
+}
+
+impl Paas {
+    /// The app's process output, Heroku style (`2026-…Z app[web.1]: line`), one line per
+    /// item: the last `num` lines of each process, then, with `tail`, new lines as they come.
+    pub async fn logs(
+        &self,
+        app: &App,
+        query: &LogQuery,
+    ) -> Result<impl futures_util::Stream<Item = String> + Send + 'static> {
+        use futures_util::StreamExt;
+        let runner = self.runner()?.clone();
+        let wanted = |p: &Process| match query.ps.as_deref() {
+            None => true,
+            Some(ps) if ps.contains('.') => p.process_name() == ps,
+            Some(ps) => p.process_type == ps,
+        };
+        let processes: Vec<Process> = runner
+            .list(Some(&app.name))
+            .await
+            .map_err(deploy_error)?
+            .into_iter()
+            .filter(|p| wanted(p))
+            .collect();
+        let num = query.num.unwrap_or(100).min(10_000);
+        let streams = processes.into_iter().map(|process| {
+            let prefix = format!("app[{}]", process.process_name());
+            runner.logs(&process.container_id, query.tail, Some(num)).filter_map(move |line| {
+                let line = line.ok().map(|l| format!("{} {prefix}: {}\n", l.timestamp, l.line));
+                async move { line }
+            })
+        });
+        let merged = futures_util::stream::select_all(streams.map(StreamExt::boxed));
+        if query.tail {
+            return Ok(merged.boxed());
+        }
+        // History only: every process's lines in time order (RFC 3339 sorts as text).
+        let mut lines: Vec<String> = merged.collect().await;
+        lines.sort();
+        Ok(futures_util::stream::iter(lines).boxed())
+    }
+}

@@ -178,6 +178,30 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert_eq!(seen["GREETING"], "hello");
     assert_eq!(seen["PAAS_RELEASE"], "v4");
 
+    // Logs: history, then new lines live with tail=true.
+    let history = server
+        .api(Method::GET, "/apps/rollout/logs?num=50")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains("app[web.1]: ") && history.contains("GET / HTTP/1.1"), "{history}");
+    let mut live =
+        server.api(Method::GET, "/apps/rollout/logs?tail=true&num=0&ps=web").send().await.unwrap();
+    assert_eq!(live.status(), 200);
+    server.app_request("rollout.localhost", "/?marker=live-line").await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut streamed = String::new();
+    while !streamed.contains("marker=live-line") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let chunk = tokio::time::timeout(left, live.chunk()).await;
+        let chunk = chunk.expect("a live log line in time").unwrap().expect("stream open");
+        streamed.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(live);
+
     // A release whose web process never listens fails its health check; v4 keeps serving.
     env_app(source.path(), "sleep 600");
     let log = BuildLog::new();

@@ -1,4 +1,4 @@
-//! `paas ps`, `paas ps:scale`.
+//! `paas ps`, `paas ps:scale`, `paas logs`.
 
 use std::collections::BTreeMap;
 
@@ -84,4 +84,20 @@ fn human(duration: std::time::Duration) -> String {
         s if s < 86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
         s => format!("{}d {}h", s / 86400, s % 86400 / 3600),
     }
+}
+
+pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Result<()> {
+    use std::io::Write;
+    let name = app_name(arg)?;
+    let mut path = format!("/apps/{name}/logs?num={num}&tail={tail}");
+    if let Some(ps) = ps {
+        path.push_str(&format!("&ps={ps}"));
+    }
+    let mut response = client()?.get_stream(&path).await?;
+    let mut stdout = std::io::stdout();
+    while let Some(chunk) = response.chunk().await? {
+        stdout.write_all(&chunk)?;
+        stdout.flush()?;
+    }
+    Ok(())
 }

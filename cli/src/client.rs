@@ -46,6 +46,15 @@ impl Client {
         self.request(Method::GET, path, None::<&()>).await
     }
 
+    /// A POST whose answer the caller reads as it streams in.
+    pub async fn post_stream(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<reqwest::Response> {
+        self.request(Method::POST, path, Some(body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> Result<()> {
         self.request(Method::DELETE, path, None::<&()>).await?;
         Ok(())

@@ -179,6 +179,14 @@ enum Command {
         #[arg(short, long, default_value_t = 100)]
         num: usize,
     },
+    /// Run a one-off command in a fresh container of the current release, with its config
+    /// (e.g. `paas run python manage.py createsuperuser`); exits with the command's code.
+    Run {
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// List the app's processes: type and index, release, state, restarts, uptime.
     Ps(AppArg),
     /// Roll back to an earlier release's code and config (default: the one before the
@@ -242,6 +250,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::BuildsInfo { app, id } => builds::info(&app, id).await,
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
         Command::Ps(app) => ps::list(&app).await,
+        Command::Run { app, command } => ps::run(&app, &command).await,
         Command::Logs { app, tail, ps, num } => ps::logs(&app, tail, ps.as_deref(), num).await,
         Command::Rollback { app, version } => releases::rollback(&app, version).await,
         Command::Domains(app) => domains::list(&app).await,

@@ -64,6 +64,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::POST, "/apps/{app}/rollback", post(rollback)),
         (Method::GET, "/apps/{app}/ps", get(list_processes)),
         (Method::GET, "/apps/{app}/logs", get(stream_logs)),
+        (Method::POST, "/apps/{app}/run", post(run_one_off)),
         (Method::GET, "/apps/{app}/formation", get(show_formation)),
         (Method::PATCH, "/apps/{app}/formation", patch(scale)),
         (Method::GET, "/apps/{app}/domains", get(list_domains)),
@@ -287,5 +288,32 @@ async fn stream_logs(
         .header(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
         .header(axum::http::header::CACHE_CONTROL, "no-store")
         .body(body)
+        .unwrap_or_default())
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunCommand {
+    pub command: String,
+}
+
+/// Runs a one-off command; answers JSON lines (`{"line": …}`, then `{"exit": N}`) as they come.
+async fn run_one_off(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    body: Body<RunCommand>,
+) -> Result<axum::response::Response> {
+    use futures_util::StreamExt;
+    let Json(body) = body?;
+    let app = paas.app(&name).await?;
+    let events = paas.run_one_off(&app, &body.command).await?;
+    let lines = futures_util::stream::unfold(events, |mut events| async move {
+        let event = events.recv().await?;
+        let mut line = serde_json::to_vec(&event).unwrap_or_default();
+        line.push(b'\n');
+        Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)), events))
+    });
+    Ok(axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
+        .body(axum::body::Body::from_stream(lines.boxed()))
         .unwrap_or_default())
 }

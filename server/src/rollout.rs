@@ -494,3 +494,64 @@ impl Paas {
         Ok(futures_util::stream::iter(lines).boxed())
     }
 }
+
+/// One event of a one-off run, sent as a JSON line.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunEvent {
+    /// A line of the command's output.
+    Line(String),
+    /// The command ended with this exit code.
+    Exit(i64),
+    /// paas could not run it.
+    Error(String),
+}
+
+/// Longest a one-off command may run.
+const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
+
+impl Paas {
+    /// Runs `command` once in a fresh container of the current release, with its config:
+    /// the output and then the exit code arrive on the returned channel, and the container is
+    /// removed afterwards (`paas run`).
+    pub async fn run_one_off(
+        &self,
+        app: &App,
+        command: &str,
+    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<RunEvent>> {
+        if command.trim().is_empty() {
+            return Err(Error::invalid("invalid_command", "give a command to run"));
+        }
+        let runner = self.runner()?.clone();
+        let release = self.store().current_release(app).await?;
+        let Some((release, image)) = release.and_then(|r| r.image.clone().map(|i| (r, i))) else {
+            return Err(Error::invalid(
+                "not_deployed",
+                format!(
+                    "{} has no deployed release to run a command in; deploy it first",
+                    app.name
+                ),
+            ));
+        };
+        let mut spec = spec_for(app, &release, &image, "run", 1);
+        spec.command = Some(command.to_string());
+        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let (lines, mut output) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let forward_events = events.clone();
+            let forward = tokio::spawn(async move {
+                while let Some(line) = output.recv().await {
+                    let _ = forward_events.send(RunEvent::Line(line));
+                }
+            });
+            let result = runner.run_once(&spec, &lines, ONE_OFF_LIMIT).await;
+            drop(lines);
+            let _ = forward.await;
+            let _ = events.send(match result {
+                Ok(code) => RunEvent::Exit(code),
+                Err(err) => RunEvent::Error(err.to_string()),
+            });
+        });
+        Ok(receiver)
+    }
+}

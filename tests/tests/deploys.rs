@@ -152,6 +152,15 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     let source = tempfile::tempdir().unwrap();
     env_app(source.path(), "python3 app.py");
 
+    // Nothing to run a command in before the first deploy.
+    let response = server
+        .api(Method::POST, "/apps/rollout/run")
+        .json(&json!({"command": "true"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+
     // First deploy: built, released, web=1 started, health-checked, routed.
     let log = BuildLog::new();
     let release =
@@ -201,6 +210,20 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         streamed.push_str(&String::from_utf8_lossy(&chunk));
     }
     drop(live);
+
+    // A one-off command: the release's config, its output, its exit code, no container left.
+    let output = server
+        .api(Method::POST, "/apps/rollout/run")
+        .json(&json!({"command": "echo \"$GREETING from $PAAS_PROCESS\"; exit 3"}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let events: Vec<Value> = output.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events, vec![json!({"line": "hello from run.1"}), json!({"exit": 3})], "{output}");
+    assert_eq!(paas.processes(&app).await.unwrap().len(), 1, "the one-off container is gone");
 
     // A release whose web process never listens fails its health check; v4 keeps serving.
     env_app(source.path(), "sleep 600");

@@ -1,4 +1,4 @@
-//! `paas ps`, `paas ps:scale`, `paas logs`.
+//! `paas ps`, `paas ps:scale`, `paas logs`, `paas run`.
 
 use std::collections::BTreeMap;
 
@@ -100,4 +100,28 @@ pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Res
         stdout.flush()?;
     }
     Ok(())
+}
+
+/// Streams the command's output; exits the CLI with the command's exit code.
+pub async fn run(arg: &AppArg, command: &[String]) -> Result<()> {
+    use paas_server::rollout::RunEvent;
+    let name = app_name(arg)?;
+    let command = command.join(" ");
+    eprintln!("Running `{command}` on {name}...");
+    let body = paas_server::api::RunCommand { command };
+    let mut response = client()?.post_stream(&format!("/apps/{name}/run"), &body).await?;
+    let mut pending = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        pending.extend_from_slice(&chunk);
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            match serde_json::from_slice::<RunEvent>(&line)? {
+                RunEvent::Line(text) => println!("{text}"),
+                RunEvent::Exit(0) => return Ok(()),
+                RunEvent::Exit(code) => std::process::exit(i32::try_from(code).unwrap_or(1)),
+                RunEvent::Error(message) => bail!(message),
+            }
+        }
+    }
+    bail!("the connection ended before the command finished")
 }

@@ -742,6 +742,27 @@ impl EventState {
 /// the same at the same time: Docker 20.10 lets two racing creates of one name both succeed,
 /// so every runner then keeps the oldest and removes the others.
 async fn ensure_network(docker: &Docker, name: &str) -> Result<String, RunError> {
+    // Docker 20.10 lets two racing creates of one name both succeed, and a runner that looked
+    // before the other created would keep a different one. Runners on this host take turns
+    // through a lock file; the duplicate clean-up below covers runners on other hosts.
+    let lock_path = std::env::temp_dir().join(format!("paas-network-{name}.lock"));
+    let lock = tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::create(&lock_path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|e| RunError::Network { name: name.to_string(), message: e.to_string() })?
+    .map_err(|e| RunError::Network {
+        name: name.to_string(),
+        message: format!("cannot take the network lock: {e}"),
+    })?;
+    let result = find_or_create_network(docker, name).await;
+    drop(lock);
+    result
+}
+
+async fn find_or_create_network(docker: &Docker, name: &str) -> Result<String, RunError> {
     for _ in 0..5 {
         let filters = HashMap::from([("name", vec![name])]);
         let options = ListNetworksOptionsBuilder::default().filters(&filters).build();

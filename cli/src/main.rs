@@ -187,6 +187,14 @@ enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Replace the app's processes (or one type's) with fresh ones, with no downtime.
+    #[command(name = "ps:restart")]
+    PsRestart {
+        #[command(flatten)]
+        app: AppArg,
+        /// Only this process type, e.g. web.
+        process_type: Option<String>,
+    },
     /// List the app's processes: type and index, release, state, restarts, uptime.
     Ps(AppArg),
     /// Roll back to an earlier release's code and config (default: the one before the
@@ -250,6 +258,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::BuildsInfo { app, id } => builds::info(&app, id).await,
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
         Command::Ps(app) => ps::list(&app).await,
+        Command::PsRestart { app, process_type } => ps::restart(&app, process_type).await,
         Command::Run { app, command } => ps::run(&app, &command).await,
         Command::Logs { app, tail, ps, num } => ps::logs(&app, tail, ps.as_deref(), num).await,
         Command::Rollback { app, version } => releases::rollback(&app, version).await,

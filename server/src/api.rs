@@ -63,6 +63,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/builds/{id}", get(show_build)),
         (Method::POST, "/apps/{app}/rollback", post(rollback)),
         (Method::GET, "/apps/{app}/ps", get(list_processes)),
+        (Method::POST, "/apps/{app}/ps/restart", post(restart_processes)),
         (Method::GET, "/apps/{app}/logs", get(stream_logs)),
         (Method::POST, "/apps/{app}/run", post(run_one_off)),
         (Method::GET, "/apps/{app}/formation", get(show_formation)),
@@ -316,4 +317,22 @@ async fn run_one_off(
         .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
         .body(axum::body::Body::from_stream(lines.boxed()))
         .unwrap_or_default())
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Restart {
+    /// Only this process type; none: all.
+    pub process_type: Option<String>,
+}
+
+async fn restart_processes(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    body: Body<Restart>,
+) -> Result<Json<Vec<paas_runner::Process>>> {
+    let Json(body) = body?;
+    let app = paas.app(&name).await?;
+    let log = paas_builder::BuildLog::new();
+    paas.restart(&app, body.process_type.as_deref(), &log).await?;
+    Ok(Json(paas.processes(&app).await?))
 }

@@ -17,6 +17,8 @@ use crate::ops::Paas;
 pub const WEB_PORT: u16 = 5000;
 /// How long old processes may finish their in-flight requests after the switch.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// Images of this many recent releases are kept for rollbacks; older ones are removed.
+const KEEP_RELEASE_IMAGES: usize = 5;
 /// Longest a release phase (`release:` in the Procfile) may run.
 const RELEASE_PHASE_LIMIT: Duration = Duration::from_secs(15 * 60);
 
@@ -41,10 +43,11 @@ impl Paas {
             return Ok(());
         };
         let runner = self.runner()?.clone();
-        match self.try_roll_out(&runner, app, release, &image, log).await {
+        match self.try_roll_out(&runner, app, release, &image, None, log).await {
             Ok(()) => {
                 self.store().set_release_status(release, "succeeded").await?;
                 log.step(format!("Released v{}", release.version));
+                self.prune_images(app, KEEP_RELEASE_IMAGES).await?;
                 tracing::info!(app = %app.name, release = release.version, "release serving");
                 Ok(())
             }
@@ -63,18 +66,23 @@ impl Paas {
         app: &App,
         release: &Release,
         image: &str,
+        // A restart of one process type (`paas ps:restart web`): no release phase, and only
+        // that type's processes are replaced.
+        only: Option<&str>,
         log: &BuildLog,
     ) -> Result<()> {
-        if let Some(command) = release.process_types.get("release").filter(|c| !c.is_empty()) {
+        let command = release.process_types.get("release").filter(|c| !c.is_empty());
+        if let (Some(command), None) = (command, only) {
             self.release_phase(runner, app, release, image, command, log).await?;
         }
-        let formation = self.formation_for(app, release).await?;
+        let mut formation = self.formation_for(app, release).await?;
+        formation.retain(|t, _| only.is_none_or(|only| only == t));
         let old: Vec<Process> = runner
             .list(Some(&app.name))
             .await
             .map_err(deploy_error)?
             .into_iter()
-            .filter(|p| !p.one_off)
+            .filter(|p| !p.one_off && only.is_none_or(|only| only == p.process_type))
             .collect();
 
         log.step(format!(
@@ -111,7 +119,9 @@ impl Paas {
         }
 
         // Switch: the new web processes take all new requests; the old ones drain.
-        self.set_backends(&app.name, web_backends(started.iter()));
+        if only.is_none_or(|only| only == "web") {
+            self.set_backends(&app.name, web_backends(started.iter()));
+        }
         let draining = self.apply_routes().await?;
         log.info("Switched the router to the new processes; draining the old ones");
         if !draining.wait(DRAIN_DEADLINE).await {
@@ -553,5 +563,63 @@ impl Paas {
             });
         });
         Ok(receiver)
+    }
+}
+
+impl Paas {
+    /// Replaces the current release's processes (of one type, or all) with fresh ones, with
+    /// the same zero-downtime steps as a deploy and no release phase (`paas ps:restart`).
+    pub async fn restart(
+        &self,
+        app: &App,
+        process_type: Option<&str>,
+        log: &BuildLog,
+    ) -> Result<()> {
+        let _lock = self.lock_deploys(app, log).await;
+        let runner = self.runner()?.clone();
+        let current = self.store().current_release(app).await?;
+        let Some((release, image)) = current.and_then(|r| r.image.clone().map(|i| (r, i))) else {
+            return Err(Error::invalid(
+                "not_deployed",
+                format!("{} has nothing running to restart", app.name),
+            ));
+        };
+        if let Some(process_type) = process_type
+            && !release.process_types.contains_key(process_type)
+        {
+            return Err(Error::invalid(
+                "unknown_process_type",
+                format!("{} has no process type {process_type:?}", app.name),
+            ));
+        }
+        self.try_roll_out(&runner, app, &release, &image, process_type, log).await
+    }
+
+    /// Removes the images of all but the newest `keep` releases (never the current one), so
+    /// the disk does not fill with old builds; rollback works within those kept.
+    pub async fn prune_images(&self, app: &App, keep: usize) -> Result<()> {
+        let Some(builder) = &self.builder else { return Ok(()) };
+        let current = self.store().current_release(app).await?.and_then(|r| r.image);
+        let mut seen = HashSet::new();
+        let images: Vec<String> = self
+            .store()
+            .releases(app)
+            .await?
+            .into_iter()
+            .filter_map(|r| r.image)
+            .filter(|image| seen.insert(image.clone()))
+            .collect();
+        for image in images.into_iter().skip(keep) {
+            if Some(&image) == current.as_ref() {
+                continue;
+            }
+            match builder.remove_image(&image).await {
+                Ok(()) => tracing::info!(app = %app.name, %image, "pruned an old release's image"),
+                Err(err) => {
+                    tracing::debug!(app = %app.name, %image, error = %err, "image not pruned")
+                }
+            }
+        }
+        Ok(())
     }
 }

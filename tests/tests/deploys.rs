@@ -272,6 +272,27 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .unwrap();
     assert_eq!(paas.processes(&app).await.unwrap().len(), 1);
 
+    // A restart replaces the process with a fresh one, same release, no downtime.
+    let before = paas.processes(&app).await.unwrap();
+    let response = server
+        .api(Method::POST, "/apps/rollout/ps/restart")
+        .json(&json!({"process_type": "web"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let after = paas.processes(&app).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_ne!(after[0].container_id, before[0].container_id);
+    assert_eq!(app_json(&server, "rollout.localhost").await["PAAS_RELEASE"], "v4");
+    let response = server
+        .api(Method::POST, "/apps/rollout/ps/restart")
+        .json(&json!({"process_type": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 422);
+
     // Roll back to v3: its code and config, as a new release, with no build.
     let response = server
         .api(Method::POST, "/apps/rollout/rollback")

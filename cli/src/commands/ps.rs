@@ -125,3 +125,20 @@ pub async fn run(arg: &AppArg, command: &[String]) -> Result<()> {
     }
     bail!("the connection ended before the command finished")
 }
+
+pub async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {
+    let name = app_name(arg)?;
+    let what = process_type.clone().unwrap_or_else(|| "all processes".into());
+    eprint!("Restarting {what} of {name}... ");
+    let body = paas_server::api::Restart { process_type };
+    match client()?.post::<Vec<Process>>(&format!("/apps/{name}/ps/restart"), &body).await {
+        Ok(_) => {
+            eprintln!("done");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("failed");
+            Err(e)
+        }
+    }
+}

@@ -313,6 +313,14 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         server.api(Method::GET, "/apps/rollout/config").send().await.unwrap().json().await.unwrap();
     assert_eq!(config["GREETING"], "hi", "the config is back to v3's");
 
+    // Pruning keeps the newest releases' images and the running one: v5's failed build goes.
+    let v5_image = paas.release(&app, 5).await.unwrap().image.unwrap();
+    let v6_image = paas.release(&app, 6).await.unwrap().image.unwrap();
+    paas.prune_images(&app, 1).await.unwrap();
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    assert!(docker.inspect_image(&v5_image).await.is_err(), "{v5_image} pruned");
+    assert!(docker.inspect_image(&v6_image).await.is_ok(), "the running image stays");
+
     // A crash: Docker restarts the process, paas routes to it again once it is healthy.
     let before = paas.processes(&app).await.unwrap();
     let _ = server.app_request("rollout.localhost", "/crash").await;

@@ -344,3 +344,81 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert_eq!(server.app_request("rollout.localhost", "/").await.status(), 404);
     assert!(paas.processes(&app).await.unwrap().is_empty());
 }
+
+/// The zero-downtime proof: steady load through the router across 10 consecutive rollouts,
+/// and not one failed request. Prints deploy-to-live and rollback-to-live times, which
+/// `bench/deploys.sh` collects for docs/benchmarks.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_rollouts_under_load_fail_no_request() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    let server = TestServer::start(Db::Sqlite).await;
+    let paas = &server.server.paas;
+    server.api(Method::POST, "/apps").json(&json!({"name": "steady"})).send().await.unwrap();
+    let app = paas.app("steady").await.unwrap();
+    let source = tempfile::tempdir().unwrap();
+    env_app(source.path(), "python3 app.py");
+    let started = Instant::now();
+    paas.deploy(&app, &tree(source.path().into(), None), "admin", &BuildLog::new()).await.unwrap();
+    let first_deploy = started.elapsed();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
+        let url = format!("http://{}/", server.router);
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            // Bounded in time whatever happens: at most 5 minutes.
+            let deadline = Instant::now() + Duration::from_secs(300);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let answer = client.get(&url).header("host", "steady.localhost").send().await;
+                let good = match answer {
+                    Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
+                    Err(_) => false,
+                };
+                let counter = if good { &ok } else { &failed };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    let mut rollouts = Vec::new();
+    for round in 0..10 {
+        let started = Instant::now();
+        let response = server
+            .api(Method::PATCH, "/apps/steady/config")
+            .json(&json!({ "ROUND": round.to_string() }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+        rollouts.push(started.elapsed());
+    }
+    let started = Instant::now();
+    let response =
+        server.api(Method::POST, "/apps/steady/rollback").json(&json!({})).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let rollback = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    rollouts.sort();
+    eprintln!(
+        "BENCH requests={ok} failed={failed} first_deploy_s={:.1} rollout_median_s={:.1} \
+         rollout_max_s={:.1} rollback_s={:.1}",
+        first_deploy.as_secs_f64(),
+        rollouts[rollouts.len() / 2].as_secs_f64(),
+        rollouts[rollouts.len() - 1].as_secs_f64(),
+        rollback.as_secs_f64()
+    );
+    assert_eq!(failed, 0, "{failed} of {} requests failed during 11 rollouts", ok + failed);
+    assert!(ok > 200, "the load kept going: {ok} requests");
+    server.api(Method::DELETE, "/apps/steady").send().await.unwrap();
+}

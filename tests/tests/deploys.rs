@@ -422,3 +422,45 @@ async fn ten_rollouts_under_load_fail_no_request() {
     assert!(ok > 200, "the load kept going: {ok} requests");
     server.api(Method::DELETE, "/apps/steady").send().await.unwrap();
 }
+
+/// paas dies in the middle of a rollout (the rollout is cut off where it stands, nothing of
+/// it runs to completion, as with `kill -9`), then starts again: the interrupted release is
+/// marked failed, its half-started container removed, and the previous release serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_cut_off_by_a_crash_of_paas_recovers_on_restart() {
+    use std::time::{Duration, Instant};
+
+    let server = TestServer::start(Db::Sqlite).await;
+    let paas = server.server.paas.clone();
+    server.api(Method::POST, "/apps").json(&json!({"name": "survivor"})).send().await.unwrap();
+    let app = paas.app("survivor").await.unwrap();
+    let source = tempfile::tempdir().unwrap();
+    env_app(source.path(), "python3 app.py");
+    paas.deploy(&app, &tree(source.path().into(), None), "admin", &BuildLog::new()).await.unwrap();
+    assert_eq!(app_json(&server, "survivor.localhost").await["PAAS_RELEASE"], "v2");
+
+    // A deploy whose new web process is slow to come up; paas dies while it waits.
+    env_app(source.path(), "sleep 600");
+    let deploying = {
+        let (paas, app, dir) = (paas.clone(), app.clone(), source.path().to_path_buf());
+        tokio::spawn(
+            async move { paas.deploy(&app, &tree(dir, None), "admin", &BuildLog::new()).await },
+        )
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !paas.processes(&app).await.unwrap().iter().any(|p| p.release == 3) {
+        assert!(Instant::now() < deadline, "the new release never started a process");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    deploying.abort();
+    assert!(deploying.await.unwrap_err().is_cancelled());
+    assert_eq!(paas.release(&app, 3).await.unwrap().status, "pending");
+
+    let server = server.restart().await;
+    let paas = &server.server.paas;
+    assert_eq!(paas.release(&app, 3).await.unwrap().status, "failed");
+    let processes = paas.processes(&app).await.unwrap();
+    assert_eq!(processes.iter().map(|p| p.release).collect::<Vec<_>>(), vec![2], "{processes:?}");
+    assert_eq!(app_json(&server, "survivor.localhost").await["PAAS_RELEASE"], "v2");
+    server.api(Method::DELETE, "/apps/survivor").send().await.unwrap();
+}

@@ -68,13 +68,7 @@ impl Paas {
         user: &str,
         log: &BuildLog,
     ) -> Result<Release> {
-        let builder = self.builder.as_ref().ok_or_else(|| {
-            Error::Unavailable(
-                "builds need Docker, and the Docker engine was not reachable when paas started \
-                 (check DOCKER_HOST and that dockerd runs, then restart paas)"
-                    .into(),
-            )
-        })?;
+        let builder = self.builder.as_ref().ok_or_else(|| Error::docker_unavailable("builds"))?;
         let build = self
             .store()
             .create_build(

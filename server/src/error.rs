@@ -37,6 +37,14 @@ impl Error {
         Error::Invalid { code, message: message.into() }
     }
 
+    /// `what` needs Docker, which paas could not reach when it started.
+    pub fn docker_unavailable(what: &str) -> Error {
+        Error::Unavailable(format!(
+            "{what} need Docker, and the Docker engine was not reachable when paas started \
+             (check DOCKER_HOST and that dockerd runs, then restart paas)"
+        ))
+    }
+
     /// The stable, machine-readable code clients can match on.
     pub fn code(&self) -> &'static str {
         match self {

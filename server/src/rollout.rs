@@ -24,13 +24,7 @@ const RELEASE_PHASE_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 impl Paas {
     fn runner(&self) -> Result<&Runner> {
-        self.runner.as_ref().ok_or_else(|| {
-            Error::Unavailable(
-                "running apps needs Docker, and the Docker engine was not reachable when paas \
-                 started (check DOCKER_HOST and that dockerd runs, then restart paas)"
-                    .into(),
-            )
-        })
+        self.runner.as_ref().ok_or_else(|| Error::docker_unavailable("running apps"))
     }
 
     /// Rolls `release` out. The caller holds the app's deploy lock. On success the release is

@@ -138,6 +138,12 @@ impl TestServer {
             .expect("router answers")
     }
 
+    /// `GET /api/v1{path}` with the admin token, as JSON.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let response = self.api(reqwest::Method::GET, path).send().await.expect("API answers");
+        response.json().await.expect("a JSON answer")
+    }
+
     /// A request to `/api/v1{path}` carrying the admin token.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token)

@@ -58,28 +58,14 @@ async fn builds_are_recorded_and_released(db: Db) {
     assert_eq!(release.config.get("GREETING").map(String::as_str), Some("hi"));
     assert!(log.text().contains("Python app detected"), "{}", log.text());
 
-    let builds: Value = server
-        .api(Method::GET, &format!("/apps/{name}/builds"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let builds: Value = server.get_json(&format!("/apps/{name}/builds")).await;
     let first = &builds[0];
     assert_eq!(first["status"], "succeeded");
     assert_eq!(first["kind"], "python");
     assert_eq!(first["commit_sha"], "0123456789abcdef");
     assert!(first.get("log").is_none(), "listings leave the log out");
     let id = first["id"].as_i64().unwrap();
-    let build: Value = server
-        .api(Method::GET, &format!("/apps/{name}/builds/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let build: Value = server.get_json(&format!("/apps/{name}/builds/{id}")).await;
     assert!(build["log"].as_str().unwrap().contains("Python app detected"));
     assert!(build["finished_at"].is_string());
 
@@ -309,8 +295,7 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         (seen["GREETING"].as_str(), seen["PAAS_RELEASE"].as_str()),
         (Some("hi"), Some("v6"))
     );
-    let config: Value =
-        server.api(Method::GET, "/apps/rollout/config").send().await.unwrap().json().await.unwrap();
+    let config: Value = server.get_json("/apps/rollout/config").await;
     assert_eq!(config["GREETING"], "hi", "the config is back to v3's");
 
     // Pruning keeps the newest releases' images and the running one: v5's failed build goes.

@@ -4,7 +4,7 @@ use anyhow::{Result, bail};
 use paas_server::api::{AppInfo, CreateApp};
 use paas_store::App;
 
-use super::{app_name, client, table};
+use super::{app_name, client, nothing, progress, table};
 use crate::{AppArg, git};
 
 pub async fn list() -> Result<()> {
@@ -22,15 +22,10 @@ pub async fn list() -> Result<()> {
 
 pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> {
     let client = client()?;
-    eprint!("Creating app{}... ", name.as_ref().map(|n| format!(" {n}")).unwrap_or_default());
-    let info: AppInfo = match client.post("/apps", &CreateApp { name }).await {
-        Ok(info) => info,
-        Err(e) => {
-            eprintln!("failed");
-            return Err(e);
-        }
-    };
-    eprintln!("done");
+    let message =
+        format!("Creating app{}", name.as_ref().map(|n| format!(" {n}")).unwrap_or_default());
+    let info: AppInfo =
+        progress(&message, client.post("/apps", &CreateApp { name }), nothing).await?;
     let git_url = format!("{}/{}.git", client.base_url(), info.app.name);
     println!("Created {}", info.app.name);
     println!("Web URL: {}", info.web_url);
@@ -85,12 +80,8 @@ pub async fn destroy(arg: &AppArg, confirm: Option<String>) -> Result<()> {
         ),
     }
     let client = client()?;
-    eprint!("Destroying {name}... ");
-    if let Err(e) = client.delete(&format!("/apps/{name}")).await {
-        eprintln!("failed");
-        return Err(e);
-    }
-    eprintln!("done");
+    progress(&format!("Destroying {name}"), client.delete(&format!("/apps/{name}")), nothing)
+        .await?;
     println!("Destroyed {name}");
     let remote_app = git::remote_url(&arg.remote).and_then(|url| git::app_from_remote_url(&url));
     if remote_app.as_deref() == Some(name.as_str()) && git::remove_remote(&arg.remote) {

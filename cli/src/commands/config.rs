@@ -66,17 +66,10 @@ async fn apply(
     progress: &str,
     changes: &BTreeMap<String, Option<String>>,
 ) -> Result<ConfigUpdate> {
-    eprint!("{progress}... ");
-    match client()?.patch::<ConfigUpdate>(&format!("/apps/{name}/config"), changes).await {
-        Ok(update) => {
-            eprintln!("done, v{}", update.release.version);
-            Ok(update)
-        }
-        Err(e) => {
-            eprintln!("failed");
-            Err(e)
-        }
-    }
+    let client = client()?;
+    let path = format!("/apps/{name}/config");
+    let work = client.patch::<ConfigUpdate>(&path, changes);
+    super::progress(progress, work, |update| format!(", v{}", update.release.version)).await
 }
 
 fn print_vars(config: &BTreeMap<String, String>) {

@@ -4,7 +4,7 @@ use anyhow::Result;
 use paas_server::api::AddDomain;
 use paas_store::Domain;
 
-use super::{app_name, client};
+use super::{app_name, client, nothing, progress};
 use crate::AppArg;
 
 pub async fn list(arg: &AppArg) -> Result<()> {
@@ -22,35 +22,22 @@ pub async fn list(arg: &AppArg) -> Result<()> {
 
 pub async fn add(arg: &AppArg, hostname: &str) -> Result<()> {
     let name = app_name(arg)?;
-    eprint!("Adding {hostname} to {name}... ");
     let body = AddDomain { hostname: hostname.to_string() };
-    match client()?.post::<Domain>(&format!("/apps/{name}/domains"), &body).await {
-        Ok(domain) => {
-            eprintln!("done");
-            println!(
-                "Point {} at this server (a DNS A/AAAA or CNAME record); the router sends it to {name}.",
-                domain.hostname
-            );
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("failed");
-            Err(e)
-        }
-    }
+    let client = client()?;
+    let path = format!("/apps/{name}/domains");
+    let work = client.post::<Domain>(&path, &body);
+    let domain = progress(&format!("Adding {hostname} to {name}"), work, nothing).await?;
+    println!(
+        "Point {} at this server (a DNS A/AAAA or CNAME record); the router sends it to {name}.",
+        domain.hostname
+    );
+    Ok(())
 }
 
 pub async fn remove(arg: &AppArg, hostname: &str) -> Result<()> {
     let name = app_name(arg)?;
-    eprint!("Removing {hostname} from {name}... ");
-    match client()?.delete(&format!("/apps/{name}/domains/{hostname}")).await {
-        Ok(()) => {
-            eprintln!("done");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("failed");
-            Err(e)
-        }
-    }
+    let client = client()?;
+    let path = format!("/apps/{name}/domains/{hostname}");
+    let work = client.delete(&path);
+    progress(&format!("Removing {hostname} from {name}"), work, nothing).await
 }

@@ -37,6 +37,27 @@ pub fn app_name(arg: &AppArg) -> Result<String> {
     }
 }
 
+/// Heroku-style progress on stderr around `work`: `MESSAGE... done` (followed by what
+/// `outcome` says of the result, e.g. `, v4`) or `MESSAGE... failed`.
+pub async fn progress<T>(
+    message: &str,
+    work: impl Future<Output = Result<T>>,
+    outcome: impl FnOnce(&T) -> String,
+) -> Result<T> {
+    eprint!("{message}... ");
+    let result = work.await;
+    match &result {
+        Ok(value) => eprintln!("done{}", outcome(value)),
+        Err(_) => eprintln!("failed"),
+    }
+    result
+}
+
+/// No detail after `done`.
+pub fn nothing<T>(_: &T) -> String {
+    String::new()
+}
+
 /// Left-aligned columns, two spaces apart.
 pub fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, bail};
 use paas_runner::Process;
 
-use super::{app_name, client, table};
+use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;
 
 pub async fn scale(arg: &AppArg, changes: &[String]) -> Result<()> {
@@ -27,18 +27,10 @@ pub async fn scale(arg: &AppArg, changes: &[String]) -> Result<()> {
             .with_context(|| format!("{change:?}: {quantity:?} is not a number"))?;
         wanted.insert(process_type.to_string(), quantity);
     }
-    eprint!("Scaling {name}... ");
-    match client.patch::<BTreeMap<String, i64>>(&path, &wanted).await {
-        Ok(formation) => {
-            eprintln!("done");
-            print_formation(&name, &formation);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("failed");
-            Err(e)
-        }
-    }
+    let work = client.patch::<BTreeMap<String, i64>>(&path, &wanted);
+    let formation = progress(&format!("Scaling {name}"), work, nothing).await?;
+    print_formation(&name, &formation);
+    Ok(())
 }
 
 fn print_formation(name: &str, formation: &BTreeMap<String, i64>) {
@@ -129,16 +121,10 @@ pub async fn run(arg: &AppArg, command: &[String]) -> Result<()> {
 pub async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let what = process_type.clone().unwrap_or_else(|| "all processes".into());
-    eprint!("Restarting {what} of {name}... ");
     let body = paas_server::api::Restart { process_type };
-    match client()?.post::<Vec<Process>>(&format!("/apps/{name}/ps/restart"), &body).await {
-        Ok(_) => {
-            eprintln!("done");
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("failed");
-            Err(e)
-        }
-    }
+    let client = client()?;
+    let path = format!("/apps/{name}/ps/restart");
+    let work = client.post::<Vec<Process>>(&path, &body);
+    progress(&format!("Restarting {what} of {name}"), work, nothing).await?;
+    Ok(())
 }

@@ -66,17 +66,12 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
 pub async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let target = version.clone().unwrap_or_else(|| "the previous release".into());
-    eprint!("Rolling back {name} to {target}... ");
     let body = paas_server::api::Rollback { version };
-    match client()?.post::<Release>(&format!("/apps/{name}/rollback"), &body).await {
-        Ok(release) => {
-            eprintln!("done, v{}", release.version);
-            println!("{}", release.description);
-            Ok(())
-        }
-        Err(e) => {
-            eprintln!("failed");
-            Err(e)
-        }
-    }
+    let client = client()?;
+    let path = format!("/apps/{name}/rollback");
+    let work = client.post::<Release>(&path, &body);
+    let message = format!("Rolling back {name} to {target}");
+    let release = super::progress(&message, work, |r| format!(", v{}", r.version)).await?;
+    println!("{}", release.description);
+    Ok(())
 }

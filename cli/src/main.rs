@@ -44,7 +44,7 @@ pub struct AppArg {
 #[derive(Subcommand)]
 enum Command {
     /// Run the paas platform: API, git and router (on embedded defaults: SQLite in ./data).
-    Server(commands::server::ServerArgs),
+    Server(Box<commands::server::ServerArgs>),
     /// Run only the router, serving a routing table from a JSON file (reloaded on SIGHUP).
     Router(commands::router::RouterArgs),
     /// Build a directory into an image on the local Docker engine, printing the build log
@@ -77,6 +77,28 @@ enum Command {
         #[arg(short, long, default_value = "paas")]
         remote: String,
     },
+    /// Change an app's settings.
+    #[command(name = "apps:update")]
+    AppsUpdate {
+        #[command(flatten)]
+        app: AppArg,
+        /// Deploy pushes to this branch only (default: main, with master also accepted).
+        #[arg(long, value_name = "BRANCH")]
+        deploy_branch: Option<String>,
+    },
+    /// Point a git remote of this checkout (default `paas`) at the app: then
+    /// `git push paas main` deploys it.
+    #[command(name = "git:remote")]
+    GitRemote(AppArg),
+    /// git's credential helper (set up by `paas login`): answers git with the saved token.
+    #[command(name = "git-credential", hide = true)]
+    GitCredential {
+        /// get, store or erase, as git passes it.
+        action: String,
+    },
+    /// The pre-receive hook of app repositories: run by git inside a push, on the server.
+    #[command(name = "git-hook", hide = true)]
+    GitHook,
     /// Show an app's details.
     #[command(name = "apps:info")]
     AppsInfo(AppArg),
@@ -224,6 +246,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Command::GitHook = cli.command {
+        // The hook's verdict is its exit code; its output is already the pusher's.
+        return match runtime.block_on(commands::push::hook()) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                println!(" !     {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -236,7 +269,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<()> {
     use commands::{apps, builds, config, domains, ps, releases, session};
     match command {
-        Command::Server(args) => commands::server::run(args).await,
+        Command::Server(args) => commands::server::run(*args).await,
         Command::Router(args) => commands::router::run(args).await,
         Command::Build(args) => commands::build::run(args).await,
         Command::Login { url, token } => session::login(&url, token).await,
@@ -247,6 +280,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             apps::create(name, (!no_remote).then_some(remote)).await
         }
         Command::AppsInfo(app) => apps::info(&app).await,
+        Command::AppsUpdate { app, deploy_branch } => apps::update(&app, deploy_branch).await,
+        Command::GitRemote(app) => commands::push::remote(&app),
+        Command::GitCredential { action } => commands::push::credential(&action),
+        Command::GitHook => unreachable!("handled before the runtime runs commands"),
         Command::AppsDestroy { app, confirm } => apps::destroy(&app, confirm).await,
         Command::Config { app, shell, json } => config::show(&app, shell, json).await,
         Command::ConfigGet { app, key } => config::get(&app, &key).await,

@@ -32,6 +32,13 @@ pub struct CreateApp {
     pub name: Option<String>,
 }
 
+/// `PATCH /api/v1/apps/{app}`: the app's settings to change.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct UpdateApp {
+    /// The branch whose pushes deploy.
+    pub deploy_branch: Option<String>,
+}
+
 /// What a config change answers: the release it made and the whole config after it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ConfigUpdate {
@@ -54,6 +61,7 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps", get(list_apps)),
         (Method::POST, "/apps", post(create_app)),
         (Method::GET, "/apps/{app}", get(show_app)),
+        (Method::PATCH, "/apps/{app}", patch(update_app)),
         (Method::DELETE, "/apps/{app}", delete(destroy_app)),
         (Method::GET, "/apps/{app}/config", get(show_config)),
         (Method::PATCH, "/apps/{app}/config", patch(update_config)),
@@ -114,6 +122,19 @@ async fn create_app(
 
 async fn show_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<Json<AppInfo>> {
     let app = paas.app(&name).await?;
+    Ok(Json(app_info(&paas, app).await?))
+}
+
+async fn update_app(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    body: Body<UpdateApp>,
+) -> Result<Json<AppInfo>> {
+    let Json(body) = body?;
+    let mut app = paas.app(&name).await?;
+    if let Some(branch) = body.deploy_branch {
+        app = paas.set_deploy_branch(&app, &branch).await?;
+    }
     Ok(Json(app_info(&paas, app).await?))
 }
 

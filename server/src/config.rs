@@ -35,6 +35,9 @@ pub struct ServerConfig {
     #[command(flatten)]
     pub build: BuildSettings,
 
+    #[command(flatten)]
+    pub git: GitSettings,
+
     /// On the very first start, write the admin's API token to this file (mode 0600)
     /// instead of printing it.
     #[arg(long, env = "PAAS_INIT_TOKEN_FILE")]
@@ -72,6 +75,25 @@ impl BuildSettings {
             "PAAS_BUILD_TIMEOUT" => Some(self.build_timeout.clone()),
             other => std::env::var(other).ok(),
         })
+    }
+}
+
+/// `git push` over HTTP.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GitSettings {
+    /// Largest push accepted, in MiB: a bigger pack is refused with a message saying so.
+    #[arg(long, env = "PAAS_MAX_PUSH_MB", default_value_t = 512)]
+    pub max_push_mb: u64,
+
+    /// The `paas` binary the repositories' pre-receive hook runs to report back to this
+    /// server (default: the binary running the server).
+    #[arg(long, env = "PAAS_GIT_HOOK_BIN", hide = true)]
+    pub hook_bin: Option<PathBuf>,
+}
+
+impl Default for GitSettings {
+    fn default() -> GitSettings {
+        GitSettings { max_push_mb: 512, hook_bin: None }
     }
 }
 
@@ -168,6 +190,7 @@ impl ServerConfig {
                 build_ca_file: None,
                 build_timeout: "15m".into(),
             },
+            git: GitSettings::default(),
             init_token_file: None,
         }
     }

@@ -13,6 +13,8 @@ use tokio::sync::OwnedMutexGuard;
 use crate::error::{Error, Result};
 use crate::ops::Paas;
 
+pub(crate) const INTERRUPTED: &str = "the deploy was interrupted: whoever started it went away";
+
 /// One lock per app: deploys of an app queue up, deploys of different apps never wait.
 pub(crate) type DeployLocks = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
 
@@ -52,9 +54,41 @@ impl Paas {
         user: &str,
         log: &BuildLog,
     ) -> Result<Release> {
-        let _lock = self.lock_deploys(app, log).await;
-        let release = self.build_and_release(app, tree, user, log).await?;
+        self.deploy_until(app, tree, user, log, std::future::pending()).await
+    }
+
+    /// [`Paas::deploy`], abandoned if `interrupted` resolves (a pusher that went away) while
+    /// waiting for the lock or building: the build is then recorded as failed and nothing
+    /// changes. Once the rollout starts it runs to the end, so an app is never left half
+    /// switched.
+    pub async fn deploy_until(
+        &self,
+        app: &App,
+        tree: &SourceTree,
+        user: &str,
+        log: &BuildLog,
+        interrupted: impl Future<Output = ()>,
+    ) -> Result<Release> {
+        let mut interrupted = std::pin::pin!(interrupted);
+        let _lock = tokio::select! {
+            lock = self.lock_deploys(app, log) => lock,
+            () = &mut interrupted => return Err(Error::Conflict(INTERRUPTED.into())),
+        };
+        self.deploy_locked(app, tree, user, log, interrupted).await
+    }
+
+    /// The deploy itself, for a caller that holds the app's deploy lock.
+    pub async fn deploy_locked(
+        &self,
+        app: &App,
+        tree: &SourceTree,
+        user: &str,
+        log: &BuildLog,
+        interrupted: impl Future<Output = ()>,
+    ) -> Result<Release> {
+        let release = self.build_and_release(app, tree, user, log, interrupted).await?;
         self.roll_out(app, &release, log).await?;
+        log.info(format!("{} deployed to paas", self.web_url(app)));
         Ok(release)
     }
 
@@ -67,6 +101,7 @@ impl Paas {
         tree: &SourceTree,
         user: &str,
         log: &BuildLog,
+        interrupted: impl Future<Output = ()>,
     ) -> Result<Release> {
         let builder = self.builder.as_ref().ok_or_else(|| Error::docker_unavailable("builds"))?;
         let build = self
@@ -88,7 +123,10 @@ impl Paas {
         request.commit = tree.commit_sha.clone();
         request.config = config;
 
-        let built = builder.build(&request, log).await;
+        let built = tokio::select! {
+            built = builder.build(&request, log) => built.map_err(|e| (e.code(), e.to_string())),
+            () = interrupted => Err(("interrupted", INTERRUPTED.to_string())),
+        };
         let outcome = match &built {
             Ok(image) => BuildOutcome {
                 succeeded: true,
@@ -99,24 +137,20 @@ impl Paas {
                 log: log.text(),
                 error: None,
             },
-            Err(err) => {
-                log.error(err.to_string());
+            Err((_, message)) => {
+                log.error(message);
                 BuildOutcome {
                     succeeded: false,
                     log: log.text(),
-                    error: Some(err.to_string()),
+                    error: Some(message.clone()),
                     ..Default::default()
                 }
             }
         };
         let build = self.store().finish_build(build.id, &outcome).await?;
-        if let Err(err) = built {
-            tracing::info!(app = %app.name, build = build.id, code = err.code(), "build failed");
-            return Err(Error::BuildFailed {
-                build_id: build.id,
-                code: err.code(),
-                message: err.to_string(),
-            });
+        if let Err((code, message)) = built {
+            tracing::info!(app = %app.name, build = build.id, code, "build failed");
+            return Err(Error::BuildFailed { build_id: build.id, code, message });
         }
         let description = match tree.commit_sha.as_deref() {
             Some(sha) => format!("Deploy {}", &sha[..sha.len().min(7)]),

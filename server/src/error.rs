@@ -28,6 +28,10 @@ pub enum Error {
     /// Something paas needs is not there (Docker, most often).
     #[error("{0}")]
     Unavailable(String),
+    /// A failure of paas's own machinery (a git process, a file): logged, not detailed to
+    /// clients.
+    #[error("{0}")]
+    Internal(String),
     #[error(transparent)]
     Store(StoreError),
 }
@@ -56,7 +60,7 @@ impl Error {
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BuildFailed { code, .. } => code,
             Error::Unavailable(_) => "unavailable",
-            Error::Store(_) => "internal",
+            Error::Internal(_) | Error::Store(_) => "internal",
         }
     }
 
@@ -70,7 +74,7 @@ impl Error {
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BuildFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Internal(_) | Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -99,6 +103,10 @@ impl IntoResponse for Error {
         let message = match &self {
             // Internal details go to the server log, not to the client.
             Error::Store(err) => {
+                tracing::error!(error = %err, "request failed");
+                "internal error; the server log has the details".to_string()
+            }
+            Error::Internal(err) => {
                 tracing::error!(error = %err, "request failed");
                 "internal error; the server log has the details".to_string()
             }

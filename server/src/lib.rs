@@ -5,6 +5,7 @@ pub mod auth;
 pub mod config;
 pub mod deploy;
 pub mod error;
+pub mod git;
 pub mod ops;
 pub mod rollout;
 pub mod validate;
@@ -109,8 +110,15 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             None
         }
     };
+    let git = git::Git::new(
+        &config.data_dir,
+        hook_bin(&config)?,
+        format!("http://{}/internal/git-hook", loopback(addr)),
+        config.git.max_push_mb.saturating_mul(1024 * 1024),
+    );
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
-        .with_docker(builder, runner);
+        .with_docker(builder, runner)
+        .with_git(git);
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
 
@@ -154,6 +162,26 @@ async fn connect_builder(
     }
 }
 
+/// The binary git hooks run: the configured one, else this very program.
+fn hook_bin(config: &ServerConfig) -> Result<PathBuf, StartError> {
+    match &config.git.hook_bin {
+        Some(path) => Ok(path.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| StartError::Settings(format!("cannot find the paas binary: {e}"))),
+    }
+}
+
+/// Where a process on this host reaches a listener bound to `addr` (`0.0.0.0` → loopback).
+fn loopback(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() && addr.is_ipv4() => {
+            SocketAddr::from(([127, 0, 0, 1], addr.port()))
+        }
+        ip if ip.is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    }
+}
+
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let listener =
         TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr, source })?;
@@ -170,6 +198,7 @@ pub fn router(paas: Paas) -> Router {
         .route("/healthz", get(healthz))
         .merge(metrics)
         .nest("/api/v1", api::router(paas.clone()))
+        .merge(git::router())
         .fallback(|| async { error::Error::NotFound("page".into()) })
         .layer(middleware::from_fn(log_request))
         .with_state(paas)

@@ -29,6 +29,8 @@ pub struct Paas {
     pub(crate) runner: Option<paas_runner::Runner>,
     /// One deploy per app at a time.
     pub(crate) deploy_locks: crate::deploy::DeployLocks,
+    /// git push and clone; `None` in a server built without it (some tests).
+    pub(crate) git: Option<Arc<crate::git::Git>>,
     /// Each app's healthy `web` processes (container id → address): the router's backends.
     pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, SocketAddr>>>>,
 }
@@ -43,6 +45,7 @@ impl Paas {
             builder: None,
             runner: None,
             deploy_locks: Default::default(),
+            git: None,
             backends: Default::default(),
         }
     }
@@ -55,6 +58,12 @@ impl Paas {
     ) -> Paas {
         self.builder = builder;
         self.runner = runner;
+        self
+    }
+
+    /// Apps get git repositories here, and pushes deploy.
+    pub fn with_git(mut self, git: Arc<crate::git::Git>) -> Paas {
+        self.git = Some(git);
         self
     }
 
@@ -147,6 +156,12 @@ impl Paas {
             }
             None => self.create_randomly_named_app(user).await?,
         };
+        if let Some(git) = &self.git {
+            // A failure here is not the app's end: the first push creates the repository.
+            if let Err(err) = git.ensure_repo(&app.name).await {
+                tracing::warn!(app = %app.name, error = %err, "could not create the git repository");
+            }
+        }
         self.sync_routes().await?;
         Ok(app)
     }
@@ -170,10 +185,19 @@ impl Paas {
         Ok(self.store.apps().await?)
     }
 
+    /// Makes pushes to `branch` (and only to it) deploy the app.
+    pub async fn set_deploy_branch(&self, app: &App, branch: &str) -> Result<App> {
+        validate::branch_name(branch)?;
+        Ok(self.store.set_deploy_branch(app, branch).await?)
+    }
+
     pub async fn destroy_app(&self, name: &str) -> Result<()> {
         let app = self.store.app(name).await?;
         self.stop_all(&app.name).await?;
         self.store.delete_app(name).await?;
+        if let Some(git) = &self.git {
+            git.remove_repo(&app.name).await;
+        }
         self.sync_routes().await
     }
 

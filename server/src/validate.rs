@@ -140,6 +140,30 @@ pub fn process_type(name: &str) -> Result<()> {
     }
 }
 
+/// A branch name git would accept, kept to the plain kind: letters, digits, `-`, `_`, `.`
+/// and `/` between parts (`main`, `release/2024`).
+pub fn branch_name(name: &str) -> Result<()> {
+    let valid = !name.is_empty()
+        && name.len() <= 100
+        && name.split('/').all(|part| {
+            !part.is_empty()
+                && !part.starts_with(['.', '-'])
+                && !part.ends_with(".lock")
+                && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        && !name.contains("..");
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "invalid_branch",
+            format!(
+                "{name:?} is not a branch name paas accepts: use letters, digits, -, _, . and /"
+            ),
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +196,16 @@ mod tests {
         let message = app_name("my--app").unwrap_err().to_string();
         assert!(message.contains("two hyphens"), "{message}");
         assert_eq!(app_name("api").unwrap_err().code(), "reserved_app_name");
+    }
+
+    #[test]
+    fn branch_names() {
+        for good in ["main", "master", "production", "release/2024", "v1.2"] {
+            assert!(branch_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "/main", "main/", "a..b", "-x", ".x", "a b", "x.lock", "a//b", "ü"] {
+            assert!(branch_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

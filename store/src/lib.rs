@@ -182,6 +182,18 @@ impl Store {
             .ok_or_else(|| StoreError::NotFound(format!("app {name}")))
     }
 
+    /// Sets the branch whose pushes deploy the app.
+    pub async fn set_deploy_branch(&self, app: &App, branch: &str) -> Result<App> {
+        sqlx::query_as(&format!(
+            "UPDATE apps SET deploy_branch = $1 WHERE id = $2 RETURNING {APP_COLUMNS}"
+        ))
+        .bind(branch)
+        .bind(app.id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("app {}", app.name)))
+    }
+
     /// Deletes an app and everything that hangs off it.
     pub async fn delete_app(&self, name: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;

@@ -81,6 +81,11 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(db: Db) -> TestServer {
+        TestServer::start_with(db, |_| {}).await
+    }
+
+    /// A server whose settings `adjust` changes first (a smaller push limit, say).
+    pub async fn start_with(db: Db, adjust: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut config = ServerConfig::new(dir.path().join("data"));
         config.listen = "127.0.0.1:0".parse().expect("address");
@@ -90,6 +95,9 @@ impl TestServer {
         // A network of its own: a server adopts and removes only containers on its network.
         config.docker_network = test_network();
         config.database_url = Some(database_url(db, &dir).await);
+        // The pre-receive hook runs the real `paas` binary, not this test executable.
+        config.git.hook_bin = Some(paas_bin());
+        adjust(&mut config);
         let mut server = paas_server::start(config.clone()).await.expect("server starts");
         let token = server.initial_token.take().expect("a fresh store mints a token");
         TestServer {

@@ -48,6 +48,7 @@ async fn builds_are_recorded_and_released(db: Db) {
             &tree(fixture("python-stdlib"), Some("0123456789abcdef")),
             "admin",
             &log,
+            std::future::pending(),
         )
         .await
         .unwrap();
@@ -73,7 +74,15 @@ async fn builds_are_recorded_and_released(db: Db) {
     let empty = tempfile::tempdir().unwrap();
     std::fs::write(empty.path().join("README.md"), "nothing to run here\n").unwrap();
     let log = BuildLog::new();
-    let err = paas.build_and_release(&app, &tree(empty.path().into(), None), "admin", &log).await;
+    let err = paas
+        .build_and_release(
+            &app,
+            &tree(empty.path().into(), None),
+            "admin",
+            &log,
+            std::future::pending(),
+        )
+        .await;
     let err = err.unwrap_err();
     assert_eq!(err.code(), "no_app_detected", "{err}");
     let builds = paas.store().builds(&app).await.unwrap();

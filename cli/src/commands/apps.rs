@@ -1,7 +1,7 @@
 //! `paas apps`, `apps:create`, `apps:info`, `apps:destroy`.
 
 use anyhow::{Result, bail};
-use paas_server::api::{AppInfo, CreateApp};
+use paas_server::api::{AppInfo, CreateApp, UpdateApp};
 use paas_store::App;
 
 use super::{app_name, client, nothing, progress, table};
@@ -61,6 +61,23 @@ pub async fn info(arg: &AppArg) -> Result<()> {
             vec!["Formation:".into(), formation],
         ])
     );
+    Ok(())
+}
+
+/// `paas apps:update --deploy-branch BRANCH`.
+pub async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
+    if deploy_branch.is_none() {
+        bail!("nothing to change: pass --deploy-branch BRANCH");
+    }
+    let name = app_name(arg)?;
+    let body = UpdateApp { deploy_branch };
+    let info: AppInfo = progress(
+        &format!("Updating {name}"),
+        client()?.patch(&format!("/apps/{name}"), &body),
+        nothing,
+    )
+    .await?;
+    println!("Pushes to {} now deploy {}", info.app.deploy_branch, info.app.name);
     Ok(())
 }
 

@@ -7,6 +7,7 @@ pub mod builds;
 pub mod config;
 pub mod domains;
 pub mod ps;
+pub mod push;
 pub mod releases;
 pub mod router;
 pub mod server;

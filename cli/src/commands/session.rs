@@ -22,6 +22,14 @@ pub async fn login(url: &str, token: Option<String>) -> Result<()> {
     let path = credentials::save(&credentials)?;
     println!("Logged in to {} as {}", credentials.url, account.email);
     eprintln!("Saved to {}", path.display());
+    if super::push::install_credential_helper(&credentials.url) {
+        eprintln!("git now sends this token when you push to {}", credentials.url);
+    } else {
+        eprintln!(
+            "warning: could not set up git's credential helper; git will ask for a password \
+             (paste the token)"
+        );
+    }
     Ok(())
 }
 
@@ -52,6 +60,9 @@ fn set_echo(on: bool) {
 }
 
 pub fn logout() -> Result<()> {
+    if let Ok(saved) = credentials::load() {
+        super::push::remove_credential_helper(&saved.url);
+    }
     if credentials::remove()? {
         println!("Logged out");
     } else {

@@ -1,8 +1,8 @@
 //! Builds through the Docker Engine API's classic builder (no BuildKit: Docker 20.10 here, and
 //! no frontend image to pull), streaming its output into the build log.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::{Component, PathBuf};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -17,9 +17,9 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
-use crate::dockerfile::{CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
+use crate::dockerfile::{CA_BUILD_ARG, CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
 use crate::error::STACK_HINT;
-use crate::{BuildError, BuildLog, BuildPlan, BuilderConfig, Kind, ProcessSource, context};
+use crate::{BuildError, BuildLog, BuildPlan, BuilderConfig, Kind, ProcessSource, context, hints};
 
 /// Lines of log kept in an error's `log_tail`.
 const TAIL: usize = 30;
@@ -220,39 +220,13 @@ impl Builder {
             req.base_dir.as_ref().map(|b| format!(" from {}/", b.display())).unwrap_or_default();
         log.step(format!("Building {} (build {}{commit}){base}", req.app, req.build_id));
 
-        let plan = {
-            let dir = dir.clone();
-            let images = self.config.base_images.clone();
-            tokio::task::spawn_blocking(move || crate::plan(&dir, &images)).await.map_err(
-                |e| BuildError::Failed {
-                    message: format!("detection stopped unexpectedly: {e}"),
-                    log_tail: String::new(),
-                },
-            )??
-        };
-        log.step(plan.detected_line());
-        if let Some(runtime) = &plan.runtime {
-            log.info(runtime);
+        let plan = detect(&dir, &self.config, &req.config, log).await?;
+        let ca = self.ca_bundle(&plan, log).await?;
+        let mut args = build_args(&plan, &req.config, log);
+        if ca.is_some() && plan.build_args.iter().any(|a| a == CA_BUILD_ARG) {
+            // Set after the config vars are logged: this is paas's value, not a config var.
+            args.insert(CA_BUILD_ARG.to_string(), CA_CONTEXT_FILE.to_string());
         }
-        for note in &plan.notes {
-            log.info(format!("Note: {note}"));
-        }
-
-        let args = build_args(&plan, &req.config, log);
-        let ca = match (&self.config.ca_file, plan.kind) {
-            (Some(path), Kind::Dockerfile) => {
-                log.info(format!(
-                    "Note: {} is not added to Dockerfile builds; COPY it in your Dockerfile if \
-                     the build needs it",
-                    path.display()
-                ));
-                None
-            }
-            (Some(path), _) => {
-                Some(tokio::fs::read(path).await.map_err(|e| BuildError::io(path, e))?)
-            }
-            (None, _) => None,
-        };
         let arg_names: Vec<String> = args.keys().cloned().collect();
         let mut labels = BTreeMap::from([
             ("io.paas.app".to_string(), req.app.clone()),
@@ -266,31 +240,7 @@ impl Builder {
 
         self.ensure_images(&plan, log).await?;
 
-        let context = {
-            let dir = dir.clone();
-            let generated = generated.clone();
-            tokio::task::spawn_blocking(move || {
-                let ignore = format!(".dockerignore\n{GENERATED_DOCKERFILE}\n");
-                let mut extra: Vec<(&str, &[u8])> = Vec::new();
-                let always: &[&str] = match &generated {
-                    Some(dockerfile) => {
-                        extra.push((GENERATED_DOCKERFILE, dockerfile.as_bytes()));
-                        extra.push((".dockerignore", ignore.as_bytes()));
-                        if let Some(ca) = &ca {
-                            extra.push((CA_CONTEXT_FILE, ca));
-                        }
-                        &[]
-                    }
-                    None => &["Dockerfile", ".dockerignore"],
-                };
-                context::write(&dir, &extra, always)
-            })
-            .await
-            .map_err(|e| BuildError::Failed {
-                message: format!("packing the build context stopped unexpectedly: {e}"),
-                log_tail: String::new(),
-            })??
-        };
+        let context = pack(dir.clone(), generated.clone(), ca).await?;
         log.step(format!(
             "Sending build context ({} files, {})",
             context.files,
@@ -332,7 +282,16 @@ impl Builder {
                 }
                 Err(e) => {
                     output.flush();
-                    return Err(failure(e, &output.step, log));
+                    let error = failure(e, &output.step, log);
+                    let hint = hints::Failure {
+                        plan: &plan,
+                        ca_file: self.config.ca_file.as_deref(),
+                        step: &output.step,
+                        output: &output.step_output(),
+                        message: &error.to_string(),
+                    }
+                    .hint();
+                    return Err(error.with_hint(hint));
                 }
             }
         }
@@ -362,6 +321,42 @@ impl Builder {
             process_types: plan.process_types,
             duration,
         })
+    }
+
+    /// The CA bundle `PAAS_BUILD_CA_FILE` names, when set, and what the build does with it.
+    async fn ca_bundle(
+        &self,
+        plan: &BuildPlan,
+        log: &BuildLog,
+    ) -> Result<Option<Vec<u8>>, BuildError> {
+        let declared = plan.build_args.iter().any(|a| a == CA_BUILD_ARG);
+        let Some(path) = &self.config.ca_file else {
+            if declared {
+                log.info(format!(
+                    "Note: the Dockerfile declares {CA_BUILD_ARG}, but PAAS_BUILD_CA_FILE is not \
+                     set on this server, so there is no {CA_CONTEXT_FILE} in the build context"
+                ));
+            }
+            return Ok(None);
+        };
+        let bundle = read_ca_bundle(path).await?;
+        match plan.kind {
+            Kind::Dockerfile if declared => log.info(format!(
+                "The CA bundle PAAS_BUILD_CA_FILE names is in the build context as \
+                 {CA_CONTEXT_FILE}; build arg {CA_BUILD_ARG} names it"
+            )),
+            Kind::Dockerfile => log.info(format!(
+                "Note: the CA bundle PAAS_BUILD_CA_FILE names is in the build context as \
+                 {CA_CONTEXT_FILE}; the Dockerfile trusts it only if it copies it in: {}",
+                hints::DOCKERFILE_CA_LINES
+            )),
+            _ => log.info(format!(
+                "Trusting the CA bundle in PAAS_BUILD_CA_FILE ({}) in every build step and in \
+                 the image",
+                path.display()
+            )),
+        }
+        Ok(Some(bundle))
     }
 
     /// Makes sure every base image is here, pulling those that may be pulled.
@@ -415,6 +410,72 @@ impl Builder {
     }
 }
 
+/// Plans the build of `dir` (on a blocking thread: it reads files) and logs what was detected.
+async fn detect(
+    dir: &Path,
+    settings: &BuilderConfig,
+    config: &BTreeMap<String, String>,
+    log: &BuildLog,
+) -> Result<BuildPlan, BuildError> {
+    let dir = dir.to_path_buf();
+    let images = settings.base_images.clone();
+    let mut plan = tokio::task::spawn_blocking(move || crate::plan(&dir, &images))
+        .await
+        .map_err(|e| BuildError::failed(format!("detection stopped unexpectedly: {e}"), ""))??;
+    plan.apply_config(config);
+    log.step(plan.detected_line());
+    if let Some(runtime) = &plan.runtime {
+        log.info(runtime);
+    }
+    for note in &plan.notes {
+        log.info(format!("Note: {note}"));
+    }
+    Ok(plan)
+}
+
+/// Packs the build context (on a blocking thread): the app's files, and the generated
+/// Dockerfile and the CA bundle when there are.
+async fn pack(
+    dir: PathBuf,
+    generated: Option<String>,
+    ca: Option<Vec<u8>>,
+) -> Result<context::Context, BuildError> {
+    tokio::task::spawn_blocking(move || {
+        let ignore = format!(".dockerignore\n{GENERATED_DOCKERFILE}\n");
+        let mut extra: Vec<(&str, &[u8])> = Vec::new();
+        if let Some(dockerfile) = &generated {
+            extra.push((GENERATED_DOCKERFILE, dockerfile.as_bytes()));
+            extra.push((".dockerignore", ignore.as_bytes()));
+        }
+        if let Some(ca) = &ca {
+            extra.push((CA_CONTEXT_FILE, ca));
+        }
+        // As with the docker CLI, an app's own Dockerfile is sent even if it ignores itself.
+        let always: &[&str] =
+            if generated.is_some() { &[] } else { &["Dockerfile", ".dockerignore"] };
+        context::write(&dir, &extra, always)
+    })
+    .await
+    .map_err(|e| {
+        BuildError::failed(format!("packing the build context stopped unexpectedly: {e}"), "")
+    })?
+}
+
+/// Reads the CA bundle and checks that it holds a PEM certificate: a wrong file would
+/// otherwise end up in every image's trust store.
+async fn read_ca_bundle(path: &Path) -> Result<Vec<u8>, BuildError> {
+    const PEM: &[u8] = b"-----BEGIN CERTIFICATE-----";
+    let bundle = tokio::fs::read(path).await.map_err(|e| BuildError::io(path, e))?;
+    if !bundle.windows(PEM.len()).any(|w| w == PEM) {
+        let why = "PAAS_BUILD_CA_FILE must name a PEM bundle (-----BEGIN CERTIFICATE-----)";
+        return Err(BuildError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+        ));
+    }
+    Ok(bundle)
+}
+
 /// Config vars the build sees: for a Dockerfile only the ARGs it declares (the classic builder
 /// warns about the rest); for detected builds every var that is a valid variable name.
 fn build_args(
@@ -460,7 +521,15 @@ struct Output<'a> {
     step: String,
     install: Option<(String, String)>,
     build: Option<String>,
+    /// The running step's last lines of output, for hints when it fails.
+    step_tail: VecDeque<String>,
+    /// The running step's first line about an untrusted certificate, which retries may push
+    /// out of the tail.
+    step_cert: Option<String>,
 }
+
+/// Lines of a step's output kept for hints.
+const STEP_TAIL: usize = 40;
 
 impl<'a> Output<'a> {
     fn new(plan: &BuildPlan, log: &'a BuildLog, running: &'a Arc<Mutex<Option<String>>>) -> Self {
@@ -479,7 +548,25 @@ impl<'a> Output<'a> {
             step: String::new(),
             install,
             build: plan.build.as_ref().map(|b| format!("RUN {b}")),
+            step_tail: VecDeque::new(),
+            step_cert: None,
         }
+    }
+
+    /// The failing step's output as hints read it: the certificate line first, if any.
+    fn step_output(&self) -> Vec<String> {
+        let cert = self.step_cert.iter().filter(|line| !self.step_tail.contains(line));
+        cert.chain(&self.step_tail).cloned().collect()
+    }
+
+    fn remember(&mut self, line: &str) {
+        if self.step_cert.is_none() && hints::untrusted_certificate(line) {
+            self.step_cert = Some(line.to_string());
+        }
+        if self.step_tail.len() == STEP_TAIL {
+            self.step_tail.pop_front();
+        }
+        self.step_tail.push_back(line.to_string());
     }
 
     fn text(&mut self, text: &str) {
@@ -502,6 +589,8 @@ impl<'a> Output<'a> {
         if let Some((_, instruction)) = line.strip_prefix("Step ").and_then(|l| l.split_once(" : "))
         {
             self.step = instruction.trim().to_string();
+            self.step_tail.clear();
+            self.step_cert = None;
             if let Some((command, keyed)) = &self.install
                 && *command == self.step
             {
@@ -518,6 +607,8 @@ impl<'a> Output<'a> {
                 *running = None;
             }
             return; // noise
+        } else if !line.trim_start().starts_with("---> ") {
+            self.remember(line);
         }
         self.log.info(line);
     }
@@ -558,7 +649,12 @@ fn failure(error: DockerError, step: &str, log: &BuildLog) -> BuildError {
         .nth(1)
         .and_then(|rest| rest.trim().parse::<i64>().ok())
     {
-        return BuildError::StepFailed { step: step.to_string(), exit_code: code, log_tail };
+        return BuildError::StepFailed {
+            step: step.to_string(),
+            exit_code: code,
+            log_tail,
+            hint: None,
+        };
     }
     let lower = message.to_lowercase();
     if lower.contains("dockerfile parse error")
@@ -568,7 +664,7 @@ fn failure(error: DockerError, step: &str, log: &BuildLog) -> BuildError {
     {
         return BuildError::Dockerfile { message };
     }
-    BuildError::Failed { message, log_tail }
+    BuildError::failed(message, log_tail)
 }
 
 fn log_process_types(plan: &BuildPlan, log: &BuildLog) {
@@ -649,7 +745,7 @@ mod tests {
             &log,
         );
         assert!(
-            matches!(&step, BuildError::StepFailed { exit_code: 3, step, log_tail } if step == "RUN false" && log_tail.contains("Step 3/5")),
+            matches!(&step, BuildError::StepFailed { exit_code: 3, step, log_tail, .. } if step == "RUN false" && log_tail.contains("Step 3/5")),
             "{step:?}"
         );
         let syntax = failure(

@@ -12,13 +12,16 @@ use crate::{BuildPlan, Kind};
 /// `.dockerignore` names it, so the daemon drops it before `COPY . ./`.
 pub const GENERATED_DOCKERFILE: &str = ".paas.Dockerfile";
 
-/// Where the build's CA bundle sits in the context and in the image.
+/// Where the build's CA bundle sits in the context (Dockerfile builds too) and in the image.
 pub(crate) const CA_CONTEXT_FILE: &str = ".paas-ca.pem";
 pub(crate) const CA_IMAGE_PATH: &str = "/etc/paas/ca.pem";
+/// The build arg that names [`CA_CONTEXT_FILE`], passed to Dockerfiles that declare it.
+pub(crate) const CA_BUILD_ARG: &str = "PAAS_CA_FILE";
 
 /// Variables that make the usual tools trust [`CA_IMAGE_PATH`]: OpenSSL (and so Python, curl,
-/// Go), pip, requests, Node, npm, git, Bundler.
-const CA_VARS: [&str; 9] = [
+/// Go, Ruby, uv), pip (which carries its own CA list), requests (and so Poetry and Pipenv),
+/// Node, npm, git, Bundler.
+const CA_VARS: [&str; 8] = [
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
     "PIP_CERT",
@@ -27,8 +30,13 @@ const CA_VARS: [&str; 9] = [
     "NPM_CONFIG_CAFILE",
     "GIT_SSL_CAINFO",
     "BUNDLE_SSL_CA_CERT",
-    "UV_NATIVE_TLS",
 ];
+
+/// Adds the bundle to the system trust store too, for what reads only that file (apt, and
+/// apps that load it by path). Appending keeps the image's own CAs whatever the bundle holds;
+/// the `echo` keeps a bundle without a final newline from gluing two PEM blocks together.
+const CA_TRUST_STORE: &str = "RUN if [ -d /etc/ssl/certs ]; then \
+{ echo; cat /etc/paas/ca.pem; } >> /etc/ssl/certs/ca-certificates.crt; fi\n";
 
 /// The Dockerfile for a detected app; `None` for a Dockerfile app, which brings its own.
 ///
@@ -62,13 +70,9 @@ pub fn generate(
         out.push('\n');
         if with_ca {
             out.push_str(&format!("COPY {}\n", json_array(&[CA_CONTEXT_FILE, CA_IMAGE_PATH])));
-            let vars: Vec<String> = CA_VARS
-                .iter()
-                .map(|var| match *var {
-                    "UV_NATIVE_TLS" => format!("{var}=1"),
-                    _ => format!("{var}={CA_IMAGE_PATH}"),
-                })
-                .collect();
+            out.push_str(CA_TRUST_STORE);
+            let vars: Vec<String> =
+                CA_VARS.iter().map(|var| format!("{var}={CA_IMAGE_PATH}")).collect();
             out.push_str(&format!("ENV {}\n", vars.join(" ")));
         }
         if !plan.env.is_empty() {
@@ -241,6 +245,11 @@ mod tests {
         assert!(text.contains("COPY --from=build [\"/app/bin\",\"/app/bin\"]"));
         assert_eq!(text.matches("COPY [\".paas-ca.pem\",\"/etc/paas/ca.pem\"]").count(), 2);
         assert_eq!(text.matches("SSL_CERT_FILE=/etc/paas/ca.pem").count(), 2);
+        // The system trust store gets it too, in the build stage and the image.
+        assert_eq!(text.matches(CA_TRUST_STORE).count(), 2);
+        assert!(CA_TRUST_STORE.contains(&format!("cat {CA_IMAGE_PATH};")), "{CA_TRUST_STORE}");
+        let store = position(&text, CA_TRUST_STORE);
+        assert!(store < position(&text, "RUN go mod download"), "{text}");
     }
 
     #[test]

@@ -39,16 +39,19 @@ pub enum BuildError {
     #[error("the Dockerfile is invalid: {message}")]
     Dockerfile { message: String },
 
-    #[error("build step failed with exit code {exit_code}: {step}")]
+    #[error("build step failed with exit code {exit_code}: {step}{}", on_next_line(hint))]
     StepFailed {
         step: String,
         exit_code: i64,
         /// The last lines of the build log, for a short error report.
         log_tail: String,
+        /// What to do about it, when the output says (an untrusted certificate, Django's
+        /// collectstatic); also the last line of the message.
+        hint: Option<String>,
     },
 
-    #[error("the build failed: {message}")]
-    Failed { message: String, log_tail: String },
+    #[error("the build failed: {message}{}", on_next_line(hint))]
+    Failed { message: String, log_tail: String, hint: Option<String> },
 
     #[error("the build took longer than its limit of {}s and was stopped", limit.as_secs())]
     TimedOut { limit: Duration, log_tail: String },
@@ -91,6 +94,24 @@ impl BuildError {
         )
     }
 
+    /// What the developer or operator can do about the failure, when paas can tell.
+    pub fn hint(&self) -> Option<&str> {
+        match self {
+            BuildError::StepFailed { hint, .. } | BuildError::Failed { hint, .. } => {
+                hint.as_deref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The same error with `hint` added, where the error can carry one.
+    pub(crate) fn with_hint(mut self, new: Option<String>) -> BuildError {
+        if let BuildError::StepFailed { hint, .. } | BuildError::Failed { hint, .. } = &mut self {
+            *hint = new.or(hint.take());
+        }
+        self
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> BuildError {
         BuildError::Io { path: path.into(), source }
     }
@@ -98,4 +119,14 @@ impl BuildError {
     pub(crate) fn manifest(file: impl Into<String>, message: impl std::fmt::Display) -> BuildError {
         BuildError::Manifest { file: file.into(), message: message.to_string() }
     }
+
+    /// A failure with no hint (yet).
+    pub(crate) fn failed(message: impl Into<String>, log_tail: impl Into<String>) -> BuildError {
+        BuildError::Failed { message: message.into(), log_tail: log_tail.into(), hint: None }
+    }
+}
+
+/// The hint on a line of its own, so the log's last line is what to do.
+fn on_next_line(hint: &Option<String>) -> String {
+    hint.as_ref().map(|h| format!("\n{h}")).unwrap_or_default()
 }

@@ -21,6 +21,7 @@ mod context;
 mod docker;
 mod dockerfile;
 mod error;
+mod hints;
 mod ignore;
 mod log;
 mod plan;

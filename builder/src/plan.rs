@@ -135,6 +135,9 @@ pub struct BuildPlan {
     /// Notes about inferred process types, shown only if the Procfile does not replace them.
     #[serde(skip)]
     pub(crate) inferred_notes: BTreeMap<String, String>,
+    /// A config var that skips the detected build step when set (`DISABLE_COLLECTSTATIC`).
+    #[serde(skip)]
+    pub(crate) build_disabled_by: Option<&'static str>,
 }
 
 impl BuildPlan {
@@ -156,6 +159,21 @@ impl BuildPlan {
             images: Vec::new(),
             notes: Vec::new(),
             inferred_notes: BTreeMap::new(),
+            build_disabled_by: None,
+        }
+    }
+
+    /// Applies what the app's config vars decide about the build: `DISABLE_COLLECTSTATIC`
+    /// (any value but empty or `0`) skips Django's collectstatic, as on Heroku.
+    pub fn apply_config(&mut self, config: &BTreeMap<String, String>) {
+        let Some(var) = self.build_disabled_by else {
+            return;
+        };
+        if config.get(var).is_some_and(|value| !matches!(value.trim(), "" | "0")) {
+            if let Some(build) = self.build.take() {
+                self.notes.push(format!("{var} is set, so `{build}` is skipped"));
+            }
+            self.build_disabled_by = None;
         }
     }
 
@@ -333,6 +351,7 @@ fn apply_build_overrides(plan: &mut BuildPlan, build: BuildOverrides) -> Result<
     if let Some(command) = given(build.command) {
         plan.notes.push("paas.toml sets the build command".into());
         plan.build = Some(command);
+        plan.build_disabled_by = None;
     }
     Ok(())
 }

@@ -34,6 +34,15 @@ fn settings() -> BuilderConfig {
     }
 }
 
+/// The host's CA bundle: on this project's machines it includes the CA of the proxy that
+/// re-signs TLS, so builds that fetch from PyPI need it.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// [`settings`] with `PAAS_BUILD_CA_FILE` set to the host's bundle.
+fn with_ca() -> BuilderConfig {
+    BuilderConfig { ca_file: Some(HOST_CA_BUNDLE.into()), ..settings() }
+}
+
 fn unique_app(what: &str) -> String {
     format!("t-{what}-{:08x}", rand::random::<u32>())
 }
@@ -84,7 +93,15 @@ async fn build_with(
 }
 
 async fn build_ok(req: &BuildRequest, cleanup: &mut Cleanup) -> (BuiltImage, BuildLog) {
-    let (result, log) = build_with(settings(), req, cleanup).await;
+    build_ok_with(settings(), req, cleanup).await
+}
+
+async fn build_ok_with(
+    config: BuilderConfig,
+    req: &BuildRequest,
+    cleanup: &mut Cleanup,
+) -> (BuiltImage, BuildLog) {
+    let (result, log) = build_with(config, req, cleanup).await;
     match result {
         Ok(image) => (image, log),
         Err(e) => panic!("build of {} failed: {e}\n{}", req.app, log.text()),
@@ -94,11 +111,24 @@ async fn build_ok(req: &BuildRequest, cleanup: &mut Cleanup) -> (BuiltImage, Bui
 /// Starts `command` (the image's own CMD when empty) in a container of `image` with
 /// PORT=5000, as the runner will, and returns the container's id.
 async fn start(docker: &Docker, image: &str, command: &str, cleanup: &mut Cleanup) -> String {
+    start_with_env(docker, image, command, &[], cleanup).await
+}
+
+/// [`start`] with more environment (`KEY=value`), as config vars are at run time.
+async fn start_with_env(
+    docker: &Docker,
+    image: &str,
+    command: &str,
+    env: &[&str],
+    cleanup: &mut Cleanup,
+) -> String {
     let cmd = (!command.is_empty())
         .then(|| vec!["/bin/sh".to_string(), "-c".to_string(), command.to_string()]);
+    let mut env: Vec<String> = env.iter().map(|e| e.to_string()).collect();
+    env.push(format!("PORT={PORT}"));
     let body = ContainerCreateBody {
         image: Some(image.to_string()),
-        env: Some(vec![format!("PORT={PORT}")]),
+        env: Some(env),
         cmd,
         labels: Some([("io.paas.test".to_string(), "builder".to_string())].into()),
         ..Default::default()
@@ -111,7 +141,16 @@ async fn start(docker: &Docker, image: &str, command: &str, cleanup: &mut Cleanu
 
 /// A running web process: its container's IP on the default bridge, reachable from the host.
 async fn serve(docker: &Docker, image: &BuiltImage, cleanup: &mut Cleanup) -> String {
-    let id = start(docker, &image.image, &image.process_types["web"], cleanup).await;
+    serve_with_env(docker, image, &[], cleanup).await
+}
+
+async fn serve_with_env(
+    docker: &Docker,
+    image: &BuiltImage,
+    env: &[&str],
+    cleanup: &mut Cleanup,
+) -> String {
+    let id = start_with_env(docker, &image.image, &image.process_types["web"], env, cleanup).await;
     let inspect = docker.inspect_container(&id, None).await.unwrap();
     inspect
         .network_settings
@@ -326,9 +365,51 @@ async fn code_change_reuses_the_dependency_layer() {
     let ip = serve(&docker, &warm, &mut cleanup).await;
     assert_eq!(get(&ip, "/").await, "hello, python-vendored (version 2)\n");
 
-    // The build stage's layers are unique to this test's requirements.txt: remove them too,
-    // but never a tagged image (the base images' ids appear in the log as well).
-    for id in image_ids(&cold_log) {
+    // The build stage's layers are unique to this test's requirements.txt: remove them too.
+    forget_layers(&cold_log, &mut cleanup).await;
+}
+
+/// Has `cleanup` remove the build stage's dependency layers, which removing the image's tag
+/// leaves behind, so the next run installs again: the install step and the COPY steps of the
+/// files it is keyed on, to the end of the stage. Only those: the layers before them (base
+/// image, CA bundle, ENV) are shared with builds running in parallel, while these are keyed
+/// on the test's own files.
+async fn forget_layers(log: &BuildLog, cleanup: &mut Cleanup) {
+    let lines = log.lines();
+    let Some(install) = lines.iter().position(|l| l.starts_with("-----> Installing dependencies"))
+    else {
+        return;
+    };
+    let mut start = install;
+    while let Some(step) = lines[..start].iter().rposition(|l| is_step(l, "")) {
+        if !is_step(&lines[step], "COPY [") || lines[step].contains(".paas-ca.pem") {
+            break;
+        }
+        start = step;
+    }
+    forget_layers_after(&lines[start..], cleanup).await;
+}
+
+/// Has `cleanup` remove the untagged layers a build made from its first `instruction` step
+/// to the end of that stage, e.g. the leftovers of a failed build.
+async fn forget_layers_from(log: &BuildLog, instruction: &str, cleanup: &mut Cleanup) {
+    let lines = log.lines();
+    if let Some(start) = lines.iter().position(|l| is_step(l, instruction)) {
+        forget_layers_after(&lines[start..], cleanup).await;
+    }
+}
+
+/// `Step N/M : INSTRUCTION…` lines of the classic builder.
+fn is_step(line: &str, instruction: &str) -> bool {
+    line.trim_start().starts_with("Step ") && line.contains(&format!(" : {instruction}"))
+}
+
+/// The layers printed in `lines` up to the next stage, never a tagged image (base images'
+/// ids appear in the log as well).
+async fn forget_layers_after(lines: &[String], cleanup: &mut Cleanup) {
+    let docker = docker().await;
+    let stage = lines.iter().skip(1).take_while(|l| !is_step(l, "FROM "));
+    for id in layer_ids(stage) {
         let tags = docker.inspect_image(&id).await.ok().and_then(|i| i.repo_tags);
         if tags.is_some_and(|t| t.is_empty()) {
             cleanup.images.push(id);
@@ -336,10 +417,9 @@ async fn code_change_reuses_the_dependency_layer() {
     }
 }
 
-/// Every layer id the classic builder printed (`---> 1a2b3c4d5e6f`).
-fn image_ids(log: &BuildLog) -> Vec<String> {
-    log.lines()
-        .iter()
+/// Every layer id the classic builder printed (`---> 1a2b3c4d5e6f`) in `lines`.
+fn layer_ids<'a>(lines: impl Iterator<Item = &'a String>) -> Vec<String> {
+    lines
         .filter_map(|l| l.trim().strip_prefix("---> "))
         .filter(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit()))
         .map(str::to_string)
@@ -378,10 +458,16 @@ async fn failed_build(
     files: &[(&str, &str)],
     config: BuilderConfig,
 ) -> (BuildError, BuildLog) {
-    let mut cleanup = Cleanup::default();
     let dir = app_dir(files);
     let req = BuildRequest::new(unique_app(what), 1, dir.path());
-    let (result, log) = build_with(config, &req, &mut cleanup).await;
+    failed_request(&req, config).await
+}
+
+/// [`failed_build`] of a prepared request.
+async fn failed_request(req: &BuildRequest, config: BuilderConfig) -> (BuildError, BuildLog) {
+    let what = &req.app;
+    let mut cleanup = Cleanup::default();
+    let (result, log) = build_with(config, req, &mut cleanup).await;
     let error = result.err().unwrap_or_else(|| panic!("{what} built:\n{}", log.text()));
     assert_log(&log, " !     Build failed: ");
     assert_no_build_containers(&log).await;
@@ -414,7 +500,7 @@ async fn failing_install_command() {
     ];
     let (error, log) = failed_build("install", &files, settings()).await;
     match &error {
-        BuildError::StepFailed { step, exit_code, log_tail } => {
+        BuildError::StepFailed { step, exit_code, log_tail, .. } => {
             assert!(step.contains("pip install -r requirements.txt"), "{step}");
             assert_ne!(*exit_code, 0);
             assert!(log_tail.contains("this-package-does-not-exist"), "{log_tail}");
@@ -477,4 +563,188 @@ async fn ca_bundle_is_trusted_by_build_steps_and_kept() {
     assert_log(&log, "-----> Running build command: grep -q");
     let env = docker().await.inspect_image(&image.image).await.unwrap().config.unwrap().env;
     assert!(env.unwrap_or_default().contains(&"SSL_CERT_FILE=/etc/paas/ca.pem".to_string()));
+    // The system trust store has it too, for tools that read only that (apt).
+    let docker = docker().await;
+    let check = "grep -q MIIB /etc/ssl/certs/ca-certificates.crt";
+    assert_eq!(run_to_exit(&docker, &image.image, check, &mut cleanup).await, 0);
+
+    // A file that is not a PEM bundle is refused before anything is built.
+    let mut config = settings();
+    config.ca_file = Some(dir.path().join("Procfile"));
+    let (error, _) = failed_build("bad-ca", &[("app.py", "")], config).await;
+    assert!(error.to_string().contains("PAAS_BUILD_CA_FILE must name a PEM bundle"), "{error}");
+}
+
+/// Runs `command` in a one-off container of `image` and returns its exit code.
+async fn run_to_exit(docker: &Docker, image: &str, command: &str, cleanup: &mut Cleanup) -> i64 {
+    let id = start(docker, image, command, cleanup).await;
+    let exit = docker.wait_container(&id, None).next().await.unwrap();
+    // A non-zero exit comes back as an error that carries the code.
+    match exit {
+        Ok(response) => response.status_code,
+        Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => code,
+        Err(e) => panic!("waiting for {command:?}: {e}"),
+    }
+}
+
+/// The `src` of the page's `<script>`: the hashed name collectstatic gave app.js.
+fn script_src(page: &str) -> String {
+    let start = page.find("<script src=\"").unwrap_or_else(|| panic!("no script in\n{page}"));
+    let rest = &page[start + "<script src=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+/// A real Django project from PyPI, behind the TLS-intercepting proxy: psycopg2 compiled in the
+/// build stage, collectstatic at build time, the release phase, gunicorn on $PORT, static files
+/// through WhiteNoise, no compiler in the image; then a code-only change reuses the dependency
+/// layer, and a collectstatic failure shows Django's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_monorepo_with_dependencies_from_pypi() {
+    let mut cleanup = Cleanup::default();
+    let dir = scratch_copy("django-monorepo");
+    // A fresh requirements.txt, so the first build really installs (and compiles psycopg2).
+    let nonce = format!("# django test {:016x}\n", rand::random::<u64>());
+    let requirements = dir.path().join("requirements.txt");
+    let text = std::fs::read_to_string(&requirements).unwrap();
+    std::fs::write(&requirements, format!("{text}{nonce}")).unwrap();
+    let app = unique_app("django-pypi");
+    let request = |build_id| {
+        let mut req = BuildRequest::new(&app, build_id, dir.path());
+        // A config var pip honours: the index to install from (PyPI itself here).
+        req.config = BTreeMap::from([("PIP_INDEX_URL".into(), "https://pypi.org/simple/".into())]);
+        req
+    };
+    let install = "pip install -r requirements.txt";
+
+    let (cold, cold_log) = build_ok_with(with_ca(), &request(1), &mut cleanup).await;
+    forget_layers(&cold_log, &mut cleanup).await;
+    assert_eq!(cold.kind, "python");
+    assert_log(&cold_log, "-----> Python app detected (Django)");
+    assert_log(&cold_log, "Trusting the CA bundle in PAAS_BUILD_CA_FILE");
+    assert_log(&cold_log, "Looking in indexes: https://pypi.org/simple/");
+    assert_log(&cold_log, "Building wheel for psycopg2");
+    assert_log(
+        &cold_log,
+        "-----> Running build command: cd backend && python manage.py collectstatic",
+    );
+    assert_log(&cold_log, "static files copied to '/app/backend/staticfiles'");
+    assert_log(&cold_log, "Procfile declares types    -> release, web");
+    assert_eq!(cold.process_types["release"], "cd backend && python manage.py migrate --noinput");
+    assert!(!after_step(&cold_log, install).contains("Using cache"), "{}", cold_log.text());
+
+    // The release phase migrates the SQLite database.
+    let docker = docker().await;
+    let release = &cold.process_types["release"];
+    assert_eq!(run_to_exit(&docker, &cold.image, release, &mut cleanup).await, 0);
+
+    // The runtime image has no compiler, and trusts the proxy at run time too.
+    let check = "if command -v gcc || command -v cc; then exit 3; fi; python -c \
+                 'import urllib.request as u; u.urlopen(\"https://pypi.org/simple/\")' || exit 4";
+    assert_eq!(run_to_exit(&docker, &cold.image, check, &mut cleanup).await, 0);
+
+    let ip =
+        serve_with_env(&docker, &cold, &["GREETING=hello from a config var"], &mut cleanup).await;
+    let page = get(&ip, "/").await;
+    assert!(page.contains("<h1>Hello from Django</h1>"), "{page}");
+    let config: serde_json::Value = serde_json::from_str(&get(&ip, "/api/config/").await).unwrap();
+    assert_eq!(config["greeting"], "hello from a config var");
+    assert!(config["psycopg2"].as_str().unwrap().starts_with("2.9.13"), "{config}");
+    // The prebuilt client, by its name and by the hashed name collectstatic gave it.
+    let script = get(&ip, "/static/app.js").await;
+    assert!(script.contains("fetch(\"/api/config/\")"), "{script}");
+    let hashed = script_src(&page);
+    assert!(hashed.starts_with("/static/app.") && hashed != "/static/app.js", "{hashed}");
+    assert_eq!(get(&ip, &hashed).await, script);
+    assert!(get(&ip, "/static/index.html").await.contains("django-monorepo client"));
+
+    // A change to a view only: the dependency layer is reused.
+    let views = dir.path().join("backend/config/views.py");
+    let code = std::fs::read_to_string(&views).unwrap();
+    std::fs::write(&views, code.replace("Hello from Django", "Hello again from Django")).unwrap();
+    let (warm, warm_log) = build_ok_with(with_ca(), &request(2), &mut cleanup).await;
+    assert!(after_step(&warm_log, install).contains("---> Using cache"), "{}", warm_log.text());
+    eprintln!("django: cold build {:?}, warm build {:?}", cold.duration, warm.duration);
+    assert!(
+        warm.duration * 2 < cold.duration,
+        "rebuild took {:?}, first build {:?}",
+        warm.duration,
+        cold.duration
+    );
+    let ip = serve(&docker, &warm, &mut cleanup).await;
+    assert!(get(&ip, "/").await.contains("<h1>Hello again from Django</h1>"));
+
+    // A stylesheet that points at a missing file stops collectstatic, and so the build.
+    let css = dir.path().join("frontend/dist/broken.css");
+    std::fs::write(css, "body { background: url(\"missing.png\"); }\n").unwrap();
+    let (error, log) = failed_request(&request(3), with_ca()).await;
+    forget_layers_from(&log, "COPY . ./", &mut cleanup).await;
+    assert!(matches!(error, BuildError::StepFailed { .. }), "{error:?}");
+    let hint = error.hint().unwrap_or_default();
+    assert!(hint.contains("missing.png") && hint.contains("DISABLE_COLLECTSTATIC=1"), "{hint}");
+    let last = log.lines().last().cloned().unwrap_or_default();
+    assert!(last.contains("DISABLE_COLLECTSTATIC=1"), "{last}");
+}
+
+/// The same Django build without PAAS_BUILD_CA_FILE: pip does not trust the proxy, and the
+/// build says which setting fixes that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_certificate_names_the_ca_setting() {
+    let mut req = BuildRequest::new(unique_app("no-ca"), 1, fixture("django-monorepo"));
+    req.config = BTreeMap::from([("PIP_INDEX_URL".into(), "https://pypi.org/simple/".into())]);
+    let (error, log) = failed_request(&req, settings()).await;
+    assert!(matches!(error, BuildError::StepFailed { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("set PAAS_BUILD_CA_FILE"), "{message}");
+    assert!(message.contains("CERTIFICATE_VERIFY_FAILED"), "{message}");
+    let last = log.lines().last().cloned().unwrap_or_default();
+    assert!(last.contains("PAAS_BUILD_CA_FILE"), "the log ends with the hint: {last}");
+}
+
+/// Builds a Python fixture whose dependencies come from PyPI and checks what its page says.
+async fn python_fixture_from_pypi(fixture_name: &str, keyed_on: &str) -> serde_json::Value {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app(fixture_name), 1, fixture(fixture_name));
+    let (image, log) = build_ok_with(with_ca(), &req, &mut cleanup).await;
+    // The build stage's layers too, so that the next run installs from PyPI again.
+    forget_layers(&log, &mut cleanup).await;
+    assert_log(&log, &format!("-----> Installing dependencies ({keyed_on})"));
+    assert_eq!(image.process_types["web"], "python main.py");
+    let ip = serve(&docker().await, &image, &mut cleanup).await;
+    let body: serde_json::Value = serde_json::from_str(&get(&ip, "/").await).unwrap();
+    // The installer ran in the build stage only.
+    assert_eq!(body["installer_in_venv"], false, "{body}");
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipenv_app_from_pypi() {
+    let body = python_fixture_from_pypi("python-pipenv", "Pipfile, Pipfile.lock").await;
+    assert_eq!(body["six"], "1.17.0", "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uv_app_from_pypi() {
+    let body = python_fixture_from_pypi("python-uv", "pyproject.toml, uv.lock").await;
+    assert_eq!(body["idna"], "3.10", "{body}");
+}
+
+/// A Dockerfile build finds the bundle in its context and the build arg naming it; with the
+/// documented two lines, curl and pip reach PyPI while building and the app does at run time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerfile_app_uses_the_ca_bundle() {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app("df-ca"), 1, fixture("dockerfile-ca"));
+    let (image, log) = build_ok_with(with_ca(), &req, &mut cleanup).await;
+    assert_log(&log, "in the build context as .paas-ca.pem; build arg PAAS_CA_FILE names it");
+    assert!(!log.text().contains("Config vars passed"), "PAAS_CA_FILE is not a config var");
+    let ip = serve(&docker().await, &image, &mut cleanup).await;
+    let body: serde_json::Value = serde_json::from_str(&get(&ip, "/").await).unwrap();
+    assert_eq!(body["six"], "1.17.0", "{body}");
+    assert_eq!(body["https"], 200, "{body}");
+
+    // Without PAAS_BUILD_CA_FILE the bundle is not there, and the error says why.
+    let req = BuildRequest::new(unique_app("df-no-ca"), 1, fixture("dockerfile-ca"));
+    let (error, log) = failed_request(&req, settings()).await;
+    assert!(error.to_string().contains("does not set it"), "{error}");
+    assert_log(&log, "PAAS_BUILD_CA_FILE is not set on this server");
 }

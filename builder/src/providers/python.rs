@@ -10,6 +10,11 @@ use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind, Stage};
 pub(crate) struct Python;
 
 const VENV: &str = "/opt/venv";
+/// Installers (uv, Poetry, Pipenv) get their own virtualenv in the build stage, so neither
+/// they nor their dependencies end up in the app's.
+const TOOLS: &str = "/opt/paas-tools";
+/// The config var that turns Django's collectstatic off, as on Heroku.
+const DISABLE_COLLECTSTATIC: &str = "DISABLE_COLLECTSTATIC";
 
 /// Files that make a tree a Python app even without a dependency manifest.
 const MARKERS: [&str; 9] = [
@@ -67,6 +72,11 @@ impl Provider for Python {
             }
             if django.static_root && deps.text.contains("django") {
                 plan.build = Some(format!("{cd}python manage.py collectstatic --noinput"));
+                plan.build_disabled_by = Some(DISABLE_COLLECTSTATIC);
+            } else if deps.text.contains("django") {
+                plan.notes.push(
+                    "collectstatic is not run: the Django settings set no STATIC_ROOT".into(),
+                );
             }
         } else if let Some(script) = app.first_file(&["main.py", "app.py"]) {
             plan.infer("web", format!("python {script}"));
@@ -115,95 +125,125 @@ impl Dependencies {
 }
 
 fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, BuildError> {
-    let venv = format!("python -m venv {VENV}");
-
     if let Some(text) = app.read("requirements.txt")? {
-        let refs = requirement_files(&text);
-        if refs.local_source {
-            notes.push(
-                "requirements.txt installs a local directory, so dependencies are reinstalled \
-                 on every change; list packages (or wheels) instead to cache them"
-                    .into(),
-            );
-            return Ok(Dependencies::whole_tree(
-                format!("{venv} && pip install -r requirements.txt"),
-                &text,
-            ));
-        }
-        let mut files = vec!["requirements.txt".to_string()];
-        files.extend(refs.paths.into_iter().filter(|p| {
-            let p = p.trim_end_matches('/');
-            app.is_file(p) || app.is_dir(p)
-        }));
-        let mut all_text = text.clone();
-        for file in &files[1..] {
-            if let Some(more) = app.read(file.trim_end_matches('/')).ok().flatten() {
-                all_text.push_str(&more);
-            }
-        }
-        if !refs.any_requirement {
-            notes.push("requirements.txt lists no packages: nothing to install".into());
-            // No pip needed: a bare virtualenv keeps the layout (and PATH) the same, offline.
-            return Ok(Dependencies::keyed(format!("{venv} --without-pip"), files, &all_text));
-        }
-        return Ok(Dependencies::keyed(
-            format!("{venv} && pip install -r requirements.txt"),
-            files,
-            &all_text,
-        ));
+        return Ok(requirements_txt(app, &text, notes));
     }
-
-    if let Some(text) = app.read("pyproject.toml")? {
-        if app.is_file("uv.lock") {
-            return Ok(Dependencies::keyed(
-                format!(
-                    "{venv} && pip install uv && UV_PROJECT_ENVIRONMENT={VENV} uv sync --frozen \
-                     --no-dev --no-install-project"
-                ),
-                app.existing(&["pyproject.toml", "uv.lock"]),
-                &text,
-            ));
-        }
-        if app.is_file("poetry.lock") {
-            return Ok(Dependencies::keyed(
-                format!(
-                    "{venv} && pip install poetry && poetry config virtualenvs.create false && \
-                     poetry install --only main --no-root --no-interaction"
-                ),
-                app.existing(&["pyproject.toml", "poetry.lock"]),
-                &text,
-            ));
-        }
+    let pyproject = app.read("pyproject.toml")?;
+    if let Some(deps) = pyproject.as_deref().and_then(|text| locked_project(app, text)) {
+        return Ok(deps);
+    }
+    if let Some(text) = app.read("Pipfile")? {
+        return Ok(pipfile(app, &text, notes));
+    }
+    if let Some(text) = &pyproject {
         notes.push(
             "pyproject.toml has no uv.lock or poetry.lock, so the project is installed with \
              `pip install .` on every change; add a lock file or requirements.txt to cache \
              dependencies"
                 .into(),
         );
-        return Ok(Dependencies::whole_tree(format!("{venv} && pip install ."), &text));
+        return Ok(Dependencies::whole_tree(format!("{} && pip install .", new_venv()), text));
     }
-
-    if let Some(text) = app.read("Pipfile")? {
-        if !app.is_file("Pipfile.lock") {
-            notes.push("Pipfile has no Pipfile.lock: installing unpinned versions".into());
-        }
-        return Ok(Dependencies::keyed(
-            format!(
-                "{venv} && pip install pipenv && pipenv requirements > /tmp/requirements.txt && \
-                 pip install -r /tmp/requirements.txt"
-            ),
-            app.existing(&["Pipfile", "Pipfile.lock"]),
-            &text,
-        ));
-    }
-
     if app.is_file("setup.py") {
         let text = app.read("setup.py")?.unwrap_or_default();
-        return Ok(Dependencies::whole_tree(format!("{venv} && pip install ."), &text));
+        return Ok(Dependencies::whole_tree(format!("{} && pip install .", new_venv()), &text));
     }
-
     notes.push("no requirements.txt, pyproject.toml or Pipfile: nothing to install".into());
-    Ok(Dependencies::keyed(format!("{venv} --without-pip"), Vec::new(), ""))
+    Ok(Dependencies::keyed(format!("{} --without-pip", new_venv()), Vec::new(), ""))
+}
+
+fn new_venv() -> String {
+    format!("python -m venv {VENV}")
+}
+
+/// pip, keyed on requirements.txt and the files it names.
+fn requirements_txt(app: &App, text: &str, notes: &mut Vec<String>) -> Dependencies {
+    let venv = new_venv();
+    let refs = requirement_files(text);
+    if refs.local_source {
+        notes.push(
+            "requirements.txt installs a local directory, so dependencies are reinstalled on \
+             every change; list packages (or wheels) instead to cache them"
+                .into(),
+        );
+        return Dependencies::whole_tree(
+            format!("{venv} && pip install -r requirements.txt"),
+            text,
+        );
+    }
+    let mut files = vec!["requirements.txt".to_string()];
+    files.extend(refs.paths.into_iter().filter(|p| {
+        let p = p.trim_end_matches('/');
+        app.is_file(p) || app.is_dir(p)
+    }));
+    let mut all_text = text.to_string();
+    for file in &files[1..] {
+        if let Some(more) = app.read(file.trim_end_matches('/')).ok().flatten() {
+            all_text.push_str(&more);
+        }
+    }
+    if !refs.any_requirement {
+        notes.push("requirements.txt lists no packages: nothing to install".into());
+        // No pip needed: a bare virtualenv keeps the layout (and PATH) the same, offline.
+        return Dependencies::keyed(format!("{venv} --without-pip"), files, &all_text);
+    }
+    Dependencies::keyed(format!("{venv} && pip install -r requirements.txt"), files, &all_text)
+}
+
+/// uv or Poetry, keyed on pyproject.toml and the lock file; `None` without a lock file.
+fn locked_project(app: &App, pyproject: &str) -> Option<Dependencies> {
+    let (tool, lock, install) = if app.is_file("uv.lock") {
+        // uv must use the venv's interpreter: it would otherwise fetch the Python that
+        // .python-version asks for, which the runtime image does not have.
+        let sync = format!(
+            "UV_PROJECT_ENVIRONMENT={VENV} UV_PYTHON={VENV}/bin/python UV_PYTHON_DOWNLOADS=never \
+             {TOOLS}/bin/uv sync --frozen --no-dev --no-install-project --inexact"
+        );
+        ("uv", "uv.lock", sync)
+    } else if app.is_file("poetry.lock") {
+        // Poetry installs into the virtualenv that VIRTUAL_ENV names: the app's.
+        let install = format!(
+            "POETRY_VIRTUALENVS_CREATE=false {TOOLS}/bin/poetry install --only main --no-root \
+             --no-interaction"
+        );
+        ("poetry", "poetry.lock", install)
+    } else {
+        return None;
+    };
+    Some(Dependencies::keyed(
+        format!("{} && {} && {install}", new_venv(), install_tool(tool)),
+        app.existing(&["pyproject.toml", lock]),
+        pyproject,
+    ))
+}
+
+/// Pipenv turns the lock file into requirements for pip; without a lock it locks first.
+fn pipfile(app: &App, text: &str, notes: &mut Vec<String>) -> Dependencies {
+    let lock = if app.is_file("Pipfile.lock") {
+        String::new()
+    } else {
+        notes.push(
+            "Pipfile has no Pipfile.lock: versions are resolved at every dependency install; \
+             commit Pipfile.lock to pin them"
+                .into(),
+        );
+        format!(" && {TOOLS}/bin/pipenv lock")
+    };
+    Dependencies::keyed(
+        format!(
+            "{} && {}{lock} && {TOOLS}/bin/pipenv requirements > /tmp/requirements.txt && pip \
+             install -r /tmp/requirements.txt",
+            new_venv(),
+            install_tool("pipenv")
+        ),
+        app.existing(&["Pipfile", "Pipfile.lock"]),
+        text,
+    )
+}
+
+/// Installs `tool` from the package index into the build stage's tools virtualenv.
+fn install_tool(tool: &str) -> String {
+    format!("python -m venv {TOOLS} && {TOOLS}/bin/pip install {tool}")
 }
 
 #[derive(Debug, Default, PartialEq)]
@@ -306,16 +346,40 @@ fn django(app: &App) -> Result<Option<Django>, BuildError> {
                     continue;
                 };
                 if let Some(wsgi) = wsgi_application(&text) {
+                    let static_root =
+                        sets_static_root(&text) || settings_package_sets_static_root(app, &file)?;
                     return Ok(Some(Django {
                         dir: (!dir.is_empty()).then_some(dir),
                         wsgi_module: wsgi,
-                        static_root: text.contains("STATIC_ROOT"),
+                        static_root,
                     }));
                 }
             }
         }
     }
     Ok(None)
+}
+
+fn sets_static_root(settings: &str) -> bool {
+    settings.lines().any(|line| line.trim_start().starts_with("STATIC_ROOT"))
+}
+
+/// A split `settings/` package often sets STATIC_ROOT in a module other than the one that
+/// names WSGI_APPLICATION.
+fn settings_package_sets_static_root(app: &App, found_in: &str) -> Result<bool, BuildError> {
+    let Some(package) = found_in.strip_suffix(".py").and_then(|f| f.rsplit_once('/')) else {
+        return Ok(false);
+    };
+    let dir = package.0;
+    if !dir.ends_with("/settings") {
+        return Ok(false);
+    }
+    for module in app.list(dir).into_iter().filter(|m| m.ends_with(".py")) {
+        if app.read(&format!("{dir}/{module}"))?.is_some_and(|text| sets_static_root(&text)) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn wsgi_application(settings: &str) -> Option<String> {
@@ -332,6 +396,8 @@ fn wsgi_application(settings: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
     use crate::providers::test_support;
 
@@ -393,8 +459,14 @@ mod tests {
         assert!(install.command.contains("uv sync --frozen"));
         assert_eq!(install.files, ["pyproject.toml", "uv.lock"]);
 
+        // Installers live in their own virtualenv; uv keeps to the venv's interpreter.
+        assert!(install.command.contains("/opt/paas-tools/bin/pip install uv && "));
+        assert!(install.command.contains("UV_PYTHON=/opt/venv/bin/python"));
+
         let poetry = plan_of(&[("pyproject.toml", ""), ("poetry.lock", ""), ("main.py", "")]);
-        assert!(poetry.install.unwrap().command.contains("poetry install"));
+        let install = poetry.install.unwrap();
+        assert!(install.command.contains("/opt/paas-tools/bin/poetry install --only main"));
+        assert_eq!(install.files, ["pyproject.toml", "poetry.lock"]);
 
         let bare = plan_of(&[("pyproject.toml", ""), ("main.py", "")]);
         assert!(bare.install.unwrap().whole_tree);
@@ -404,8 +476,23 @@ mod tests {
             ("Pipfile.lock", "{}"),
             ("main.py", ""),
         ]);
-        assert!(pipenv.install.unwrap().command.contains("pipenv requirements"));
+        let install = pipenv.install.unwrap();
+        assert!(install.command.contains("/opt/paas-tools/bin/pipenv requirements"));
+        assert!(!install.command.contains("pipenv lock"));
+        assert_eq!(install.files, ["Pipfile", "Pipfile.lock"]);
         assert_eq!(pipenv.base_image.as_deref(), Some("python:3.10-slim"));
+
+        // A pyproject.toml that only configures tools does not hide the Pipfile; without a
+        // lock file Pipenv locks first, and says so.
+        let unlocked = plan_of(&[
+            ("Pipfile", "[packages]\nsix = \"*\"\n"),
+            ("pyproject.toml", "[tool.black]\n"),
+            ("main.py", ""),
+        ]);
+        let install = unlocked.install.unwrap();
+        assert!(install.command.contains("pipenv lock && "), "{}", install.command);
+        assert_eq!(install.files, ["Pipfile"]);
+        assert!(unlocked.notes.iter().any(|n| n.contains("no Pipfile.lock")));
     }
 
     #[test]
@@ -433,5 +520,32 @@ mod tests {
         );
         assert!(p.notes.iter().any(|n| n.contains("gunicorn")));
         assert_eq!(p.build, None);
+        assert!(p.notes.iter().any(|n| n.contains("no STATIC_ROOT")));
+    }
+
+    #[test]
+    fn django_in_a_monorepo_with_a_settings_package() {
+        let mut p = plan_of(&[
+            ("requirements.txt", "Django==5.2\ngunicorn==23.0\n"),
+            ("backend/manage.py", ""),
+            ("backend/shop/settings/__init__.py", "WSGI_APPLICATION = 'shop.wsgi.application'\n"),
+            ("backend/shop/settings/base.py", "STATIC_ROOT = BASE_DIR / 'staticfiles'\n"),
+            ("frontend/dist/app.js", ""),
+        ]);
+        assert_eq!(p.process_types["web"], "gunicorn shop.wsgi --chdir backend");
+        let collectstatic = "cd backend && python manage.py collectstatic --noinput";
+        assert_eq!(p.build.as_deref(), Some(collectstatic));
+
+        // DISABLE_COLLECTSTATIC=0 keeps it; any other value skips it, with a note.
+        let config = |value: &str| BTreeMap::from([(DISABLE_COLLECTSTATIC.into(), value.into())]);
+        p.apply_config(&config("0"));
+        assert_eq!(p.build.as_deref(), Some(collectstatic));
+        p.apply_config(&config("1"));
+        assert_eq!(p.build, None);
+        assert!(
+            p.notes.iter().any(|n| n.contains("DISABLE_COLLECTSTATIC is set")),
+            "{:?}",
+            p.notes
+        );
     }
 }

@@ -1,0 +1,288 @@
+//! Hints for failed builds: what the output of the failing step says, turned into what to do.
+//!
+//! Two failures are common enough to explain: a TLS certificate nobody trusts (the server sits
+//! behind a proxy that re-signs TLS, and `PAAS_BUILD_CA_FILE` is missing or incomplete), and
+//! Django's `collectstatic` stopping the build.
+
+use std::path::Path;
+
+use crate::dockerfile::{CA_BUILD_ARG, CA_CONTEXT_FILE};
+use crate::{BuildPlan, Kind};
+
+/// What tools print when TLS verification fails, lowercased: OpenSSL through Python, pip,
+/// curl and git; GnuTLS through apt and git; Node and npm; Go; rustls through uv.
+const UNTRUSTED: [&str; 14] = [
+    "certificate_verify_failed",
+    "certificate verify failed",
+    "ssl certificate problem",
+    "self-signed certificate",
+    "self signed certificate",
+    "unable to get local issuer certificate",
+    "unable_to_get_issuer_cert_locally",
+    "self_signed_cert_in_chain",
+    "unable to verify the first certificate",
+    "certificate signed by unknown authority",
+    "unknownissuer",
+    "server certificate verification failed",
+    "certificate verification failed",
+    "problem confirming the ssl certificate",
+];
+
+/// Quoted output is cut to this many characters, so a hint stays readable.
+const QUOTE: usize = 160;
+
+/// The two lines docs/builds.md gives a Dockerfile to trust the bundle.
+pub(crate) const DOCKERFILE_CA_LINES: &str =
+    "`ARG PAAS_CA_FILE=.paas-ca.pem` and `COPY $PAAS_CA_FILE /etc/ssl/certs/ca-certificates.crt`";
+
+/// True when `line` is a tool saying that it did not trust a certificate.
+pub(crate) fn untrusted_certificate(line: &str) -> bool {
+    complaint_at(line).is_some()
+}
+
+/// The words about the certificate in `line`, without the retry messages and exception
+/// reprs that tools wrap them in.
+fn complaint(line: &str) -> &str {
+    let words = complaint_at(line).map_or(line, |at| &line[at..]);
+    let end = [" (", "'", "\""].iter().filter_map(|stop| words.find(stop)).min();
+    end.map_or(words, |end| &words[..end]).trim_end_matches(['.', ',', ':', ' '])
+}
+
+/// Where in `line` the words about an untrusted certificate start.
+fn complaint_at(line: &str) -> Option<usize> {
+    // ASCII lowercasing keeps byte offsets, so the index fits `line` too.
+    let lower = line.to_ascii_lowercase();
+    UNTRUSTED.iter().filter_map(|needle| lower.find(needle)).min()
+}
+
+/// What the builder knows about a failed build.
+pub(crate) struct Failure<'a> {
+    pub plan: &'a BuildPlan,
+    /// `PAAS_BUILD_CA_FILE`, when set.
+    pub ca_file: Option<&'a Path>,
+    /// The instruction that failed, e.g. `RUN pip install -r requirements.txt`.
+    pub step: &'a str,
+    /// The failing step's own output, oldest first.
+    pub output: &'a [String],
+    /// Docker's message about the failure.
+    pub message: &'a str,
+}
+
+impl Failure<'_> {
+    /// The hint for this failure, if paas recognises it.
+    pub(crate) fn hint(&self) -> Option<String> {
+        if let Some(line) = self.output.iter().find(|l| untrusted_certificate(l)) {
+            return Some(self.untrusted(line));
+        }
+        if untrusted_certificate(self.message) {
+            return Some(self.untrusted(self.message));
+        }
+        self.missing_ca_file().or_else(|| self.collectstatic())
+    }
+
+    fn untrusted(&self, line: &str) -> String {
+        let seen = format!("A TLS certificate was not trusted ({})", quote(complaint(line)));
+        let dockerfile = self.plan.kind == Kind::Dockerfile;
+        let copies_ca = self.plan.build_args.iter().any(|a| a == CA_BUILD_ARG);
+        match self.ca_file {
+            None => {
+                let mut hint = format!(
+                    "{seen}. If this server reaches the internet through a proxy that re-signs \
+                     TLS, set PAAS_BUILD_CA_FILE on the paas server to a PEM bundle with the \
+                     usual CAs and the proxy's CA; builds then trust it"
+                );
+                if dockerfile {
+                    hint.push_str(&format!(
+                        ", and a Dockerfile uses it with {DOCKERFILE_CA_LINES}"
+                    ));
+                }
+                hint + "."
+            }
+            Some(path) if dockerfile && !copies_ca => format!(
+                "{seen}. The bundle PAAS_BUILD_CA_FILE names is in the build context as \
+                 {CA_CONTEXT_FILE}, but a Dockerfile build trusts it only if the Dockerfile \
+                 copies it in: add {DOCKERFILE_CA_LINES} before the step that failed ({}).",
+                path.display()
+            ),
+            Some(path) if dockerfile => format!(
+                "{seen}, although the Dockerfile copies in PAAS_BUILD_CA_FILE ({}). Add the \
+                 CA that signed the certificate to that bundle, and point tools that carry \
+                 their own CA list at it (PIP_CERT, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS).",
+                path.display()
+            ),
+            Some(path) => format!(
+                "{seen}, although the build trusts PAAS_BUILD_CA_FILE ({}): add the CA that \
+                 signed the certificate to that bundle.",
+                path.display()
+            ),
+        }
+    }
+
+    /// A Dockerfile that copies the CA bundle, on a server that sets none.
+    fn missing_ca_file(&self) -> Option<String> {
+        let mentions = self.message.contains(CA_CONTEXT_FILE) || self.step.contains(CA_BUILD_ARG);
+        (self.plan.kind == Kind::Dockerfile && self.ca_file.is_none() && mentions).then(|| {
+            format!(
+                "The Dockerfile copies {CA_CONTEXT_FILE}, the CA bundle paas adds to the build \
+                 context only when PAAS_BUILD_CA_FILE is set on the paas server, and this \
+                 server does not set it."
+            )
+        })
+    }
+
+    /// Django's collectstatic failed: Django's own last words, and how to skip the step.
+    fn collectstatic(&self) -> Option<String> {
+        let build = self.plan.build.as_deref().filter(|b| b.contains("collectstatic"))?;
+        if self.step != format!("RUN {build}") {
+            return None;
+        }
+        let said = django_message(self.output)
+            .map(|l| format!(": {}", quote(l).trim_end_matches('.')))
+            .unwrap_or_default();
+        Some(format!(
+            "Django's collectstatic failed{said}. Fix the error shown above, or skip this step \
+             with the config var DISABLE_COLLECTSTATIC=1."
+        ))
+    }
+}
+
+/// What Django said last: the exception line of a traceback (`ValueError: …`, whose message
+/// may go on for lines), else the last line.
+fn django_message(output: &[String]) -> Option<&str> {
+    let mut lines = output.iter().rev().map(|l| l.trim()).filter(|l| !l.is_empty());
+    let last = lines.clone().next();
+    lines.find(|l| is_exception_line(l)).or(last)
+}
+
+/// `ValueError: …`, `django.core.exceptions.ImproperlyConfigured: …`, `CommandError: …`.
+fn is_exception_line(line: &str) -> bool {
+    let Some((name, _)) = line.split_once(": ") else {
+        return false;
+    };
+    let class = name.rsplit('.').next().unwrap_or_default();
+    class.starts_with(|c: char| c.is_ascii_uppercase())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// `text` trimmed, and cut to [`QUOTE`] characters.
+fn quote(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(QUOTE) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BaseImages;
+    use crate::providers::test_support::plan_of;
+
+    fn lines(text: &str) -> Vec<String> {
+        text.lines().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn recognises_what_tools_say_about_untrusted_certificates() {
+        for line in [
+            "Could not fetch URL https://pypi.org/simple/six/: There was a problem confirming \
+             the ssl certificate: ... [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed",
+            "curl: (60) SSL certificate problem: self-signed certificate in certificate chain",
+            "npm ERR! code SELF_SIGNED_CERT_IN_CHAIN",
+            "go: example.com/x: tls: failed to verify certificate: x509: certificate signed by \
+             unknown authority",
+            "error: invalid peer certificate: UnknownIssuer",
+            "fatal: unable to access 'https://x/': server certificate verification failed.",
+            "Certificate verification failed: The certificate is NOT trusted.",
+        ] {
+            assert!(untrusted_certificate(line), "{line}");
+        }
+        assert!(!untrusted_certificate("ERROR: No matching distribution found for six"));
+    }
+
+    #[test]
+    fn untrusted_certificates_name_the_setting() {
+        let plan = plan_of(&[("requirements.txt", "six\n"), ("app.py", "")], &BaseImages::local())
+            .unwrap();
+        let output = lines(
+            "Collecting six\nWARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by 'SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed certificate in certificate chain (_ssl.c:992)'))': /simple/six/\nERROR: No matching distribution found for six",
+        );
+        let failure = Failure {
+            plan: &plan,
+            ca_file: None,
+            step: "RUN pip install -r requirements.txt",
+            output: &output,
+            message: "The command '/bin/sh -c pip install' returned a non-zero code: 1",
+        };
+        let hint = failure.hint().unwrap();
+        assert!(hint.contains("set PAAS_BUILD_CA_FILE"), "{hint}");
+        let words = "(CERTIFICATE_VERIFY_FAILED] certificate verify failed: self-signed \
+                     certificate in certificate chain)";
+        assert!(hint.contains(words), "only the words about the certificate: {hint}");
+
+        let ca = Path::new("/etc/proxy.pem");
+        let hint = Failure { ca_file: Some(ca), ..failure }.hint().unwrap();
+        assert!(hint.contains("add the CA that signed") && hint.contains("/etc/proxy.pem"));
+    }
+
+    #[test]
+    fn dockerfile_builds_are_told_the_two_lines() {
+        let plan = plan_of(
+            &[("Dockerfile", "FROM x\nRUN curl https://example.com\n")],
+            &BaseImages::local(),
+        )
+        .unwrap();
+        let output =
+            lines("curl: (60) SSL certificate problem: unable to get local issuer certificate");
+        let failure = Failure {
+            plan: &plan,
+            ca_file: Some(Path::new("/ca.pem")),
+            step: "RUN curl https://example.com",
+            output: &output,
+            message: "returned a non-zero code: 60",
+        };
+        let hint = failure.hint().unwrap();
+        assert!(hint.contains(".paas-ca.pem") && hint.contains("COPY $PAAS_CA_FILE"), "{hint}");
+
+        let plan = plan_of(&[("Dockerfile", "FROM x\nARG PAAS_CA_FILE=.paas-ca.pem\nCOPY $PAAS_CA_FILE /etc/ssl/certs/ca-certificates.crt\n")], &BaseImages::local())
+            .unwrap();
+        let missing = Failure {
+            plan: &plan,
+            ca_file: None,
+            step: "COPY $PAAS_CA_FILE /etc/ssl/certs/ca-certificates.crt",
+            output: &[],
+            message: "COPY failed: file not found in build context: stat .paas-ca.pem: file does not exist",
+        };
+        assert!(missing.hint().unwrap().contains("does not set it"));
+    }
+
+    #[test]
+    fn collectstatic_failures_quote_django() {
+        let settings = "STATIC_ROOT = 'static'\nWSGI_APPLICATION = 'site1.wsgi.application'\n";
+        let plan = plan_of(
+            &[("requirements.txt", "django\n"), ("manage.py", ""), ("site1/settings.py", settings)],
+            &BaseImages::local(),
+        )
+        .unwrap();
+        let output = lines(
+            "Post-processing 'broken.css' failed!\n\nTraceback (most recent call last):\n  ...\n\
+             ValueError: The file 'missing.png' could not be found with <Storage>.\n\n\
+             The CSS file 'broken.css' references a file which could not be found:\n  \
+             missing.png\n\nPlease check the URL references in this CSS file, particularly any\n\
+             relative paths which might be pointing to the wrong location.\n",
+        );
+        let failure = Failure {
+            plan: &plan,
+            ca_file: None,
+            step: "RUN python manage.py collectstatic --noinput",
+            output: &output,
+            message: "returned a non-zero code: 1",
+        };
+        let hint = failure.hint().unwrap();
+        assert!(hint.contains("failed: ValueError: The file 'missing.png'"), "{hint}");
+        assert!(hint.contains("<Storage>. Fix the error"), "{hint}");
+        assert!(hint.contains("DISABLE_COLLECTSTATIC=1"), "{hint}");
+        assert_eq!(Failure { step: "RUN pip install -r requirements.txt", ..failure }.hint(), None);
+    }
+}

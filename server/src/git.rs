@@ -148,8 +148,7 @@ fn io_error(err: std::io::Error) -> Error {
 pub fn router() -> Router<Paas> {
     Router::new()
         .route("/{repo}/info/refs", get(info_refs))
-        .route("/{repo}/git-receive-pack", post(receive_pack))
-        .route("/{repo}/git-upload-pack", post(upload_pack))
+        .route("/{repo}/{service}", post(service_rpc))
         .route("/internal/git-hook", post(hook))
 }
 
@@ -295,24 +294,6 @@ fn pkt_line(data: &str) -> Vec<u8> {
     format!("{:04x}{data}", data.len() + 4).into_bytes()
 }
 
-async fn receive_pack(
-    State(paas): State<Paas>,
-    UrlPath(repo): UrlPath<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    service_rpc(paas, repo, Service::ReceivePack, headers, body).await
-}
-
-async fn upload_pack(
-    State(paas): State<Paas>,
-    UrlPath(repo): UrlPath<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    service_rpc(paas, repo, Service::UploadPack, headers, body).await
-}
-
 /// Forgets a push's hook token when its `receive-pack` is over.
 struct PushRegistration {
     git: Arc<Git>,
@@ -328,12 +309,14 @@ impl Drop for PushRegistration {
 /// `POST /APP.git/git-receive-pack` or `git-upload-pack`: runs the service with the request
 /// body as its input and its output as the response, both streamed.
 async fn service_rpc(
-    paas: Paas,
-    repo: String,
-    service: Service,
+    State(paas): State<Paas>,
+    UrlPath((repo, service)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let Some(service) = Service::parse(&service) else {
+        return refuse(StatusCode::NOT_FOUND, format!("no git service named {service}"));
+    };
     let (user, app, git) = match authorize(&paas, &headers, &repo).await {
         Ok(found) => found,
         Err(response) => return response,

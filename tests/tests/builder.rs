@@ -57,6 +57,8 @@ async fn docker() -> Docker {
 struct Cleanup {
     containers: Vec<String>,
     images: Vec<String>,
+    /// Untagged build layers to remove, parents before children (as the log lists them).
+    layers: Vec<String>,
 }
 
 impl Drop for Cleanup {
@@ -71,9 +73,10 @@ impl Drop for Cleanup {
         for id in &self.containers {
             docker(&["rm", "--force", "--volumes", id]);
         }
-        // Removing a tag also removes its untagged parent layers that nothing else uses.
-        for image in self.images.iter().rev() {
-            docker(&["rmi", image]);
+        // --no-prune: a parent layer with no other child yet may be the cache hit of a build
+        // running in parallel, which fails if the layer goes. Layers go child first.
+        for image in self.images.iter().rev().chain(self.layers.iter().rev()) {
+            docker(&["rmi", "--no-prune", image]);
         }
     }
 }
@@ -412,7 +415,7 @@ async fn forget_layers_after(lines: &[String], cleanup: &mut Cleanup) {
     for id in layer_ids(stage) {
         let tags = docker.inspect_image(&id).await.ok().and_then(|i| i.repo_tags);
         if tags.is_some_and(|t| t.is_empty()) {
-            cleanup.images.push(id);
+            cleanup.layers.push(id);
         }
     }
 }

@@ -187,7 +187,8 @@ enum Command {
         app: AppArg,
         hostname: String,
     },
-    /// Show the app's output (`app[web.1]: …`); --tail keeps streaming new lines.
+    /// Show the app's output (`app[web.1]: …`) and what paas did to it (`paas[deploy]: …`);
+    /// --tail keeps streaming new lines.
     Logs {
         #[command(flatten)]
         app: AppArg,

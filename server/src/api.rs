@@ -298,7 +298,7 @@ async fn list_processes(
 async fn stream_logs(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<crate::rollout::LogQuery>,
+    axum::extract::Query(query): axum::extract::Query<crate::logs::LogQuery>,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
     let app = paas.app(&name).await?;

@@ -29,6 +29,11 @@ pub struct ServerConfig {
     #[arg(long, env = "PAAS_DOCKER_NETWORK", default_value = "paas")]
     pub docker_network: String,
 
+    /// Images of this many newest releases are kept, so that rolling back to them needs no
+    /// build; older ones are removed after each deploy.
+    #[arg(long, env = "PAAS_KEEP_RELEASES", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub keep_releases: u16,
+
     #[command(flatten)]
     pub router: RouterSettings,
 
@@ -184,6 +189,7 @@ impl ServerConfig {
             database_url: None,
             domain: "localhost".into(),
             docker_network: "paas".into(),
+            keep_releases: 5,
             router: RouterSettings::default(),
             build: BuildSettings {
                 base_images: "official".into(),

@@ -117,6 +117,15 @@ impl Paas {
             )
             .await?;
         tracing::info!(app = %app.name, build = build.id, source = %tree.source, "build started");
+        let from = match tree.commit_sha.as_deref() {
+            Some(sha) => format!(" of {}", &sha[..sha.len().min(7)]),
+            None => String::new(),
+        };
+        self.events().emit(
+            &app.name,
+            "deploy",
+            format!("Build {} started by {user} ({}{from})", build.id, tree.source),
+        );
         let config = self.store().config(app).await?;
         let mut request = BuildRequest::new(&app.name, build.id, &tree.dir);
         request.base_dir = config.get("PAAS_APP_BASE").map(PathBuf::from);
@@ -150,14 +159,18 @@ impl Paas {
         let build = self.store().finish_build(build.id, &outcome).await?;
         if let Err((code, message)) = built {
             tracing::info!(app = %app.name, build = build.id, code, "build failed");
+            let reason = message.lines().next().unwrap_or_default();
+            self.events().emit(&app.name, "deploy", format!("Build {} failed: {reason}", build.id));
             return Err(Error::BuildFailed { build_id: build.id, code, message });
         }
         let description = match tree.commit_sha.as_deref() {
             Some(sha) => format!("Deploy {}", &sha[..sha.len().min(7)]),
             None => format!("Deploy build {}", build.id),
         };
+        self.events().emit(&app.name, "deploy", format!("Build {} succeeded", build.id));
         let release =
             self.store().create_release_from_build(app, &build, &description, user).await?;
+        self.announce_release(app, &release);
         tracing::info!(app = %app.name, build = build.id, release = release.version, "build released");
         Ok(release)
     }

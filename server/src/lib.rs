@@ -5,7 +5,9 @@ pub mod auth;
 pub mod config;
 pub mod deploy;
 pub mod error;
+pub mod events;
 pub mod git;
+pub mod logs;
 pub mod ops;
 pub mod rollout;
 pub mod validate;
@@ -118,7 +120,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     );
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)
-        .with_git(git);
+        .with_git(git)
+        .keeping_release_images(usize::from(config.keep_releases));
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
 

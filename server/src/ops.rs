@@ -33,6 +33,10 @@ pub struct Paas {
     pub(crate) git: Option<Arc<crate::git::Git>>,
     /// Each app's healthy `web` processes (container id → address): the router's backends.
     pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, SocketAddr>>>>,
+    /// What paas did to each app, for `paas logs`.
+    events: crate::events::AppEvents,
+    /// Images of this many newest releases are kept for rollbacks.
+    pub(crate) keep_release_images: usize,
 }
 
 impl Paas {
@@ -47,6 +51,8 @@ impl Paas {
             deploy_locks: Default::default(),
             git: None,
             backends: Default::default(),
+            events: Default::default(),
+            keep_release_images: 5,
         }
     }
 
@@ -58,6 +64,12 @@ impl Paas {
     ) -> Paas {
         self.builder = builder;
         self.runner = runner;
+        self
+    }
+
+    /// Keeps the images of the newest `n` releases (at least one) for rollbacks.
+    pub fn keeping_release_images(mut self, n: usize) -> Paas {
+        self.keep_release_images = n.max(1);
         self
     }
 
@@ -73,6 +85,23 @@ impl Paas {
 
     pub fn router(&self) -> &Router {
         &self.router
+    }
+
+    /// The apps' activity feed (`paas[deploy]:` lines in `paas logs`).
+    pub fn events(&self) -> &crate::events::AppEvents {
+        &self.events
+    }
+
+    /// Says in the app's feed that `release` was made, Heroku's "Release v5 created by …".
+    pub(crate) fn announce_release(&self, app: &App, release: &Release) {
+        self.events.emit(
+            &app.name,
+            "deploy",
+            format!(
+                "Release v{} created by {}: {}",
+                release.version, release.created_by, release.description
+            ),
+        );
     }
 
     /// Where the app is served: `http://APP.DOMAIN[:PORT]`.
@@ -198,6 +227,7 @@ impl Paas {
         if let Some(git) = &self.git {
             git.remove_repo(&app.name).await;
         }
+        self.events.forget(&app.name);
         self.sync_routes().await
     }
 
@@ -257,6 +287,7 @@ impl Paas {
         let log = paas_builder::BuildLog::new();
         let _lock = self.lock_deploys(app, &log).await;
         let release = self.store.update_config(app, &changes, &description, &user.email).await?;
+        self.announce_release(app, &release);
         if release.image.is_some() {
             self.roll_out(app, &release, &log).await.map_err(|err| {
                 Error::invalid(
@@ -323,6 +354,8 @@ impl Paas {
             }
         }
         self.store.scale(app, &changes).await?;
+        let wanted: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        self.events.emit(&app.name, "deploy", format!("Scaling to {}", wanted.join(" ")));
         self.reconcile_formation(app).await?;
         self.formation(app).await
     }

@@ -12,18 +12,17 @@ use paas_store::{App, Release};
 
 use crate::error::{Error, Result};
 use crate::ops::Paas;
+use crate::validate;
 
 /// The port every `web` process is told to listen on; each container has its own IP.
 pub const WEB_PORT: u16 = 5000;
 /// How long old processes may finish their in-flight requests after the switch.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
-/// Images of this many recent releases are kept for rollbacks; older ones are removed.
-const KEEP_RELEASE_IMAGES: usize = 5;
 /// Longest a release phase (`release:` in the Procfile) may run.
 const RELEASE_PHASE_LIMIT: Duration = Duration::from_secs(15 * 60);
 
 impl Paas {
-    fn runner(&self) -> Result<&Runner> {
+    pub(crate) fn runner(&self) -> Result<&Runner> {
         self.runner.as_ref().ok_or_else(|| Error::docker_unavailable("running apps"))
     }
 
@@ -37,17 +36,27 @@ impl Paas {
             return Ok(());
         };
         let runner = self.runner()?.clone();
+        self.events().emit(&app.name, "deploy", format!("Rolling out v{}", release.version));
         match self.try_roll_out(&runner, app, release, &image, None, log).await {
             Ok(()) => {
                 self.store().set_release_status(release, "succeeded").await?;
                 log.step(format!("Released v{}", release.version));
-                self.prune_images(app, KEEP_RELEASE_IMAGES).await?;
+                self.events().emit(&app.name, "deploy", format!("v{} is live", release.version));
+                self.prune_images(app, self.keep_release_images).await?;
                 tracing::info!(app = %app.name, release = release.version, "release serving");
                 Ok(())
             }
             Err(err) => {
                 self.store().set_release_status(release, "failed").await?;
                 log.error(format!("Release v{} failed: {err}", release.version));
+                self.events().emit(
+                    &app.name,
+                    "deploy",
+                    format!(
+                        "Release v{} failed, the previous one serves on: {err}",
+                        release.version
+                    ),
+                );
                 tracing::warn!(app = %app.name, release = release.version, error = %err, "rollout failed");
                 Err(err)
             }
@@ -141,6 +150,7 @@ impl Paas {
         log: &BuildLog,
     ) -> Result<()> {
         log.step(format!("Running release command: {command}"));
+        self.events().emit(&app.name, "deploy", format!("Running release command: {command}"));
         let spec = spec_for(app, release, image, "release", 1);
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
         let forward_log = log.clone();
@@ -154,10 +164,14 @@ impl Paas {
         let _ = forward.await;
         match exit.map_err(deploy_error)? {
             0 => Ok(()),
-            code => Err(Error::invalid(
-                "release_phase_failed",
-                format!("the release command exited with code {code}; nothing was changed"),
-            )),
+            code => {
+                let text = format!("Release command exited with code {code}");
+                self.events().emit(&app.name, "deploy", text);
+                Err(Error::invalid(
+                    "release_phase_failed",
+                    format!("the release command exited with code {code}; nothing was changed"),
+                ))
+            }
         }
     }
 
@@ -264,10 +278,21 @@ fn spec_for(
     spec.command = release.process_types.get(process_type).filter(|c| !c.is_empty()).cloned();
     spec.env = release.config.clone();
     spec.port = (process_type == "web").then_some(WEB_PORT);
+    spec.memory_mb = memory_limit(&release.config, process_type);
     spec
 }
 
-fn deploy_error(err: RunError) -> Error {
+/// The memory limit the app's config asks for: `PAAS_MEMORY_MB_WEB` for `web`, else
+/// `PAAS_MEMORY_MB`, else the runner's default.
+fn memory_limit(config: &BTreeMap<String, String>, process_type: &str) -> Option<u64> {
+    let own =
+        format!("{}_{}", validate::MEMORY_KEY, process_type.to_ascii_uppercase().replace('-', "_"));
+    [own.as_str(), validate::MEMORY_KEY]
+        .into_iter()
+        .find_map(|key| config.get(key).and_then(|v| validate::memory_mb(v)))
+}
+
+pub(crate) fn deploy_error(err: RunError) -> Error {
     if err.is_app_error() {
         Error::invalid(err.code(), err.to_string())
     } else {
@@ -324,6 +349,7 @@ impl Paas {
             ));
         }
         let release = self.store().create_rollback_release(app, &target, user).await?;
+        self.announce_release(app, &release);
         log.step(format!("Rolling back to v{} as v{}", target.version, release.version));
         self.roll_out(app, &release, log).await?;
         Ok(release)
@@ -395,6 +421,7 @@ impl Paas {
 impl Paas {
     /// Follows Docker's events so routing follows crashes: a `web` process that dies leaves
     /// the router at once; when Docker has restarted it, it is health-checked and put back.
+    /// Exits, out-of-memory kills and restarts of every process go to the app's feed.
     pub fn watch_crashes(&self) -> Option<tokio::task::JoinHandle<()>> {
         let runner = self.runner.clone()?;
         let paas = self.clone();
@@ -403,7 +430,11 @@ impl Paas {
             let events = runner.events();
             futures_util::pin_mut!(events);
             while let Some(event) = events.next().await {
-                if event.one_off || event.process_type != "web" {
+                if event.one_off {
+                    continue;
+                }
+                paas.record_process_event(&event);
+                if event.process_type != "web" {
                     continue;
                 }
                 let paas = paas.clone();
@@ -411,6 +442,26 @@ impl Paas {
                 tokio::spawn(async move { paas.on_web_event(&runner, event).await });
             }
         }))
+    }
+
+    /// Heroku's `heroku[web.1]: Process exited with status 3`, as `paas[web.1]: …`.
+    fn record_process_event(&self, event: &paas_runner::ProcessEvent) {
+        use paas_runner::ProcessEventKind;
+        let text = match event.kind {
+            ProcessEventKind::Died { exit_code: Some(code) } => {
+                format!("Process of v{} exited with code {code}", event.release)
+            }
+            ProcessEventKind::Died { exit_code: None } => {
+                format!("Process of v{} exited", event.release)
+            }
+            ProcessEventKind::OutOfMemory => {
+                format!("Process of v{} was killed for going over its memory limit", event.release)
+            }
+            ProcessEventKind::Started => format!("Process of v{} started", event.release),
+            _ => return,
+        };
+        let name = format!("{}.{}", event.process_type, event.index);
+        self.events().emit(&event.app, &name, text);
     }
 
     async fn on_web_event(&self, runner: &Runner, event: paas_runner::ProcessEvent) {
@@ -421,6 +472,8 @@ impl Paas {
                 if self.update_backend(&event.app, &event.container_id, None) =>
             {
                 tracing::warn!(app = %event.app, process = %name, ?exit_code, "web process crashed; out of the router until it is healthy again");
+                let text = "Out of the router until it is healthy again";
+                self.events().emit(&event.app, &name, text);
                 let _ = self.sync_routes().await;
             }
             ProcessEventKind::Started => {
@@ -438,64 +491,19 @@ impl Paas {
                     && self.update_backend(&app.name, &process.container_id, process.addr)
                 {
                     tracing::info!(app = %app.name, process = %name, restarts = process.restart_count, "restarted web process is healthy; back in the router");
+                    self.events().emit(
+                        &app.name,
+                        &name,
+                        format!(
+                            "Healthy again (restart {}); back in the router",
+                            process.restart_count
+                        ),
+                    );
                     let _ = self.sync_routes().await;
                 }
             }
             _ => {}
         }
-    }
-}
-
-/// What `paas logs` asks for.
-#[derive(Debug, Clone, Default, serde::Deserialize)]
-pub struct LogQuery {
-    /// Keep streaming new lines.
-    #[serde(default)]
-    pub tail: bool,
-    /// Only this process type (`web`) or process (`web.1`).
-    pub ps: Option<String>,
-    /// Lines of history per process (default 100).
-    pub num: Option<usize>,
-}
-
-impl Paas {
-    /// The app's process output, Heroku style (`2026-…Z app[web.1]: line`), one line per
-    /// item: the last `num` lines of each process, then, with `tail`, new lines as they come.
-    pub async fn logs(
-        &self,
-        app: &App,
-        query: &LogQuery,
-    ) -> Result<impl futures_util::Stream<Item = String> + Send + 'static> {
-        use futures_util::StreamExt;
-        let runner = self.runner()?.clone();
-        let wanted = |p: &Process| match query.ps.as_deref() {
-            None => true,
-            Some(ps) if ps.contains('.') => p.process_name() == ps,
-            Some(ps) => p.process_type == ps,
-        };
-        let processes: Vec<Process> = runner
-            .list(Some(&app.name))
-            .await
-            .map_err(deploy_error)?
-            .into_iter()
-            .filter(|p| wanted(p))
-            .collect();
-        let num = query.num.unwrap_or(100).min(10_000);
-        let streams = processes.into_iter().map(|process| {
-            let prefix = format!("app[{}]", process.process_name());
-            runner.logs(&process.container_id, query.tail, Some(num)).filter_map(move |line| {
-                let line = line.ok().map(|l| format!("{} {prefix}: {}\n", l.timestamp, l.line));
-                async move { line }
-            })
-        });
-        let merged = futures_util::stream::select_all(streams.map(StreamExt::boxed));
-        if query.tail {
-            return Ok(merged.boxed());
-        }
-        // History only: every process's lines in time order (RFC 3339 sorts as text).
-        let mut lines: Vec<String> = merged.collect().await;
-        lines.sort();
-        Ok(futures_util::stream::iter(lines).boxed())
     }
 }
 
@@ -586,7 +594,11 @@ impl Paas {
                 format!("{} has no process type {process_type:?}", app.name),
             ));
         }
-        self.try_roll_out(&runner, app, &release, &image, process_type, log).await
+        let which = process_type.unwrap_or("all");
+        self.events().emit(&app.name, "deploy", format!("Restarting {which} processes"));
+        self.try_roll_out(&runner, app, &release, &image, process_type, log).await?;
+        self.events().emit(&app.name, "deploy", format!("Restarted {which} processes"));
+        Ok(())
     }
 
     /// Removes the images of all but the newest `keep` releases (never the current one), so
@@ -615,5 +627,21 @@ impl Paas {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_limits_come_from_config_per_process_type() {
+        let config = BTreeMap::from([
+            ("PAAS_MEMORY_MB".to_string(), "1024".to_string()),
+            ("PAAS_MEMORY_MB_CLOCK_WORKER".to_string(), "256".to_string()),
+        ]);
+        assert_eq!(memory_limit(&config, "web"), Some(1024));
+        assert_eq!(memory_limit(&config, "clock-worker"), Some(256));
+        assert_eq!(memory_limit(&BTreeMap::new(), "web"), None, "the runner's default");
     }
 }

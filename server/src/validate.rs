@@ -102,7 +102,26 @@ pub fn config_value(key: &str, value: &str) -> Result<()> {
             ),
         ));
     }
+    if key.starts_with(MEMORY_KEY) && memory_mb(value).is_none() {
+        return Err(Error::invalid(
+            "invalid_config_value",
+            format!(
+                "{key}={value:?}: give a memory limit in MB, from {MIN_MEMORY_MB} to {MAX_MEMORY_MB}"
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// `PAAS_MEMORY_MB` sets the memory limit of every process; `PAAS_MEMORY_MB_WORKER` of one
+/// process type (here `worker`).
+pub const MEMORY_KEY: &str = "PAAS_MEMORY_MB";
+const MIN_MEMORY_MB: u64 = 16;
+const MAX_MEMORY_MB: u64 = 1024 * 1024;
+
+/// A memory limit in MB, if `value` is one paas accepts.
+pub fn memory_mb(value: &str) -> Option<u64> {
+    value.trim().parse().ok().filter(|mb| (MIN_MEMORY_MB..=MAX_MEMORY_MB).contains(mb))
 }
 
 /// A custom domain: DNS labels of letters, digits and hyphens, optionally `*.` in front for
@@ -167,6 +186,17 @@ pub fn branch_name(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_limits_are_checked_when_set() {
+        assert!(config_value("PAAS_MEMORY_MB", "1024").is_ok());
+        assert!(config_value("PAAS_MEMORY_MB_WORKER", " 256 ").is_ok());
+        for bad in ["lots", "0", "-5", "1.5", "99999999"] {
+            let err = config_value("PAAS_MEMORY_MB_WEB", bad).unwrap_err();
+            assert!(err.to_string().contains("memory limit in MB"), "{err}");
+        }
+        assert!(config_value("MEMORY", "lots").is_ok(), "only paas's own keys");
+    }
 
     #[test]
     fn app_names() {

@@ -132,6 +132,19 @@ async fn app_json(server: &TestServer, host: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// Reads a streaming response until `needle` appears (at most 15 s); what was read.
+async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut streamed = String::new();
+    while !streamed.contains(needle) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let chunk = tokio::time::timeout(left, response.chunk()).await;
+        let chunk = chunk.unwrap_or_else(|_| panic!("no {needle:?} in time in:\n{streamed}"));
+        streamed.push_str(&String::from_utf8_lossy(&chunk.unwrap().expect("stream open")));
+    }
+    streamed
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_roll_out_and_failures_keep_the_old_release() {
     let server = TestServer::start(Db::Sqlite).await;
@@ -139,7 +152,7 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     server.api(Method::POST, "/apps").json(&json!({"name": "rollout"})).send().await.unwrap();
     server
         .api(Method::PATCH, "/apps/rollout/config")
-        .json(&json!({"GREETING": "hi", "PAAS_HEALTHCHECK_TIMEOUT": "8"}))
+        .json(&json!({"GREETING": "hi", "PAAS_HEALTHCHECK_TIMEOUT": "8", "PAAS_MEMORY_MB_WEB": "256"}))
         .send()
         .await
         .unwrap();
@@ -169,6 +182,11 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert!(log.text().contains("Released v3"), "{}", log.text());
     let formation = paas.formation(&app).await.unwrap();
     assert_eq!(formation.get("web"), Some(&1));
+    // The memory limit the config asks for.
+    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
+    let web = paas.processes(&app).await.unwrap().remove(0);
+    let inspect = docker.inspect_container(&web.container_id, None).await.unwrap();
+    assert_eq!(inspect.host_config.unwrap().memory, Some(256 << 20));
 
     // A config change rolls out a new release with no build.
     let response = server
@@ -192,18 +210,23 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .await
         .unwrap();
     assert!(history.contains("app[web.1]: ") && history.contains("GET / HTTP/1.1"), "{history}");
+    // paas's own lines are there too, in time order with the app's.
+    for expected in [
+        "paas[deploy]: Build 1 started by admin (api)",
+        "paas[deploy]: Release v3 created by admin: Deploy build 1",
+        "paas[deploy]: v3 is live",
+        "paas[deploy]: Release v4 created by admin: Set GREETING config vars",
+    ] {
+        assert!(history.contains(expected), "no {expected:?} in\n{history}");
+    }
+    let times: Vec<&str> = history.lines().filter_map(|l| l.split(' ').next()).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "history in time order:\n{history}");
     let mut live =
         server.api(Method::GET, "/apps/rollout/logs?tail=true&num=0&ps=web").send().await.unwrap();
     assert_eq!(live.status(), 200);
     server.app_request("rollout.localhost", "/?marker=live-line").await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    let mut streamed = String::new();
-    while !streamed.contains("marker=live-line") {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let chunk = tokio::time::timeout(left, live.chunk()).await;
-        let chunk = chunk.expect("a live log line in time").unwrap().expect("stream open");
-        streamed.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    let streamed = read_until(&mut live, "marker=live-line").await;
+    assert!(!streamed.contains("paas[deploy]"), "--ps web leaves paas's lines out: {streamed}");
     drop(live);
 
     // A one-off command: the release's config, its output, its exit code, no container left.
@@ -243,7 +266,10 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert_eq!(adopted.len(), 1);
     assert_eq!(adopted[0].container_id, processes[0].container_id, "the same container");
 
-    // Scale up: a second web process joins without touching the first; both get traffic.
+    // Scale up: a second web process joins without touching the first; both get traffic, and
+    // a tail started before it follows it too.
+    let mut live =
+        server.api(Method::GET, "/apps/rollout/logs?tail=true&num=0").send().await.unwrap();
     let response = server
         .api(Method::PATCH, "/apps/rollout/formation")
         .json(&json!({"web": 2}))
@@ -259,6 +285,9 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         seen.insert(app_json(&server, "rollout.localhost").await["PAAS_PROCESS"].clone());
     }
     assert_eq!(seen.len(), 2, "both web processes answer: {seen:?}");
+    let streamed = read_until(&mut live, "app[web.2]: ").await;
+    assert!(streamed.contains("paas[deploy]: Scaling to web=2"), "{streamed}");
+    drop(live);
     server
         .api(Method::PATCH, "/apps/rollout/formation")
         .json(&json!({"web": 1}))
@@ -311,7 +340,6 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     let v5_image = paas.release(&app, 5).await.unwrap().image.unwrap();
     let v6_image = paas.release(&app, 6).await.unwrap().image.unwrap();
     paas.prune_images(&app, 1).await.unwrap();
-    let docker = bollard::Docker::connect_with_local_defaults().unwrap();
     assert!(docker.inspect_image(&v5_image).await.is_err(), "{v5_image} pruned");
     assert!(docker.inspect_image(&v6_image).await.is_ok(), "the running image stays");
 
@@ -330,6 +358,15 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         }
         assert!(std::time::Instant::now() < deadline, "not serving again after a crash");
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let history = server.api(Method::GET, "/apps/rollout/logs").send().await.unwrap();
+    let history = history.text().await.unwrap();
+    for expected in [
+        "paas[web.1]: Process of v6 exited with code 3",
+        "paas[web.1]: Out of the router until it is healthy again",
+        "paas[web.1]: Healthy again (restart 1); back in the router",
+    ] {
+        assert!(history.contains(expected), "no {expected:?} in\n{history}");
     }
 
     // Destroying the app stops its processes; the router forgets it.
@@ -415,46 +452,4 @@ async fn ten_rollouts_under_load_fail_no_request() {
     assert_eq!(failed, 0, "{failed} of {} requests failed during 11 rollouts", ok + failed);
     assert!(ok > 200, "the load kept going: {ok} requests");
     server.api(Method::DELETE, "/apps/steady").send().await.unwrap();
-}
-
-/// paas dies in the middle of a rollout (the rollout is cut off where it stands, nothing of
-/// it runs to completion, as with `kill -9`), then starts again: the interrupted release is
-/// marked failed, its half-started container removed, and the previous release serves on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rollout_cut_off_by_a_crash_of_paas_recovers_on_restart() {
-    use std::time::{Duration, Instant};
-
-    let server = TestServer::start(Db::Sqlite).await;
-    let paas = server.server.paas.clone();
-    server.api(Method::POST, "/apps").json(&json!({"name": "survivor"})).send().await.unwrap();
-    let app = paas.app("survivor").await.unwrap();
-    let source = tempfile::tempdir().unwrap();
-    env_app(source.path(), "python3 app.py");
-    paas.deploy(&app, &tree(source.path().into(), None), "admin", &BuildLog::new()).await.unwrap();
-    assert_eq!(app_json(&server, "survivor.localhost").await["PAAS_RELEASE"], "v2");
-
-    // A deploy whose new web process is slow to come up; paas dies while it waits.
-    env_app(source.path(), "sleep 600");
-    let deploying = {
-        let (paas, app, dir) = (paas.clone(), app.clone(), source.path().to_path_buf());
-        tokio::spawn(
-            async move { paas.deploy(&app, &tree(dir, None), "admin", &BuildLog::new()).await },
-        )
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !paas.processes(&app).await.unwrap().iter().any(|p| p.release == 3) {
-        assert!(Instant::now() < deadline, "the new release never started a process");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    deploying.abort();
-    assert!(deploying.await.unwrap_err().is_cancelled());
-    assert_eq!(paas.release(&app, 3).await.unwrap().status, "pending");
-
-    let server = server.restart().await;
-    let paas = &server.server.paas;
-    assert_eq!(paas.release(&app, 3).await.unwrap().status, "failed");
-    let processes = paas.processes(&app).await.unwrap();
-    assert_eq!(processes.iter().map(|p| p.release).collect::<Vec<_>>(), vec![2], "{processes:?}");
-    assert_eq!(app_json(&server, "survivor.localhost").await["PAAS_RELEASE"], "v2");
-    server.api(Method::DELETE, "/apps/survivor").send().await.unwrap();
 }

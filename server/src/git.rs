@@ -397,8 +397,9 @@ struct ServiceOutput {
 
 /// Copies the request body into git as it arrives. git sends small requests gzipped whole
 /// and big ones (packs) chunked and plain; those stream through untouched. Past `limit`
-/// bytes, or when the client goes away, git's input just ends: a truncated pack changes
-/// nothing.
+/// bytes, git's input just ends: a truncated pack changes nothing. The rest of the body is
+/// still read, and dropped, so that the client gets to read git's answer (`pack exceeds
+/// maximum allowed size`) instead of a broken pipe.
 async fn feed(body: Body, gzipped: bool, mut stdin: ChildStdin, limit: u64) {
     if gzipped {
         let Ok(compressed) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
@@ -413,14 +414,17 @@ async fn feed(body: Body, gzipped: bool, mut stdin: ChildStdin, limit: u64) {
     }
     let mut chunks = body.into_data_stream();
     let mut total: u64 = 0;
+    let mut git_input = Some(stdin);
     while let Some(Ok(chunk)) = chunks.next().await {
         total = total.saturating_add(chunk.len() as u64);
-        if total > limit {
+        if total > limit && git_input.take().is_some() {
             tracing::warn!(bytes = total, "push over the size limit; cutting it off");
-            return;
         }
-        if stdin.write_all(&chunk).await.is_err() {
-            return;
+        if let Some(stdin) = &mut git_input
+            && stdin.write_all(&chunk).await.is_err()
+        {
+            // git stopped reading (it refused the pack): its answer says why.
+            git_input = None;
         }
     }
 }

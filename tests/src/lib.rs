@@ -1,8 +1,12 @@
 //! Shared helpers for the end-to-end tests: a real server on port 0 over a fresh database
 //! (a new SQLite file, or a new PostgreSQL database per test), and the built `paas` binary.
 
-use std::path::PathBuf;
+pub mod developer;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use paas_server::{RunningServer, ServerConfig};
 use rand::Rng;
@@ -207,4 +211,83 @@ pub fn remove_docker_network(name: &str) {
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status();
+}
+
+/// `paas server` as a process of its own (the built binary) on loopback ports, as a user
+/// runs it: what a test needs to kill it with SIGKILL and start it again.
+pub struct ServerProcess {
+    pub child: Child,
+    /// The control plane: `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The router, where apps answer.
+    pub router: std::net::SocketAddr,
+    /// The Docker network its apps join, removed when this is dropped.
+    pub network: Option<String>,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(network) = &self.network {
+            remove_docker_network(network);
+        }
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
+}
+
+impl ServerProcess {
+    /// Starts `paas server` with its data and token file in `dir`, on `url`'s port (a free
+    /// one if `None`), building with the offline base images, and waits until it answers.
+    pub async fn start(
+        dir: &Path,
+        database_url: &str,
+        network: &str,
+        url: Option<(&str, std::net::SocketAddr)>,
+    ) -> ServerProcess {
+        let (url, router) = match url {
+            Some((url, router)) => (url.to_string(), router),
+            None => {
+                let router = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
+                (format!("http://127.0.0.1:{}", free_port()), router)
+            }
+        };
+        let child = Command::new(paas_bin())
+            .args(["server", "--listen", url.trim_start_matches("http://")])
+            .args(["--router-listen", &router.to_string()])
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--init-token-file")
+            .arg(dir.join("token"))
+            .args(["--docker-network", network, "--base-images", "local"])
+            .env("DATABASE_URL", database_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start paas server");
+        let server = ServerProcess { child, url, router, network: Some(network.to_string()) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
+                && response.status().is_success()
+            {
+                return server;
+            }
+            assert!(Instant::now() < deadline, "paas server did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Kills it the hard way (SIGKILL, as `kill -9`), leaving its Docker network, its apps'
+    /// containers and its data as they are.
+    pub fn kill(mut self) {
+        self.network = None;
+        self.child.kill().expect("kill paas server");
+        self.child.wait().expect("reap paas server");
+    }
 }

@@ -3,68 +3,15 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use paas_tests::{Db, both_databases, database_url, paas_bin};
+use paas_tests::{Db, ServerProcess, both_databases, database_url, free_port, paas_bin};
 
 both_databases!(new_user_walkthrough);
 
-struct ServerProcess {
-    child: Child,
-    url: String,
-    /// The Docker network a `paas server` was given, removed with it.
-    network: Option<String>,
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if let Some(network) = &self.network {
-            paas_tests::remove_docker_network(network);
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
 async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
-    let port = free_port();
-    let network = paas_tests::test_network();
-    let child = Command::new(paas_bin())
-        .args([
-            "server",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--router-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--init-token-file")
-        .arg(dir.join("token"))
-        .args(["--docker-network", &network])
-        .env("DATABASE_URL", database_url)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start paas server");
-    let server =
-        ServerProcess { child, url: format!("http://127.0.0.1:{port}"), network: Some(network) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
-            && response.status().is_success()
-        {
-            return server;
-        }
-        assert!(Instant::now() < deadline, "paas server did not come up");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    ServerProcess::start(dir, database_url, &paas_tests::test_network(), None).await
 }
 
 /// Runs `paas ARGS` in `cwd` as a user whose config lives in `home`.
@@ -237,7 +184,12 @@ async fn standalone_router_serves_and_reloads_its_table() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let router = ServerProcess { child, url: format!("http://127.0.0.1:{port}"), network: None };
+    let router = ServerProcess {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        router: ([127, 0, 0, 1], port).into(),
+        network: None,
+    };
     let fetch = || async {
         let response = reqwest::Client::new()
             .get(&router.url)

@@ -2,133 +2,11 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use paas_tests::{Db, TestServer, paas_bin};
-use tempfile::TempDir;
-
-/// A developer's machine: a home with the paas login and git settings, and a checkout.
-struct Developer {
-    home: PathBuf,
-    checkout: PathBuf,
-    _dir: TempDir,
-}
-
-impl Developer {
-    /// Logs in to `server` and makes a git checkout of `fixture` with one commit.
-    fn new(server: &TestServer, fixture: &str) -> Developer {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        let checkout = dir.path().join("checkout");
-        std::fs::create_dir_all(&home).unwrap();
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(fixture), &checkout);
-        let developer = Developer { home, checkout, _dir: dir };
-        developer.paas(&["login", &server.url, "--token", &server.token]).success();
-        developer.git(&["init", "-q", "-b", "main"]).success();
-        developer.commit("First version");
-        developer
-    }
-
-    fn command(&self, program: &Path, args: &[&str]) -> Command {
-        let mut command = Command::new(program);
-        command
-            .args(args)
-            .current_dir(&self.checkout)
-            .env("HOME", &self.home)
-            .env("PAAS_CONFIG_DIR", self.home.join("paas-config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .env("GIT_AUTHOR_NAME", "Dev")
-            .env("GIT_AUTHOR_EMAIL", "dev@example.com")
-            .env("GIT_COMMITTER_NAME", "Dev")
-            .env("GIT_COMMITTER_EMAIL", "dev@example.com")
-            .env_remove("PAAS_URL")
-            .env_remove("PAAS_TOKEN")
-            .env_remove("PAAS_APP")
-            .stdin(Stdio::null());
-        command
-    }
-
-    fn git(&self, args: &[&str]) -> Run {
-        Run::of(self.command(Path::new("git"), args), args)
-    }
-
-    fn paas(&self, args: &[&str]) -> Run {
-        Run::of(self.command(&paas_bin(), args), args)
-    }
-
-    fn commit(&self, message: &str) -> String {
-        self.git(&["add", "-A"]).success();
-        self.git(&["commit", "-q", "-m", message]).success();
-        self.head()
-    }
-
-    fn head(&self) -> String {
-        self.git(&["rev-parse", "HEAD"]).success().trim().to_string()
-    }
-
-    fn write(&self, file: &str, contents: &str) {
-        std::fs::write(self.checkout.join(file), contents).unwrap();
-    }
-
-    /// Replaces `from` with `to` in a file of the checkout.
-    fn edit(&self, file: &str, from: &str, to: &str) {
-        let path = self.checkout.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains(from), "{file} has no {from:?}");
-        std::fs::write(path, text.replace(from, to)).unwrap();
-    }
-}
-
-/// A finished command: its output as a person sees it.
-struct Run {
-    output: Output,
-    what: String,
-}
-
-impl Run {
-    fn of(mut command: Command, args: &[&str]) -> Run {
-        Run { output: command.output().unwrap(), what: args.join(" ") }
-    }
-
-    fn text(&self) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&self.output.stdout),
-            String::from_utf8_lossy(&self.output.stderr)
-        )
-    }
-
-    fn success(self) -> String {
-        assert!(self.output.status.success(), "`{}` failed:\n{}", self.what, self.text());
-        self.text()
-    }
-
-    fn failure(self) -> String {
-        assert!(
-            !self.output.status.success(),
-            "`{}` should have failed:\n{}",
-            self.what,
-            self.text()
-        );
-        self.text()
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
+use paas_tests::developer::Developer;
+use paas_tests::{Db, ServerProcess, TestServer};
 
 async fn body_of(server: &TestServer, host: &str) -> String {
     server.app_request(host, "/").await.text().await.unwrap()
@@ -305,19 +183,6 @@ async fn pushes_queue_and_an_abandoned_push_changes_nothing() {
     assert_eq!(body_of(&server, "queue.localhost").await, serving);
 }
 
-impl Developer {
-    /// Starts a git command, in a process group of its own, without waiting for it.
-    fn git_spawn(&self, args: &[&str]) -> std::process::Child {
-        use std::os::unix::process::CommandExt;
-        self.command(Path::new("git"), args)
-            .process_group(0)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    }
-}
-
 /// Waits until the app has a build number `n` under way or done; its id.
 async fn wait_for_build(server: &TestServer, app: &str, n: usize) -> i64 {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -330,4 +195,97 @@ async fn wait_for_build(server: &TestServer, app: &str, n: usize) -> i64 {
         assert!(Instant::now() < deadline, "build {n} of {app} never started");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `kill -9` of `paas server` in the middle of a push's rollout, then a start on the same data:
+/// the interrupted release is marked failed, its container removed, the branch stays at the
+/// deployed commit, the previous release's container is adopted as it is and serves, and the
+/// next push deploys.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paas_killed_mid_deploy_recovers_on_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = paas_tests::database_url(Db::Sqlite, &dir).await;
+    let network = paas_tests::test_network();
+    let server = ServerProcess::start(dir.path(), &database, &network, None).await;
+    let (url, router) = (server.url.clone(), server.router);
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_string();
+    let dev = Developer::of(&url, &token, "python-stdlib");
+    let http = reqwest::Client::new();
+    let api = |path: &str| {
+        let request = http.get(format!("{url}/api/v1/apps/survivor{path}")).bearer_auth(&token);
+        async move { request.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let page = || async {
+        let request = http.get(format!("http://{router}/")).header("host", "survivor.localhost");
+        request.send().await.unwrap().text().await.unwrap()
+    };
+
+    dev.paas(&["apps:create", "survivor"]).success();
+    // The new release's web process will never answer: its rollout waits for it a long time.
+    dev.paas(&["config:set", "PAAS_HEALTHCHECK_TIMEOUT=300"]).success();
+    let deployed = dev.head();
+    let out = dev.git(&["push", "paas", "main"]).success();
+    assert!(out.contains("Released v3"), "{out}");
+    assert!(page().await.contains("\"app\": \"python-stdlib\""));
+    let before = api("/ps").await;
+
+    dev.write("Procfile", "web: sleep 600\n");
+    dev.commit("Never listens");
+    let mut pusher = dev.git_spawn(&["push", "paas", "main"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !api("/ps").await.as_array().unwrap().iter().any(|p| p["release"] == 4) {
+        assert!(Instant::now() < deadline, "v4 never started a process");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.kill();
+    let pushed = pusher.wait().unwrap();
+    assert!(!pushed.success(), "the push cannot succeed without its server");
+
+    let server = ServerProcess::start(dir.path(), &database, &network, Some((&url, router))).await;
+    let releases = api("/releases").await;
+    assert_eq!(
+        (releases[0]["version"].as_i64(), releases[0]["status"].as_str()),
+        (Some(4), Some("failed"))
+    );
+    let after = api("/ps").await;
+    assert_eq!(after.as_array().unwrap().len(), 1, "{after}");
+    assert_eq!(after[0]["container_id"], before[0]["container_id"], "v3's container, adopted");
+    assert!(page().await.contains("\"app\": \"python-stdlib\""));
+    let heads = dev.git(&["ls-remote", "paas", "refs/heads/main"]).success();
+    assert!(heads.starts_with(&deployed), "{heads}");
+
+    // Nothing is left locked or half done: the next push deploys.
+    dev.write("Procfile", "web: python app.py\n");
+    dev.commit("Listen again");
+    let out = dev.git(&["push", "paas", "main"]).success();
+    assert!(out.contains("Released v5"), "{out}");
+    let destroyed = http.delete(format!("{url}/api/v1/apps/survivor")).bearer_auth(&token);
+    assert_eq!(destroyed.send().await.unwrap().status(), 204);
+    drop(server);
+}
+
+/// A push over `--max-push-mb` is refused by git with a message saying so (not a broken pipe,
+/// though the pack arrives chunked and bigger than the limit); nothing is built, and the
+/// branch is not created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_push_over_the_size_limit_is_refused() {
+    let server = TestServer::start_with(Db::Sqlite, |config| config.git.max_push_mb = 1).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.paas(&["apps:create", "too-big"]).success();
+    // 16 MiB that do not compress: far more than the socket buffers hold past the limit.
+    let noise: Vec<u8> = (0..16 * 1024 * 1024).map(|_| rand::random::<u8>()).collect();
+    std::fs::write(dev.checkout.join("noise.bin"), noise).unwrap();
+    dev.commit("Add 16 MiB of noise");
+    let out = dev.git(&["push", "paas", "main"]).failure();
+    assert!(out.contains("pack exceeds maximum allowed size"), "{out}");
+    assert!(!out.contains("Broken pipe"), "{out}");
+    let builds = server.get_json("/apps/too-big/builds").await;
+    assert_eq!(builds, serde_json::json!([]));
+    assert_eq!(dev.git(&["ls-remote", "paas"]).success().trim(), "");
+
+    // Under the limit, the same app deploys.
+    dev.git(&["reset", "-q", "--hard", "HEAD~1"]).success();
+    let out = dev.git(&["push", "paas", "main"]).success();
+    assert!(out.contains("Released v2"), "{out}");
+    server.api(reqwest::Method::DELETE, "/apps/too-big").send().await.unwrap();
 }

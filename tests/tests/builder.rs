@@ -393,15 +393,6 @@ async fn forget_layers(log: &BuildLog, cleanup: &mut Cleanup) {
     forget_layers_after(&lines[start..], cleanup).await;
 }
 
-/// Has `cleanup` remove the untagged layers a build made from its first `instruction` step
-/// to the end of that stage, e.g. the leftovers of a failed build.
-async fn forget_layers_from(log: &BuildLog, instruction: &str, cleanup: &mut Cleanup) {
-    let lines = log.lines();
-    if let Some(start) = lines.iter().position(|l| is_step(l, instruction)) {
-        forget_layers_after(&lines[start..], cleanup).await;
-    }
-}
-
 /// `Step N/M : INSTRUCTION…` lines of the classic builder.
 fn is_step(line: &str, instruction: &str) -> bool {
     line.trim_start().starts_with("Step ") && line.contains(&format!(" : {instruction}"))
@@ -588,119 +579,6 @@ async fn run_to_exit(docker: &Docker, image: &str, command: &str, cleanup: &mut 
         Err(bollard::errors::Error::DockerContainerWaitError { code, .. }) => code,
         Err(e) => panic!("waiting for {command:?}: {e}"),
     }
-}
-
-/// The `src` of the page's `<script>`: the hashed name collectstatic gave app.js.
-fn script_src(page: &str) -> String {
-    let start = page.find("<script src=\"").unwrap_or_else(|| panic!("no script in\n{page}"));
-    let rest = &page[start + "<script src=\"".len()..];
-    rest[..rest.find('"').unwrap()].to_string()
-}
-
-/// A real Django project from PyPI, behind the TLS-intercepting proxy: psycopg2 compiled in the
-/// build stage, collectstatic at build time, the release phase, gunicorn on $PORT, static files
-/// through WhiteNoise, no compiler in the image; then a code-only change reuses the dependency
-/// layer, and a collectstatic failure shows Django's words.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn django_monorepo_with_dependencies_from_pypi() {
-    let mut cleanup = Cleanup::default();
-    let dir = scratch_copy("django-monorepo");
-    // A fresh requirements.txt, so the first build really installs (and compiles psycopg2).
-    let nonce = format!("# django test {:016x}\n", rand::random::<u64>());
-    let requirements = dir.path().join("requirements.txt");
-    let text = std::fs::read_to_string(&requirements).unwrap();
-    std::fs::write(&requirements, format!("{text}{nonce}")).unwrap();
-    let app = unique_app("django-pypi");
-    let request = |build_id| {
-        let mut req = BuildRequest::new(&app, build_id, dir.path());
-        // A config var pip honours: the index to install from (PyPI itself here).
-        req.config = BTreeMap::from([("PIP_INDEX_URL".into(), "https://pypi.org/simple/".into())]);
-        req
-    };
-    let install = "pip install -r requirements.txt";
-
-    let (cold, cold_log) = build_ok_with(with_ca(), &request(1), &mut cleanup).await;
-    forget_layers(&cold_log, &mut cleanup).await;
-    assert_eq!(cold.kind, "python");
-    assert_log(&cold_log, "-----> Python app detected (Django)");
-    assert_log(&cold_log, "Trusting the CA bundle in PAAS_BUILD_CA_FILE");
-    assert_log(&cold_log, "Looking in indexes: https://pypi.org/simple/");
-    assert_log(&cold_log, "Building wheel for psycopg2");
-    assert_log(
-        &cold_log,
-        "-----> Running build command: cd backend && python manage.py collectstatic",
-    );
-    assert_log(&cold_log, "static files copied to '/app/backend/staticfiles'");
-    assert_log(&cold_log, "Procfile declares types    -> release, web");
-    assert_eq!(cold.process_types["release"], "cd backend && python manage.py migrate --noinput");
-    assert!(!after_step(&cold_log, install).contains("Using cache"), "{}", cold_log.text());
-
-    // The release phase migrates the SQLite database.
-    let docker = docker().await;
-    let release = &cold.process_types["release"];
-    assert_eq!(run_to_exit(&docker, &cold.image, release, &mut cleanup).await, 0);
-
-    // The runtime image has no compiler, and trusts the proxy at run time too.
-    let check = "if command -v gcc || command -v cc; then exit 3; fi; python -c \
-                 'import urllib.request as u; u.urlopen(\"https://pypi.org/simple/\")' || exit 4";
-    assert_eq!(run_to_exit(&docker, &cold.image, check, &mut cleanup).await, 0);
-
-    let ip =
-        serve_with_env(&docker, &cold, &["GREETING=hello from a config var"], &mut cleanup).await;
-    let page = get(&ip, "/").await;
-    assert!(page.contains("<h1>Hello from Django</h1>"), "{page}");
-    let config: serde_json::Value = serde_json::from_str(&get(&ip, "/api/config/").await).unwrap();
-    assert_eq!(config["greeting"], "hello from a config var");
-    assert!(config["psycopg2"].as_str().unwrap().starts_with("2.9.13"), "{config}");
-    // The prebuilt client, by its name and by the hashed name collectstatic gave it.
-    let script = get(&ip, "/static/app.js").await;
-    assert!(script.contains("fetch(\"/api/config/\")"), "{script}");
-    let hashed = script_src(&page);
-    assert!(hashed.starts_with("/static/app.") && hashed != "/static/app.js", "{hashed}");
-    assert_eq!(get(&ip, &hashed).await, script);
-    assert!(get(&ip, "/static/index.html").await.contains("django-monorepo client"));
-
-    // A change to a view only: the dependency layer is reused.
-    let views = dir.path().join("backend/config/views.py");
-    let code = std::fs::read_to_string(&views).unwrap();
-    std::fs::write(&views, code.replace("Hello from Django", "Hello again from Django")).unwrap();
-    let (warm, warm_log) = build_ok_with(with_ca(), &request(2), &mut cleanup).await;
-    assert!(after_step(&warm_log, install).contains("---> Using cache"), "{}", warm_log.text());
-    eprintln!("django: cold build {:?}, warm build {:?}", cold.duration, warm.duration);
-    assert!(
-        warm.duration * 2 < cold.duration,
-        "rebuild took {:?}, first build {:?}",
-        warm.duration,
-        cold.duration
-    );
-    let ip = serve(&docker, &warm, &mut cleanup).await;
-    assert!(get(&ip, "/").await.contains("<h1>Hello again from Django</h1>"));
-
-    // A stylesheet that points at a missing file stops collectstatic, and so the build.
-    let css = dir.path().join("frontend/dist/broken.css");
-    std::fs::write(css, "body { background: url(\"missing.png\"); }\n").unwrap();
-    let (error, log) = failed_request(&request(3), with_ca()).await;
-    forget_layers_from(&log, "COPY . ./", &mut cleanup).await;
-    assert!(matches!(error, BuildError::StepFailed { .. }), "{error:?}");
-    let hint = error.hint().unwrap_or_default();
-    assert!(hint.contains("missing.png") && hint.contains("DISABLE_COLLECTSTATIC=1"), "{hint}");
-    let last = log.lines().last().cloned().unwrap_or_default();
-    assert!(last.contains("DISABLE_COLLECTSTATIC=1"), "{last}");
-}
-
-/// The same Django build without PAAS_BUILD_CA_FILE: pip does not trust the proxy, and the
-/// build says which setting fixes that.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn untrusted_certificate_names_the_ca_setting() {
-    let mut req = BuildRequest::new(unique_app("no-ca"), 1, fixture("django-monorepo"));
-    req.config = BTreeMap::from([("PIP_INDEX_URL".into(), "https://pypi.org/simple/".into())]);
-    let (error, log) = failed_request(&req, settings()).await;
-    assert!(matches!(error, BuildError::StepFailed { .. }), "{error:?}");
-    let message = error.to_string();
-    assert!(message.contains("set PAAS_BUILD_CA_FILE"), "{message}");
-    assert!(message.contains("CERTIFICATE_VERIFY_FAILED"), "{message}");
-    let last = log.lines().last().cloned().unwrap_or_default();
-    assert!(last.contains("PAAS_BUILD_CA_FILE"), "the log ends with the hint: {last}");
 }
 
 /// Builds a Python fixture whose dependencies come from PyPI and checks what its page says.

@@ -1,0 +1,176 @@
+//! A real Django app, shaped like seed 002, deployed by `git push` with its dependencies from
+//! PyPI behind this network's TLS-intercepting proxy: the builder, the release phase, the
+//! runner and the router, all real.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::time::Instant;
+
+use paas_tests::developer::Developer;
+use paas_tests::{Db, TestServer};
+
+/// The host's CA bundle: on this project's machines it holds the proxy's CA.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// The line after the `RUN …{command}…` step of a build's output: `Using cache` when the
+/// layer was reused.
+fn after_step(output: &str, command: &str) -> String {
+    let lines: Vec<&str> = output.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains(" : RUN ") && l.contains(command))
+        .unwrap_or_else(|| panic!("no RUN {command} step in\n{output}"));
+    lines.get(at + 1).map(|l| l.to_string()).unwrap_or_default()
+}
+
+/// The `src` of the page's `<script>`: the hashed name collectstatic gave app.js.
+fn script_src(page: &str) -> String {
+    let start = page.find("<script src=\"").unwrap_or_else(|| panic!("no script in\n{page}"));
+    let rest = &page[start + "<script src=\"".len()..];
+    rest[..rest.find('"').unwrap()].to_string()
+}
+
+async fn get(server: &TestServer, app: &str, path: &str) -> String {
+    let response = server.app_request(&format!("{app}.localhost"), path).await;
+    assert_eq!(response.status(), 200, "GET {path}");
+    response.text().await.unwrap()
+}
+
+/// Destroys the app and removes its images, so the next run builds from PyPI again.
+async fn destroy(server: &TestServer, app: &str) {
+    let releases = server.get_json(&format!("/apps/{app}/releases")).await;
+    let images: Vec<String> = releases
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["image"].as_str().map(str::to_string))
+        .collect();
+    server.api(reqwest::Method::DELETE, &format!("/apps/{app}")).send().await.unwrap();
+    let _ = std::process::Command::new("docker")
+        .args(["rmi", "--force"])
+        .args(&images)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
+/// git push of the django-monorepo fixture: Django, gunicorn, WhiteNoise and psycopg2 (built
+/// from source) from PyPI; collectstatic at build time; migrations in the release phase,
+/// shown in the push; a page, a JSON view reading a config var, and static files through
+/// the router; no compiler in the image that runs; a view-only change reuses the dependency
+/// layer; and a collectstatic failure rejects the push with Django's words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_monorepo_by_git_push() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.build.build_ca_file = Some(HOST_CA_BUNDLE.into());
+    })
+    .await;
+    let app = "django-seed";
+    let dev = Developer::new(&server, "django-monorepo");
+    // A requirements.txt of its own, so the first push really installs (and compiles psycopg2).
+    let requirements = dev.checkout.join("requirements.txt");
+    let text = std::fs::read_to_string(&requirements).unwrap();
+    let nonce = format!("# django push test {:016x}\n", rand::random::<u64>());
+    std::fs::write(&requirements, format!("{text}{nonce}")).unwrap();
+    dev.commit("Fresh requirements");
+    dev.paas(&["apps:create", app]).success();
+    dev.paas(&[
+        "config:set",
+        "GREETING=hello from a config var",
+        // A config var pip honours: the index to install from (PyPI itself here).
+        "PIP_INDEX_URL=https://pypi.org/simple/",
+    ])
+    .success();
+
+    let started = Instant::now();
+    let cold = dev.git(&["push", "paas", "main"]).success();
+    let cold_time = started.elapsed();
+    for expected in [
+        "remote: -----> Python app detected (Django)",
+        "Trusting the CA bundle in PAAS_BUILD_CA_FILE",
+        "Looking in indexes: https://pypi.org/simple/",
+        "Building wheel for psycopg2",
+        "remote: -----> Running build command: cd backend && python manage.py collectstatic",
+        "static files copied to '/app/backend/staticfiles'",
+        "Procfile declares types    -> release, web",
+        // The release phase: Django's migrations, in the push's output.
+        "remote: -----> Running release command: cd backend && python manage.py migrate --noinput",
+        "Applying auth.0001_initial... OK",
+        "remote: -----> Released v3",
+    ] {
+        assert!(cold.contains(expected), "no {expected:?} in:\n{cold}");
+    }
+    assert!(!after_step(&cold, "pip install -r requirements.txt").contains("Using cache"));
+
+    let page = get(&server, app, "/").await;
+    assert!(page.contains("<h1>Hello from Django</h1>"), "{page}");
+    let config: serde_json::Value =
+        serde_json::from_str(&get(&server, app, "/api/config/").await).unwrap();
+    assert_eq!(config["greeting"], "hello from a config var");
+    assert!(config["psycopg2"].as_str().unwrap().starts_with("2.9.13"), "{config}");
+    // The prebuilt client, by its name and by the hashed name collectstatic gave it.
+    let script = get(&server, app, "/static/app.js").await;
+    assert!(script.contains("fetch(\"/api/config/\")"), "{script}");
+    let hashed = script_src(&page);
+    assert!(hashed.starts_with("/static/app.") && hashed != "/static/app.js", "{hashed}");
+    assert_eq!(get(&server, app, &hashed).await, script);
+    assert!(get(&server, app, "/static/index.html").await.contains("django-monorepo client"));
+
+    // The image that runs has no compiler, and trusts the proxy at run time too (an app
+    // calling an HTTPS API).
+    let check = "if command -v gcc || command -v cc; then exit 3; fi; python -c \
+                 'import urllib.request as u; u.urlopen(\"https://pypi.org/simple/\")' || exit 4";
+    dev.paas(&["run", check]).success();
+
+    // A change to a view only: the dependency layer is reused, and the push is much faster.
+    dev.edit("backend/config/views.py", "Hello from Django", "Hello again from Django");
+    dev.commit("New headline");
+    let started = Instant::now();
+    let warm = dev.git(&["push", "paas", "main"]).success();
+    let warm_time = started.elapsed();
+    assert!(warm.contains("remote: -----> Released v4"), "{warm}");
+    let install = after_step(&warm, "pip install -r requirements.txt");
+    assert!(install.contains("---> Using cache"), "{warm}");
+    eprintln!("django push-to-live: cold {cold_time:?}, warm (code-only) {warm_time:?}");
+    assert!(warm_time * 2 < cold_time, "warm push {warm_time:?}, cold push {cold_time:?}");
+    assert!(get(&server, app, "/").await.contains("<h1>Hello again from Django</h1>"));
+
+    // A stylesheet that points at a missing file stops collectstatic: the push is rejected
+    // with Django's words and the fix, and v4 serves on.
+    dev.write("frontend/dist/broken.css", "body { background: url(\"missing.png\"); }\n");
+    dev.commit("Broken stylesheet");
+    let rejected = dev.git(&["push", "paas", "main"]).failure();
+    assert!(rejected.contains("missing.png"), "{rejected}");
+    assert!(rejected.contains("DISABLE_COLLECTSTATIC=1"), "{rejected}");
+    assert!(rejected.contains("pre-receive hook declined"), "{rejected}");
+    assert!(get(&server, app, "/").await.contains("<h1>Hello again from Django</h1>"));
+
+    destroy(&server, app).await;
+}
+
+/// Without PAAS_BUILD_CA_FILE, pip does not trust the proxy: the push is rejected with the
+/// setting to use, and nothing is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_push_without_the_ca_bundle_names_the_setting() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let app = "django-no-ca";
+    let dev = Developer::new(&server, "django-monorepo");
+    dev.paas(&["apps:create", app]).success();
+    dev.paas(&["config:set", "PIP_INDEX_URL=https://pypi.org/simple/"]).success();
+    let out = dev.git(&["push", "paas", "main"]).failure();
+    for expected in [
+        "CERTIFICATE_VERIFY_FAILED",
+        "set PAAS_BUILD_CA_FILE",
+        "Push rejected: nothing was deployed",
+        "pre-receive hook declined",
+    ] {
+        assert!(out.contains(expected), "no {expected:?} in:\n{out}");
+    }
+    let releases = server.get_json(&format!("/apps/{app}/releases")).await;
+    let versions: Vec<i64> =
+        releases.as_array().unwrap().iter().map(|r| r["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions, vec![2, 1], "only the app's creation and the config change: {releases}");
+    let builds = server.get_json(&format!("/apps/{app}/builds")).await;
+    assert_eq!(builds[0]["status"], "failed", "{builds}");
+    destroy(&server, app).await;
+}

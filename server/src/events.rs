@@ -48,29 +48,32 @@ impl Default for AppEvents {
 impl AppEvents {
     /// Records `text` about `app`, from `source`.
     pub fn emit(&self, app: &str, source: &str, text: impl Into<String>) {
+        // Stamped, stored and sent under the lock, so that listeners get events in the order
+        // of their timestamps, which is what they skip history by.
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let event = AppEvent {
             app: app.to_string(),
             timestamp: now(),
             source: source.to_string(),
             text: text.into(),
         };
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            let lines = recent.entry(app.to_string()).or_default();
-            if lines.len() == KEEP_PER_APP {
-                lines.pop_front();
-            }
-            lines.push_back(event.clone());
+        let lines = recent.entry(app.to_string()).or_default();
+        if lines.len() == KEEP_PER_APP {
+            lines.pop_front();
         }
+        lines.push_back(event.clone());
         // No listener is not an error: nobody is tailing right now.
         let _ = self.live.send(event);
     }
 
-    /// The newest `n` events of `app`, oldest first.
-    pub fn recent(&self, app: &str, n: usize) -> Vec<AppEvent> {
+    /// The newest `n` events of `app` that `keep` keeps, oldest first.
+    pub fn recent(&self, app: &str, n: usize, keep: impl Fn(&AppEvent) -> bool) -> Vec<AppEvent> {
         let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let Some(lines) = recent.get(app) else { return Vec::new() };
-        lines.iter().skip(lines.len().saturating_sub(n)).cloned().collect()
+        let mut kept: Vec<AppEvent> =
+            lines.iter().rev().filter(|e| keep(e)).take(n).cloned().collect();
+        kept.reverse();
+        kept
     }
 
     /// Every event from now on, of every app.
@@ -78,13 +81,14 @@ impl AppEvents {
         self.live.subscribe()
     }
 
-    /// Drops an app's history (the app was destroyed).
+    /// Drops an app's history: a new app of that name starts with none.
     pub fn forget(&self, app: &str) {
         self.recent.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
     }
 }
 
-fn now() -> String {
+/// Now, in the form of Docker's log timestamps: `2026-12-01T12:00:00.123456789Z`.
+pub(crate) fn now() -> String {
     let t = time::OffsetDateTime::now_utc();
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:09}Z",
@@ -109,20 +113,27 @@ mod tests {
             events.emit("shop", "deploy", format!("step {i}"));
         }
         events.emit("other", "web.1", "Process exited with code 3");
-        let recent = events.recent("shop", KEEP_PER_APP + 10);
+        let recent = events.recent("shop", KEEP_PER_APP + 10, |_| true);
         assert_eq!(recent.len(), KEEP_PER_APP);
         assert_eq!(recent[0].text, "step 3");
-        assert_eq!(events.recent("shop", 2)[1].text, format!("step {}", KEEP_PER_APP + 2));
+        assert_eq!(
+            events.recent("shop", 2, |_| true)[1].text,
+            format!("step {}", KEEP_PER_APP + 2)
+        );
+        // The newest that match, not the matches among the newest.
+        let odd = events.recent("shop", 2, |e| e.text.ends_with(['1', '3', '5', '7', '9']));
+        assert_eq!(odd.len(), 2);
+        assert_eq!(odd[1].text, format!("step {}", KEEP_PER_APP + 1));
         assert!(recent.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
 
-        let line = events.recent("other", 1)[0].line();
+        let line = events.recent("other", 1, |_| true)[0].line();
         assert!(line.ends_with(" paas[web.1]: Process exited with code 3\n"), "{line}");
         // The same shape as Docker's timestamps: 2026-12-01T12:00:00.123456789Z
         let timestamp = line.split(' ').next().unwrap();
         assert_eq!((timestamp.len(), &timestamp[10..11], &timestamp[29..]), (30, "T", "Z"));
 
         events.forget("shop");
-        assert!(events.recent("shop", 10).is_empty());
+        assert!(events.recent("shop", 10, |_| true).is_empty());
     }
 
     #[tokio::test]

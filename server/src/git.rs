@@ -398,8 +398,8 @@ struct ServiceOutput {
 /// Copies the request body into git as it arrives. git sends small requests gzipped whole
 /// and big ones (packs) chunked and plain; those stream through untouched. Past `limit`
 /// bytes, git's input just ends: a truncated pack changes nothing. The rest of the body is
-/// still read, and dropped, so that the client gets to read git's answer (`pack exceeds
-/// maximum allowed size`) instead of a broken pipe.
+/// still read, and dropped, up to twice the limit (64 MiB more at least), so that the client
+/// gets to read git's answer (`pack exceeds maximum allowed size`) instead of a broken pipe.
 async fn feed(body: Body, gzipped: bool, mut stdin: ChildStdin, limit: u64) {
     if gzipped {
         let Ok(compressed) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
@@ -415,8 +415,13 @@ async fn feed(body: Body, gzipped: bool, mut stdin: ChildStdin, limit: u64) {
     let mut chunks = body.into_data_stream();
     let mut total: u64 = 0;
     let mut git_input = Some(stdin);
+    // Past this, the client is cut off: reading on would only waste the bandwidth.
+    let drain_limit = limit.saturating_mul(2).max(limit.saturating_add(64 * 1024 * 1024));
     while let Some(Ok(chunk)) = chunks.next().await {
         total = total.saturating_add(chunk.len() as u64);
+        if total > drain_limit {
+            return;
+        }
         if total > limit && git_input.take().is_some() {
             tracing::warn!(bytes = total, "push over the size limit; cutting it off");
         }

@@ -185,6 +185,8 @@ impl Paas {
             }
             None => self.create_randomly_named_app(user).await?,
         };
+        // Lines about an earlier app of this name (its processes' last exits) are not this one's.
+        self.events.forget(&app.name);
         if let Some(git) = &self.git {
             // A failure here is not the app's end: the first push creates the repository.
             if let Err(err) = git.ensure_repo(&app.name).await {

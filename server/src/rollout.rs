@@ -52,10 +52,7 @@ impl Paas {
                 self.events().emit(
                     &app.name,
                     "deploy",
-                    format!(
-                        "Release v{} failed, the previous one serves on: {err}",
-                        release.version
-                    ),
+                    format!("Release v{} failed: {err}", release.version),
                 );
                 tracing::warn!(app = %app.name, release = release.version, error = %err, "rollout failed");
                 Err(err)

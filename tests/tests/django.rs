@@ -65,7 +65,8 @@ async fn django_monorepo_by_git_push() {
         config.build.build_ca_file = Some(HOST_CA_BUNDLE.into());
     })
     .await;
-    let app = "django-seed";
+    // A name of its own: image tags are per app name, and this test removes its images.
+    let app = &format!("django-{:08x}", rand::random::<u32>());
     let dev = Developer::new(&server, "django-monorepo");
     // A requirements.txt of its own, so the first push really installs (and compiles psycopg2).
     let requirements = dev.checkout.join("requirements.txt");
@@ -153,7 +154,7 @@ async fn django_monorepo_by_git_push() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn django_push_without_the_ca_bundle_names_the_setting() {
     let server = TestServer::start(Db::Sqlite).await;
-    let app = "django-no-ca";
+    let app = &format!("django-no-ca-{:08x}", rand::random::<u32>());
     let dev = Developer::new(&server, "django-monorepo");
     dev.paas(&["apps:create", app]).success();
     dev.paas(&["config:set", "PIP_INDEX_URL=https://pypi.org/simple/"]).success();

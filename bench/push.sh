@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # git push to live: time from `git push paas main` starting to the new release serving (the
 # push returns once the router has switched), for a first deploy and for code-only changes
-# (dependencies cached), on the python-vendored and node fixtures. The peer, measured in the
+# (dependencies cached), on the python-vendored, node and django-monorepo fixtures (the last
+# with Django, gunicorn, WhiteNoise and psycopg2 from PyPI, cold: a fresh requirements.txt,
+# then migrations in the release phase). The peer, measured in the
 # same run on the same fixtures: a docker-compose style redeploy by hand (`docker build` of a
 # hand-written Dockerfile, remove the old container, `docker run` the new one, wait for HTTP).
-# Prints Markdown rows for docs/benchmarks.md. Needs Docker and the stack images.
+# Prints Markdown rows for docs/benchmarks.md. Needs Docker and the stack images; PyPI is
+# reached through this network's proxy, whose CA is in the host's bundle.
 #
 #   bash bench/push.sh [CHANGES]      # CHANGES code-only pushes per fixture (default 5)
+#   FIXTURES=django-monorepo bash bench/push.sh 3     # only some fixtures
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -31,6 +35,7 @@ api_port=$(free_port)
 router_port=$(free_port)
 "$paas" server --listen "127.0.0.1:$api_port" --router-listen "127.0.0.1:$router_port" \
   --data-dir "$work/data" --init-token-file "$work/token" --base-images local \
+  --build-ca-file /etc/ssl/certs/ca-certificates.crt \
   --docker-network "$network" >"$work/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do curl -sf "127.0.0.1:$api_port/healthz" >/dev/null && break; sleep 0.1; done
@@ -54,11 +59,15 @@ serves() { # host port: the app answers 200
 
 echo "| fixture | deploy | first (s) | code-only change, median of $changes (s) |"
 echo "|---|---|---|---|"
-for fixture in python-vendored node; do
+for fixture in ${FIXTURES:-python-vendored node django-monorepo}; do
   kind=${fixture%%-*}
   app="bench-$kind"
   dir="$work/$fixture"
   cp -r "tests/fixtures/$fixture" "$dir"
+  if [ "$kind" = django ]; then
+    # Dependencies nobody has installed yet: the first push compiles psycopg2 for real.
+    echo "# bench $$ $(date +%s%N)" >>"$dir/requirements.txt"
+  fi
   (cd "$dir" && git init -q -b main && git add -A && git commit -qm first && "$paas" apps:create "$app" >/dev/null 2>&1)
 
   start=$(now)
@@ -79,13 +88,15 @@ for fixture in python-vendored node; do
   # The peer: build by hand, replace the container, wait for it.
   peer_port=$(free_port)
   redeploy() {
-    DOCKER_BUILDKIT=0 docker build -q -t paas-bench-peer -f "bench/dockerfiles/$kind.Dockerfile" "$dir" >/dev/null
+    DOCKER_BUILDKIT=0 docker build -q -t paas-bench-peer -f "bench/dockerfiles/$kind.Dockerfile" "$dir" \
+      >/dev/null 2>"$work/peer.log" || { cat "$work/peer.log" >&2; exit 1; }
     docker rm -f paas-bench-peer >/dev/null 2>&1 || true
     docker run -d --name paas-bench-peer -e PORT=5000 -p "127.0.0.1:$peer_port:5000" \
       paas-bench-peer >/dev/null 2>&1
     serves peer "$peer_port"
   }
   docker rmi -f paas-bench-peer >/dev/null 2>&1 || true
+  cp /etc/ssl/certs/ca-certificates.crt "$dir/.peer-ca.pem"
   start=$(now); redeploy; first=$(seconds "$start" "$(now)")
   times=()
   for i in $(seq "$changes"); do

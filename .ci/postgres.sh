@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Starts a throwaway PostgreSQL cluster for the test suite on 127.0.0.1:${PAAS_TEST_PG_PORT:-55432}
-# (trust auth, no fsync: test data only) and prints the admin URL the tests create their
+# Starts a throwaway PostgreSQL cluster for the test suite on port ${PAAS_TEST_PG_PORT:-55432}
+# of loopback and of the Docker bridges (trust auth, no fsync: test data only) and prints the admin URL the tests create their
 # databases from. Installs PostgreSQL from Debian's packages when it is missing.
 set -euo pipefail
 
@@ -29,6 +29,9 @@ rm -rf "$dir"
 mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown postgres: "$dir"
 "${as_pg[@]}" "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
+# App containers in the tests reach it too, as host.docker.internal (the Docker bridge's
+# gateway), from Docker's private address pools.
+printf 'host all all 172.16.0.0/12 trust\nhost all all 192.168.0.0/16 trust\n' >>"$dir/pg_hba.conf"
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w start \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >&2
+  -o "-p $port -k $dir -c listen_addresses='*' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >&2
 echo "postgres://postgres@127.0.0.1:$port/postgres"

@@ -547,6 +547,10 @@ impl Runner {
                 privileged: Some(false),
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 cap_drop: Some(DROPPED_CAPABILITIES.map(String::from).to_vec()),
+                // The name Docker Desktop gives the host, for services the server runs
+                // itself (`DATABASE_URL=postgres://…@host.docker.internal/…`). It is the
+                // network's gateway, which containers could reach by address anyway.
+                extra_hosts: Some(vec![format!("{HOST_ALIAS}:host-gateway")]),
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("json-file".to_string()),
                     config: Some(HashMap::from([
@@ -656,6 +660,9 @@ fn log_line(output: LogOutput, timestamps: bool) -> Option<LogLine> {
 fn exit_code(event: &EventMessage) -> Option<i64> {
     event.actor.as_ref()?.attributes.as_ref()?.get("exitCode")?.parse().ok()
 }
+
+/// The host name app containers reach the Docker host by.
+const HOST_ALIAS: &str = "host.docker.internal";
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -868,6 +875,7 @@ mod tests {
         assert!(host.cap_drop.unwrap().contains(&"NET_RAW".to_string()));
         assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::UNLESS_STOPPED));
         assert_eq!(host.log_config.unwrap().config.unwrap()["max-size"], "10m");
+        assert_eq!(host.extra_hosts.unwrap(), ["host.docker.internal:host-gateway"]);
         assert_eq!(body.stop_timeout, Some(10));
 
         spec.memory_mb = Some(u64::MAX);

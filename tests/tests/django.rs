@@ -75,9 +75,14 @@ async fn django_monorepo_by_git_push() {
     std::fs::write(&requirements, format!("{text}{nonce}")).unwrap();
     dev.commit("Fresh requirements");
     dev.paas(&["apps:create", app]).success();
+    // The app's own PostgreSQL database, on the server's host, as a team would run it
+    // beside paas; containers reach the host as host.docker.internal.
+    let database = paas_tests::database_url(Db::Postgres, &server.dir).await;
+    let database = database.replace("@127.0.0.1:", "@host.docker.internal:");
     dev.paas(&[
         "config:set",
         "GREETING=hello from a config var",
+        &format!("DATABASE_URL={database}"),
         // A config var pip honours: the index to install from (PyPI itself here).
         "PIP_INDEX_URL=https://pypi.org/simple/",
     ])
@@ -109,6 +114,11 @@ async fn django_monorepo_by_git_push() {
         serde_json::from_str(&get(&server, app, "/api/config/").await).unwrap();
     assert_eq!(config["greeting"], "hello from a config var");
     assert!(config["psycopg2"].as_str().unwrap().starts_with("2.9.13"), "{config}");
+    // The release phase migrated the PostgreSQL database the web process uses, through the
+    // psycopg2 built from source.
+    let db: serde_json::Value = serde_json::from_str(&get(&server, app, "/api/db/").await).unwrap();
+    assert_eq!(db["vendor"], "postgresql", "{db}");
+    assert!(db["migrations"].as_i64().unwrap() >= 10, "{db}");
     // The prebuilt client, by its name and by the hashed name collectstatic gave it.
     let script = get(&server, app, "/static/app.js").await;
     assert!(script.contains("fetch(\"/api/config/\")"), "{script}");
@@ -130,6 +140,7 @@ async fn django_monorepo_by_git_push() {
     let warm = dev.git(&["push", "paas", "main"]).success();
     let warm_time = started.elapsed();
     assert!(warm.contains("remote: -----> Released v4"), "{warm}");
+    assert!(warm.contains("No migrations to apply."), "the same database: {warm}");
     let install = after_step(&warm, "pip install -r requirements.txt");
     assert!(install.contains("---> Using cache"), "{warm}");
     eprintln!("django push-to-live: cold {cold_time:?}, warm (code-only) {warm_time:?}");
@@ -173,5 +184,64 @@ async fn django_push_without_the_ca_bundle_names_the_setting() {
     assert_eq!(versions, vec![2, 1], "only the app's creation and the config change: {releases}");
     let builds = server.get_json(&format!("/apps/{app}/builds")).await;
     assert_eq!(builds[0]["status"], "failed", "{builds}");
+    destroy(&server, app).await;
+}
+
+/// One text message over a WebSocket to `path` through the router; the text that comes back.
+/// (The handshake and one frame each way, written out: no client library is needed for it.)
+async fn websocket_echo(server: &TestServer, host: &str, path: &str, text: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.router).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    // A final text frame, masked as a client's must be.
+    assert!(text.len() < 126);
+    let mask = [7u8, 1, 9, 4];
+    let mut frame = vec![0x81, 0x80 | text.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).await.unwrap();
+    let (fin_text, length) = (stream.read_u8().await.unwrap(), stream.read_u8().await.unwrap());
+    assert_eq!((fin_text, length & 0x80), (0x81, 0), "an unmasked final text frame");
+    assert!(length < 126, "a short answer");
+    let mut payload = vec![0; usize::from(length)];
+    stream.read_exact(&mut payload).await.unwrap();
+    String::from_utf8(payload).unwrap()
+}
+
+/// Seed 004's shape: a Django Channels app with no `web:` line gets daphne from
+/// ASGI_APPLICATION, and its WebSockets work through the router, next to plain HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_channels_app_serves_websockets_on_daphne() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.build.build_ca_file = Some(HOST_CA_BUNDLE.into());
+    })
+    .await;
+    let app = &format!("channels-{:08x}", rand::random::<u32>());
+    let dev = Developer::new(&server, "django-channels");
+    dev.paas(&["apps:create", app]).success();
+    let out = dev.git(&["push", "paas", "main"]).success();
+    assert!(out.contains("remote: -----> Python app detected (Django)"), "{out}");
+    assert!(out.contains("remote: -----> Released v2"), "{out}");
+    let releases = server.get_json(&format!("/apps/{app}/releases")).await;
+    let web = &releases[0]["process_types"]["web"];
+    assert_eq!(web, "daphne --bind 0.0.0.0 --port $PORT --proxy-headers chat.asgi:application");
+
+    let host = format!("{app}.localhost");
+    let page: serde_json::Value = serde_json::from_str(&get(&server, app, "/").await).unwrap();
+    assert_eq!(page["server"], "daphne");
+    // daphne believes the router's X-Forwarded-For: the client is this test, not the router.
+    assert_eq!(page["client"], "127.0.0.1", "{page}");
+    let echo = websocket_echo(&server, &host, "/ws/echo/", "hello over the router").await;
+    assert_eq!(echo, "echo: hello over the router");
     destroy(&server, app).await;
 }

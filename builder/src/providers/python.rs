@@ -59,8 +59,17 @@ impl Provider for Python {
             plan.framework = Some("Django".into());
             let chdir = django.dir.as_ref().map(|d| format!(" --chdir {d}")).unwrap_or_default();
             let cd = django.dir.as_ref().map(|d| format!("cd {d} && ")).unwrap_or_default();
-            if deps.text.contains("gunicorn") {
-                plan.infer("web", format!("gunicorn {}{chdir}", django.wsgi_module));
+            let daphne = django.asgi_app.as_ref().filter(|_| deps.text.contains("daphne"));
+            if let Some(asgi) = daphne {
+                // Channels apps set ASGI_APPLICATION: gunicorn's WSGI would drop their
+                // WebSockets, daphne serves both.
+                plan.infer(
+                    "web",
+                    format!("{cd}daphne --bind 0.0.0.0 --port $PORT --proxy-headers {asgi}"),
+                );
+            } else if let (Some(wsgi), true) = (&django.wsgi_module, deps.text.contains("gunicorn"))
+            {
+                plan.infer("web", format!("gunicorn {wsgi}{chdir}"));
             } else {
                 plan.infer_with_note(
                     "web",
@@ -320,12 +329,15 @@ struct Django {
     /// The folder manage.py is in, when it is not the app's root.
     dir: Option<String>,
     /// `mysite.wsgi`, from `WSGI_APPLICATION = "mysite.wsgi.application"`.
-    wsgi_module: String,
+    wsgi_module: Option<String>,
+    /// `mysite.asgi:application`, from `ASGI_APPLICATION = "mysite.asgi.application"` (Django
+    /// Channels), in the form daphne takes.
+    asgi_app: Option<String>,
     static_root: bool,
 }
 
 /// Django: manage.py in the root or one folder down, and a settings module naming
-/// WSGI_APPLICATION.
+/// WSGI_APPLICATION or ASGI_APPLICATION.
 fn django(app: &App) -> Result<Option<Django>, BuildError> {
     let mut dirs = vec![String::new()];
     dirs.extend(app.list("").into_iter().filter(|d| app.is_dir(d)));
@@ -345,12 +357,17 @@ fn django(app: &App) -> Result<Option<Django>, BuildError> {
                 let Some(text) = app.read(&file)? else {
                     continue;
                 };
-                if let Some(wsgi) = wsgi_application(&text) {
+                let wsgi_module =
+                    application_setting(&text, "WSGI_APPLICATION").map(|(module, _)| module);
+                let asgi_app = application_setting(&text, "ASGI_APPLICATION")
+                    .map(|(module, name)| format!("{module}:{name}"));
+                if wsgi_module.is_some() || asgi_app.is_some() {
                     let static_root =
                         sets_static_root(&text) || settings_package_sets_static_root(app, &file)?;
                     return Ok(Some(Django {
                         dir: (!dir.is_empty()).then_some(dir),
-                        wsgi_module: wsgi,
+                        wsgi_module,
+                        asgi_app,
                         static_root,
                     }));
                 }
@@ -382,15 +399,15 @@ fn settings_package_sets_static_root(app: &App, found_in: &str) -> Result<bool, 
     Ok(false)
 }
 
-fn wsgi_application(settings: &str) -> Option<String> {
+/// `SETTING = "mysite.wsgi.application"` → (`mysite.wsgi`, `application`).
+fn application_setting(settings: &str, setting: &str) -> Option<(String, String)> {
     settings.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("WSGI_APPLICATION")?;
+        let value = line.trim().strip_prefix(setting)?;
         let value = value.trim().strip_prefix('=')?.trim();
         let value = value.trim_matches(|c| c == '"' || c == '\'');
-        let module = value.strip_suffix(".application").unwrap_or(value);
-        let valid = !module.is_empty()
-            && module.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
-        valid.then(|| module.to_string())
+        let valid = value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        let (module, name) = value.rsplit_once('.').filter(|_| valid)?;
+        (!module.is_empty() && !name.is_empty()).then(|| (module.to_string(), name.to_string()))
     })
 }
 
@@ -521,6 +538,42 @@ mod tests {
         assert!(p.notes.iter().any(|n| n.contains("gunicorn")));
         assert_eq!(p.build, None);
         assert!(p.notes.iter().any(|n| n.contains("no STATIC_ROOT")));
+    }
+
+    #[test]
+    fn django_channels_apps_run_on_daphne() {
+        let settings = "WSGI_APPLICATION = 'chat.wsgi.application'\n\
+                        ASGI_APPLICATION = \"chat.asgi.application\"\n";
+        let p = plan_of(&[
+            ("requirements.txt", "Django==5.2\nchannels==4.2\ndaphne==4.1\ngunicorn\n"),
+            ("backend/manage.py", ""),
+            ("backend/chat/settings.py", settings),
+        ]);
+        assert_eq!(
+            p.process_types["web"],
+            "cd backend && daphne --bind 0.0.0.0 --port $PORT --proxy-headers chat.asgi:application"
+        );
+
+        // ASGI_APPLICATION without daphne installed: gunicorn on the WSGI side, as before.
+        let p = plan_of(&[
+            ("requirements.txt", "Django==5.2\ngunicorn\n"),
+            ("manage.py", ""),
+            ("chat/settings.py", settings),
+        ]);
+        assert_eq!(p.process_types["web"], "gunicorn chat.wsgi");
+
+        // Only ASGI_APPLICATION: still Django.
+        let p = plan_of(&[
+            ("requirements.txt", "Django\ndaphne\n"),
+            ("manage.py", ""),
+            ("chat/settings.py", "ASGI_APPLICATION = 'chat.routing.application'\n"),
+        ]);
+        assert_eq!(p.framework.as_deref(), Some("Django"));
+        let web = &p.process_types["web"];
+        assert_eq!(
+            web,
+            "daphne --bind 0.0.0.0 --port $PORT --proxy-headers chat.routing:application"
+        );
     }
 
     #[test]

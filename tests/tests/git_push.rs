@@ -136,7 +136,9 @@ async fn pushes_queue_and_an_abandoned_push_changes_nothing() {
     let first = body_of(&server, "queue.localhost").await;
 
     // Two pushes at once, to main and to master: the second waits, says so, then deploys.
-    dev.write("Dockerfile", &slow_dockerfile(3, "a"));
+    // The first build takes long enough for the second push to arrive while it runs, even
+    // on a machine busy with other tests (3 s was once too short in CI).
+    dev.write("Dockerfile", &slow_dockerfile(12, "a"));
     dev.commit("Slow build a");
     let a = dev.git_spawn(&["push", "paas", "main"]);
     wait_for_build(&server, "queue", 2).await;

@@ -12,6 +12,7 @@ mod metrics;
 mod pages;
 mod proxy;
 mod table;
+mod trust;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 pub use table::{Route, RouteTable};
+pub use trust::TrustedProxies;
 
 use backend::Backend;
 use metrics::AppMetrics;
@@ -42,6 +44,9 @@ pub struct RouterConfig {
     pub max_body_bytes: u64,
     /// `X-Forwarded-Proto` sent to apps (`https` once TLS terminates here).
     pub forwarded_proto: &'static str,
+    /// Clients whose own `X-Forwarded-Proto` and `X-Forwarded-Port` are passed on (a
+    /// TLS-terminating proxy in front); everyone else's are replaced.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for RouterConfig {
@@ -52,6 +57,7 @@ impl Default for RouterConfig {
             idle_timeout: Duration::from_secs(55),
             max_body_bytes: 100 * 1024 * 1024,
             forwarded_proto: "http",
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }

@@ -243,12 +243,12 @@ pub(crate) async fn handle(
     *outgoing.headers_mut() = parts.headers;
     let headers = outgoing.headers_mut();
     strip_hop_by_hop(headers, upgrade);
+    let from_proxy = shared.config.trusted_proxies.contains(client.ip());
     add_forwarding_headers(
         headers,
         &host,
         client,
-        shared.config.forwarded_proto,
-        shared.port.load(Ordering::Relaxed),
+        (shared.config.forwarded_proto, shared.port.load(Ordering::Relaxed), from_proxy),
         &request_id,
     );
 
@@ -429,14 +429,17 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
+/// Sets the `X-Forwarded-*` headers. `edge` is how the client reached this router (scheme,
+/// port) and whether the client is a trusted proxy, whose own `X-Forwarded-Proto` and
+/// `X-Forwarded-Port` (how the request reached *it*) are then kept when they make sense.
 fn add_forwarding_headers(
     headers: &mut HeaderMap,
     host: &str,
     client: SocketAddr,
-    proto: &'static str,
-    port: u16,
+    edge: (&'static str, u16, bool),
     request_id: &HeaderValue,
 ) {
+    let (proto, port, from_proxy) = edge;
     let client_ip = client.ip().to_string();
     let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
         Some(previous) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
@@ -445,8 +448,16 @@ fn add_forwarding_headers(
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+    let kept = |name: &HeaderName, valid: fn(&str) -> bool| {
+        let value = headers.get(name).filter(|v| v.to_str().is_ok_and(valid));
+        value.filter(|_| from_proxy).cloned()
+    };
+    let proto = kept(&X_FORWARDED_PROTO, |v| v == "http" || v == "https")
+        .unwrap_or(HeaderValue::from_static(proto));
+    let port =
+        kept(&X_FORWARDED_PORT, |v| v.parse::<u16>().is_ok()).unwrap_or(HeaderValue::from(port));
+    headers.insert(X_FORWARDED_PROTO.clone(), proto);
+    headers.insert(X_FORWARDED_PORT.clone(), port);
     if let Ok(value) = HeaderValue::from_str(host) {
         headers.insert(X_FORWARDED_HOST.clone(), value);
     }

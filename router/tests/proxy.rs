@@ -222,6 +222,49 @@ async fn error_pages_for_down_failing_and_slow_apps() {
     assert_eq!(response.status(), 200, "a fast answer from the same app still works");
 }
 
+/// A TLS-terminating proxy in front says the request came in over https on 443: the app hears
+/// it only when the proxy's address is trusted; from anyone else the claim is replaced.
+#[tokio::test]
+async fn forwarded_proto_is_kept_from_trusted_proxies_only() {
+    let app = backend("app").await;
+    let table = || RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let seen = |addr: SocketAddr| async move {
+        let response = client()
+            .get(format!("http://{addr}/headers"))
+            .header("host", "app.localhost")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-port", "443")
+            .send()
+            .await
+            .unwrap();
+        let text = response.text().await.unwrap();
+        let header = |name: &str| {
+            text.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_string)
+        };
+        (header("x-forwarded-proto").unwrap(), header("x-forwarded-port").unwrap())
+    };
+
+    let (_untrusting, addr) = router(RouterConfig::default(), table()).await;
+    assert_eq!(seen(addr).await, ("http".to_string(), addr.port().to_string()));
+
+    let config = RouterConfig {
+        trusted_proxies: "10.0.0.0/8, 127.0.0.0/8".parse().unwrap(),
+        ..RouterConfig::default()
+    };
+    let (_trusting, addr) = router(config, table()).await;
+    assert_eq!(seen(addr).await, ("https".to_string(), "443".to_string()));
+
+    // Only sensible values pass, even from a trusted proxy.
+    let response = client()
+        .get(format!("http://{addr}/headers"))
+        .header("host", "app.localhost")
+        .header("x-forwarded-proto", "gopher")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.text().await.unwrap().contains("x-forwarded-proto: http\n"));
+}
+
 #[tokio::test]
 async fn forwarding_headers() {
     let app = backend("app").await;

@@ -154,6 +154,18 @@ pub struct RouterSettings {
         default_value_t = 100
     )]
     pub max_body_mb: u64,
+
+    /// Router: proxies in front of paas whose X-Forwarded-Proto and X-Forwarded-Port are
+    /// passed on to apps (a load balancer terminating TLS): comma-separated addresses or
+    /// CIDR ranges, such as 10.0.0.0/8. Nobody by default.
+    #[arg(
+        id = "router_trusted_proxies",
+        value_name = "CIDRS",
+        long = "router-trusted-proxies",
+        env = "PAAS_ROUTER_TRUSTED_PROXIES",
+        default_value = ""
+    )]
+    pub trusted_proxies: paas_router::TrustedProxies,
 }
 
 impl Default for RouterSettings {
@@ -164,6 +176,7 @@ impl Default for RouterSettings {
             response_timeout: 30,
             idle_timeout: 55,
             max_body_mb: 100,
+            trusted_proxies: paas_router::TrustedProxies::default(),
         }
     }
 }
@@ -175,6 +188,7 @@ impl RouterSettings {
             first_byte_timeout: Duration::from_secs(self.response_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             max_body_bytes: self.max_body_mb.saturating_mul(1024 * 1024),
+            trusted_proxies: self.trusted_proxies.clone(),
             ..paas_router::RouterConfig::default()
         }
     }

@@ -519,8 +519,8 @@ struct Output<'a> {
     partial: String,
     /// The instruction now running, e.g. `RUN npm ci`.
     step: String,
-    install: Option<(String, String)>,
-    build: Option<String>,
+    /// `RUN …` instructions of the plan, and the step header each gets in the log.
+    headers: Vec<(String, String)>,
     /// The running step's last lines of output, for hints when it fails.
     step_tail: VecDeque<String>,
     /// The running step's first line about an untrusted certificate, which retries may push
@@ -533,21 +533,32 @@ const STEP_TAIL: usize = 40;
 
 impl<'a> Output<'a> {
     fn new(plan: &BuildPlan, log: &'a BuildLog, running: &'a Arc<Mutex<Option<String>>>) -> Self {
-        let install = plan.install.as_ref().map(|i| {
-            let keyed = if i.files.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", i.files.join(", "))
-            };
-            (format!("RUN {}", i.command), keyed)
-        });
+        let keyed = |install: &crate::Install| match install.files.as_slice() {
+            [] => String::new(),
+            files => format!(" ({})", files.join(", ")),
+        };
+        let mut headers = Vec::new();
+        if let Some(client) = &plan.client {
+            if let Some(install) = &client.install {
+                let header = format!("Installing the client's dependencies{}", keyed(install));
+                headers.push((format!("RUN {}", install.command), header));
+            }
+            let run = format!("RUN {}", client.build_step());
+            headers.push((run, format!("Building the client: {}", client.build)));
+        }
+        if let Some(install) = &plan.install {
+            let header = format!("Installing dependencies{}", keyed(install));
+            headers.push((format!("RUN {}", install.command), header));
+        }
+        if let Some(build) = &plan.build {
+            headers.push((format!("RUN {build}"), format!("Running build command: {build}")));
+        }
         Output {
             log,
             running,
             partial: String::new(),
             step: String::new(),
-            install,
-            build: plan.build.as_ref().map(|b| format!("RUN {b}")),
+            headers,
             step_tail: VecDeque::new(),
             step_cert: None,
         }
@@ -591,12 +602,8 @@ impl<'a> Output<'a> {
             self.step = instruction.trim().to_string();
             self.step_tail.clear();
             self.step_cert = None;
-            if let Some((command, keyed)) = &self.install
-                && *command == self.step
-            {
-                self.log.step(format!("Installing dependencies{keyed}"));
-            } else if self.build.as_deref() == Some(self.step.as_str()) {
-                self.log.step(format!("Running build command: {}", &self.step[4..]));
+            if let Some((_, header)) = self.headers.iter().find(|(run, _)| *run == self.step) {
+                self.log.step(header);
             }
         } else if let Some(id) = line.trim().strip_prefix("---> Running in ") {
             if let Ok(mut running) = self.running.lock() {

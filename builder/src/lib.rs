@@ -33,5 +33,5 @@ pub use docker::{BuildRequest, Builder, BuiltImage};
 pub use dockerfile::{GENERATED_DOCKERFILE, generate as generate_dockerfile};
 pub use error::BuildError;
 pub use log::{BuildLog, LogSubscription};
-pub use plan::{BuildPlan, Install, Kind, ProcessSource, Stage, plan};
+pub use plan::{BuildPlan, ClientBuild, Install, Kind, ProcessSource, Stage, plan};
 pub use procfile::parse as parse_procfile;

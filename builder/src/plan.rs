@@ -70,6 +70,28 @@ pub struct Install {
     pub whole_tree: bool,
 }
 
+/// A Node.js client built first in a stage of its own, then laid over the source before the
+/// app's own build step: a Django monorepo's frontend, as Heroku's nodejs and python
+/// buildpacks one after the other do it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientBuild {
+    /// The client's folder, `""` for the app's root.
+    pub dir: String,
+    pub image: String,
+    /// Its dependency install, keyed on its manifest and lock file (paths from the root).
+    pub install: Option<Install>,
+    /// `cd frontend && npm run build`.
+    pub build: String,
+}
+
+impl ClientBuild {
+    /// The build as its stage runs it: its node_modules stay behind, as the app's image needs
+    /// only what the build made. (`build` has changed into the client's folder.)
+    pub fn build_step(&self) -> String {
+        format!("{} && rm -rf node_modules", self.build)
+    }
+}
+
 /// A separate stage the install (and maybe the build) runs in, so the runtime image carries
 /// neither compilers nor caches.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -113,6 +135,8 @@ pub struct BuildPlan {
     /// The image the app runs on; `None` for Dockerfile apps.
     pub base_image: Option<String>,
     pub build_stage: Option<Stage>,
+    /// A Node.js client built before the app (Python apps with a `package.json`).
+    pub client: Option<ClientBuild>,
     /// Which runtime version is used, and why.
     pub runtime: Option<String>,
     /// Non-secret environment set in the image (virtualenv `PATH`, …). Config vars are never
@@ -148,6 +172,7 @@ impl BuildPlan {
             framework: None,
             base_image: Some(base_image),
             build_stage: None,
+            client: None,
             runtime: None,
             env: BTreeMap::new(),
             install: None,
@@ -274,9 +299,10 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
     }
     if plan.kind != Kind::Dockerfile {
         plan.images = plan
-            .build_stage
+            .client
             .iter()
-            .map(|s| s.image.clone())
+            .map(|c| c.image.clone())
+            .chain(plan.build_stage.iter().map(|s| s.image.clone()))
             .chain(plan.base_image.clone())
             .collect();
         plan.images.dedup();
@@ -483,6 +509,16 @@ impl fmt::Display for BuildPlan {
         }
         if let Some(runtime) = &self.runtime {
             row(f, "runtime", runtime)?;
+        }
+        if let Some(client) = &self.client {
+            row(f, "client", &format!("{} (on {})", client.build, client.image))?;
+            if let Some(install) = &client.install {
+                row(
+                    f,
+                    "  install",
+                    &format!("{} (keyed on {})", install.command, install.files.join(", ")),
+                )?;
+            }
         }
         match &self.install {
             Some(install) => {

@@ -226,6 +226,23 @@ async fn python_stdlib_app() {
     assert_eq!(labels["io.paas.commit"], req.commit.clone().unwrap());
 }
 
+/// A Python app with a Node.js client (Heroku's nodejs then python buildpacks): the client is
+/// built in a Node.js stage, its output lands in the Python image, Node.js and node_modules
+/// do not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_app_with_a_node_client() {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app("py-client"), 1, fixture("python-client"));
+    let (image, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_eq!(image.kind, "python");
+    assert!(body.contains("<p>Built by node v"), "{body}");
+    assert_log(&log, "a Node.js client in client/ is built first (cd client && npm run build)");
+    assert_log(&log, "-----> Building the client: cd client && npm run build");
+    let ip = serve(&docker().await, &image, &mut cleanup).await;
+    let facts: serde_json::Value = serde_json::from_str(&get(&ip, "/facts").await).unwrap();
+    assert_eq!(facts, serde_json::json!({"node_in_image": false, "node_modules": false}));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_app_without_dependencies() {
     let mut cleanup = Cleanup::default();

@@ -5,7 +5,7 @@
 
 use super::{App, Provider, leading_version, version_file};
 use crate::config::Requested;
-use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind, Stage};
+use crate::{BaseImages, BuildError, BuildPlan, ClientBuild, ImageRole, Install, Kind, Stage};
 
 pub(crate) struct Python;
 
@@ -90,8 +90,45 @@ impl Provider for Python {
         } else if let Some(script) = app.first_file(&["main.py", "app.py"]) {
             plan.infer("web", format!("python {script}"));
         }
+        plan.client = client_build(app, images)?;
+        if let Some(client) = &plan.client {
+            let at =
+                if client.dir.is_empty() { "the root".into() } else { format!("{}/", client.dir) };
+            plan.notes.push(format!(
+                "a Node.js client in {at} is built first ({}), and its output is in place \
+                 before the build step",
+                client.build
+            ));
+        }
         Ok(plan)
     }
+}
+
+/// A Node.js client to build before the Python app: a `package.json` with a `build` script
+/// at the root or one folder down (`frontend/`, `client/`).
+fn client_build(app: &App, images: &BaseImages) -> Result<Option<ClientBuild>, BuildError> {
+    let mut dirs = vec![String::new()];
+    dirs.extend(app.list("").into_iter().filter(|d| app.is_dir(d) && d != "node_modules"));
+    for dir in dirs {
+        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        if !app.is_file(&format!("{prefix}package.json")) {
+            continue;
+        }
+        let node = super::node::Node.plan(&App::new(&app.path(&dir)), images)?;
+        let (Some(build), Some(image)) = (node.build, node.base_image) else { continue };
+        let in_dir = |command: &str| match dir.as_str() {
+            "" => command.to_string(),
+            dir => format!("cd {dir} && {command}"),
+        };
+        let install = node.install.map(|install| Install {
+            command: in_dir(&install.command),
+            files: install.files.iter().map(|f| format!("{prefix}{f}")).collect(),
+            whole_tree: install.whole_tree,
+        });
+        let build = in_dir(&build);
+        return Ok(Some(ClientBuild { dir, image, install, build }));
+    }
+    Ok(None)
 }
 
 fn requested_version(app: &App) -> Result<Option<Requested>, BuildError> {
@@ -538,6 +575,44 @@ mod tests {
         assert!(p.notes.iter().any(|n| n.contains("gunicorn")));
         assert_eq!(p.build, None);
         assert!(p.notes.iter().any(|n| n.contains("no STATIC_ROOT")));
+    }
+
+    #[test]
+    fn a_node_client_is_built_first() {
+        let build = r#"{"scripts": {"build": "vite build"}, "devDependencies": {"vite": "5"}}"#;
+        let p = plan_of(&[
+            ("requirements.txt", "Django\n"),
+            ("app.py", ""),
+            ("frontend/package.json", build),
+            ("frontend/package-lock.json", "{}"),
+        ]);
+        let client = p.client.as_ref().unwrap();
+        assert_eq!(client.dir, "frontend");
+        assert_eq!(client.image, "node:22-slim");
+        assert_eq!(client.build, "cd frontend && npm run build");
+        assert_eq!(client.build_step(), "cd frontend && npm run build && rm -rf node_modules");
+        let install = client.install.as_ref().unwrap();
+        assert_eq!(install.command, "cd frontend && npm ci --no-audit --no-fund");
+        assert_eq!(install.files, ["frontend/package.json", "frontend/package-lock.json"]);
+        assert!(p.images.contains(&"node:22-slim".to_string()), "{:?}", p.images);
+
+        // At the root, and with nothing to install.
+        let p = plan_of(&[
+            ("requirements.txt", ""),
+            ("app.py", ""),
+            ("package.json", r#"{"scripts": {"build": "node build.js"}}"#),
+        ]);
+        let client = p.client.unwrap();
+        assert_eq!((client.dir.as_str(), client.build.as_str()), ("", "npm run build"));
+        assert_eq!(client.install, None);
+
+        // A package.json without a build script is only tooling: nothing to build.
+        let p = plan_of(&[
+            ("requirements.txt", ""),
+            ("app.py", ""),
+            ("package.json", r#"{"scripts": {"lint": "eslint ."}}"#),
+        ]);
+        assert_eq!(p.client, None);
     }
 
     #[test]

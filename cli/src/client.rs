@@ -70,6 +70,18 @@ impl Client {
         response.json().await.map_err(|e| anyhow!("unexpected answer from {}: {e}", self.base))
     }
 
+    /// A POST with `query` in the URL and `body` sent as it is read (a command's standard
+    /// input), whose answer the caller reads as it streams in.
+    pub async fn post_raw_stream(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: reqwest::Body,
+    ) -> Result<reqwest::Response> {
+        let url = format!("{}/api/v1{path}", self.base);
+        self.execute(self.http.post(&url).bearer_auth(&self.token).query(query).body(body)).await
+    }
+
     async fn request(
         &self,
         method: Method,
@@ -81,6 +93,11 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
+        self.execute(request).await
+    }
+
+    /// Sends `request`; an error status becomes the server's message.
+    async fn execute(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
         let response = request
             .send()
             .await

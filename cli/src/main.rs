@@ -203,7 +203,9 @@ enum Command {
         num: usize,
     },
     /// Run a one-off command in a fresh container of the current release, with its config
-    /// (e.g. `paas run python manage.py createsuperuser`); exits with the command's code.
+    /// (e.g. `paas run python manage.py showmigrations`); exits with the command's code.
+    /// Piped input becomes the command's standard input (`paas run python manage.py
+    /// loaddata --format=json - < data.json`); there is no terminal (TTY) yet.
     Run {
         #[command(flatten)]
         app: AppArg,

@@ -13,9 +13,9 @@ use bollard::models::{
     NetworkCreateRequest, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -113,7 +113,7 @@ impl Runner {
     /// Returns it running, with its address; it is not health-checked yet.
     pub async fn start(&self, spec: &ProcessSpec) -> Result<Process, RunError> {
         spec.check()?;
-        let id = self.launch(spec, &spec.container_name(), false).await?;
+        let id = self.launch(spec, &spec.container_name(), Launch::Formation).await?;
         let process = self.process(&id).await?.ok_or(RunError::NotFound { container: id })?;
         tracing::info!(
             app = %spec.app,
@@ -322,13 +322,29 @@ impl Runner {
         output: &UnboundedSender<String>,
         timeout: Duration,
     ) -> Result<i64, RunError> {
+        self.run_once_with_input(spec, None, output, timeout).await
+    }
+
+    /// [`Runner::run_once`], with `input` (if any) as the process's standard input, which is
+    /// closed when `input` ends (`paas run … < dump.sql`).
+    pub async fn run_once_with_input(
+        &self,
+        spec: &ProcessSpec,
+        input: Option<BoxStream<'static, Vec<u8>>>,
+        output: &UnboundedSender<String>,
+        timeout: Duration,
+    ) -> Result<i64, RunError> {
         spec.check()?;
         // Armed before the container exists: a caller that goes away during the create
         // request must not leave it behind either. Names are unique, so it works by name.
         let name = spec.container_name();
         let guard = RemoveOnDrop { docker: Some(self.docker.clone()), container: name.clone() };
         let run = async {
-            let id = self.launch(spec, &name, true).await?;
+            let id = self.launch(spec, &name, Launch::OneOff { stdin: input.is_some() }).await?;
+            if let Some(input) = input {
+                // Beside the output: a process may answer before it has read all its input.
+                tokio::spawn(feed_stdin(self.docker.clone(), id.clone(), input));
+            }
             self.output_and_exit(&id, output).await
         };
         let result = tokio::time::timeout(timeout, run).await;
@@ -465,12 +481,12 @@ impl Runner {
         &self,
         spec: &ProcessSpec,
         name: &str,
-        one_off: bool,
+        launch: Launch,
     ) -> Result<String, RunError> {
         let mut tries = 0;
         let result = loop {
             tries += 1;
-            match self.create_and_start(spec, name, one_off).await {
+            match self.create_and_start(spec, name, launch).await {
                 Err(DockerError::DockerResponseServerError { status_code, message })
                     if tries < 4
                         && message.contains("network")
@@ -498,10 +514,10 @@ impl Runner {
         &self,
         spec: &ProcessSpec,
         name: &str,
-        one_off: bool,
+        launch: Launch,
     ) -> Result<String, DockerError> {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
-        let body = self.container_body(spec, one_off);
+        let body = self.container_body(spec, launch);
         let id = self.docker.create_container(Some(options), body).await?.id;
         if let Err(error) = self.docker.start_container(&id, None).await {
             self.remove_quietly(&id).await;
@@ -513,7 +529,9 @@ impl Runner {
     /// The container for `spec`, with paas's security settings: no host network, no
     /// privileges, no mounts of the Docker socket (none at all), no new privileges through
     /// setuid binaries, fewer capabilities, memory and process limits, rotated logs.
-    fn container_body(&self, spec: &ProcessSpec, one_off: bool) -> ContainerCreateBody {
+    fn container_body(&self, spec: &ProcessSpec, launch: Launch) -> ContainerCreateBody {
+        let one_off = launch != Launch::Formation;
+        let stdin = launch == Launch::OneOff { stdin: true };
         let memory_mb = spec.memory_mb.unwrap_or(self.config.default_memory_mb);
         let memory = i64::try_from(memory_mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX);
         let restart = if one_off {
@@ -530,6 +548,10 @@ impl Runner {
             cmd: spec.cmd(),
             env: Some(spec.env()),
             labels: Some(spec.labels(&self.config.network, one_off)),
+            // Input to write, for the one attach that feeds it; closed when that ends.
+            open_stdin: Some(stdin),
+            stdin_once: Some(stdin),
+            attach_stdin: Some(stdin),
             // `docker stop` from anyone (or the daemon shutting down) gives the same grace.
             stop_timeout: Some(grace),
             host_config: Some(HostConfig {
@@ -663,6 +685,35 @@ fn exit_code(event: &EventMessage) -> Option<i64> {
 
 /// The host name app containers reach the Docker host by.
 const HOST_ALIAS: &str = "host.docker.internal";
+
+/// What a container is started as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Launch {
+    /// Part of the formation: restarted by Docker when it exits.
+    Formation,
+    /// Run once (release phase, `paas run`), with its stdin open for input or not.
+    OneOff { stdin: bool },
+}
+
+/// Writes `input` to a started container's stdin, then closes it. A process that has already
+/// exited, or stops reading, just gets no more.
+async fn feed_stdin(docker: Docker, id: String, mut input: BoxStream<'static, Vec<u8>>) {
+    use tokio::io::AsyncWriteExt;
+    let options = AttachContainerOptionsBuilder::default().stdin(true).stream(true).build();
+    let mut attached = match docker.attach_container(&id, Some(options)).await {
+        Ok(attached) => attached,
+        Err(error) => {
+            tracing::debug!(container = %id, %error, "could not attach to feed stdin");
+            return;
+        }
+    };
+    while let Some(chunk) = input.next().await {
+        if attached.input.write_all(&chunk).await.is_err() {
+            return;
+        }
+    }
+    let _ = attached.input.shutdown().await;
+}
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -863,7 +914,7 @@ mod tests {
             network_id: Arc::new(RwLock::new("net123".into())),
         };
         let mut spec = ProcessSpec::new("shop", 3, "web", 1, "paas/app-shop:b1");
-        let body = runner.container_body(&spec, false);
+        let body = runner.container_body(&spec, Launch::Formation);
         let host = body.host_config.unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("net123"));
         assert_eq!(host.memory, Some(512 << 20));
@@ -879,7 +930,7 @@ mod tests {
         assert_eq!(body.stop_timeout, Some(10));
 
         spec.memory_mb = Some(u64::MAX);
-        let body = runner.container_body(&spec, true);
+        let body = runner.container_body(&spec, Launch::OneOff { stdin: false });
         let host = body.host_config.unwrap();
         assert_eq!(host.memory, Some(i64::MAX), "saturates rather than wraps");
         assert_eq!(host.restart_policy.unwrap().name, Some(RestartPolicyNameEnum::NO));

@@ -390,6 +390,20 @@ async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
     lines.sort();
     assert_eq!(lines, ["config reaches one-offs", "migrating on v3 as release.1", "to stderr"]);
 
+    // Input for the process (`paas run … < dump.sql`): all of it, then end of file. 300 KB,
+    // more than a pipe holds, so it really streams while the process reads.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reader = spec(&app, "run", 1, BASE, "wc -c; head -c 3 /dev/stdin; echo done");
+    let chunks: Vec<Vec<u8>> = (0..300).map(|_| vec![b'x'; 1000]).collect();
+    let input = futures_util::stream::iter(chunks).boxed();
+    assert_eq!(runner.run_once_with_input(&reader, Some(input), &tx, limit).await.unwrap(), 0);
+    drop(tx);
+    let mut lines = Vec::new();
+    while let Some(line) = rx.recv().await {
+        lines.push(line);
+    }
+    assert_eq!(lines, ["300000", "done"], "every byte, then end of file");
+
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let failing = spec(&app, "release", 1, BASE, "echo nope; exit 7");
     assert_eq!(runner.run_once(&failing, &tx, limit).await.unwrap(), 7);

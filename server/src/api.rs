@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequest, Path, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
@@ -318,16 +318,37 @@ pub struct RunCommand {
     pub command: String,
 }
 
-/// Runs a one-off command; answers JSON lines (`{"line": …}`, then `{"exit": N}`) as they come.
+/// `?command=…`: the request body is the command's standard input, streamed.
+#[derive(Debug, Default, Deserialize)]
+pub struct RunQuery {
+    pub command: Option<String>,
+}
+
+/// Runs a one-off command given as JSON (`{"command": …}`), or in `?command=` with the body
+/// as its standard input; answers JSON lines (`{"line": …}`, then `{"exit": N}`) as they come.
 async fn run_one_off(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    body: Body<RunCommand>,
+    axum::extract::Query(query): axum::extract::Query<RunQuery>,
+    request: axum::extract::Request,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
-    let Json(body) = body?;
     let app = paas.app(&name).await?;
-    let events = paas.run_one_off(&app, &body.command).await?;
+    let (command, input) = match query.command {
+        Some(command) => {
+            let input = request.into_body().into_data_stream();
+            // The body ends (or breaks off) where the input does.
+            let input =
+                input.scan((), |(), chunk| std::future::ready(chunk.ok().map(|c| c.to_vec())));
+            let input = input.boxed();
+            (command, Some(input))
+        }
+        None => {
+            let Json(body) = Json::<RunCommand>::from_request(request, &paas).await?;
+            (body.command, None)
+        }
+    };
+    let events = paas.run_one_off(&app, &command, input).await?;
     let lines = futures_util::stream::unfold(events, |mut events| async move {
         let event = events.recv().await?;
         let mut line = serde_json::to_vec(&event).unwrap_or_default();

@@ -520,13 +520,14 @@ pub enum RunEvent {
 const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
 
 impl Paas {
-    /// Runs `command` once in a fresh container of the current release, with its config:
-    /// the output and then the exit code arrive on the returned channel, and the container is
-    /// removed afterwards (`paas run`).
+    /// Runs `command` once in a fresh container of the current release, with its config and
+    /// `input` (if any) as its standard input: the output and then the exit code arrive on
+    /// the returned channel, and the container is removed afterwards (`paas run`).
     pub async fn run_one_off(
         &self,
         app: &App,
         command: &str,
+        input: Option<futures_util::stream::BoxStream<'static, Vec<u8>>>,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<RunEvent>> {
         if command.trim().is_empty() {
             return Err(Error::invalid("invalid_command", "give a command to run"));
@@ -553,7 +554,7 @@ impl Paas {
                     let _ = forward_events.send(RunEvent::Line(line));
                 }
             });
-            let result = runner.run_once(&spec, &lines, ONE_OFF_LIMIT).await;
+            let result = runner.run_once_with_input(&spec, input, &lines, ONE_OFF_LIMIT).await;
             drop(lines);
             let _ = forward.await;
             let _ = events.send(match result {

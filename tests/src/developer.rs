@@ -65,6 +65,19 @@ impl Developer {
         Run::of(self.command(&paas_bin(), args), args)
     }
 
+    /// `paas ARGS` with `input` piped to its standard input.
+    pub fn paas_fed(&self, args: &[&str], input: Vec<u8>) -> Run {
+        use std::io::Write;
+        let mut command = self.command(&paas_bin(), args);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&input));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        Run { output, what: args.join(" ") }
+    }
+
     pub fn commit(&self, message: &str) -> String {
         self.git(&["add", "-A"]).success();
         self.git(&["commit", "-q", "-m", message]).success();

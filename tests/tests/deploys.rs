@@ -244,6 +244,18 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .unwrap();
     let events: Vec<Value> = output.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events, vec![json!({"line": "hello from run.1"}), json!({"exit": 3})], "{output}");
+    // With `?command=`, the body is the command's standard input.
+    let output = server
+        .api(Method::POST, "/apps/rollout/run")
+        .query(&[("command", "tr a-z A-Z")])
+        .body("fed through stdin\n")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(output, "{\"line\":\"FED THROUGH STDIN\"}\n{\"exit\":0}\n");
     assert_eq!(paas.processes(&app).await.unwrap().len(), 1, "the one-off container is gone");
 
     // A release whose web process never listens fails its health check; v4 keeps serving.

@@ -34,6 +34,10 @@ async fn git_push_deploys_and_refuses_what_it_must() {
     }
     assert!(body_of(&server, "shop.localhost").await.contains("\"app\": \"python-stdlib\""));
 
+    // `paas run` with piped input: the command reads all of it (more than a pipe holds).
+    let out = dev.paas_fed(&["run", "wc", "-c"], vec![b'x'; 300_000]).success();
+    assert!(out.lines().any(|l| l.trim() == "300000"), "{out}");
+
     // A change: v3 serves it; the release and build record who pushed what.
     dev.edit("app.py", "\"app\": \"python-stdlib\"", "\"app\": \"shop-v3\"");
     let second = dev.commit("Rename the app");

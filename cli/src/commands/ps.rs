@@ -100,8 +100,14 @@ pub async fn run(arg: &AppArg, command: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let command = command.join(" ");
     eprintln!("Running `{command}` on {name}...");
-    let body = paas_server::api::RunCommand { command };
-    let mut response = client()?.post_stream(&format!("/apps/{name}/run"), &body).await?;
+    let path = format!("/apps/{name}/run");
+    let mut response = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        client()?.post_stream(&path, &paas_server::api::RunCommand { command }).await?
+    } else {
+        // Piped input (`paas run python manage.py loaddata - < data.json`) is the command's.
+        let input = reqwest::Body::wrap_stream(stdin_chunks());
+        client()?.post_raw_stream(&path, &[("command", &command)], input).await?
+    };
     let mut pending = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         pending.extend_from_slice(&chunk);
@@ -116,6 +122,22 @@ pub async fn run(arg: &AppArg, command: &[String]) -> Result<()> {
         }
     }
     bail!("the connection ended before the command finished")
+}
+
+/// This program's standard input, as it is read.
+fn stdin_chunks() -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+    use tokio::io::AsyncReadExt;
+    futures_util::stream::unfold(tokio::io::stdin(), |mut stdin| async move {
+        let mut buffer = vec![0; 64 * 1024];
+        match stdin.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok(buffer), stdin))
+            }
+            Err(error) => Some((Err(error), stdin)),
+        }
+    })
 }
 
 pub async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {

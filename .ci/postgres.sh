@@ -29,9 +29,20 @@ rm -rf "$dir"
 mkdir -p "$dir"
 [ "$(id -u)" = 0 ] && chown postgres: "$dir"
 "${as_pg[@]}" "$bindir/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 >/dev/null
-# App containers in the tests reach it too, as host.docker.internal (the Docker bridge's
-# gateway), from Docker's private address pools.
-printf 'host all all 172.16.0.0/12 trust\nhost all all 192.168.0.0/16 trust\n' >>"$dir/pg_hba.conf"
+# App containers in the tests reach it too, as host.docker.internal: Docker's default
+# bridge gateway (docker0), the only address it listens on beside loopback, so nothing
+# beyond this machine reaches it. From there a password is needed (loopback trusts).
+password=paas-test
+gateway=$(ip -4 -o addr show docker0 2>/dev/null | awk '{print $4}' | cut -d/ -f1 || true)
+if [ -z "$gateway" ]; then # no iproute2: the first address of the bridge's subnet
+  subnet=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Subnet}}{{end}}' 2>/dev/null || true)
+  [ -n "$subnet" ] && gateway=${subnet%.0/*}.1
+fi
+listen=127.0.0.1${gateway:+,$gateway}
+printf 'host all all 172.16.0.0/12 scram-sha-256\nhost all all 192.168.0.0/16 scram-sha-256\n' \
+  >>"$dir/pg_hba.conf"
 "${as_pg[@]}" "$bindir/pg_ctl" -D "$dir" -l "$dir/server.log" -w start \
-  -o "-p $port -k $dir -c listen_addresses='*' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >&2
-echo "postgres://postgres@127.0.0.1:$port/postgres"
+  -o "-p $port -k $dir -c listen_addresses=$listen -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" >&2
+"${as_pg[@]}" "$bindir/psql" -h "$dir" -p "$port" -U postgres -q \
+  -c "ALTER USER postgres PASSWORD '$password'" >&2
+echo "postgres://postgres:$password@127.0.0.1:$port/postgres"

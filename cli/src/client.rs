@@ -70,16 +70,17 @@ impl Client {
         response.json().await.map_err(|e| anyhow!("unexpected answer from {}: {e}", self.base))
     }
 
-    /// A POST with `query` in the URL and `body` sent as it is read (a command's standard
-    /// input), whose answer the caller reads as it streams in.
-    pub async fn post_raw_stream(
+    /// A POST of bytes sent as they are read (a command's standard input), whose answer the
+    /// caller reads as it streams in.
+    pub async fn post_bytes_stream(
         &self,
         path: &str,
-        query: &[(&str, &str)],
         body: reqwest::Body,
     ) -> Result<reqwest::Response> {
         let url = format!("{}/api/v1{path}", self.base);
-        self.execute(self.http.post(&url).bearer_auth(&self.token).query(query).body(body)).await
+        let request = self.http.post(&url).bearer_auth(&self.token);
+        let request = request.header(reqwest::header::CONTENT_TYPE, "application/octet-stream");
+        self.execute(request.body(body)).await
     }
 
     async fn request(

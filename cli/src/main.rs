@@ -209,6 +209,10 @@ enum Command {
     Run {
         #[command(flatten)]
         app: AppArg,
+        /// Send no input, even when standard input is not a terminal (in a `while read`
+        /// loop, say, whose lines it would otherwise take).
+        #[arg(short = 'n', long)]
+        no_input: bool,
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -260,13 +264,18 @@ fn main() -> ExitCode {
             }
         };
     }
-    match runtime.block_on(run(cli.command)) {
+    let code = match runtime.block_on(run(cli.command)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Not a plain drop, which would wait for blocking reads: `paas run` reads its stdin on a
+    // thread, and a read of a pipe that never ends (inherited from cron, CI) cannot be
+    // cancelled.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
@@ -299,7 +308,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::PsScale { app, changes } => ps::scale(&app, &changes).await,
         Command::Ps(app) => ps::list(&app).await,
         Command::PsRestart { app, process_type } => ps::restart(&app, process_type).await,
-        Command::Run { app, command } => ps::run(&app, &command).await,
+        Command::Run { app, no_input, command } => ps::run(&app, &command, no_input).await,
         Command::Logs { app, tail, ps, num } => ps::logs(&app, tail, ps.as_deref(), num).await,
         Command::Rollback { app, version } => releases::rollback(&app, version).await,
         Command::Domains(app) => domains::list(&app).await,

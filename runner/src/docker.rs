@@ -6,7 +6,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::container::LogOutput;
+use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, EventMessage, HostConfig, HostConfigLogConfig,
@@ -113,7 +113,7 @@ impl Runner {
     /// Returns it running, with its address; it is not health-checked yet.
     pub async fn start(&self, spec: &ProcessSpec) -> Result<Process, RunError> {
         spec.check()?;
-        let id = self.launch(spec, &spec.container_name(), Launch::Formation).await?;
+        let (id, _) = self.launch(spec, &spec.container_name(), Launch::Formation).await?;
         let process = self.process(&id).await?.ok_or(RunError::NotFound { container: id })?;
         tracing::info!(
             app = %spec.app,
@@ -326,11 +326,12 @@ impl Runner {
     }
 
     /// [`Runner::run_once`], with `input` (if any) as the process's standard input, which is
-    /// closed when `input` ends (`paas run … < dump.sql`).
+    /// closed when `input` ends (`paas run … < dump.sql`). An error in `input` (the upload
+    /// broke off) kills the process: half a dump must not run as if it were all of it.
     pub async fn run_once_with_input(
         &self,
         spec: &ProcessSpec,
-        input: Option<BoxStream<'static, Vec<u8>>>,
+        input: Option<StdinStream>,
         output: &UnboundedSender<String>,
         timeout: Duration,
     ) -> Result<i64, RunError> {
@@ -340,11 +341,17 @@ impl Runner {
         let name = spec.container_name();
         let guard = RemoveOnDrop { docker: Some(self.docker.clone()), container: name.clone() };
         let run = async {
-            let id = self.launch(spec, &name, Launch::OneOff { stdin: input.is_some() }).await?;
-            if let Some(input) = input {
-                // Beside the output: a process may answer before it has read all its input.
-                tokio::spawn(feed_stdin(self.docker.clone(), id.clone(), input));
-            }
+            let launch = Launch::OneOff { stdin: input.is_some() };
+            let (id, attached) = self.launch(spec, &name, launch).await?;
+            // Beside the output (a process may answer before it has read all its input), and
+            // stopped with the run however it ends.
+            let _feeding = match (input, attached) {
+                (Some(input), Some(attached)) => {
+                    let feed = feed_stdin(self.docker.clone(), id.clone(), attached, input);
+                    Some(AbortOnDrop(tokio::spawn(feed)))
+                }
+                _ => None,
+            };
             self.output_and_exit(&id, output).await
         };
         let result = tokio::time::timeout(timeout, run).await;
@@ -482,7 +489,7 @@ impl Runner {
         spec: &ProcessSpec,
         name: &str,
         launch: Launch,
-    ) -> Result<String, RunError> {
+    ) -> Result<(String, Option<AttachContainerResults>), RunError> {
         let mut tries = 0;
         let result = loop {
             tries += 1;
@@ -515,15 +522,31 @@ impl Runner {
         spec: &ProcessSpec,
         name: &str,
         launch: Launch,
-    ) -> Result<String, DockerError> {
+    ) -> Result<(String, Option<AttachContainerResults>), DockerError> {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let body = self.container_body(spec, launch);
         let id = self.docker.create_container(Some(options), body).await?.id;
+        // Attached before the start, as `docker run -i` does: no early look at stdin finds it
+        // empty.
+        let attached = match launch {
+            Launch::OneOff { stdin: true } => {
+                let options =
+                    AttachContainerOptionsBuilder::default().stdin(true).stream(true).build();
+                match self.docker.attach_container(&id, Some(options)).await {
+                    Ok(attached) => Some(attached),
+                    Err(error) => {
+                        self.remove_quietly(&id).await;
+                        return Err(error);
+                    }
+                }
+            }
+            _ => None,
+        };
         if let Err(error) = self.docker.start_container(&id, None).await {
             self.remove_quietly(&id).await;
             return Err(error);
         }
-        Ok(id)
+        Ok((id, attached))
     }
 
     /// The container for `spec`, with paas's security settings: no host network, no
@@ -570,8 +593,8 @@ impl Runner {
                 security_opt: Some(vec!["no-new-privileges".to_string()]),
                 cap_drop: Some(DROPPED_CAPABILITIES.map(String::from).to_vec()),
                 // The name Docker Desktop gives the host, for services the server runs
-                // itself (`DATABASE_URL=postgres://…@host.docker.internal/…`). It is the
-                // network's gateway, which containers could reach by address anyway.
+                // itself (`DATABASE_URL=postgres://…@host.docker.internal/…`): the default
+                // bridge's gateway, which containers could reach by address anyway.
                 extra_hosts: Some(vec![format!("{HOST_ALIAS}:host-gateway")]),
                 log_config: Some(HostConfigLogConfig {
                     typ: Some("json-file".to_string()),
@@ -695,24 +718,42 @@ enum Launch {
     OneOff { stdin: bool },
 }
 
-/// Writes `input` to a started container's stdin, then closes it. A process that has already
-/// exited, or stops reading, just gets no more.
-async fn feed_stdin(docker: Docker, id: String, mut input: BoxStream<'static, Vec<u8>>) {
+/// A process's standard input as it arrives; an error means it broke off.
+pub type StdinStream = BoxStream<'static, std::io::Result<Vec<u8>>>;
+
+/// Writes `input` to a container's stdin through `attached`, then closes it. A process that
+/// has exited, or stops reading, just gets no more; input that breaks off kills it.
+async fn feed_stdin(
+    docker: Docker,
+    id: String,
+    mut attached: AttachContainerResults,
+    mut input: StdinStream,
+) {
     use tokio::io::AsyncWriteExt;
-    let options = AttachContainerOptionsBuilder::default().stdin(true).stream(true).build();
-    let mut attached = match docker.attach_container(&id, Some(options)).await {
-        Ok(attached) => attached,
-        Err(error) => {
-            tracing::debug!(container = %id, %error, "could not attach to feed stdin");
-            return;
-        }
-    };
     while let Some(chunk) = input.next().await {
-        if attached.input.write_all(&chunk).await.is_err() {
-            return;
+        match chunk {
+            Ok(chunk) => {
+                if attached.input.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            Err(error) => {
+                tracing::info!(container = %id, %error, "input broke off; killing the process");
+                let _ = docker.kill_container(&id, None).await;
+                return;
+            }
         }
     }
     let _ = attached.input.shutdown().await;
+}
+
+/// A task that ends with its handle.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 const MIN_BACKOFF: Duration = Duration::from_millis(250);

@@ -27,7 +27,7 @@ mod health;
 mod process;
 mod spec;
 
-pub use docker::{DROPPED_CAPABILITIES, Runner, RunnerConfig};
+pub use docker::{DROPPED_CAPABILITIES, Runner, RunnerConfig, StdinStream};
 pub use error::RunError;
 pub use health::HealthCheck;
 pub use process::{LogLine, LogStream, Process, ProcessEvent, ProcessEventKind, ProcessState};

@@ -394,7 +394,7 @@ async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
     // more than a pipe holds, so it really streams while the process reads.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = spec(&app, "run", 1, BASE, "wc -c; head -c 3 /dev/stdin; echo done");
-    let chunks: Vec<Vec<u8>> = (0..300).map(|_| vec![b'x'; 1000]).collect();
+    let chunks: Vec<std::io::Result<Vec<u8>>> = (0..300).map(|_| Ok(vec![b'x'; 1000])).collect();
     let input = futures_util::stream::iter(chunks).boxed();
     assert_eq!(runner.run_once_with_input(&reader, Some(input), &tx, limit).await.unwrap(), 0);
     drop(tx);
@@ -403,6 +403,16 @@ async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
         lines.push(line);
     }
     assert_eq!(lines, ["300000", "done"], "every byte, then end of file");
+
+    // Input that breaks off (the uploader went away) is not an end of file: the process is
+    // killed before it acts on half of it.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let careful = spec(&app, "run", 1, BASE, "cat >/dev/null && echo acted on all of it");
+    let broken = vec![Ok(b"half a dump".to_vec()), Err(std::io::Error::other("connection reset"))];
+    let input = futures_util::stream::iter(broken).boxed();
+    assert_eq!(runner.run_once_with_input(&careful, Some(input), &tx, limit).await.unwrap(), 137);
+    drop(tx);
+    assert_eq!(rx.recv().await, None, "it never acted");
 
     let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let failing = spec(&app, "release", 1, BASE, "echo nope; exit 7");

@@ -318,35 +318,26 @@ pub struct RunCommand {
     pub command: String,
 }
 
-/// `?command=…`: the request body is the command's standard input, streamed.
-#[derive(Debug, Default, Deserialize)]
-pub struct RunQuery {
-    pub command: Option<String>,
-}
-
-/// Runs a one-off command given as JSON (`{"command": …}`), or in `?command=` with the body
-/// as its standard input; answers JSON lines (`{"line": …}`, then `{"exit": N}`) as they come.
+/// Runs a one-off command; answers JSON lines (`{"line": …}`, then `{"exit": N}`) as they
+/// come. The request is JSON (`{"command": …}`), or `application/octet-stream` whose first
+/// line is that JSON and the rest the command's standard input, streamed.
 async fn run_one_off(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<RunQuery>,
     request: axum::extract::Request,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
     let app = paas.app(&name).await?;
-    let (command, input) = match query.command {
-        Some(command) => {
-            let input = request.into_body().into_data_stream();
-            // The body ends (or breaks off) where the input does.
-            let input =
-                input.scan((), |(), chunk| std::future::ready(chunk.ok().map(|c| c.to_vec())));
-            let input = input.boxed();
-            (command, Some(input))
-        }
-        None => {
-            let Json(body) = Json::<RunCommand>::from_request(request, &paas).await?;
-            (body.command, None)
-        }
+    let piped = request
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
+    let (command, input) = if piped {
+        let (command, input) = command_then_input(request.into_body()).await?;
+        (command, Some(input))
+    } else {
+        let Json(body) = Json::<RunCommand>::from_request(request, &paas).await?;
+        (body.command, None)
     };
     let events = paas.run_one_off(&app, &command, input).await?;
     let lines = futures_util::stream::unfold(events, |mut events| async move {
@@ -359,6 +350,34 @@ async fn run_one_off(
         .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
         .body(axum::body::Body::from_stream(lines.boxed()))
         .unwrap_or_default())
+}
+
+/// Splits a piped run's body: the command (the first line, as JSON), then the rest, which
+/// ends where the body does, or breaks off with an error where the body does.
+async fn command_then_input(body: axum::body::Body) -> Result<(String, paas_runner::StdinStream)> {
+    use futures_util::StreamExt;
+    let mut chunks = body.into_data_stream();
+    let mut head = Vec::new();
+    let newline = loop {
+        if let Some(at) = head.iter().position(|b| *b == b'\n') {
+            break at;
+        }
+        if head.len() > 64 * 1024 {
+            return Err(Error::invalid("invalid_body", "the first line must be the command"));
+        }
+        match chunks.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            Some(Err(error)) => return Err(Error::BadRequest(error.to_string())),
+            None => return Err(Error::invalid("invalid_body", "no command line before the input")),
+        }
+    };
+    let rest = head.split_off(newline + 1);
+    let RunCommand { command } = serde_json::from_slice(&head).map_err(|e| {
+        Error::invalid("invalid_body", format!("the first line must be {{\"command\": …}}: {e}"))
+    })?;
+    let first = futures_util::stream::iter((!rest.is_empty()).then_some(Ok(rest)));
+    let more = chunks.map(|chunk| chunk.map(|c| c.to_vec()).map_err(std::io::Error::other));
+    Ok((command, first.chain(more).boxed()))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -527,7 +527,7 @@ impl Paas {
         &self,
         app: &App,
         command: &str,
-        input: Option<futures_util::stream::BoxStream<'static, Vec<u8>>>,
+        input: Option<paas_runner::StdinStream>,
     ) -> Result<tokio::sync::mpsc::UnboundedReceiver<RunEvent>> {
         if command.trim().is_empty() {
             return Err(Error::invalid("invalid_command", "give a command to run"));

@@ -65,6 +65,25 @@ impl Developer {
         Run::of(self.command(&paas_bin(), args), args)
     }
 
+    /// `paas ARGS` with a standard input that stays open and silent (as cron or a CI runner
+    /// may hand it down), or `None` if it did not finish within `limit`.
+    pub fn paas_with_open_stdin(&self, args: &[&str], limit: std::time::Duration) -> Option<Run> {
+        let mut command = self.command(&paas_bin(), args);
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        let open = child.stdin.take();
+        let deadline = std::time::Instant::now() + limit;
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        drop(open);
+        Some(Run { output: child.wait_with_output().unwrap(), what: args.join(" ") })
+    }
+
     /// `paas ARGS` with `input` piped to its standard input.
     pub fn paas_fed(&self, args: &[&str], input: Vec<u8>) -> Run {
         use std::io::Write;

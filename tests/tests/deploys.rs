@@ -244,11 +244,11 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .unwrap();
     let events: Vec<Value> = output.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events, vec![json!({"line": "hello from run.1"}), json!({"exit": 3})], "{output}");
-    // With `?command=`, the body is the command's standard input.
+    // As bytes, the body is the command (a JSON line), then its standard input.
     let output = server
         .api(Method::POST, "/apps/rollout/run")
-        .query(&[("command", "tr a-z A-Z")])
-        .body("fed through stdin\n")
+        .header("content-type", "application/octet-stream")
+        .body("{\"command\": \"tr a-z A-Z\"}\nfed through stdin\n")
         .send()
         .await
         .unwrap()

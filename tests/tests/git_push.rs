@@ -37,6 +37,10 @@ async fn git_push_deploys_and_refuses_what_it_must() {
     // `paas run` with piped input: the command reads all of it (more than a pipe holds).
     let out = dev.paas_fed(&["run", "wc", "-c"], vec![b'x'; 300_000]).success();
     assert!(out.lines().any(|l| l.trim() == "300000"), "{out}");
+    // A standard input that never ends does not keep it from finishing.
+    let run = dev.paas_with_open_stdin(&["run", "echo", "done"], Duration::from_secs(30));
+    let out = run.expect("paas run finished though its stdin stayed open").success();
+    assert!(out.lines().any(|l| l.trim() == "done"), "{out}");
 
     // A change: v3 serves it; the release and build record who pushed what.
     dev.edit("app.py", "\"app\": \"python-stdlib\"", "\"app\": \"shop-v3\"");

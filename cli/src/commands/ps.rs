@@ -95,18 +95,23 @@ pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Res
 }
 
 /// Streams the command's output; exits the CLI with the command's exit code.
-pub async fn run(arg: &AppArg, command: &[String]) -> Result<()> {
+pub async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()> {
     use paas_server::rollout::RunEvent;
     let name = app_name(arg)?;
     let command = command.join(" ");
     eprintln!("Running `{command}` on {name}...");
     let path = format!("/apps/{name}/run");
-    let mut response = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        client()?.post_stream(&path, &paas_server::api::RunCommand { command }).await?
+    let body = paas_server::api::RunCommand { command };
+    let mut response = if no_input || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        client()?.post_stream(&path, &body).await?
     } else {
-        // Piped input (`paas run python manage.py loaddata - < data.json`) is the command's.
-        let input = reqwest::Body::wrap_stream(stdin_chunks());
-        client()?.post_raw_stream(&path, &[("command", &command)], input).await?
+        // Piped input (`paas run python manage.py loaddata - < data.json`) is the command's:
+        // the body is the command as a JSON line, then the input.
+        let mut line = serde_json::to_vec(&body)?;
+        line.push(b'\n');
+        let first = futures_util::stream::iter([Ok(line)]);
+        let input = futures_util::StreamExt::chain(first, stdin_chunks());
+        client()?.post_bytes_stream(&path, reqwest::Body::wrap_stream(input)).await?
     };
     let mut pending = Vec::new();
     while let Some(chunk) = response.chunk().await? {

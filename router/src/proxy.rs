@@ -440,22 +440,32 @@ fn add_forwarding_headers(
     request_id: &HeaderValue,
 ) {
     let (proto, port, from_proxy) = edge;
-    let client_ip = client.ip().to_string();
-    let forwarded_for = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+    let client_ip = client.ip().to_canonical().to_string();
+    // A trusted proxy's list is extended; anyone else's is a claim about itself that apps
+    // (daphne's --proxy-headers, rate limits) would believe, so it is replaced.
+    let previous =
+        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|_| from_proxy);
+    let forwarded_for = match previous {
         Some(previous) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
         _ => client_ip,
     };
     if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
+    // The proxy's own value is the last one, should it append rather than replace.
     let kept = |name: &HeaderName, valid: fn(&str) -> bool| {
-        let value = headers.get(name).filter(|v| v.to_str().is_ok_and(valid));
+        let value =
+            headers.get_all(name).iter().next_back().filter(|v| v.to_str().is_ok_and(valid));
         value.filter(|_| from_proxy).cloned()
     };
-    let proto = kept(&X_FORWARDED_PROTO, |v| v == "http" || v == "https")
-        .unwrap_or(HeaderValue::from_static(proto));
-    let port =
-        kept(&X_FORWARDED_PORT, |v| v.parse::<u16>().is_ok()).unwrap_or(HeaderValue::from(port));
+    let proxy_proto = kept(&X_FORWARDED_PROTO, |v| v == "http" || v == "https");
+    let proxy_port = kept(&X_FORWARDED_PORT, |v| v.parse::<u16>().is_ok()).or_else(|| {
+        // A proxy that names only the scheme: its default port, not this router's.
+        let https = proxy_proto.as_ref().is_some_and(|p| p == "https");
+        proxy_proto.as_ref().map(|_| HeaderValue::from(if https { 443u16 } else { 80 }))
+    });
+    let proto = proxy_proto.unwrap_or(HeaderValue::from_static(proto));
+    let port = proxy_port.unwrap_or(HeaderValue::from(port));
     headers.insert(X_FORWARDED_PROTO.clone(), proto);
     headers.insert(X_FORWARDED_PORT.clone(), port);
     if let Ok(value) = HeaderValue::from_str(host) {

@@ -234,6 +234,7 @@ async fn forwarded_proto_is_kept_from_trusted_proxies_only() {
             .header("host", "app.localhost")
             .header("x-forwarded-proto", "https")
             .header("x-forwarded-port", "443")
+            .header("x-forwarded-for", "203.0.113.7")
             .send()
             .await
             .unwrap();
@@ -241,18 +242,29 @@ async fn forwarded_proto_is_kept_from_trusted_proxies_only() {
         let header = |name: &str| {
             text.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_string)
         };
-        (header("x-forwarded-proto").unwrap(), header("x-forwarded-port").unwrap())
+        ["x-forwarded-proto", "x-forwarded-port", "x-forwarded-for"].map(|h| header(h).unwrap())
     };
 
     let (_untrusting, addr) = router(RouterConfig::default(), table()).await;
-    assert_eq!(seen(addr).await, ("http".to_string(), addr.port().to_string()));
+    let port = addr.port().to_string();
+    assert_eq!(seen(addr).await, ["http", port.as_str(), "127.0.0.1"]);
 
     let config = RouterConfig {
         trusted_proxies: "10.0.0.0/8, 127.0.0.0/8".parse().unwrap(),
         ..RouterConfig::default()
     };
     let (_trusting, addr) = router(config, table()).await;
-    assert_eq!(seen(addr).await, ("https".to_string(), "443".to_string()));
+    assert_eq!(seen(addr).await, ["https", "443", "203.0.113.7, 127.0.0.1"]);
+
+    // A proxy that names only the scheme: the scheme's port, not the router's.
+    let response = client()
+        .get(format!("http://{addr}/headers"))
+        .header("host", "app.localhost")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert!(response.text().await.unwrap().contains("x-forwarded-port: 443\n"));
 
     // Only sensible values pass, even from a trusted proxy.
     let response = client()
@@ -290,7 +302,8 @@ async fn forwarding_headers() {
         seen.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_string)
     };
     assert_eq!(header("host").as_deref(), Some("app.localhost:8000"), "{seen}");
-    assert_eq!(header("x-forwarded-for").as_deref(), Some("203.0.113.7, 127.0.0.1"));
+    // The client is no proxy of ours: its own X-Forwarded-For is replaced, not believed.
+    assert_eq!(header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
     assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
     assert_eq!(header("x-forwarded-port"), Some(addr.port().to_string()));
     assert_eq!(header("x-forwarded-host").as_deref(), Some("app.localhost:8000"));

@@ -90,7 +90,7 @@ impl Provider for Python {
         } else if let Some(script) = app.first_file(&["main.py", "app.py"]) {
             plan.infer("web", format!("python {script}"));
         }
-        plan.client = client_build(app, images)?;
+        plan.client = client_build(app, images, &mut plan.notes);
         if let Some(client) = &plan.client {
             let at =
                 if client.dir.is_empty() { "the root".into() } else { format!("{}/", client.dir) };
@@ -104,17 +104,36 @@ impl Provider for Python {
     }
 }
 
+/// Folders a client usually lives in, looked at first (before, say, a `docs/` site).
+const CLIENT_DIRS: [&str; 5] = ["frontend", "client", "web", "ui", "assets"];
+
 /// A Node.js client to build before the Python app: a `package.json` with a `build` script
-/// at the root or one folder down (`frontend/`, `client/`).
-fn client_build(app: &App, images: &BaseImages) -> Result<Option<ClientBuild>, BuildError> {
-    let mut dirs = vec![String::new()];
-    dirs.extend(app.list("").into_iter().filter(|d| app.is_dir(d) && d != "node_modules"));
+/// at the root or one folder down (`frontend/`, `client/`). One that paas cannot read is
+/// skipped with a note: the Python app builds as it did without it.
+fn client_build(app: &App, images: &BaseImages, notes: &mut Vec<String>) -> Option<ClientBuild> {
+    let mut dirs: Vec<String> = app.list("").into_iter().filter(|d| app.is_dir(d)).collect();
+    // Conventional names first, then the rest in name order; the root before all.
+    dirs.sort_by_key(|d| CLIENT_DIRS.iter().position(|c| c == d).unwrap_or(CLIENT_DIRS.len()));
+    dirs.insert(0, String::new());
     for dir in dirs {
         let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
-        if !app.is_file(&format!("{prefix}package.json")) {
+        if dir == "node_modules" || !app.is_file(&format!("{prefix}package.json")) {
             continue;
         }
-        let node = super::node::Node.plan(&App::new(&app.path(&dir)), images)?;
+        // The name goes into shell commands unquoted.
+        if !dir.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            notes.push(format!(
+                "{dir}/package.json is not built: rename the folder to letters, digits, -, _ or ."
+            ));
+            continue;
+        }
+        let node = match super::node::Node.plan(&App::new(&app.path(&dir)), images) {
+            Ok(node) => node,
+            Err(error) => {
+                notes.push(format!("{prefix}package.json is not built: {error}"));
+                continue;
+            }
+        };
         let (Some(build), Some(image)) = (node.build, node.base_image) else { continue };
         let in_dir = |command: &str| match dir.as_str() {
             "" => command.to_string(),
@@ -126,9 +145,9 @@ fn client_build(app: &App, images: &BaseImages) -> Result<Option<ClientBuild>, B
             whole_tree: install.whole_tree,
         });
         let build = in_dir(&build);
-        return Ok(Some(ClientBuild { dir, image, install, build }));
+        return Some(ClientBuild { dir, image, install, build });
     }
-    Ok(None)
+    None
 }
 
 fn requested_version(app: &App) -> Result<Option<Requested>, BuildError> {
@@ -394,8 +413,14 @@ fn django(app: &App) -> Result<Option<Django>, BuildError> {
                 let Some(text) = app.read(&file)? else {
                     continue;
                 };
+                // gunicorn takes `module` for an `application`, else `module:callable`.
                 let wsgi_module =
-                    application_setting(&text, "WSGI_APPLICATION").map(|(module, _)| module);
+                    application_setting(&text, "WSGI_APPLICATION").map(|(module, name)| match name
+                        .as_str()
+                    {
+                        "application" => module,
+                        _ => format!("{module}:{name}"),
+                    });
                 let asgi_app = application_setting(&text, "ASGI_APPLICATION")
                     .map(|(module, name)| format!("{module}:{name}"));
                 if wsgi_module.is_some() || asgi_app.is_some() {
@@ -439,6 +464,8 @@ fn settings_package_sets_static_root(app: &App, found_in: &str) -> Result<bool, 
 /// `SETTING = "mysite.wsgi.application"` → (`mysite.wsgi`, `application`).
 fn application_setting(settings: &str, setting: &str) -> Option<(String, String)> {
     settings.lines().find_map(|line| {
+        // A trailing comment is no part of it: `X = "a.asgi.application"  # Channels`.
+        let line = line.split('#').next().unwrap_or_default();
         let value = line.trim().strip_prefix(setting)?;
         let value = value.trim().strip_prefix('=')?.trim();
         let value = value.trim_matches(|c| c == '"' || c == '\'');
@@ -606,6 +633,25 @@ mod tests {
         assert_eq!((client.dir.as_str(), client.build.as_str()), ("", "npm run build"));
         assert_eq!(client.install, None);
 
+        // frontend/ before docs/, though d < f; a package.json paas cannot read is skipped.
+        let build = r#"{"scripts": {"build": "node build.js"}}"#;
+        let p = plan_of(&[
+            ("requirements.txt", ""),
+            ("app.py", ""),
+            ("docs/package.json", build),
+            ("frontend/package.json", build),
+        ]);
+        assert_eq!(p.client.unwrap().dir, "frontend");
+        let p = plan_of(&[
+            ("requirements.txt", ""),
+            ("app.py", ""),
+            ("assets/package.json", "[1, 2]"),
+            ("my client/package.json", build),
+        ]);
+        assert_eq!(p.client, None);
+        assert!(p.notes.iter().any(|n| n.starts_with("assets/package.json is not built")));
+        assert!(p.notes.iter().any(|n| n.starts_with("my client/package.json is not built")));
+
         // A package.json without a build script is only tooling: nothing to build.
         let p = plan_of(&[
             ("requirements.txt", ""),
@@ -636,6 +682,23 @@ mod tests {
             ("chat/settings.py", settings),
         ]);
         assert_eq!(p.process_types["web"], "gunicorn chat.wsgi");
+
+        // Trailing comments are not part of the setting; a WSGI callable of another name.
+        let settings = "WSGI_APPLICATION = 'chat.wsgi.app'  # renamed\n\
+                        ASGI_APPLICATION = \"chat.asgi.application\"  # Channels\n";
+        let p = plan_of(&[
+            ("requirements.txt", "Django\ngunicorn\n"),
+            ("manage.py", ""),
+            ("chat/settings.py", settings),
+        ]);
+        assert_eq!(p.process_types["web"], "gunicorn chat.wsgi:app");
+        let p = plan_of(&[
+            ("requirements.txt", "Django\ndaphne\n"),
+            ("manage.py", ""),
+            ("chat/settings.py", settings),
+        ]);
+        let web = &p.process_types["web"];
+        assert!(web.ends_with(" chat.asgi:application"), "{web}");
 
         // Only ASGI_APPLICATION: still Django.
         let p = plan_of(&[

@@ -522,7 +522,8 @@ const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
 impl Paas {
     /// Runs `command` once in a fresh container of the current release, with its config and
     /// `input` (if any) as its standard input: the output and then the exit code arrive on
-    /// the returned channel, and the container is removed afterwards (`paas run`).
+    /// the returned channel, and the container is removed afterwards, or as soon as the
+    /// receiver is dropped (`paas run`).
     pub async fn run_one_off(
         &self,
         app: &App,
@@ -554,7 +555,15 @@ impl Paas {
                     let _ = forward_events.send(RunEvent::Line(line));
                 }
             });
-            let result = runner.run_once_with_input(&spec, input, &lines, ONE_OFF_LIMIT).await;
+            // Whoever asked going away (Ctrl-C of `paas run`) ends the run, as on Heroku:
+            // dropping it removes the container.
+            let result = tokio::select! {
+                result = runner.run_once_with_input(&spec, input, &lines, ONE_OFF_LIMIT) => result,
+                () = events.closed() => {
+                    tracing::info!(app = %spec.app, "one-off abandoned by its caller; removed");
+                    return;
+                }
+            };
             drop(lines);
             let _ = forward.await;
             let _ = events.send(match result {

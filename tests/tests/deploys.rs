@@ -244,6 +244,26 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .unwrap();
     let events: Vec<Value> = output.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events, vec![json!({"line": "hello from run.1"}), json!({"exit": 3})], "{output}");
+    // A caller that hangs up (Ctrl-C of `paas run`) takes its one-off container along.
+    let running = server
+        .api(Method::POST, "/apps/rollout/run")
+        .json(&json!({"command": "sleep 600"}))
+        .send()
+        .await
+        .unwrap();
+    let count = || async { paas.processes(&app).await.unwrap().len() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while count().await != 2 {
+        assert!(std::time::Instant::now() < deadline, "the one-off never started");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    drop(running);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while count().await != 1 {
+        assert!(std::time::Instant::now() < deadline, "the abandoned one-off is still there");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
     // As bytes, the body is the command (a JSON line), then its standard input.
     let output = server
         .api(Method::POST, "/apps/rollout/run")

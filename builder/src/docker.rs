@@ -538,6 +538,10 @@ impl<'a> Output<'a> {
             files => format!(" ({})", files.join(", ")),
         };
         let mut headers = Vec::new();
+        if let Some(install) = plan.apt_install() {
+            let header = format!("Installing Debian packages: {}", plan.apt_packages.join(" "));
+            headers.push((format!("RUN {install}"), header));
+        }
         if let Some(client) = &plan.client {
             if let Some(install) = &client.install {
                 let header = format!("Installing the client's dependencies{}", keyed(install));

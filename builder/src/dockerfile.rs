@@ -83,6 +83,12 @@ pub fn generate(
         }
         out.push_str("WORKDIR /app\n");
     };
+    // The Aptfile's packages, in the stages the app's code builds and runs in.
+    let apt = |out: &mut String| {
+        if let Some(install) = plan.apt_install() {
+            out.push_str(&format!("RUN {install}\n"));
+        }
+    };
     let declare_args = |out: &mut String| {
         for arg in build_args {
             out.push_str(&format!("ARG {arg}\n"));
@@ -134,6 +140,7 @@ pub fn generate(
     match &plan.build_stage {
         Some(stage) => {
             header(&mut out, &stage.image, Some("build"), true);
+            apt(&mut out);
             declare_args(&mut out);
             install(&mut out);
             if stage.runs_build
@@ -147,6 +154,7 @@ pub fn generate(
             }
             out.push('\n');
             header(&mut out, base, None, true);
+            apt(&mut out);
             out.push_str(cmd);
             for path in &stage.keep {
                 out.push_str(&format!("COPY --from=build {}\n", json_array(&[path, path])));
@@ -162,6 +170,7 @@ pub fn generate(
         }
         None => {
             header(&mut out, base, None, true);
+            apt(&mut out);
             out.push_str(cmd);
             declare_args(&mut out);
             install(&mut out);
@@ -222,6 +231,21 @@ mod tests {
 
     fn position(text: &str, needle: &str) -> usize {
         text.find(needle).unwrap_or_else(|| panic!("{needle:?} not in\n{text}"))
+    }
+
+    #[test]
+    fn aptfile_packages_go_into_the_build_and_runtime_stages_first() {
+        let text = dockerfile(
+            &[("requirements.txt", "psycopg2\n"), ("app.py", ""), ("Aptfile", "libgdal-dev\n")],
+            &[],
+            false,
+        );
+        let apt = "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y \
+                   -qq --no-install-recommends libgdal-dev && rm -rf /var/lib/apt/lists/*\n";
+        assert_eq!(text.matches(apt).count(), 2, "{text}");
+        let final_stage = text.rfind("FROM paas/python:bookworm").unwrap();
+        assert!(position(&text, apt) < position(&text, "RUN python -m venv"), "{text}");
+        assert!(text[final_stage..].contains(apt), "{text}");
     }
 
     #[test]

@@ -137,6 +137,8 @@ pub struct BuildPlan {
     pub build_stage: Option<Stage>,
     /// A Node.js client built before the app (Python apps with a `package.json`).
     pub client: Option<ClientBuild>,
+    /// Debian packages from the app's `Aptfile`, installed in every stage but the client's.
+    pub apt_packages: Vec<String>,
     /// Which runtime version is used, and why.
     pub runtime: Option<String>,
     /// Non-secret environment set in the image (virtualenv `PATH`, …). Config vars are never
@@ -164,7 +166,43 @@ pub struct BuildPlan {
     pub(crate) build_disabled_by: Option<&'static str>,
 }
 
+/// The Debian packages an `Aptfile` names, one or more a line, `#` comments allowed, as
+/// Heroku's apt buildpack reads it.
+fn parse_aptfile(text: &str) -> Result<Vec<String>, BuildError> {
+    let mut packages = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default();
+        for name in line.split_whitespace() {
+            // Debian's rule for package names; they go into a shell command.
+            let valid = name.len() >= 2
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && name.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '+' | '-' | '.')
+                });
+            if !valid {
+                return Err(BuildError::manifest(
+                    "Aptfile",
+                    format!("line {}: {name:?} is not a Debian package name", number + 1),
+                ));
+            }
+            packages.push(name.to_string());
+        }
+    }
+    Ok(packages)
+}
+
 impl BuildPlan {
+    /// The step that installs the Aptfile's packages, if it names any.
+    pub fn apt_install(&self) -> Option<String> {
+        (!self.apt_packages.is_empty()).then(|| {
+            format!(
+                "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+                 --no-install-recommends {} && rm -rf /var/lib/apt/lists/*",
+                self.apt_packages.join(" ")
+            )
+        })
+    }
+
     /// A plan for a detected app on `base_image`; providers fill in the rest.
     pub(crate) fn detected(kind: Kind, base_image: String) -> BuildPlan {
         BuildPlan {
@@ -173,6 +211,7 @@ impl BuildPlan {
             base_image: Some(base_image),
             build_stage: None,
             client: None,
+            apt_packages: Vec::new(),
             runtime: None,
             env: BTreeMap::new(),
             install: None,
@@ -289,6 +328,19 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
         }
     }
     apply_build_overrides(&mut plan, overrides.build)?;
+    if let Some(text) = app.read("Aptfile")? {
+        let packages = parse_aptfile(&text)?;
+        match plan.kind {
+            Kind::Dockerfile => plan.notes.push(
+                "the Aptfile is not read for a Dockerfile app: install packages in the Dockerfile"
+                    .into(),
+            ),
+            Kind::Static => {
+                plan.notes.push("the Aptfile is not read: the static site image has no apt".into())
+            }
+            _ => plan.apt_packages = packages,
+        }
+    }
 
     if plan.process_types.is_empty() {
         if plan.kind != Kind::Dockerfile {
@@ -510,6 +562,9 @@ impl fmt::Display for BuildPlan {
         if let Some(runtime) = &self.runtime {
             row(f, "runtime", runtime)?;
         }
+        if !self.apt_packages.is_empty() {
+            row(f, "apt", &self.apt_packages.join(" "))?;
+        }
         if let Some(client) = &self.client {
             row(f, "client", &format!("{} (on {})", client.build, client.image))?;
             if let Some(install) = &client.install {
@@ -583,6 +638,30 @@ mod tests {
         assert_eq!(plan.process_types["web"], "");
         assert_eq!(plan.process_sources["web"], ProcessSource::Image);
         assert!(plan.to_string().contains("the image's ENTRYPOINT/CMD"));
+    }
+
+    #[test]
+    fn aptfile_packages_are_installed_where_apt_exists() {
+        let aptfile = "# GDAL for GeoDjango\nlibgdal-dev gdal-bin\n\njq  # for scripts\n";
+        let plan = plan_of(&[("app.py", ""), ("requirements.txt", ""), ("Aptfile", aptfile)]);
+        let plan = plan.unwrap();
+        assert_eq!(plan.apt_packages, ["libgdal-dev", "gdal-bin", "jq"]);
+        let install = plan.apt_install().unwrap();
+        assert!(install.contains("--no-install-recommends libgdal-dev gdal-bin jq"), "{install}");
+        assert!(plan.to_string().contains("apt:         libgdal-dev gdal-bin jq"), "{plan}");
+
+        let bad = plan_of(&[("app.py", ""), ("Aptfile", "jq\nrm -rf /\n")]).unwrap_err();
+        assert!(bad.to_string().contains("line 2: \"-rf\" is not a Debian package name"), "{bad}");
+        let bad = plan_of(&[("app.py", ""), ("Aptfile", "jq;reboot\n")]).unwrap_err();
+        assert!(matches!(bad, BuildError::Manifest { .. }), "{bad}");
+
+        // Images without apt, and Dockerfiles, which install their own.
+        let static_site = plan_of(&[("index.html", ""), ("Aptfile", "jq\n")]).unwrap();
+        assert!(static_site.apt_packages.is_empty());
+        assert!(static_site.notes.iter().any(|n| n.contains("no apt")));
+        let dockerfile = plan_of(&[("Dockerfile", "FROM x\n"), ("Aptfile", "jq\n")]).unwrap();
+        assert!(dockerfile.apt_packages.is_empty());
+        assert!(dockerfile.notes.iter().any(|n| n.contains("not read for a Dockerfile app")));
     }
 
     #[test]

@@ -226,6 +226,17 @@ async fn python_stdlib_app() {
     assert_eq!(labels["io.paas.commit"], req.commit.clone().unwrap());
 }
 
+/// An Aptfile's Debian packages are in the image that runs (from Debian's mirror).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aptfile_packages_are_installed() {
+    let mut cleanup = Cleanup::default();
+    let req = BuildRequest::new(unique_app("apt"), 1, fixture("python-aptfile"));
+    let (_, log, body) = build_and_serve(&req, &mut cleanup).await;
+    assert_log(&log, "-----> Installing Debian packages: jq");
+    let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(body["jq"].as_str().unwrap().starts_with("jq-1."), "{body}");
+}
+
 /// A Python app with a Node.js client (Heroku's nodejs then python buildpacks): the client is
 /// built in a Node.js stage, its output lands in the Python image, Node.js and node_modules
 /// do not.

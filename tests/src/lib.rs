@@ -291,3 +291,16 @@ impl ServerProcess {
         self.child.wait().expect("reap paas server");
     }
 }
+
+/// Polls `check` every 100 ms until it holds; fails the test, naming `what`, after `limit`.
+pub async fn wait_until<F: Future<Output = bool>>(
+    what: &str,
+    limit: Duration,
+    mut check: impl FnMut() -> F,
+) {
+    let deadline = Instant::now() + limit;
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

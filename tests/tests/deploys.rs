@@ -251,18 +251,12 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .send()
         .await
         .unwrap();
-    let count = || async { paas.processes(&app).await.unwrap().len() };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while count().await != 2 {
-        assert!(std::time::Instant::now() < deadline, "the one-off never started");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let one_app = &app;
+    let count = |n| async move { paas.processes(one_app).await.unwrap().len() == n };
+    let limit = std::time::Duration::from_secs(15);
+    paas_tests::wait_until("the one-off starts", limit, || count(2)).await;
     drop(running);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
-    while count().await != 1 {
-        assert!(std::time::Instant::now() < deadline, "the abandoned one-off is still there");
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    paas_tests::wait_until("the abandoned one-off goes", limit, || count(1)).await;
 
     // As bytes, the body is the command (a JSON line), then its standard input.
     let output = server

@@ -242,11 +242,9 @@ async fn paas_killed_mid_deploy_recovers_on_restart() {
     dev.write("Procfile", "web: sleep 600\n");
     dev.commit("Never listens");
     let pusher = dev.git_spawn(&["push", "paas", "main"]);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !api("/ps").await.as_array().unwrap().iter().any(|p| p["release"] == 4) {
-        assert!(Instant::now() < deadline, "v4 never started a process");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let v4_started =
+        || async { api("/ps").await.as_array().unwrap().iter().any(|p| p["release"] == 4) };
+    paas_tests::wait_until("v4 starts a process", Duration::from_secs(60), v4_started).await;
     server.kill();
     let pushed = pusher.wait_with_output().unwrap();
     assert!(!pushed.status.success(), "the push cannot succeed without its server");

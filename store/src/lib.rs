@@ -64,7 +64,12 @@ impl Store {
             // WAL lets readers (the dashboard, `paas logs`) run while a deploy writes.
             options = options.after_connect(|conn, _| {
                 Box::pin(async move {
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;").await?;
+                    // Writers queue for the lock (up to 30 s) rather than fail at once.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; \
+                         PRAGMA busy_timeout = 30000;",
+                    )
+                    .await?;
                     Ok(())
                 })
             });
@@ -75,6 +80,16 @@ impl Store {
             Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
         }
         Ok(Store { pool, backend })
+    }
+
+    /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):
+    /// a deferred transaction that reads first and writes later fails with
+    /// `SQLITE_BUSY_SNAPSHOT` when another connection wrote in between, instead of waiting.
+    async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -96,7 +111,7 @@ impl Store {
     /// Returns `None` when users already exist, so two servers starting at once cannot both
     /// mint a bootstrap token.
     pub async fn bootstrap_admin(&self, email: &str, token_hash: &str) -> Result<Option<User>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let existing: i64 =
             sqlx::query("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?.try_get(0)?;
         if existing > 0 {
@@ -142,7 +157,7 @@ impl Store {
 
     /// Creates an app with its first release, "Initial release" (v1), as Heroku does.
     pub async fn create_app(&self, name: &str, created_by: &str) -> Result<App> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let now = now();
         let app: App = sqlx::query_as(&format!(
             "INSERT INTO apps (name, created_by, created_at) VALUES ($1, $2, $3) RETURNING {APP_COLUMNS}"
@@ -196,7 +211,7 @@ impl Store {
 
     /// Deletes an app and everything that hangs off it.
     pub async fn delete_app(&self, name: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let app: Option<App> =
             sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = $1"))
                 .bind(name)
@@ -232,7 +247,7 @@ impl Store {
         description: &str,
         created_by: &str,
     ) -> Result<Release> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (key, value) in changes {
             match value {
                 Some(value) => {
@@ -256,7 +271,8 @@ impl Store {
             }
         }
         let config = config_of(&mut tx, app.id).await?;
-        let previous = latest_release_in(&mut tx, app.id).await?;
+        // What serves, never a release that failed: a config change applies to that.
+        let previous = current_release_in(&mut tx, app.id).await?;
         let release = insert_release(
             &mut tx,
             app,
@@ -311,14 +327,8 @@ impl Store {
 
     /// The newest release that rolled out: what should be running.
     pub async fn current_release(&self, app: &App) -> Result<Option<Release>> {
-        let row: Option<ReleaseRow> = sqlx::query_as(&format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 AND status = 'succeeded'
-             ORDER BY version DESC LIMIT 1"
-        ))
-        .bind(app.id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(Release::try_from).transpose()
+        let mut conn = self.pool.acquire().await?;
+        current_release_in(&mut conn, app.id).await
     }
 
     /// Makes a new release that runs `from`'s image with `from`'s config, and puts that
@@ -329,7 +339,7 @@ impl Store {
         from: &Release,
         created_by: &str,
     ) -> Result<Release> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         sqlx::query("DELETE FROM config_vars WHERE app_id = $1")
             .bind(app.id)
             .execute(&mut *tx)
@@ -387,7 +397,7 @@ impl Store {
 
     /// Sets the quantity of each given process type, all at once.
     pub async fn scale(&self, app: &App, changes: &BTreeMap<String, i64>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         for (process_type, quantity) in changes {
             sqlx::query(
                 "INSERT INTO formation (app_id, process_type, quantity) VALUES ($1, $2, $3)
@@ -542,7 +552,7 @@ impl Store {
         description: &str,
         created_by: &str,
     ) -> Result<Release> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin().await?;
         let config = config_of(&mut tx, app.id).await?;
         let release = insert_release(
             &mut tx,
@@ -592,6 +602,20 @@ async fn config_of(
         .fetch_all(&mut *conn)
         .await?;
     rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+}
+
+async fn current_release_in(
+    conn: &mut sqlx::AnyConnection,
+    app_id: i64,
+) -> Result<Option<Release>> {
+    let row: Option<ReleaseRow> = sqlx::query_as(&format!(
+        "SELECT {RELEASE_COLUMNS} FROM releases WHERE app_id = $1 AND status = 'succeeded'
+         ORDER BY version DESC LIMIT 1"
+    ))
+    .bind(app_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(Release::try_from).transpose()
 }
 
 async fn latest_release_in(conn: &mut sqlx::AnyConnection, app_id: i64) -> Result<Option<Release>> {
@@ -707,5 +731,48 @@ mod tests {
         assert_eq!(releases.iter().map(|r| r.version).collect::<Vec<_>>(), vec![2, 1]);
         store.delete_app("demo").await.unwrap();
         assert!(matches!(store.app("demo").await, Err(StoreError::NotFound(_))));
+    }
+
+    /// Deferred SQLite transactions that read, then write, fail with SQLITE_BUSY_SNAPSHOT
+    /// when another connection wrote in between; write transactions must queue instead.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_releases_of_different_apps_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/paas.db?mode=rwc", dir.path().display());
+        let store = Store::connect(&url).await.unwrap();
+        let mut apps = Vec::new();
+        for n in 0..16 {
+            apps.push(store.create_app(&format!("app{n}"), "admin").await.unwrap());
+        }
+        // What a deploy writes: a finished build, then the release made from it (which reads
+        // the config before it writes).
+        let writes = apps.iter().flat_map(|app| {
+            (0..5).map(|i| {
+                let store = store.clone();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let new = NewBuild {
+                        source: "git".into(),
+                        commit_sha: None,
+                        commit_message: None,
+                        created_by: "admin".into(),
+                    };
+                    let build = store.create_build(&app, &new).await?;
+                    let outcome = BuildOutcome {
+                        succeeded: true,
+                        image: Some(format!("paas/app-{}:{i}", app.name)),
+                        ..Default::default()
+                    };
+                    let build = store.finish_build(build.id, &outcome).await?;
+                    store.create_release_from_build(&app, &build, "Deploy", "admin").await
+                })
+            })
+        });
+        for result in futures_util::future::join_all(writes).await {
+            result.unwrap().expect("every release is made");
+        }
+        for app in &apps {
+            assert_eq!(store.releases(app).await.unwrap().len(), 6, "v1 and five changes");
+        }
     }
 }

@@ -215,11 +215,47 @@ impl ServerConfig {
         }
     }
 
+    /// Makes every path setting absolute, against the working directory at start. The server
+    /// runs git and Docker in other directories, where a relative `./data` would name
+    /// somewhere else (a push once created `data/repos/data/repos/APP.git`).
+    pub fn with_absolute_paths(mut self) -> std::io::Result<ServerConfig> {
+        self.data_dir = std::path::absolute(&self.data_dir)?;
+        for path in [
+            self.build.build_ca_file.as_mut(),
+            self.init_token_file.as_mut(),
+            self.git.hook_bin.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = std::path::absolute(&*path)?;
+        }
+        Ok(self)
+    }
+
     /// `DATABASE_URL` when set, else the SQLite file under the data directory.
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(url) if !url.is_empty() => url.clone(),
             _ => format!("sqlite://{}?mode=rwc", self.data_dir.join("paas.db").display()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths_are_made_absolute_against_the_working_directory() {
+        let mut config = ServerConfig::new("./data");
+        config.build.build_ca_file = Some("certs/ca.pem".into());
+        config.init_token_file = Some("token".into());
+        let config = config.with_absolute_paths().expect("a working directory");
+        let cwd = std::env::current_dir().expect("a working directory");
+        assert!(config.data_dir.is_absolute() && config.data_dir.starts_with(&cwd));
+        assert_eq!(config.build.build_ca_file, Some(cwd.join("certs/ca.pem")));
+        assert_eq!(config.init_token_file, Some(cwd.join("token")));
+        assert!(config.database_url().contains(&cwd.join("data").display().to_string()));
     }
 }

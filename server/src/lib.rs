@@ -83,6 +83,9 @@ impl RunningServer {
 /// Opens the store, runs migrations, bootstraps the admin on an empty store, and starts
 /// serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    let config = config
+        .with_absolute_paths()
+        .map_err(|e| StartError::Settings(format!("cannot resolve the working directory: {e}")))?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|source| StartError::DataDir { path: config.data_dir.clone(), source })?;
     let url = config.database_url();

@@ -162,7 +162,8 @@ impl TestServer {
     }
 }
 
-/// The `paas` binary of this workspace, built if it is not there yet.
+/// The `paas` binary of this workspace, rebuilt first when it is missing or older than any
+/// source it is made from: a test must never drive a stale binary.
 pub fn paas_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -176,10 +177,12 @@ pub fn paas_bin() -> PathBuf {
             .and_then(|deps| deps.parent())
             .expect("test binary in target/<profile>/deps");
         let bin = profile_dir.join("paas");
-        if !bin.exists() {
+        let sources = newest_source();
+        if modified(&bin).is_none_or(|built| built < sources) {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let status = std::process::Command::new(cargo)
                 .args(["build", "-p", "paas-cli", "--bin", "paas"])
+                .current_dir(workspace_root())
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "cargo build -p paas-cli failed");
@@ -187,6 +190,38 @@ pub fn paas_bin() -> PathBuf {
         bin
     })
     .clone()
+}
+
+fn workspace_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ sits in the workspace")
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// The newest modification time among the files the `paas` binary is built from.
+fn newest_source() -> std::time::SystemTime {
+    fn walk(path: &Path, newest: &mut std::time::SystemTime) {
+        let Ok(meta) = std::fs::metadata(path) else { return };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+                walk(&entry.path(), newest);
+            }
+        } else if let Ok(time) = meta.modified() {
+            *newest = (*newest).max(time);
+        }
+    }
+    let root = workspace_root();
+    let mut newest = std::time::SystemTime::UNIX_EPOCH;
+    walk(&root.join("Cargo.toml"), &mut newest);
+    walk(&root.join("Cargo.lock"), &mut newest);
+    walk(&root.join("migrations"), &mut newest);
+    for krate in ["cli", "server", "store", "builder", "runner", "router", "web-ui"] {
+        walk(&root.join(krate).join("Cargo.toml"), &mut newest);
+        walk(&root.join(krate).join("src"), &mut newest);
+    }
+    newest
 }
 
 /// Gives a test's Docker network back when dropped (Docker has room for only a few dozen

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use paas_builder::{BuildLog, BuildRequest};
 use paas_store::{App, BuildOutcome, NewBuild, Release};
 use tokio::sync::OwnedMutexGuard;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::ops::Paas;
@@ -17,6 +18,13 @@ pub(crate) const INTERRUPTED: &str = "the deploy was interrupted: whoever starte
 
 /// One lock per app: deploys of an app queue up, deploys of different apps never wait.
 pub(crate) type DeployLocks = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
+/// Per app, cancelled when `apps:destroy` starts.
+pub(crate) type DestroyTokens = Arc<Mutex<HashMap<String, CancellationToken>>>;
+
+fn gone(app: &App) -> Error {
+    Error::Conflict(format!("{} was destroyed; nothing was deployed", app.name))
+}
 
 /// A checkout to build, and where it came from.
 #[derive(Debug, Clone)]
@@ -30,8 +38,26 @@ pub struct SourceTree {
 
 impl Paas {
     /// Takes the app's deploy lock, waiting (and saying so in `log`) while another deploy of
-    /// the same app runs.
-    pub async fn lock_deploys(&self, app: &App, log: &BuildLog) -> OwnedMutexGuard<()> {
+    /// the same app runs. Fails when the app is destroyed meanwhile: whatever waited for the
+    /// lock was about an app that is gone.
+    pub async fn lock_deploys(&self, app: &App, log: &BuildLog) -> Result<OwnedMutexGuard<()>> {
+        let destroyed = self.destroying(&app.name);
+        let guard = tokio::select! {
+            guard = self.wait_for_deploy_lock(app, log) => guard,
+            () = destroyed.cancelled() => return Err(gone(app)),
+        };
+        match self.store().app(&app.name).await {
+            Ok(now) if now.id == app.id => Ok(guard),
+            Ok(_) | Err(paas_store::StoreError::NotFound(_)) => Err(gone(app)),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    pub(crate) async fn wait_for_deploy_lock(
+        &self,
+        app: &App,
+        log: &BuildLog,
+    ) -> OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.deploy_locks.lock().unwrap_or_else(|p| p.into_inner());
             locks.entry(app.name.clone()).or_default().clone()
@@ -43,6 +69,13 @@ impl Paas {
                 lock.lock_owned().await
             }
         }
+    }
+
+    /// Cancelled when the app is being destroyed: its build stops, and what waits for its
+    /// deploy lock gives up.
+    pub(crate) fn destroying(&self, app: &str) -> CancellationToken {
+        let mut tokens = self.destroy_tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.entry(app.to_string()).or_default().clone()
     }
 
     /// The whole deploy of a source tree: wait for the app's deploy lock, build, release, roll
@@ -71,7 +104,7 @@ impl Paas {
     ) -> Result<Release> {
         let mut interrupted = std::pin::pin!(interrupted);
         let _lock = tokio::select! {
-            lock = self.lock_deploys(app, log) => lock,
+            lock = self.lock_deploys(app, log) => lock?,
             () = &mut interrupted => return Err(Error::Conflict(INTERRUPTED.into())),
         };
         self.deploy_locked(app, tree, user, log, interrupted).await
@@ -132,9 +165,15 @@ impl Paas {
         request.commit = tree.commit_sha.clone();
         request.config = config;
 
+        let destroyed = self.destroying(&app.name);
         let built = tokio::select! {
             built = builder.build(&request, log) => built.map_err(|e| (e.code(), e.to_string())),
             () = interrupted => Err(("interrupted", INTERRUPTED.to_string())),
+            () = destroyed.cancelled() => {
+                let err = gone(app);
+                log.error(err.to_string());
+                return Err(err);
+            }
         };
         let outcome = match &built {
             Ok(image) => BuildOutcome {

@@ -98,20 +98,29 @@ impl From<JsonRejection> for Error {
     }
 }
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let message = match &self {
-            // Internal details go to the server log, not to the client.
+impl Error {
+    /// What a client may read: the message, or for paas's own failures (paths, a git
+    /// process's stderr, SQL) a pointer to the server log, where the details go.
+    pub fn public_message(&self) -> String {
+        match self {
             Error::Store(err) => {
                 tracing::error!(error = %err, "request failed");
-                "internal error; the server log has the details".to_string()
+                INTERNAL.to_string()
             }
             Error::Internal(err) => {
                 tracing::error!(error = %err, "request failed");
-                "internal error; the server log has the details".to_string()
+                INTERNAL.to_string()
             }
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+const INTERNAL: &str = "internal error; the server log has the details";
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let message = self.public_message();
         let body = Json(serde_json::json!({
             "error": { "code": self.code(), "message": message }
         }));

@@ -27,7 +27,8 @@ use paas_store::{App, User};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use crate::auth;
 use crate::deploy::SourceTree;
@@ -57,12 +58,22 @@ pub struct Git {
     max_push_bytes: u64,
     /// Hash of each running push's hook token → who pushed to which app.
     pushes: Mutex<HashMap<String, Push>>,
+    /// Bounds the git processes running at once (each holds pipes and memory).
+    requests: Arc<Semaphore>,
 }
+
+/// Most git requests served at once; more wait for a turn, up to [`GIT_QUEUE_WAIT`].
+const MAX_GIT_REQUESTS: usize = 32;
+const GIT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Clone)]
 struct Push {
     app: String,
     user: User,
+    /// The app's deploy lock once this push has deployed, held until its `receive-pack`
+    /// exits: git moves the branch after the hook succeeds, and no other push may deploy
+    /// before it has, or production would run a commit the branch does not point at.
+    deploy_lock: Arc<Mutex<Option<OwnedMutexGuard<()>>>>,
 }
 
 impl Git {
@@ -79,6 +90,7 @@ impl Git {
             hook_url,
             max_push_bytes,
             pushes: Mutex::default(),
+            requests: Arc::new(Semaphore::new(MAX_GIT_REQUESTS)),
         })
     }
 
@@ -106,7 +118,15 @@ impl Git {
         Ok(path)
     }
 
+    /// Removes the app's repository, once the pushes to it have ended (up to a few
+    /// seconds): git must not find its directory gone while it winds down.
     pub async fn remove_repo(&self, app: &str) {
+        for _ in 0..100 {
+            if !self.lock_pushes().values().any(|push| push.app == app) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let path = self.repo_path(app);
         if let Err(err) = tokio::fs::remove_dir_all(&path).await
             && err.kind() != std::io::ErrorKind::NotFound
@@ -117,6 +137,18 @@ impl Git {
 
     fn lock_pushes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Push>> {
         self.pushes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A turn to run a git process, or the response to give when none came in time.
+    async fn turn(&self) -> std::result::Result<OwnedSemaphorePermit, Response> {
+        let permit = tokio::time::timeout(GIT_QUEUE_WAIT, self.requests.clone().acquire_owned());
+        match permit.await {
+            Ok(Ok(permit)) => Ok(permit),
+            _ => Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "paas is serving too many git requests at once; try again in a minute",
+            )),
+        }
     }
 }
 
@@ -263,6 +295,10 @@ async fn info_refs(
         Ok(found) => found,
         Err(response) => return response,
     };
+    let _turn = match git.turn().await {
+        Ok(turn) => turn,
+        Err(response) => return response,
+    };
     let path = match git.ensure_repo(&app.name).await {
         Ok(path) => path,
         Err(err) => return err.into_response(),
@@ -321,6 +357,10 @@ async fn service_rpc(
         Ok(found) => found,
         Err(response) => return response,
     };
+    let turn = match git.turn().await {
+        Ok(turn) => turn,
+        Err(response) => return response,
+    };
     let path = match git.ensure_repo(&app.name).await {
         Ok(path) => path,
         Err(err) => return err.into_response(),
@@ -332,7 +372,8 @@ async fn service_rpc(
         command.arg("-c").arg(format!("receive.maxInputSize={}", git.max_push_bytes));
         let token = auth::generate_token();
         let token_hash = auth::hash_token(&token);
-        git.lock_pushes().insert(token_hash.clone(), Push { app: app.name.clone(), user });
+        let push = Push { app: app.name.clone(), user, deploy_lock: Arc::default() };
+        git.lock_pushes().insert(token_hash.clone(), push);
         registration = Some(PushRegistration { git: git.clone(), token_hash });
         command
             .env("PAAS_HOOK_URL", &git.hook_url)
@@ -364,7 +405,7 @@ async fn service_rpc(
     tokio::spawn(feed(body, gzipped, stdin, limit));
     tokio::spawn(log_stderr(stderr, app.name.clone(), service.command()));
 
-    let output = ServiceOutput { stdout, child, _registration: registration };
+    let output = ServiceOutput { stdout, child, _registration: registration, _turn: turn };
     let stream = futures_util::stream::unfold(Some(output), |output| async move {
         let mut output = output?;
         let mut buffer = vec![0; 64 * 1024];
@@ -393,6 +434,7 @@ struct ServiceOutput {
     stdout: ChildStdout,
     child: Child,
     _registration: Option<PushRegistration>,
+    _turn: OwnedSemaphorePermit,
 }
 
 /// Copies the request body into git as it arrives. git sends small requests gzipped whole
@@ -400,15 +442,19 @@ struct ServiceOutput {
 /// bytes, git's input just ends: a truncated pack changes nothing. The rest of the body is
 /// still read, and dropped, up to twice the limit (64 MiB more at least), so that the client
 /// gets to read git's answer (`pack exceeds maximum allowed size`) instead of a broken pipe.
-async fn feed(body: Body, gzipped: bool, mut stdin: ChildStdin, limit: u64) {
+async fn feed(body: Body, gzipped: bool, stdin: ChildStdin, limit: u64) {
     if gzipped {
-        let Ok(compressed) = axum::body::to_bytes(body, 64 * 1024 * 1024).await else {
-            return;
+        // Inflated as it arrives, straight into git: a small body that inflates to gigabytes
+        // never sits in memory, and git's input ends at the limit.
+        let chunks = body.into_data_stream().map(|chunk| chunk.map_err(std::io::Error::other));
+        let compressed = SyncIoBridge::new(StreamReader::new(chunks));
+        let mut git_input = SyncIoBridge::new(stdin);
+        let inflate = move || {
+            let mut inflated = flate2::read::GzDecoder::new(compressed).take(limit);
+            std::io::copy(&mut inflated, &mut git_input)
         };
-        let mut decoded = Vec::new();
-        let mut reader = flate2::read::GzDecoder::new(&compressed[..]).take(limit);
-        if reader.read_to_end(&mut decoded).is_ok() {
-            let _ = stdin.write_all(&decoded).await;
+        if let Ok(Err(err)) = tokio::task::spawn_blocking(inflate).await {
+            tracing::debug!(error = %err, "gzip request body ended early");
         }
         return;
     }
@@ -512,7 +558,7 @@ async fn hook(
             outcome = run_push(&paas, &git, &push, &request, &events) => match outcome {
                 Ok(ok) => ok,
                 Err(err) => {
-                    let _ = events.send(line(format!(" !     {err}"))).await;
+                    let _ = events.send(line(format!(" !     {}", err.public_message()))).await;
                     false
                 }
             },
@@ -624,8 +670,8 @@ async fn run_push(
         // its rollout starts.
         let watcher = events.clone();
         let mut interrupted = std::pin::pin!(async move { watcher.closed().await });
-        let _lock = tokio::select! {
-            lock = paas.lock_deploys(&app, &log) => lock,
+        let lock = tokio::select! {
+            lock = paas.lock_deploys(&app, &log) => lock?,
             () = &mut interrupted => return Ok(false),
         };
         // Checked under the lock: another push may have moved the branch while this one
@@ -640,6 +686,7 @@ async fn run_push(
         }
         if let Some(version) = deployed_version(paas, &app, &sha).await? {
             log.step(format!("{short} is already deployed as v{version}; nothing to do"));
+            *push.deploy_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
             return Ok(true);
         }
         tokio::fs::create_dir_all(&git.work).await.map_err(io_error)?;
@@ -655,6 +702,10 @@ async fn run_push(
             commit_message: Some(commit_message),
         };
         let deployed = paas.deploy_locked(&app, &tree, &push.user.email, &log, interrupted).await;
+        if deployed.is_ok() {
+            // Released only when git has moved the branch (or the push is gone).
+            *push.deploy_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
+        }
         Ok::<bool, Error>(deployed.is_ok())
     }
     .await;

@@ -29,6 +29,8 @@ pub struct Paas {
     pub(crate) runner: Option<paas_runner::Runner>,
     /// One deploy per app at a time.
     pub(crate) deploy_locks: crate::deploy::DeployLocks,
+    /// Cancelled per app when it is destroyed.
+    pub(crate) destroy_tokens: crate::deploy::DestroyTokens,
     /// git push and clone; `None` in a server built without it (some tests).
     pub(crate) git: Option<Arc<crate::git::Git>>,
     /// Each app's healthy `web` processes (container id → address): the router's backends.
@@ -49,6 +51,7 @@ impl Paas {
             builder: None,
             runner: None,
             deploy_locks: Default::default(),
+            destroy_tokens: Default::default(),
             git: None,
             backends: Default::default(),
             events: Default::default(),
@@ -222,14 +225,30 @@ impl Paas {
         Ok(self.store.set_deploy_branch(app, branch).await?)
     }
 
+    /// Destroys an app and everything paas made for it: containers, images, repository.
+    /// A build under way is cancelled; a rollout under way finishes first, so nothing of
+    /// the app is started after it is gone.
     pub async fn destroy_app(&self, name: &str) -> Result<()> {
         let app = self.store.app(name).await?;
+        self.destroying(&app.name).cancel();
+        let _lock = self.wait_for_deploy_lock(&app, &paas_builder::BuildLog::new()).await;
+        let images: Vec<String> =
+            self.store.releases(&app).await?.into_iter().filter_map(|r| r.image).collect();
         self.stop_all(&app.name).await?;
         self.store.delete_app(name).await?;
         if let Some(git) = &self.git {
             git.remove_repo(&app.name).await;
         }
+        if let Some(builder) = &self.builder {
+            for image in images.iter().collect::<std::collections::BTreeSet<_>>() {
+                if let Err(err) = builder.remove_image(image).await {
+                    tracing::warn!(app = %app.name, %image, error = %err, "image not removed");
+                }
+            }
+        }
         self.events.forget(&app.name);
+        // A later app of this name starts with a deploy lock and token of its own.
+        self.destroy_tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&app.name);
         self.sync_routes().await
     }
 
@@ -287,7 +306,7 @@ impl Paas {
         let changes: Vec<_> = changes.into_iter().collect();
         // Under the deploy lock, so releases roll out in the order they were made.
         let log = paas_builder::BuildLog::new();
-        let _lock = self.lock_deploys(app, &log).await;
+        let _lock = self.lock_deploys(app, &log).await?;
         let release = self.store.update_config(app, &changes, &description, &user.email).await?;
         self.announce_release(app, &release);
         if release.image.is_some() {

@@ -39,7 +39,6 @@ impl Paas {
         self.events().emit(&app.name, "deploy", format!("Rolling out v{}", release.version));
         match self.try_roll_out(&runner, app, release, &image, None, log).await {
             Ok(()) => {
-                self.store().set_release_status(release, "succeeded").await?;
                 log.step(format!("Released v{}", release.version));
                 self.events().emit(&app.name, "deploy", format!("v{} is live", release.version));
                 self.prune_images(app, self.keep_release_images).await?;
@@ -48,11 +47,12 @@ impl Paas {
             }
             Err(err) => {
                 self.store().set_release_status(release, "failed").await?;
-                log.error(format!("Release v{} failed: {err}", release.version));
+                let reason = err.public_message();
+                log.error(format!("Release v{} failed: {reason}", release.version));
                 self.events().emit(
                     &app.name,
                     "deploy",
-                    format!("Release v{} failed: {err}", release.version),
+                    format!("Release v{} failed: {reason}", release.version),
                 );
                 tracing::warn!(app = %app.name, release = release.version, error = %err, "rollout failed");
                 Err(err)
@@ -60,6 +60,10 @@ impl Paas {
         }
     }
 
+    /// The rollout's steps: release phase → start new → wait healthy → switch → drain and
+    /// stop old. From the switch on, the new release is the one serving (and marked so
+    /// first): a paas killed while the old processes stop comes back to the new release,
+    /// never to one whose processes are gone.
     async fn try_roll_out(
         &self,
         runner: &Runner,
@@ -85,6 +89,30 @@ impl Paas {
             .filter(|p| !p.one_off && only.is_none_or(|only| only == p.process_type))
             .collect();
 
+        let started = self.start_healthy(runner, app, release, image, &formation, log).await?;
+        if only.is_none()
+            && let Err(err) = self.store().set_release_status(release, "succeeded").await
+        {
+            stop_quickly(runner, &started).await;
+            return Err(err.into());
+        }
+        let draining = self.switch(app, &started, only).await;
+        log.info("Switched the router to the new processes; draining the old ones");
+        self.drain_and_stop(runner, app, &old, draining, log).await;
+        Ok(())
+    }
+
+    /// Starts the formation's processes and waits until every `web` one answers; on any
+    /// failure stops what it started and says why.
+    async fn start_healthy(
+        &self,
+        runner: &Runner,
+        app: &App,
+        release: &Release,
+        image: &str,
+        formation: &BTreeMap<String, u32>,
+        log: &BuildLog,
+    ) -> Result<Vec<Process>> {
         log.step(format!(
             "Starting {}",
             formation.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>().join(" ")
@@ -92,7 +120,7 @@ impl Paas {
         let mut started: Vec<Process> = Vec::new();
         let health = self.health_check(app, release);
         let outcome = async {
-            for (process_type, quantity) in &formation {
+            for (process_type, quantity) in formation {
                 for index in 1..=*quantity {
                     let spec = spec_for(app, release, image, process_type, index);
                     let process = runner.start(&spec).await.map_err(deploy_error)?;
@@ -111,20 +139,48 @@ impl Paas {
             Ok::<(), Error>(())
         }
         .await;
-        if let Err(err) = outcome {
-            for process in &started {
-                let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
+        match outcome {
+            Ok(()) => Ok(started),
+            Err(err) => {
+                stop_quickly(runner, &started).await;
+                Err(err)
             }
-            return Err(err);
         }
+    }
 
-        // Switch: the new web processes take all new requests; the old ones drain.
+    /// Points the router at the `started` web processes (when web is among what changes);
+    /// returns the backends it replaced, to be drained.
+    async fn switch(
+        &self,
+        app: &App,
+        started: &[Process],
+        only: Option<&str>,
+    ) -> Option<paas_router::Draining> {
         if only.is_none_or(|only| only == "web") {
             self.set_backends(&app.name, web_backends(started.iter()));
         }
-        let draining = self.apply_routes().await?;
-        log.info("Switched the router to the new processes; draining the old ones");
-        if !draining.wait(DRAIN_DEADLINE).await {
+        match self.apply_routes().await {
+            Ok(draining) => Some(draining),
+            Err(err) => {
+                // The backends are set; the next table sync (any app change) routes them.
+                tracing::warn!(app = %app.name, error = %err, "routing table not rebuilt");
+                None
+            }
+        }
+    }
+
+    /// Lets the old processes finish their requests, then stops them.
+    async fn drain_and_stop(
+        &self,
+        runner: &Runner,
+        app: &App,
+        old: &[Process],
+        draining: Option<paas_router::Draining>,
+        log: &BuildLog,
+    ) {
+        if let Some(draining) = draining
+            && !draining.wait(DRAIN_DEADLINE).await
+        {
             log.info("Old processes still busy at the drain deadline; stopping them anyway");
         }
         let grace = runner.config().stop_grace;
@@ -134,7 +190,6 @@ impl Paas {
                 tracing::warn!(app = %app.name, container = %process.name, error = %err, "stopping an old process failed");
             }
         }
-        Ok(())
     }
 
     async fn release_phase(
@@ -253,6 +308,13 @@ impl Paas {
     }
 }
 
+/// Stops processes that never served (a rollout that failed before its switch).
+async fn stop_quickly(runner: &Runner, processes: &[Process]) {
+    for process in processes {
+        let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
+    }
+}
+
 /// The `web` processes among `processes` that have an address, as router backends.
 fn web_backends<'a>(
     processes: impl IntoIterator<Item = &'a Process>,
@@ -318,7 +380,7 @@ impl Paas {
         user: &str,
         log: &BuildLog,
     ) -> Result<Release> {
-        let _lock = self.lock_deploys(app, log).await;
+        let _lock = self.lock_deploys(app, log).await?;
         let target = match version {
             Some(version) => self.store().release(app, version).await?,
             None => {
@@ -357,7 +419,7 @@ impl Paas {
     /// (taken out of the router and drained first). Processes that stay are not touched.
     pub async fn reconcile_formation(&self, app: &App) -> Result<()> {
         let log = BuildLog::new();
-        let _lock = self.lock_deploys(app, &log).await;
+        let _lock = self.lock_deploys(app, &log).await?;
         let Some(release) = self.store().current_release(app).await? else { return Ok(()) };
         let Some(image) = release.image.clone() else { return Ok(()) };
         let runner = self.runner()?.clone();
@@ -584,7 +646,7 @@ impl Paas {
         process_type: Option<&str>,
         log: &BuildLog,
     ) -> Result<()> {
-        let _lock = self.lock_deploys(app, log).await;
+        let _lock = self.lock_deploys(app, log).await?;
         let runner = self.runner()?.clone();
         let current = self.store().current_release(app).await?;
         let Some((release, image)) = current.and_then(|r| r.image.clone().map(|i| (r, i))) else {

@@ -41,7 +41,7 @@ async fn builds_are_recorded_and_released(db: Db) {
 
     // A good build: recorded with its log, released with its image and process types.
     let log = BuildLog::new();
-    let _lock = paas.lock_deploys(&app, &log).await;
+    let _lock = paas.lock_deploys(&app, &log).await.unwrap();
     let release = paas
         .build_and_release(
             &app,

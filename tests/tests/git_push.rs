@@ -6,15 +6,23 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use paas_tests::developer::Developer;
-use paas_tests::{Db, ServerProcess, TestServer};
+use paas_tests::{Db, ServerProcess, TestServer, both_databases};
+
+both_databases!(
+    git_push_deploys_and_refuses_what_it_must,
+    pushes_queue_and_an_abandoned_push_changes_nothing,
+    paas_killed_mid_deploy_recovers_on_restart,
+    racing_sibling_pushes_leave_the_branch_on_what_serves,
+    destroying_an_app_mid_build_leaves_nothing,
+    paas_killed_while_old_processes_stop_serves_on_restart,
+);
 
 async fn body_of(server: &TestServer, host: &str) -> String {
     server.app_request(host, "/").await.text().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn git_push_deploys_and_refuses_what_it_must() {
-    let server = TestServer::start(Db::Sqlite).await;
+async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
+    let server = TestServer::start(db).await;
     let dev = Developer::new(&server, "python-stdlib");
     let first = dev.head();
     let created = dev.paas(&["apps:create", "shop"]).success();
@@ -135,9 +143,8 @@ fn slow_dockerfile(seconds: u32, marker: &str) -> String {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pushes_queue_and_an_abandoned_push_changes_nothing() {
-    let server = TestServer::start(Db::Sqlite).await;
+async fn pushes_queue_and_an_abandoned_push_changes_nothing(db: Db) {
+    let server = TestServer::start(db).await;
     let dev = Developer::new(&server, "dockerfile");
     dev.paas(&["apps:create", "queue"]).success();
     dev.git(&["push", "paas", "main"]).success();
@@ -211,10 +218,9 @@ async fn wait_for_build(server: &TestServer, app: &str, n: usize) -> i64 {
 /// the interrupted release is marked failed, its container removed, the branch stays at the
 /// deployed commit, the previous release's container is adopted as it is and serves, and the
 /// next push deploys.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn paas_killed_mid_deploy_recovers_on_restart() {
+async fn paas_killed_mid_deploy_recovers_on_restart(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let database = paas_tests::database_url(Db::Sqlite, &dir).await;
+    let database = paas_tests::database_url(db, &dir).await;
     let network = paas_tests::test_network();
     let server = ServerProcess::start(dir.path(), &database, &network, None).await;
     let (url, router) = (server.url.clone(), server.router);
@@ -296,4 +302,173 @@ async fn a_push_over_the_size_limit_is_refused() {
     let out = dev.git(&["push", "paas", "main"]).success();
     assert!(out.contains("Released v2"), "{out}");
     server.api(reqwest::Method::DELETE, "/apps/too-big").send().await.unwrap();
+}
+
+/// Two checkouts push sibling commits at once. The second waits for the first's deploy, and
+/// the first's lock is held until git has moved the branch, so the second sees the move and
+/// is refused: production always runs the commit the branch points at.
+async fn racing_sibling_pushes_leave_the_branch_on_what_serves(db: Db) {
+    let server = TestServer::start(db).await;
+    let a = Developer::new(&server, "dockerfile");
+    a.paas(&["apps:create", "race"]).success();
+    a.git(&["push", "paas", "main"]).success();
+    let b = Developer::new(&server, "dockerfile");
+    b.git(&["remote", "add", "paas", &format!("{}/race.git", server.url)]).success();
+    b.git(&["fetch", "-q", "paas"]).success();
+    b.git(&["reset", "-q", "--hard", "paas/main"]).success();
+
+    a.write("Dockerfile", &slow_dockerfile(8, "a"));
+    let a_sha = a.commit("Slow build a");
+    b.write("Dockerfile", &slow_dockerfile(1, "b"));
+    b.commit("Quick build b");
+    let a_push = a.git_spawn(&["push", "paas", "main"]);
+    wait_for_build(&server, "race", 2).await;
+    let out = b.git(&["push", "paas", "main"]).failure();
+    assert!(out.contains("main moved while this push waited for another deploy"), "{out}");
+    let a_out = a_push.wait_with_output().unwrap();
+    assert!(a_out.status.success(), "{}", String::from_utf8_lossy(&a_out.stderr));
+
+    let head = a.git(&["ls-remote", "paas", "refs/heads/main"]).success();
+    assert!(head.starts_with(&a_sha), "{head}");
+    assert_eq!(body_of(&server, "race.localhost").await, "a\n");
+    let releases = server.get_json("/apps/race/releases").await;
+    assert_eq!(releases[0]["description"], format!("Deploy {}", &a_sha[..7]));
+    assert_eq!(server.get_json("/apps/race/builds").await.as_array().unwrap().len(), 2);
+    server.api(reqwest::Method::DELETE, "/apps/race").send().await.unwrap();
+}
+
+/// `apps:destroy` while a push builds: the build is cancelled, the pusher told, and nothing
+/// of the app is left: no container, image, repository or record.
+async fn destroying_an_app_mid_build_leaves_nothing(db: Db) {
+    let server = TestServer::start(db).await;
+    let dev = Developer::new(&server, "dockerfile");
+    dev.paas(&["apps:create", "doomed"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+    dev.write("Dockerfile", &slow_dockerfile(60, "never"));
+    dev.commit("Never finishes");
+    let pusher = dev.git_spawn(&["push", "paas", "main"]);
+    wait_for_build(&server, "doomed", 2).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let started = Instant::now();
+    let destroyed = server.api(reqwest::Method::DELETE, "/apps/doomed").send().await.unwrap();
+    assert_eq!(destroyed.status(), 204);
+    assert!(started.elapsed() < Duration::from_secs(30), "destroy waited for the build");
+    let pushed = pusher.wait_with_output().unwrap();
+    let out = String::from_utf8_lossy(&pushed.stderr);
+    assert!(!pushed.status.success(), "{out}");
+    assert!(out.contains("doomed was destroyed"), "{out}");
+    assert!(!out.contains("Unable to read current working directory"), "{out}");
+
+    let gone = server.api(reqwest::Method::GET, "/apps/doomed").send().await.unwrap();
+    assert_eq!(gone.status(), 404);
+    assert!(!server.dir.path().join("data/repos/doomed.git").exists());
+    let docker = |args: &[&str]| {
+        let out = Command::new("docker").args(args).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    // A cancelled build may still be finishing in the engine for a moment.
+    let images = || async { docker(&["images", "-q", "paas/app-doomed"]).is_empty() };
+    paas_tests::wait_until("the app's images are removed", Duration::from_secs(20), images).await;
+    let label = format!("label=io.paas.network={}", server.docker_network());
+    let containers =
+        docker(&["ps", "-aq", "--filter", &label, "--filter", "label=io.paas.app=doomed"]);
+    assert_eq!(containers, "", "containers left behind");
+}
+
+/// `kill -9` of `paas server` after the switch, while the old processes take their time to
+/// stop: on restart the new release serves (its processes are running and it is marked
+/// serving before anything old is stopped), never nothing.
+async fn paas_killed_while_old_processes_stop_serves_on_restart(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = paas_tests::database_url(db, &dir).await;
+    let network = paas_tests::test_network();
+    let server = ServerProcess::start(dir.path(), &database, &network, None).await;
+    let (url, router) = (server.url.clone(), server.router);
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_string();
+    let dev = Developer::of(&url, &token, "python-stdlib");
+    let http = reqwest::Client::new();
+    let page = || async {
+        let request = http.get(format!("http://{router}/")).header("host", "slowstop.localhost");
+        match request.send().await {
+            Ok(response) if response.status().is_success() => response.text().await.unwrap(),
+            _ => String::new(),
+        }
+    };
+
+    dev.paas(&["apps:create", "slowstop"]).success();
+    // Processes that ignore SIGTERM: each stop takes the whole grace period.
+    dev.write("Procfile", "web: sh -c 'trap \"\" TERM; exec python app.py'\n");
+    dev.commit("Ignore SIGTERM");
+    dev.git(&["push", "paas", "main"]).success();
+    assert!(page().await.contains("\"app\": \"python-stdlib\""));
+
+    dev.edit("app.py", "\"app\": \"python-stdlib\"", "\"app\": \"second\"");
+    dev.commit("Second version");
+    let mut pusher = dev.git_spawn(&["push", "paas", "main"]);
+    let stderr = pusher.stderr.take().unwrap();
+    let (switched, seen) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("draining the old ones") {
+                let _ = switched.send(());
+            }
+        }
+    });
+    seen.recv_timeout(Duration::from_secs(120)).expect("the rollout reaches its switch");
+    server.kill();
+    let _ = pusher.wait();
+
+    let server = ServerProcess::start(dir.path(), &database, &network, Some((&url, router))).await;
+    let serving = page().await;
+    assert!(serving.contains("\"app\": \"second\""), "after the restart: {serving:?}");
+    let api = http.get(format!("{url}/api/v1/apps/slowstop/releases")).bearer_auth(&token);
+    let releases: serde_json::Value = api.send().await.unwrap().json().await.unwrap();
+    assert_eq!(releases[0]["status"], "succeeded", "{releases}");
+    let destroyed = http.delete(format!("{url}/api/v1/apps/slowstop")).bearer_auth(&token);
+    assert_eq!(destroyed.send().await.unwrap().status(), 204);
+    drop(server);
+}
+
+/// A gzip request body is inflated as it streams into git: one that inflates to a GiB leaves
+/// the server's peak memory where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gzip_bomb_does_not_inflate_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = paas_tests::database_url(Db::Sqlite, &dir).await;
+    let server =
+        ServerProcess::start(dir.path(), &database, &paas_tests::test_network(), None).await;
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_string();
+    let http = reqwest::Client::new();
+    let created = http.post(format!("{}/api/v1/apps", server.url)).bearer_auth(&token);
+    let created = created.json(&serde_json::json!({"name": "bomb"})).send().await.unwrap();
+    assert!(created.status().is_success());
+
+    let bomb = Command::new("sh")
+        .args(["-c", "head -c 1073741824 /dev/zero | gzip -1"])
+        .output()
+        .unwrap()
+        .stdout;
+    assert!(bomb.len() < 8 * 1024 * 1024, "{} bytes compressed", bomb.len());
+    let peak_before = peak_rss_kib(server.child.id());
+    let response = http
+        .post(format!("{}/bomb.git/git-receive-pack", server.url))
+        .basic_auth("paas", Some(&token))
+        .header("content-type", "application/x-git-receive-pack-request")
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    let _ = response.bytes().await;
+    let grown = peak_rss_kib(server.child.id()) - peak_before;
+    assert!(grown < 100 * 1024, "peak memory grew by {grown} KiB");
+}
+
+/// A process's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: u32) -> i64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }

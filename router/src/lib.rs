@@ -45,7 +45,8 @@ pub struct RouterConfig {
     /// `X-Forwarded-Proto` sent to apps (`https` once TLS terminates here).
     pub forwarded_proto: &'static str,
     /// Clients whose own `X-Forwarded-Proto` and `X-Forwarded-Port` are passed on (a
-    /// TLS-terminating proxy in front); everyone else's are replaced.
+    /// TLS-terminating proxy in front); everyone else's are replaced, and their `Forwarded`
+    /// and `X-Real-IP` dropped.
     pub trusted_proxies: TrustedProxies,
 }
 

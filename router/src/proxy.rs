@@ -27,6 +27,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 paas");
 
@@ -431,7 +432,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Sets the `X-Forwarded-*` headers. `edge` is how the client reached this router (scheme,
 /// port) and whether the client is a trusted proxy, whose own `X-Forwarded-Proto` and
-/// `X-Forwarded-Port` (how the request reached *it*) are then kept when they make sense.
+/// `X-Forwarded-Port` (how the request reached *it*), `Forwarded` and `X-Real-IP` are then
+/// kept when they make sense.
 fn add_forwarding_headers(
     headers: &mut HeaderMap,
     host: &str,
@@ -440,6 +442,13 @@ fn add_forwarding_headers(
     request_id: &HeaderValue,
 ) {
     let (proto, port, from_proxy) = edge;
+    // The same claims as X-Forwarded-For in other spellings, believed by other frameworks
+    // (Rack's request.ip reads Forwarded, Gin and chi X-Real-IP). The router sets neither,
+    // so from a client that is no proxy of ours they are dropped rather than replaced.
+    if !from_proxy {
+        headers.remove(header::FORWARDED);
+        headers.remove(&X_REAL_IP);
+    }
     let client_ip = client.ip().to_canonical().to_string();
     // A trusted proxy's list is extended; anyone else's is a claim about itself that apps
     // (daphne's --proxy-headers, rate limits) would believe, so it is replaced.

@@ -277,6 +277,42 @@ async fn forwarded_proto_is_kept_from_trusted_proxies_only() {
     assert!(response.text().await.unwrap().contains("x-forwarded-proto: http\n"));
 }
 
+/// What the app hears when a client sends `sent` along with `Host: app.localhost`.
+async fn headers_seen(addr: SocketAddr, sent: &[(&str, &str)]) -> String {
+    let mut request =
+        client().get(format!("http://{addr}/headers")).header("host", "app.localhost");
+    for (name, value) in sent {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
+fn header_in(seen: &str, name: &str) -> Option<String> {
+    seen.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_string)
+}
+
+/// `Forwarded` and `X-Real-IP` make the same claims as `X-Forwarded-For` (Rack's `request.ip`,
+/// Gin and chi believe them): from a client that is not a trusted proxy they never reach the
+/// app; a trusted proxy's pass as they came.
+#[tokio::test]
+async fn forwarded_and_x_real_ip_come_from_trusted_proxies_only() {
+    let app = backend("app").await;
+    let table = || RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let claims = [("forwarded", "for=203.0.113.7;proto=https"), ("x-real-ip", "203.0.113.7")];
+
+    let (_untrusting, addr) = router(RouterConfig::default(), table()).await;
+    let seen = headers_seen(addr, &claims).await;
+    assert_eq!(header_in(&seen, "forwarded"), None, "{seen}");
+    assert_eq!(header_in(&seen, "x-real-ip"), None, "{seen}");
+
+    let config =
+        RouterConfig { trusted_proxies: "127.0.0.0/8".parse().unwrap(), ..RouterConfig::default() };
+    let (_trusting, addr) = router(config, table()).await;
+    let seen = headers_seen(addr, &claims).await;
+    assert_eq!(header_in(&seen, "forwarded").as_deref(), Some(claims[0].1), "{seen}");
+    assert_eq!(header_in(&seen, "x-real-ip").as_deref(), Some(claims[1].1), "{seen}");
+}
+
 #[tokio::test]
 async fn forwarding_headers() {
     let app = backend("app").await;

@@ -203,6 +203,9 @@ pub(crate) async fn handle(
         started,
     };
 
+    if let Some(reason) = refusal(&request) {
+        return Ok(page(pages::bad_request(reason, id_str(&request_id)), &request_id, log));
+    }
     let host = request
         .headers()
         .get(header::HOST)
@@ -396,25 +399,38 @@ fn id_str(id: &HeaderValue) -> &str {
     id.to_str().unwrap_or("-")
 }
 
+/// Why a request is answered 400 before it is routed, if it is.
+fn refusal(request: &Request<Incoming>) -> Option<&'static str> {
+    let headers = request.headers();
+    // After an h2c upgrade the connection is HTTP/2 straight to the app, and every later
+    // stream on it would pass the router unseen (h2c smuggling). Refused rather than
+    // ignored, so a client that asked learns why.
+    if tokens(headers, header::UPGRADE).any(|token| token.eq_ignore_ascii_case("h2c")) {
+        return Some("h2c upgrade is not supported");
+    }
+    None
+}
+
+/// The comma-separated items of every `name` header line, trimmed.
+fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+        && tokens(headers, header::CONNECTION).any(|token| token.eq_ignore_ascii_case("upgrade"))
 }
 
 /// Removes hop-by-hop headers, and any header the `Connection` header names. For an
 /// upgrade, `Connection: upgrade` and `Upgrade` must pass through.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = tokens(headers, header::CONNECTION)
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .filter(|name| !(upgrade && name == header::UPGRADE))
         .collect();
     for name in named {

@@ -427,16 +427,37 @@ async fn open_tunnel(addr: SocketAddr, host: &str) -> TcpStream {
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(handshake.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    stream
+}
+
+/// A response's status line and headers, read byte by byte so nothing after them is taken.
+async fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         stream.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
-    stream
+    String::from_utf8(head).unwrap()
+}
+
+/// Writes `request` as it is, bytes no HTTP client library would send, and returns the
+/// response's head and its `Content-Length` body.
+async fn raw_request(addr: SocketAddr, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, value)| value.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (head, String::from_utf8(body).unwrap())
 }
 
 async fn echo_roundtrip(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -457,6 +478,28 @@ async fn websockets_are_tunnelled_byte_for_byte() {
     assert_eq!(echo_roundtrip(&mut tunnel, &frame).await.unwrap(), frame);
     let binary: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     assert_eq!(echo_roundtrip(&mut tunnel, &binary).await.unwrap(), binary);
+}
+
+/// An h2c upgrade would hand the client a raw HTTP/2 connection to the app, past everything
+/// the router does per request (h2c smuggling): it is refused, while WebSockets still upgrade.
+#[tokio::test]
+async fn h2c_upgrades_are_refused() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    // As curl --http2 sends it, and the same tucked behind another protocol.
+    for upgrade in ["h2c", "foo/1, H2C"] {
+        let request = format!(
+            "GET /name HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        );
+        let (head, body) = raw_request(addr, &request).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{upgrade}: {head}");
+        assert!(body.contains("h2c upgrade is not supported"), "{body}");
+    }
+    assert_eq!(app.hits.load(Ordering::SeqCst), 0, "the app never saw the upgrade");
+    let mut tunnel = open_tunnel(addr, "app.localhost").await;
+    assert_eq!(echo_roundtrip(&mut tunnel, b"still ws").await.unwrap(), b"still ws");
 }
 
 #[tokio::test]

@@ -19,7 +19,7 @@ use crate::Shared;
 use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
 use crate::metrics::AppMetrics;
 use crate::pages::{self, Page};
-use crate::table::LiveRoute;
+use crate::table::{LiveRoute, strip_port};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
@@ -402,6 +402,22 @@ fn id_str(id: &HeaderValue) -> &str {
 /// Why a request is answered 400 before it is routed, if it is.
 fn refusal(request: &Request<Incoming>) -> Option<&'static str> {
     let headers = request.headers();
+    // RFC 9112 §3.2 says 400: routing by either one could reach another app than the one a
+    // proxy or cache in front, reading the other, believes the request is for.
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Some("more than one Host header");
+    }
+    // An absolute-form target (`GET http://a.example/ HTTP/1.1`) names the host too, and
+    // RFC 9112 §3.2.2 prefers it to Host, yet the app sees only Host: refuse to choose.
+    if let Some(target) = request.uri().host() {
+        let host = headers.get(header::HOST).map(|h| h.to_str().map_or("", strip_port));
+        let same = |host: &str| {
+            host.trim_end_matches('.').eq_ignore_ascii_case(target.trim_end_matches('.'))
+        };
+        if host.is_some_and(|host| !same(host)) {
+            return Some("the request target names another host than the Host header");
+        }
+    }
     // After an h2c upgrade the connection is HTTP/2 straight to the app, and every later
     // stream on it would pass the router unseen (h2c smuggling). Refused rather than
     // ignored, so a client that asked learns why.

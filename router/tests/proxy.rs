@@ -502,6 +502,37 @@ async fn h2c_upgrades_are_refused() {
     assert_eq!(echo_roundtrip(&mut tunnel, b"still ws").await.unwrap(), b"still ws");
 }
 
+/// Two Host headers, or an absolute-form target naming another host than Host, leave the app
+/// to whichever one a reader takes: 400, as RFC 9112 §3.2 requires, and no app sees it.
+#[tokio::test]
+async fn ambiguous_hosts_are_refused() {
+    let (alpha, beta) = (backend("alpha").await, backend("beta").await);
+    let table = RouteTable {
+        routes: vec![
+            route("alpha", &["alpha.localhost"], &[alpha.addr]),
+            route("beta", &["beta.localhost"], &[beta.addr]),
+        ],
+    };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    for request in [
+        "GET /name HTTP/1.1\r\nHost: alpha.localhost\r\nHost: beta.localhost\r\n\r\n",
+        "GET /name HTTP/1.1\r\nHost: alpha.localhost\r\nhost: alpha.localhost\r\n\r\n",
+        "GET http://beta.localhost/name HTTP/1.1\r\nHost: alpha.localhost\r\n\r\n",
+    ] {
+        let (head, body) = raw_request(addr, request).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{request:?}: {head}");
+        assert!(body.contains("Host header"), "{body}");
+    }
+    let hits = alpha.hits.load(Ordering::SeqCst) + beta.hits.load(Ordering::SeqCst);
+    assert_eq!(hits, 0, "no app saw an ambiguous request");
+
+    // An absolute-form target that agrees with Host, case and port aside, is served.
+    let request = "GET http://Beta.localhost/name HTTP/1.1\r\nHost: beta.localhost:8000\r\n\r\n";
+    let (head, body) = raw_request(addr, request).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "beta");
+}
+
 #[tokio::test]
 async fn balances_and_skips_refusing_backends() {
     let backends = [backend("one").await, backend("two").await, backend("three").await];

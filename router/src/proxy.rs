@@ -14,6 +14,7 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Shared;
 use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
@@ -186,10 +187,12 @@ impl AccessLog {
     }
 }
 
+/// Answers one request from `client`, whose connection holds `slot` under the connection cap.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     mut request: Request<Incoming>,
     client: SocketAddr,
+    slot: Arc<OwnedSemaphorePermit>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let started = Instant::now();
     let request_id = request_id(request.headers());
@@ -275,7 +278,7 @@ pub(crate) async fn handle(
     if switching && let Some(client_upgrade) = client_upgrade {
         let backend_upgrade = hyper::upgrade::on(&mut response);
         let tunnel_guard = guard.backend().begin();
-        tokio::spawn(tunnel(client_upgrade, backend_upgrade, tunnel_guard));
+        tokio::spawn(tunnel(client_upgrade, backend_upgrade, tunnel_guard, slot));
     }
     let (parts, body) = response.into_parts();
     let body = TrackedBody {
@@ -360,10 +363,13 @@ fn pick(shared: &Shared, backends: &[Arc<Backend>], skip: &[usize]) -> Option<us
         .min_by_key(|&i| backends[i].inflight())
 }
 
+/// Copies bytes both ways until either side closes; the client's connection keeps its
+/// `_slot` under the connection cap until then.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     backend: hyper::upgrade::OnUpgrade,
     guard: InflightGuard,
+    _slot: Arc<OwnedSemaphorePermit>,
 ) {
     let (client, backend_io) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,

@@ -533,6 +533,36 @@ async fn ambiguous_hosts_are_refused() {
     assert_eq!(body, "beta");
 }
 
+/// At `max_connections` the router stops accepting: the next client waits, unanswered, until
+/// an open connection closes, be it an idle keep-alive or a WebSocket tunnel.
+#[tokio::test]
+async fn open_connections_are_capped() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let config = RouterConfig { max_connections: 2, ..RouterConfig::default() };
+    let (_router, addr) = router(config, table).await;
+    let request = "GET /name HTTP/1.1\r\nHost: app.localhost\r\n\r\n";
+
+    let first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    let third = tokio::spawn(raw_request(addr, request));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third client waits while two connections are open");
+    drop(first);
+    let (head, body) = tokio::time::timeout(Duration::from_secs(5), third).await.unwrap().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "app");
+
+    // The third client has gone; a tunnel takes its place and keeps it after the handshake.
+    let tunnel = open_tunnel(addr, "app.localhost").await;
+    let fourth = tokio::spawn(raw_request(addr, request));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!fourth.is_finished(), "an open tunnel is an open connection");
+    drop(tunnel);
+    let (head, _) = tokio::time::timeout(Duration::from_secs(5), fourth).await.unwrap().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
 #[tokio::test]
 async fn balances_and_skips_refusing_backends() {
     let backends = [backend("one").await, backend("two").await, backend("three").await];

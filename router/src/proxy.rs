@@ -470,8 +470,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Sets the `X-Forwarded-*` headers. `edge` is how the client reached this router (scheme,
 /// port) and whether the client is a trusted proxy, whose own `X-Forwarded-Proto` and
-/// `X-Forwarded-Port` (how the request reached *it*), `Forwarded` and `X-Real-IP` are then
-/// kept when they make sense.
+/// `X-Forwarded-Port` (how the request reached *it*) are then kept when they make sense, and
+/// its `Forwarded` and `X-Real-IP` as they came.
 fn add_forwarding_headers(
     headers: &mut HeaderMap,
     host: &str,

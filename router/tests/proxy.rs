@@ -1,5 +1,6 @@
 //! The router against real backends on loopback: routing, error pages, headers, streaming,
-//! WebSockets, load balancing, and a table swap under load with draining.
+//! WebSockets, requests refused before routing (h2c, ambiguous hosts), the connection cap,
+//! load balancing, and a table swap under load with draining.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 

@@ -18,12 +18,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 pub use table::{Route, RouteTable};
 pub use trust::TrustedProxies;
@@ -45,8 +46,12 @@ pub struct RouterConfig {
     /// `X-Forwarded-Proto` sent to apps (`https` once TLS terminates here).
     pub forwarded_proto: &'static str,
     /// Clients whose own `X-Forwarded-Proto` and `X-Forwarded-Port` are passed on (a
-    /// TLS-terminating proxy in front); everyone else's are replaced.
+    /// TLS-terminating proxy in front); everyone else's are replaced, and their `Forwarded`
+    /// and `X-Real-IP` dropped.
     pub trusted_proxies: TrustedProxies,
+    /// Most client connections open at once, WebSocket tunnels included (0 counts as 1). At
+    /// the cap the router stops accepting, and new clients wait in the kernel's listen queue.
+    pub max_connections: usize,
 }
 
 impl Default for RouterConfig {
@@ -58,6 +63,7 @@ impl Default for RouterConfig {
             max_body_bytes: 100 * 1024 * 1024,
             forwarded_proto: "http",
             trusted_proxies: TrustedProxies::default(),
+            max_connections: 10_000,
         }
     }
 }
@@ -166,7 +172,25 @@ impl Router {
         self.shared.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
         tracing::info!(addr = %local, "router listening");
         tokio::pin!(shutdown);
+        // A slot is taken before accepting, so at the cap new clients wait in the kernel's
+        // listen queue (as with HAProxy's maxconn), costing the router nothing, instead of
+        // being accepted only to be closed.
+        let max = self.shared.config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let slots = Arc::new(Semaphore::new(max));
+        let mut warned: Option<Instant> = None;
         loop {
+            let slot = tokio::select! {
+                slot = slots.clone().acquire_owned() => slot.ok(), // `slots` is never closed
+                _ = &mut shutdown => None,
+            };
+            let Some(slot) = slot else { return Ok(()) };
+            // Once a minute at most: a router at its cap tends to stay there a while.
+            if slots.available_permits() == 0
+                && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60))
+            {
+                tracing::warn!(max_connections = max, "connection limit reached, new clients wait");
+                warned = Some(Instant::now());
+            }
             let (stream, client) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
@@ -181,10 +205,13 @@ impl Router {
             };
             let _ = stream.set_nodelay(true);
             let shared = self.shared.clone();
+            // Shared with any tunnel the connection becomes, which outlives this task.
+            let slot = Arc::new(slot);
             tokio::spawn(async move {
                 let idle = shared.config.idle_timeout;
-                let service =
-                    service_fn(move |request| proxy::handle(shared.clone(), request, client));
+                let service = service_fn(move |request| {
+                    proxy::handle(shared.clone(), request, client, slot.clone())
+                });
                 let result = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(idle)

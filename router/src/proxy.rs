@@ -14,12 +14,13 @@ use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use rand::Rng;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::Shared;
 use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
 use crate::metrics::AppMetrics;
 use crate::pages::{self, Page};
-use crate::table::LiveRoute;
+use crate::table::{LiveRoute, strip_port};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
@@ -27,6 +28,7 @@ static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 paas");
 
@@ -185,10 +187,12 @@ impl AccessLog {
     }
 }
 
+/// Answers one request from `client`, whose connection holds `slot` under the connection cap.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     mut request: Request<Incoming>,
     client: SocketAddr,
+    slot: Arc<OwnedSemaphorePermit>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
     let started = Instant::now();
     let request_id = request_id(request.headers());
@@ -202,6 +206,9 @@ pub(crate) async fn handle(
         started,
     };
 
+    if let Some(reason) = refusal(&request) {
+        return Ok(page(pages::bad_request(reason, id_str(&request_id)), &request_id, log));
+    }
     let host = request
         .headers()
         .get(header::HOST)
@@ -271,7 +278,7 @@ pub(crate) async fn handle(
     if switching && let Some(client_upgrade) = client_upgrade {
         let backend_upgrade = hyper::upgrade::on(&mut response);
         let tunnel_guard = guard.backend().begin();
-        tokio::spawn(tunnel(client_upgrade, backend_upgrade, tunnel_guard));
+        tokio::spawn(tunnel(client_upgrade, backend_upgrade, tunnel_guard, slot));
     }
     let (parts, body) = response.into_parts();
     let body = TrackedBody {
@@ -356,10 +363,13 @@ fn pick(shared: &Shared, backends: &[Arc<Backend>], skip: &[usize]) -> Option<us
         .min_by_key(|&i| backends[i].inflight())
 }
 
+/// Copies bytes both ways until either side closes; the client's connection keeps its
+/// `_slot` under the connection cap until then.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
     backend: hyper::upgrade::OnUpgrade,
     guard: InflightGuard,
+    _slot: Arc<OwnedSemaphorePermit>,
 ) {
     let (client, backend_io) = match tokio::try_join!(client, backend) {
         Ok(pair) => pair,
@@ -395,25 +405,54 @@ fn id_str(id: &HeaderValue) -> &str {
     id.to_str().unwrap_or("-")
 }
 
+/// Why a request is answered 400 before it is routed, if it is.
+fn refusal(request: &Request<Incoming>) -> Option<&'static str> {
+    let headers = request.headers();
+    // RFC 9112 §3.2 says 400: routing by either one could reach another app than the one a
+    // proxy or cache in front, reading the other, believes the request is for.
+    if headers.get_all(header::HOST).iter().nth(1).is_some() {
+        return Some("more than one Host header");
+    }
+    // An absolute-form target (`GET http://a.example/ HTTP/1.1`) names the host too, and
+    // RFC 9112 §3.2.2 prefers it to Host, yet the app sees only Host: refuse to choose.
+    if let Some(target) = request.uri().host() {
+        let host = headers.get(header::HOST).map(|h| h.to_str().map_or("", strip_port));
+        let same = |host: &str| {
+            host.trim_end_matches('.').eq_ignore_ascii_case(target.trim_end_matches('.'))
+        };
+        if host.is_some_and(|host| !same(host)) {
+            return Some("the request target names another host than the Host header");
+        }
+    }
+    // After an h2c upgrade the connection is HTTP/2 straight to the app, and every later
+    // stream on it would pass the router unseen (h2c smuggling). Refused rather than
+    // ignored, so a client that asked learns why.
+    if tokens(headers, header::UPGRADE).any(|token| token.eq_ignore_ascii_case("h2c")) {
+        return Some("h2c upgrade is not supported");
+    }
+    None
+}
+
+/// The comma-separated items of every `name` header line, trimmed.
+fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+}
+
 fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|token| token.trim().eq_ignore_ascii_case("upgrade"))
+        && tokens(headers, header::CONNECTION).any(|token| token.eq_ignore_ascii_case("upgrade"))
 }
 
 /// Removes hop-by-hop headers, and any header the `Connection` header names. For an
 /// upgrade, `Connection: upgrade` and `Upgrade` must pass through.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+    let named: Vec<HeaderName> = tokens(headers, header::CONNECTION)
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .filter(|name| !(upgrade && name == header::UPGRADE))
         .collect();
     for name in named {
@@ -431,7 +470,8 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 
 /// Sets the `X-Forwarded-*` headers. `edge` is how the client reached this router (scheme,
 /// port) and whether the client is a trusted proxy, whose own `X-Forwarded-Proto` and
-/// `X-Forwarded-Port` (how the request reached *it*) are then kept when they make sense.
+/// `X-Forwarded-Port` (how the request reached *it*) are then kept when they make sense, and
+/// its `Forwarded` and `X-Real-IP` as they came.
 fn add_forwarding_headers(
     headers: &mut HeaderMap,
     host: &str,
@@ -440,6 +480,13 @@ fn add_forwarding_headers(
     request_id: &HeaderValue,
 ) {
     let (proto, port, from_proxy) = edge;
+    // The same claims as X-Forwarded-For in other spellings, believed by other frameworks
+    // (Rack's request.ip reads Forwarded, Gin and chi X-Real-IP). The router sets neither,
+    // so from a client that is no proxy of ours they are dropped rather than replaced.
+    if !from_proxy {
+        headers.remove(header::FORWARDED);
+        headers.remove(&X_REAL_IP);
+    }
     let client_ip = client.ip().to_canonical().to_string();
     // A trusted proxy's list is extended; anyone else's is a claim about itself that apps
     // (daphne's --proxy-headers, rate limits) would believe, so it is replaced.

@@ -1,5 +1,6 @@
 //! The router against real backends on loopback: routing, error pages, headers, streaming,
-//! WebSockets, load balancing, and a table swap under load with draining.
+//! WebSockets, requests refused before routing (h2c, ambiguous hosts), the connection cap,
+//! load balancing, and a table swap under load with draining.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -277,6 +278,42 @@ async fn forwarded_proto_is_kept_from_trusted_proxies_only() {
     assert!(response.text().await.unwrap().contains("x-forwarded-proto: http\n"));
 }
 
+/// What the app hears when a client sends `sent` along with `Host: app.localhost`.
+async fn headers_seen(addr: SocketAddr, sent: &[(&str, &str)]) -> String {
+    let mut request =
+        client().get(format!("http://{addr}/headers")).header("host", "app.localhost");
+    for (name, value) in sent {
+        request = request.header(*name, *value);
+    }
+    request.send().await.unwrap().text().await.unwrap()
+}
+
+fn header_in(seen: &str, name: &str) -> Option<String> {
+    seen.lines().find_map(|l| l.strip_prefix(&format!("{name}: "))).map(str::to_string)
+}
+
+/// `Forwarded` and `X-Real-IP` make the same claims as `X-Forwarded-For` (Rack's `request.ip`,
+/// Gin and chi believe them): from a client that is not a trusted proxy they never reach the
+/// app; a trusted proxy's pass as they came.
+#[tokio::test]
+async fn forwarded_and_x_real_ip_come_from_trusted_proxies_only() {
+    let app = backend("app").await;
+    let table = || RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let claims = [("forwarded", "for=203.0.113.7;proto=https"), ("x-real-ip", "203.0.113.7")];
+
+    let (_untrusting, addr) = router(RouterConfig::default(), table()).await;
+    let seen = headers_seen(addr, &claims).await;
+    assert_eq!(header_in(&seen, "forwarded"), None, "{seen}");
+    assert_eq!(header_in(&seen, "x-real-ip"), None, "{seen}");
+
+    let config =
+        RouterConfig { trusted_proxies: "127.0.0.0/8".parse().unwrap(), ..RouterConfig::default() };
+    let (_trusting, addr) = router(config, table()).await;
+    let seen = headers_seen(addr, &claims).await;
+    assert_eq!(header_in(&seen, "forwarded").as_deref(), Some(claims[0].1), "{seen}");
+    assert_eq!(header_in(&seen, "x-real-ip").as_deref(), Some(claims[1].1), "{seen}");
+}
+
 #[tokio::test]
 async fn forwarding_headers() {
     let app = backend("app").await;
@@ -391,16 +428,37 @@ async fn open_tunnel(addr: SocketAddr, host: &str) -> TcpStream {
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(handshake.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
+    stream
+}
+
+/// A response's status line and headers, read byte by byte so nothing after them is taken.
+async fn read_head(stream: &mut TcpStream) -> String {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         stream.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("upgrade: websocket"), "{head}");
-    stream
+    String::from_utf8(head).unwrap()
+}
+
+/// Writes `request` as it is, bytes no HTTP client library would send, and returns the
+/// response's head and its `Content-Length` body.
+async fn raw_request(addr: SocketAddr, request: &str) -> (String, String) {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let head = read_head(&mut stream).await;
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, value)| value.trim().parse().unwrap());
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).await.unwrap();
+    (head, String::from_utf8(body).unwrap())
 }
 
 async fn echo_roundtrip(stream: &mut TcpStream, payload: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -421,6 +479,89 @@ async fn websockets_are_tunnelled_byte_for_byte() {
     assert_eq!(echo_roundtrip(&mut tunnel, &frame).await.unwrap(), frame);
     let binary: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
     assert_eq!(echo_roundtrip(&mut tunnel, &binary).await.unwrap(), binary);
+}
+
+/// An h2c upgrade would hand the client a raw HTTP/2 connection to the app, past everything
+/// the router does per request (h2c smuggling): it is refused, while WebSockets still upgrade.
+#[tokio::test]
+async fn h2c_upgrades_are_refused() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    // As curl --http2 sends it, and the same tucked behind another protocol.
+    for upgrade in ["h2c", "foo/1, H2C"] {
+        let request = format!(
+            "GET /name HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+             Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        );
+        let (head, body) = raw_request(addr, &request).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{upgrade}: {head}");
+        assert!(body.contains("h2c upgrade is not supported"), "{body}");
+    }
+    assert_eq!(app.hits.load(Ordering::SeqCst), 0, "the app never saw the upgrade");
+    let mut tunnel = open_tunnel(addr, "app.localhost").await;
+    assert_eq!(echo_roundtrip(&mut tunnel, b"still ws").await.unwrap(), b"still ws");
+}
+
+/// Two Host headers, or an absolute-form target naming another host than Host, leave the app
+/// to whichever one a reader takes: 400, as RFC 9112 §3.2 requires, and no app sees it.
+#[tokio::test]
+async fn ambiguous_hosts_are_refused() {
+    let (alpha, beta) = (backend("alpha").await, backend("beta").await);
+    let table = RouteTable {
+        routes: vec![
+            route("alpha", &["alpha.localhost"], &[alpha.addr]),
+            route("beta", &["beta.localhost"], &[beta.addr]),
+        ],
+    };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    for request in [
+        "GET /name HTTP/1.1\r\nHost: alpha.localhost\r\nHost: beta.localhost\r\n\r\n",
+        "GET /name HTTP/1.1\r\nHost: alpha.localhost\r\nhost: alpha.localhost\r\n\r\n",
+        "GET http://beta.localhost/name HTTP/1.1\r\nHost: alpha.localhost\r\n\r\n",
+    ] {
+        let (head, body) = raw_request(addr, request).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{request:?}: {head}");
+        assert!(body.contains("Host header"), "{body}");
+    }
+    let hits = alpha.hits.load(Ordering::SeqCst) + beta.hits.load(Ordering::SeqCst);
+    assert_eq!(hits, 0, "no app saw an ambiguous request");
+
+    // An absolute-form target that agrees with Host, case and port aside, is served.
+    let request = "GET http://Beta.localhost/name HTTP/1.1\r\nHost: beta.localhost:8000\r\n\r\n";
+    let (head, body) = raw_request(addr, request).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "beta");
+}
+
+/// At `max_connections` the router stops accepting: the next client waits, unanswered, until
+/// an open connection closes, be it an idle keep-alive or a WebSocket tunnel.
+#[tokio::test]
+async fn open_connections_are_capped() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let config = RouterConfig { max_connections: 2, ..RouterConfig::default() };
+    let (_router, addr) = router(config, table).await;
+    let request = "GET /name HTTP/1.1\r\nHost: app.localhost\r\n\r\n";
+
+    let first = TcpStream::connect(addr).await.unwrap();
+    let _second = TcpStream::connect(addr).await.unwrap();
+    let third = tokio::spawn(raw_request(addr, request));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "a third client waits while two connections are open");
+    drop(first);
+    let (head, body) = tokio::time::timeout(Duration::from_secs(5), third).await.unwrap().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "app");
+
+    // The third client has gone; a tunnel takes its place and keeps it after the handshake.
+    let tunnel = open_tunnel(addr, "app.localhost").await;
+    let fourth = tokio::spawn(raw_request(addr, request));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!fourth.is_finished(), "an open tunnel is an open connection");
+    drop(tunnel);
+    let (head, _) = tokio::time::timeout(Duration::from_secs(5), fourth).await.unwrap().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
 }
 
 #[tokio::test]

@@ -166,6 +166,17 @@ pub struct RouterSettings {
         default_value = ""
     )]
     pub trusted_proxies: paas_router::TrustedProxies,
+
+    /// Router: most client connections open at once, WebSockets included; more wait to be
+    /// accepted until one closes.
+    #[arg(
+        id = "router_max_connections",
+        value_name = "N",
+        long = "router-max-connections",
+        env = "PAAS_ROUTER_MAX_CONNECTIONS",
+        default_value_t = 10_000
+    )]
+    pub max_connections: usize,
 }
 
 impl Default for RouterSettings {
@@ -177,6 +188,7 @@ impl Default for RouterSettings {
             idle_timeout: 55,
             max_body_mb: 100,
             trusted_proxies: paas_router::TrustedProxies::default(),
+            max_connections: 10_000,
         }
     }
 }
@@ -189,6 +201,7 @@ impl RouterSettings {
             idle_timeout: Duration::from_secs(self.idle_timeout),
             max_body_bytes: self.max_body_mb.saturating_mul(1024 * 1024),
             trusted_proxies: self.trusted_proxies.clone(),
+            max_connections: self.max_connections,
             ..paas_router::RouterConfig::default()
         }
     }

@@ -837,6 +837,11 @@ impl EventState {
     }
 }
 
+/// The bridge option that stops containers on the network from reaching each other: apps
+/// talk to one another only through the router, and the router (on the host) still reaches
+/// every container.
+const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
+
 /// The id of the bridge network `name`, created if missing. Safe against other runners doing
 /// the same at the same time: Docker 20.10 lets two racing creates of one name both succeed,
 /// so every runner then keeps the oldest and removes the others.
@@ -877,6 +882,7 @@ async fn find_or_create_network(docker: &Docker, name: &str) -> Result<String, R
                 name: name.to_string(),
                 driver: Some("bridge".to_string()),
                 labels: Some(HashMap::from([(LABEL_MANAGED.to_string(), "true".to_string())])),
+                options: Some(HashMap::from([(ICC_OPTION.to_string(), "false".to_string())])),
                 ..Default::default()
             };
             match docker.create_network(request).await {
@@ -898,6 +904,16 @@ async fn find_or_create_network(docker: &Docker, name: &str) -> Result<String, R
                 // Another runner may be removing it too, or using it for a moment: best effort.
                 let _ = docker.remove_network(id).await;
             }
+        }
+        if keep.options.as_ref().and_then(|o| o.get(ICC_OPTION)).map(String::as_str)
+            != Some("false")
+        {
+            tracing::warn!(
+                network = name,
+                "containers on this network can reach each other directly: it was made by an \
+                 older paas or by hand. Stop paas, remove the network and its containers, and \
+                 start paas again to isolate apps"
+            );
         }
         let driver = keep.driver.unwrap_or_default();
         if driver != "bridge" {

@@ -39,6 +39,9 @@ pub struct BuildRequest {
     /// environment for detected ones. Never written into the image's `ENV`.
     pub config: BTreeMap<String, String>,
     pub commit: Option<String>,
+    /// Set when several paas servers share one Docker engine: each tags its images under
+    /// `paas/NAMESPACE/`, so two apps of one name never overwrite each other's builds.
+    pub namespace: Option<String>,
 }
 
 impl BuildRequest {
@@ -54,12 +57,16 @@ impl BuildRequest {
             base_dir: None,
             config: BTreeMap::new(),
             commit: None,
+            namespace: None,
         }
     }
 
-    /// The image's tag: `paas/app-NAME:bID`.
+    /// The image's tag: `paas/app-NAME:bID`, or `paas/NAMESPACE/app-NAME:bID`.
     pub fn image_tag(&self) -> String {
-        format!("paas/app-{}:b{}", self.app, self.build_id)
+        match &self.namespace {
+            Some(namespace) => format!("paas/{namespace}/app-{}:b{}", self.app, self.build_id),
+            None => format!("paas/app-{}:b{}", self.app, self.build_id),
+        }
     }
 
     /// The directory to build: `source_dir`, or `base_dir` inside it.

@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The Docker network of a paas that has the engine to itself.
+pub const DEFAULT_NETWORK: &str = "paas";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerConfig {
     /// Address the control plane (API, git, dashboard) listens on.
@@ -25,8 +28,9 @@ pub struct ServerConfig {
     pub domain: String,
 
     /// Docker network app containers join. Only containers on it are paas's to adopt,
-    /// restart or remove, so two paas servers on one Docker host need different networks.
-    #[arg(long, env = "PAAS_DOCKER_NETWORK", default_value = "paas")]
+    /// restart or remove, so two paas servers on one Docker host need different networks;
+    /// a server on another than the default also tags its images `paas/NETWORK/app-…`.
+    #[arg(long, env = "PAAS_DOCKER_NETWORK", default_value = DEFAULT_NETWORK)]
     pub docker_network: String,
 
     /// Images of this many newest releases are kept, so that rolling back to them needs no
@@ -215,7 +219,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             database_url: None,
             domain: "localhost".into(),
-            docker_network: "paas".into(),
+            docker_network: DEFAULT_NETWORK.into(),
             keep_releases: 5,
             router: RouterSettings::default(),
             build: BuildSettings {

@@ -163,6 +163,7 @@ impl Paas {
         let mut request = BuildRequest::new(&app.name, build.id, &tree.dir);
         request.base_dir = config.get("PAAS_APP_BASE").map(PathBuf::from);
         request.commit = tree.commit_sha.clone();
+        request.namespace = self.image_namespace.clone();
         request.config = config;
 
         let destroyed = self.destroying(&app.name);

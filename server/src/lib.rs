@@ -27,7 +27,7 @@ use paas_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{BuildSettings, RouterSettings, ServerConfig};
+pub use config::{BuildSettings, DEFAULT_NETWORK, RouterSettings, ServerConfig};
 pub use ops::Paas;
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +124,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)
         .with_git(git)
+        .with_image_namespace(
+            (config.docker_network != DEFAULT_NETWORK).then(|| config.docker_network.clone()),
+        )
         .keeping_release_images(usize::from(config.keep_releases));
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();

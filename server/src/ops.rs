@@ -39,6 +39,9 @@ pub struct Paas {
     events: crate::events::AppEvents,
     /// Images of this many newest releases are kept for rollbacks.
     pub(crate) keep_release_images: usize,
+    /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
+    /// default one, since another paas then shares the engine.
+    pub(crate) image_namespace: Option<String>,
 }
 
 impl Paas {
@@ -56,6 +59,7 @@ impl Paas {
             backends: Default::default(),
             events: Default::default(),
             keep_release_images: 5,
+            image_namespace: None,
         }
     }
 
@@ -67,6 +71,12 @@ impl Paas {
     ) -> Paas {
         self.builder = builder;
         self.runner = runner;
+        self
+    }
+
+    /// Tags this server's images under `paas/NAMESPACE/`.
+    pub fn with_image_namespace(mut self, namespace: Option<String>) -> Paas {
+        self.image_namespace = namespace;
         self
     }
 

@@ -224,9 +224,9 @@ fn newest_source() -> std::time::SystemTime {
     newest
 }
 
-/// Gives a test's Docker network back when dropped (Docker has room for only a few dozen
-/// bridge networks). It fails harmlessly while containers are still attached; `.ci/run`
-/// prunes leftovers.
+/// Gives back what a test server made in Docker when dropped, also when the test failed:
+/// its apps' containers and images, and its network (Docker has room for only a few dozen
+/// bridge networks). `.ci/run` sweeps what a killed test run left.
 pub struct NetworkGuard(pub String);
 
 impl Drop for NetworkGuard {
@@ -240,12 +240,28 @@ pub fn test_network() -> String {
     format!("paas-test-{:08x}", rand::rng().random::<u32>())
 }
 
+/// Removes the containers on the network `name`, the images a server on it built (tagged
+/// `paas/NAME/…`), and the network.
 pub fn remove_docker_network(name: &str) {
-    let _ = std::process::Command::new("docker")
-        .args(["network", "rm", name])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
+    let docker = |args: &[&str]| {
+        std::process::Command::new("docker")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let label = format!("label=io.paas.network={name}");
+    for id in docker(&["ps", "-aq", "--filter", &label]).split_whitespace() {
+        docker(&["rm", "-f", "-v", id]);
+    }
+    let reference = format!("reference=paas/{name}/*");
+    let images = docker(&["images", "--filter", &reference, "--format", "{{.ID}}"]);
+    for id in images.split_whitespace().collect::<std::collections::BTreeSet<_>>() {
+        docker(&["rmi", "-f", id]);
+    }
+    docker(&["network", "rm", name]);
 }
 
 /// `paas server` as a process of its own (the built binary) on loopback ports, as a user

@@ -52,6 +52,32 @@ async fn every_route_needs_a_token(db: Db) {
             assert_eq!(error_code(&body), "unauthorized");
         }
     }
+    // git's routes too: nothing runs without a token, and the hook only for a live push.
+    let git_routes = [
+        (Method::GET, "/demo.git/info/refs?service=git-receive-pack"),
+        (Method::GET, "/demo.git/info/refs?service=git-upload-pack"),
+        (Method::POST, "/demo.git/git-receive-pack"),
+        (Method::POST, "/demo.git/git-upload-pack"),
+        (Method::POST, "/internal/git-hook"),
+    ];
+    for (method, path) in git_routes {
+        let url = format!("{}{path}", server.url);
+        for auth in [None, Some("Bearer paas_wrong"), Some("Basic Zm9vOmJhcg==")] {
+            let mut request = server.http.request(method.clone(), &url).body("0000");
+            if path.starts_with("/internal") {
+                request = request.json(&json!({"refs": [], "env": {}}));
+            }
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {auth:?}"
+            );
+        }
+    }
     // The health check is the one route open to all.
     let health = server.http.get(format!("{}/healthz", server.url)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);

@@ -54,7 +54,8 @@ async fn builds_are_recorded_and_released(db: Db) {
         .unwrap();
     assert_eq!(release.version, 3);
     assert_eq!(release.description, "Deploy 0123456");
-    assert!(release.image.as_deref().unwrap().starts_with(&format!("paas/app-{name}:b")));
+    let repository = format!("paas/{}/app-{name}:b", server.docker_network());
+    assert!(release.image.as_deref().unwrap().starts_with(&repository));
     assert!(release.process_types.contains_key("web"), "{:?}", release.process_types);
     assert_eq!(release.config.get("GREETING").map(String::as_str), Some("hi"));
     assert!(log.text().contains("Python app detected"), "{}", log.text());

@@ -32,7 +32,7 @@ async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
     let out = dev.git(&["push", "paas", "main"]).success();
     for expected in [
         "remote: -----> Python app detected",
-        "remote: -----> Built paas/app-shop:",
+        "/app-shop:b",
         "remote: -----> Released v2",
         "remote:        http://shop.localhost:",
         "deployed to paas",
@@ -368,7 +368,8 @@ async fn destroying_an_app_mid_build_leaves_nothing(db: Db) {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
     // A cancelled build may still be finishing in the engine for a moment.
-    let images = || async { docker(&["images", "-q", "paas/app-doomed"]).is_empty() };
+    let repository = format!("paas/{}/app-doomed", server.docker_network());
+    let images = || async { docker(&["images", "-q", &repository]).is_empty() };
     paas_tests::wait_until("the app's images are removed", Duration::from_secs(20), images).await;
     let label = format!("label=io.paas.network={}", server.docker_network());
     let containers =

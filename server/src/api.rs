@@ -139,7 +139,8 @@ async fn update_app(
 }
 
 async fn app_info(paas: &Paas, app: App) -> Result<AppInfo> {
-    let release = paas.store().latest_release(&app).await?.map(|r| r.version);
+    // Current is what serves: a release that failed to roll out never is.
+    let release = paas.store().current_release(&app).await?.map(|r| r.version);
     let formation = paas.formation(&app).await?;
     Ok(AppInfo { web_url: paas.web_url(&app), app, release, formation })
 }

@@ -15,6 +15,7 @@ both_databases!(
     racing_sibling_pushes_leave_the_branch_on_what_serves,
     destroying_an_app_mid_build_leaves_nothing,
     paas_killed_while_old_processes_stop_serves_on_restart,
+    a_failed_release_is_never_current,
 );
 
 async fn body_of(server: &TestServer, host: &str) -> String {
@@ -472,4 +473,31 @@ fn peak_rss_kib(pid: u32) -> i64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
     line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// A release whose rollout fails is recorded as failed and never called current: the
+/// previous one serves, `apps:info` and `releases` name it, and the next config change
+/// builds on it and rolls out.
+async fn a_failed_release_is_never_current(db: Db) {
+    let server = TestServer::start(db).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.paas(&["apps:create", "flaky"]).success();
+    dev.paas(&["config:set", "PAAS_HEALTHCHECK_TIMEOUT=3"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+    dev.write("Procfile", "web: sleep 600\n");
+    dev.commit("Never listens");
+    let out = dev.git(&["push", "paas", "main"]).failure();
+    assert!(out.contains("Release v4 failed"), "{out}");
+
+    let info = server.get_json("/apps/flaky").await;
+    assert_eq!(info["release"], 3, "{info}");
+    let out = dev.paas(&["releases"]).success();
+    assert!(out.contains("Current: v3"), "{out}");
+    let out = dev.paas(&["config:set", "GREETING=still-here"]).success();
+    assert!(out.contains("v5"), "{out}");
+    let releases = server.get_json("/apps/flaky/releases").await;
+    assert_eq!(releases[0]["status"], "succeeded", "{releases}");
+    assert_eq!(releases[0]["build_id"], releases[2]["build_id"], "v5 runs v3's build");
+    assert!(body_of(&server, "flaky.localhost").await.contains("python-stdlib"));
+    server.api(reqwest::Method::DELETE, "/apps/flaky").send().await.unwrap();
 }

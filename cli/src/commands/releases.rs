@@ -9,8 +9,9 @@ use crate::AppArg;
 pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
     let name = app_name(arg)?;
     let releases: Vec<Release> = client()?.get(&format!("/apps/{name}/releases")).await?;
-    match releases.first() {
-        Some(latest) => println!("=== {name} Releases - Current: v{}", latest.version),
+    // Current is the newest release that serves; newer ones may have failed or be rolling out.
+    match releases.iter().find(|r| r.status == "succeeded") {
+        Some(current) => println!("=== {name} Releases - Current: v{}", current.version),
         None => println!("=== {name} Releases"),
     }
     let rows: Vec<Vec<String>> = releases

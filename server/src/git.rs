@@ -118,6 +118,25 @@ impl Git {
         Ok(path)
     }
 
+    /// Points the repository's HEAD at `branch`, so that a clone checks out what deploys.
+    pub async fn point_head(&self, app: &str, branch: &str) -> Result<()> {
+        let path = self.ensure_repo(app).await?;
+        let output = Command::new("git")
+            .arg("--git-dir")
+            .arg(&path)
+            .args(["symbolic-ref", "HEAD", &format!("refs/heads/{branch}")])
+            .output()
+            .await
+            .map_err(io_error)?;
+        match output.status.success() {
+            true => Ok(()),
+            false => Err(Error::Internal(format!(
+                "git symbolic-ref HEAD: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ))),
+        }
+    }
+
     /// Removes the app's repository, once the pushes to it have ended (up to a few
     /// seconds): git must not find its directory gone while it winds down.
     pub async fn remove_repo(&self, app: &str) {
@@ -616,15 +635,10 @@ fn judge(app: &App, refs: &[RefUpdate]) -> Verdict {
         if update.new == ZERO_SHA {
             return Verdict::Refuse(format!("the deploy branch `{branch}` cannot be deleted"));
         }
-        match deploy {
-            Some(other) if other.new != update.new => {
-                return Verdict::Refuse(format!(
-                    "push one of {branch_list} at a time: they name different commits"
-                ));
-            }
-            Some(_) => {}
-            None => deploy = Some(update),
+        if deploy.is_some() {
+            return Verdict::Refuse(format!("push one of {branch_list} at a time"));
         }
+        deploy = Some(update);
     }
     match deploy {
         Some(update) => Verdict::Deploy { sha: update.new.clone(), update: update.clone() },
@@ -652,6 +666,18 @@ async fn run_push(
     let short = &sha[..sha.len().min(7)];
     let repo = git.repo_path(&app.name);
     let env = quarantine_env(&repo, &request.env)?;
+    // One deploy branch per repository, so a clone gets what is deployed: `master` stands in
+    // for `main` only where there is no `main`, and becomes the app's deploy branch.
+    let adopt_master = update.name == "refs/heads/master" && app.deploy_branch == "main";
+    if adopt_master && branch_head(&repo, "refs/heads/main").await?.is_some() {
+        let message = format!(
+            "{} deploys from `main`, and pushing `master` beside it would leave two branches.\n\
+             To deploy this commit: git push paas master:main",
+            app.name
+        );
+        refusal(events, &message).await;
+        return Ok(false);
+    }
 
     let log = BuildLog::new();
     let forward = {
@@ -684,7 +710,9 @@ async fn run_push(
             ));
             return Ok(false);
         }
-        if let Some(version) = deployed_version(paas, &app, &sha).await? {
+        if let Some(version) = deployed_version(paas, &app, &sha).await?
+            && !adopt_master
+        {
             log.step(format!("{short} is already deployed as v{version}; nothing to do"));
             *push.deploy_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
             return Ok(true);
@@ -702,6 +730,10 @@ async fn run_push(
             commit_message: Some(commit_message),
         };
         let deployed = paas.deploy_locked(&app, &tree, &push.user.email, &log, interrupted).await;
+        if deployed.is_ok() && adopt_master {
+            paas.set_deploy_branch(&app, "master").await?;
+            log.info(format!("{} deploys from master from now on", app.name));
+        }
         if deployed.is_ok() {
             // Released only when git has moved the branch (or the push is gone).
             *push.deploy_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
@@ -862,14 +894,13 @@ mod tests {
             judge(&app("main"), &[update("refs/heads/main", ZERO_SHA)]),
             Verdict::Refuse(m) if m.contains("cannot be deleted")
         ));
-        assert!(matches!(
-            judge(&app("main"), &[update("refs/heads/main", &a), update("refs/heads/master", &b)]),
-            Verdict::Refuse(m) if m.contains("different commits")
-        ));
-        assert_eq!(
-            judge(&app("main"), &[update("refs/heads/main", &a), update("refs/heads/master", &a)]),
-            Verdict::Deploy { sha: a.clone(), update: update("refs/heads/main", &a) }
-        );
+        for pair in [[&a, &b], [&a, &a]] {
+            let refs = [update("refs/heads/main", pair[0]), update("refs/heads/master", pair[1])];
+            assert!(matches!(
+                judge(&app("main"), &refs),
+                Verdict::Refuse(m) if m.contains("at a time")
+            ));
+        }
     }
 
     #[test]

@@ -232,7 +232,11 @@ impl Paas {
     /// Makes pushes to `branch` (and only to it) deploy the app.
     pub async fn set_deploy_branch(&self, app: &App, branch: &str) -> Result<App> {
         validate::branch_name(branch)?;
-        Ok(self.store.set_deploy_branch(app, branch).await?)
+        let app = self.store.set_deploy_branch(app, branch).await?;
+        if let Some(git) = &self.git {
+            git.point_head(&app.name, branch).await?;
+        }
+        Ok(app)
     }
 
     /// Destroys an app and everything paas made for it: containers, images, repository.

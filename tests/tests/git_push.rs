@@ -83,12 +83,15 @@ async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
     assert!(out.contains("shop deploys from `main` or `master`"), "{out}");
     assert!(out.contains("git push paas feature:main"), "{out}");
 
-    // The deployed commit again: git has nothing to send; under `master` paas says so.
+    // The deployed commit again: git has nothing to send. `master` beside `main` is refused:
+    // the repository keeps one deploy branch, so a clone gets what is deployed.
     dev.git(&["reset", "-q", "--hard", &second]).success();
     let out = dev.git(&["push", "paas", "main"]).success();
     assert!(out.contains("Everything up-to-date"), "{out}");
-    let out = dev.git(&["push", "paas", "main:master"]).success();
-    assert!(out.contains(&format!("{} is already deployed as v3; nothing to do", &second[..7])));
+    let out = dev.git(&["push", "paas", "main:master"]).failure();
+    assert!(out.contains("To deploy this commit: git push paas master:main"), "{out}");
+    let heads = dev.git(&["ls-remote", "--heads", "paas"]).success();
+    assert_eq!(heads.lines().count(), 1, "{heads}");
 
     // History rewritten: a plain push is refused by git, a force push deploys.
     dev.git(&["reset", "-q", "--hard", &first]).success();
@@ -117,6 +120,21 @@ async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
     dev.git(&["clone", "-q", &format!("{}/shop.git", server.url), clone_arg]).success();
     let app_py = std::fs::read_to_string(clone.join("app.py")).unwrap();
     assert!(app_py.contains("shop-forced"), "{app_py}");
+
+    // A repository first pushed as `master` deploys from master, and clones check it out.
+    dev.git(&["remote", "remove", "paas"]).success();
+    dev.paas(&["apps:create", "legacy"]).success();
+    let out = dev.git(&["push", "paas", "main:master"]).success();
+    assert!(out.contains("legacy deploys from master from now on"), "{out}");
+    let legacy = dev.checkout.with_file_name("legacy");
+    let legacy_url = format!("{}/legacy.git", server.url);
+    dev.git(&["clone", "-q", &legacy_url, legacy.to_str().unwrap()]).success();
+    assert!(legacy.join("app.py").is_file(), "the clone checked out master");
+    let out = dev.git(&["push", "paas", "main"]).failure();
+    assert!(out.contains("legacy deploys from `master`"), "{out}");
+    dev.git(&["remote", "remove", "paas"]).success();
+    dev.paas(&["git:remote", "-a", "shop"]).success();
+    server.api(reqwest::Method::DELETE, "/apps/legacy").send().await.unwrap();
 
     // A deploy branch of the app's own: only it deploys.
     let out = dev.paas(&["apps:update", "--deploy-branch", "production"]).success();
@@ -151,20 +169,23 @@ async fn pushes_queue_and_an_abandoned_push_changes_nothing(db: Db) {
     dev.git(&["push", "paas", "main"]).success();
     let first = body_of(&server, "queue.localhost").await;
 
-    // Two pushes at once, to main and to master: the second waits, says so, then deploys.
-    // The first build takes long enough for the second push to arrive while it runs, even
-    // on a machine busy with other tests (3 s was once too short in CI).
+    // Two pushes at once: the second waits and says so; the first moves the branch, so the
+    // second is refused, and deploys when pushed again. The first build takes long enough
+    // for the second push to arrive while it runs, even on a machine busy with other tests
+    // (3 s was once too short in CI).
     dev.write("Dockerfile", &slow_dockerfile(12, "a"));
     dev.commit("Slow build a");
     let a = dev.git_spawn(&["push", "paas", "main"]);
     wait_for_build(&server, "queue", 2).await;
     dev.write("Dockerfile", &slow_dockerfile(1, "b"));
     let b_sha = dev.commit("Slow build b");
-    let b = dev.git(&["push", "paas", "main:master"]).success();
+    let b = dev.git(&["push", "paas", "main"]).failure();
     assert!(b.contains("Another deploy of queue is in progress; waiting for it"), "{b}");
-    assert!(b.contains("Released v4"), "{b}");
+    assert!(b.contains("main moved while this push waited for another deploy"), "{b}");
     let a = a.wait_with_output().unwrap();
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    let b = dev.git(&["push", "paas", "main"]).success();
+    assert!(b.contains("Released v4"), "{b}");
     let releases = server.get_json("/apps/queue/releases").await;
     assert_eq!(releases[0]["description"], format!("Deploy {}", &b_sha[..7]));
 

@@ -722,7 +722,16 @@ async fn run_push(
             .prefix(&format!("{}-", app.name))
             .tempdir_in(&git.work)
             .map_err(io_error)?;
-        let commit_message = checkout_commit(&repo, &sha, &env, checkout.path()).await?;
+        let limit = git.max_push_bytes.saturating_mul(CHECKOUT_FACTOR);
+        let commit_message = match checkout_commit(&repo, &sha, &env, checkout.path(), limit).await
+        {
+            Ok(message) => message,
+            Err(CheckoutError::TooLarge(why)) => {
+                log.error(why);
+                return Ok(false);
+            }
+            Err(CheckoutError::Failed(err)) => return Err(err),
+        };
         let tree = SourceTree {
             dir: checkout.path().to_path_buf(),
             source: "git".into(),
@@ -803,14 +812,34 @@ fn quarantine_env(repo: &Path, env: &BTreeMap<String, String>) -> Result<Vec<(St
     Ok(checked)
 }
 
+/// How much bigger than the largest push a checkout may be: packs compress, but a small
+/// pack that inflates to gigabytes must not fill the disk.
+const CHECKOUT_FACTOR: u64 = 4;
+/// Most files a checkout may hold (each costs an inode).
+const MAX_CHECKOUT_FILES: u64 = 200_000;
+
+enum CheckoutError {
+    /// The pusher's to fix: said in the push output.
+    TooLarge(String),
+    Failed(Error),
+}
+
+impl From<Error> for CheckoutError {
+    fn from(err: Error) -> CheckoutError {
+        CheckoutError::Failed(err)
+    }
+}
+
 /// Writes the tree of `sha` into `dir` (`git archive`, so no `.git` comes along) and returns
-/// the commit's message.
+/// the commit's message. Refuses, before writing past it, a tree over `limit` bytes or
+/// [`MAX_CHECKOUT_FILES`] files.
 async fn checkout_commit(
     repo: &Path,
     sha: &str,
     env: &[(String, String)],
     dir: &Path,
-) -> Result<String> {
+    limit: u64,
+) -> std::result::Result<String, CheckoutError> {
     let (repo, sha, env, dir) = (repo.to_path_buf(), sha.to_string(), env.to_vec(), dir.to_owned());
     tokio::task::spawn_blocking(move || {
         let git = |args: &[&str]| {
@@ -825,20 +854,57 @@ async fn checkout_commit(
             .spawn()
             .map_err(io_error)?;
         let stdout = archive.stdout.take().ok_or_else(|| Error::Internal("no pipe".into()))?;
-        let unpacked = tar::Archive::new(stdout).unpack(&dir);
+        let unpacked = unpack_within(stdout, &dir, limit, &sha);
+        if unpacked.is_err() {
+            // Stop git rather than read the rest of a tree that is refused anyway.
+            let _ = archive.kill();
+        }
         let output = archive.wait_with_output().map_err(io_error)?;
+        unpacked?;
         if !output.status.success() {
             return Err(Error::Internal(format!(
                 "git archive {sha}: {}",
                 String::from_utf8_lossy(&output.stderr).trim()
-            )));
+            ))
+            .into());
         }
-        unpacked.map_err(|e| Error::Internal(format!("unpacking {sha}: {e}")))?;
         let message = git(&["log", "-1", "--format=%B", &sha]).output().map_err(io_error)?;
         Ok(String::from_utf8_lossy(&message.stdout).trim().to_string())
     })
     .await
     .map_err(|e| Error::Internal(e.to_string()))?
+}
+
+/// Unpacks a tar into `dir`, entry by entry, counting bytes and files against the limits.
+fn unpack_within(
+    tar: impl Read,
+    dir: &Path,
+    limit: u64,
+    sha: &str,
+) -> std::result::Result<(), CheckoutError> {
+    let short = &sha[..sha.len().min(7)];
+    let mut archive = tar::Archive::new(tar);
+    let (mut bytes, mut files) = (0u64, 0u64);
+    let entries = archive.entries().map_err(|e| Error::Internal(format!("unpacking: {e}")))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| Error::Internal(format!("unpacking {short}: {e}")))?;
+        bytes = bytes.saturating_add(entry.header().size().unwrap_or(0));
+        files += 1;
+        if bytes > limit {
+            return Err(CheckoutError::TooLarge(format!(
+                "{short} unpacks to more than {} MiB, the most a checkout may hold (4 times \
+                 --max-push-mb); remove large files from the repository or raise the limit",
+                limit / (1024 * 1024)
+            )));
+        }
+        if files > MAX_CHECKOUT_FILES {
+            return Err(CheckoutError::TooLarge(format!(
+                "{short} holds more than {MAX_CHECKOUT_FILES} files, the most a checkout may hold"
+            )));
+        }
+        entry.unpack_in(dir).map_err(|e| Error::Internal(format!("unpacking {short}: {e}")))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -301,8 +301,8 @@ async fn paas_killed_mid_deploy_recovers_on_restart(db: Db) {
 }
 
 /// A push over `--max-push-mb` is refused by git with a message saying so (not a broken pipe,
-/// though the pack arrives chunked and bigger than the limit); nothing is built, and the
-/// branch is not created.
+/// though the pack arrives chunked and bigger than the limit), and so is one that unpacks to
+/// more than 4 times that; nothing is built, and the branch is not created.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_over_the_size_limit_is_refused() {
     let server = TestServer::start_with(Db::Sqlite, |config| config.git.max_push_mb = 1).await;
@@ -317,6 +317,15 @@ async fn a_push_over_the_size_limit_is_refused() {
     assert!(!out.contains("Broken pipe"), "{out}");
     let builds = server.get_json("/apps/too-big/builds").await;
     assert_eq!(builds, serde_json::json!([]));
+    assert_eq!(dev.git(&["ls-remote", "paas"]).success().trim(), "");
+
+    // A small pack that unpacks to far more (64 MiB of zeros) is refused before it is
+    // written out whole: the checkout may hold 4 times the push limit.
+    dev.git(&["reset", "-q", "--hard", "HEAD~1"]).success();
+    std::fs::write(dev.checkout.join("zeros.bin"), vec![0u8; 64 * 1024 * 1024]).unwrap();
+    dev.commit("Add 64 MiB of zeros");
+    let out = dev.git(&["push", "paas", "main"]).failure();
+    assert!(out.contains("unpacks to more than 4 MiB"), "{out}");
     assert_eq!(dev.git(&["ls-remote", "paas"]).success().trim(), "");
 
     // Under the limit, the same app deploys.

@@ -21,6 +21,7 @@ mod context;
 mod docker;
 mod dockerfile;
 mod error;
+mod files;
 mod hints;
 mod ignore;
 mod log;

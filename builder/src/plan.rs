@@ -705,6 +705,47 @@ mod tests {
     }
 
     #[test]
+    fn manifests_out_of_the_app_fail_the_build_unread() {
+        let parent = test_support::tree(&[
+            ("outside/paas.toml", "[processes]\nweb = \"cat /the-secret\"\n"),
+            ("app/app.py", ""),
+            ("app/config/Procfile", "web: python app.py\n"),
+        ]);
+        let app = parent.path().join("app");
+        let link = |target: &str, name: &str| {
+            let _ = std::fs::remove_file(app.join(name));
+            std::os::unix::fs::symlink(target, app.join(name)).unwrap();
+        };
+
+        // Inside the app, a symlink is followed.
+        link("config/Procfile", "Procfile");
+        let plan = crate::plan(&app, &BaseImages::local()).unwrap();
+        assert_eq!(plan.process_sources["web"], ProcessSource::Procfile);
+
+        link("/etc/passwd", "Procfile");
+        let error = crate::plan(&app, &BaseImages::local()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Procfile is a symlink to a path outside the app; paas does not follow it"
+        );
+        assert_eq!(error.code(), "file_refused");
+        std::fs::remove_file(app.join("Procfile")).unwrap();
+
+        link("../outside/paas.toml", "paas.toml");
+        let error = crate::plan(&app, &BaseImages::local()).unwrap_err();
+        assert!(error.to_string().starts_with("paas.toml is a symlink"), "{error}");
+        assert!(!error.to_string().contains("the-secret"), "{error}");
+        std::fs::remove_file(app.join("paas.toml")).unwrap();
+
+        for (target, name) in [("/dev/zero", "Aptfile"), ("/etc/hostname", "requirements.txt")] {
+            link(target, name);
+            let error = crate::plan(&app, &BaseImages::local()).unwrap_err();
+            assert!(error.to_string().starts_with(&format!("{name} is a symlink")), "{error}");
+            std::fs::remove_file(app.join(name)).unwrap();
+        }
+    }
+
+    #[test]
     fn plans_print_and_serialize() {
         let plan = plan_of(&[("requirements.txt", "flask==3.0\n"), ("app.py", "")]).unwrap();
         let text = plan.to_string();

@@ -39,7 +39,7 @@ impl Provider for Go {
         } else if app.is_file("go.sum") {
             plan.install = Some(Install {
                 command: "go mod download".into(),
-                files: app.existing(&["go.mod", "go.sum"]),
+                files: app.existing(&["go.mod", "go.sum"])?,
                 whole_tree: false,
             });
         } else {

@@ -89,7 +89,7 @@ impl Provider for Node {
             };
             let mut files = vec!["package.json".to_string()];
             files.extend(lock.map(str::to_string));
-            files.extend(app.existing(&[".npmrc", ".yarnrc", ".yarnrc.yml"]));
+            files.extend(app.existing(&[".npmrc", ".yarnrc", ".yarnrc.yml"])?);
             plan.install = Some(Install { command, files, whole_tree: false });
         } else {
             plan.notes.push("package.json declares no dependencies: nothing to install".into());

@@ -41,7 +41,7 @@ impl Provider for Ruby {
         }
         plan.install = Some(Install {
             command: "bundle install".into(),
-            files: app.existing(&["Gemfile", "Gemfile.lock"]),
+            files: app.existing(&["Gemfile", "Gemfile.lock"])?,
             whole_tree: false,
         });
 

@@ -19,6 +19,7 @@ use tokio::io::AsyncReadExt;
 
 use crate::dockerfile::{CA_BUILD_ARG, CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
 use crate::error::STACK_HINT;
+use crate::log::MAX_LINE;
 use crate::{BuildError, BuildLog, BuildPlan, BuilderConfig, Kind, ProcessSource, context, hints};
 
 /// Lines of log kept in an error's `log_tail`.
@@ -526,6 +527,8 @@ struct Output<'a> {
     /// The running step's first line about an untrusted certificate, which retries may push
     /// out of the tail.
     step_cert: Option<String>,
+    /// The line being received is longer than the log keeps, and its start is logged.
+    overlong: bool,
 }
 
 /// Lines of a step's output kept for hints.
@@ -565,6 +568,7 @@ impl<'a> Output<'a> {
             headers,
             step_tail: VecDeque::new(),
             step_cert: None,
+            overlong: false,
         }
     }
 
@@ -589,13 +593,24 @@ impl<'a> Output<'a> {
         self.partial.push_str(&strip_ansi(text));
         while let Some(end) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=end).collect();
-            self.line(line.trim_end());
+            // The end of a line already logged as cut.
+            if !std::mem::take(&mut self.overlong) {
+                self.line(line.trim_end());
+            }
+        }
+        // A line with no end in sight: the log keeps only its start anyway, so log that
+        // now and drop the rest as it comes, rather than hold it all in memory.
+        if self.partial.len() > MAX_LINE {
+            let start = std::mem::take(&mut self.partial);
+            if !std::mem::replace(&mut self.overlong, true) {
+                self.line(&start);
+            }
         }
     }
 
     fn flush(&mut self) {
         let rest = std::mem::take(&mut self.partial);
-        if !rest.trim().is_empty() {
+        if !rest.trim().is_empty() && !std::mem::take(&mut self.overlong) {
             self.line(rest.trim_end());
         }
     }
@@ -774,5 +789,24 @@ mod tests {
         assert!(
             is_variable_name("SECRET_KEY") && !is_variable_name("1X") && !is_variable_name("A-B")
         );
+    }
+
+    #[test]
+    fn a_line_without_end_is_not_held_in_memory() {
+        let plan = BuildPlan::detected(Kind::Shell, "img".into());
+        let log = BuildLog::new();
+        let running = Arc::new(Mutex::new(None));
+        let mut output = Output::new(&plan, &log, &running);
+        let chunk = "y".repeat(64 * 1024);
+        for _ in 0..1_000 {
+            output.text(&chunk);
+            assert!(output.partial.len() <= MAX_LINE + chunk.len());
+        }
+        output.text("the end of it\nnext line\n");
+        output.flush();
+        let lines = log.lines();
+        assert_eq!(lines.len(), 2, "{:?}", lines.iter().map(String::len).collect::<Vec<_>>());
+        assert!(lines[0].ends_with("[line cut at 16 KiB]"));
+        assert_eq!(lines[1], "       next line");
     }
 }

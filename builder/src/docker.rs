@@ -20,7 +20,10 @@ use tokio::io::AsyncReadExt;
 use crate::dockerfile::{CA_BUILD_ARG, CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
 use crate::error::STACK_HINT;
 use crate::log::MAX_LINE;
-use crate::{BuildError, BuildLog, BuildPlan, BuilderConfig, Kind, ProcessSource, context, hints};
+use crate::{
+    BaseImages, BuildError, BuildLog, BuildPlan, BuilderConfig, ImageRole, ImageSource, Kind,
+    ProcessSource, context, hints,
+};
 
 /// Lines of log kept in an error's `log_tail`.
 const TAIL: usize = 30;
@@ -221,7 +224,8 @@ impl Builder {
             req.base_dir.as_ref().map(|b| format!(" from {}/", b.display())).unwrap_or_default();
         log.step(format!("Building {} (build {}{commit}){base}", req.app, req.build_id));
 
-        let plan = detect(&dir, &self.config, &req.config, log).await?;
+        let images = self.base_images().await?;
+        let plan = detect(&dir, &images, &req.config, log).await?;
         let ca = self.ca_bundle(&plan, log).await?;
         let mut args = build_args(&plan, &req.config, log);
         if ca.is_some() && plan.build_args.iter().any(|a| a == CA_BUILD_ARG) {
@@ -360,6 +364,25 @@ impl Builder {
         Ok(Some(bundle))
     }
 
+    /// The base images for this build. With `auto`, the engine is asked now which local
+    /// images it has, so one built after the server started is used from the next build on.
+    async fn base_images(&self) -> Result<BaseImages, BuildError> {
+        let mut images = self.config.base_images.clone();
+        if images.source != ImageSource::Auto {
+            return Ok(images);
+        }
+        for role in ImageRole::ALL {
+            match self.docker.inspect_image(role.local_image()).await {
+                Ok(_) => {
+                    images.found_locally.insert(role);
+                }
+                Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(images)
+    }
+
     /// Makes sure every base image is here, pulling those that may be pulled.
     async fn ensure_images(&self, plan: &BuildPlan, log: &BuildLog) -> Result<(), BuildError> {
         for image in &plan.images {
@@ -414,19 +437,24 @@ impl Builder {
 /// Plans the build of `dir` (on a blocking thread: it reads files) and logs what was detected.
 async fn detect(
     dir: &Path,
-    settings: &BuilderConfig,
+    images: &BaseImages,
     config: &BTreeMap<String, String>,
     log: &BuildLog,
 ) -> Result<BuildPlan, BuildError> {
     let dir = dir.to_path_buf();
-    let images = settings.base_images.clone();
-    let mut plan = tokio::task::spawn_blocking(move || crate::plan(&dir, &images))
+    let for_plan = images.clone();
+    let mut plan = tokio::task::spawn_blocking(move || crate::plan(&dir, &for_plan))
         .await
         .map_err(|e| BuildError::failed(format!("detection stopped unexpectedly: {e}"), ""))??;
     plan.apply_config(config);
     log.step(plan.detected_line());
     if let Some(runtime) = &plan.runtime {
         log.info(runtime);
+    }
+    for image in &plan.images {
+        if let Some(why) = images.explain(image) {
+            log.info(why);
+        }
     }
     for note in &plan.notes {
         log.info(format!("Note: {note}"));

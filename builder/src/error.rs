@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The command that builds the offline base images; named in every missing-image error.
-pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/*:bookworm images offline, \
-     and set PAAS_BASE_IMAGES=local to use them";
+pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/*:bookworm images offline; \
+     PAAS_BASE_IMAGES=auto (the default) then uses them";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {

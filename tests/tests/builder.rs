@@ -226,6 +226,22 @@ async fn python_stdlib_app() {
     assert_eq!(labels["io.paas.commit"], req.commit.clone().unwrap());
 }
 
+/// `--base-images auto`, the default: the engine is asked at build time, and the local stack
+/// images it has are used (Docker cannot pull here, so an official image would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_base_images_use_the_local_stack() {
+    let mut cleanup = Cleanup::default();
+    let config = BuilderConfig { base_images: BaseImages::auto(), ..settings() };
+    let req = BuildRequest::new(unique_app("auto"), 1, fixture("python-stdlib"));
+    let (image, log) = build_ok_with(config, &req, &mut cleanup).await;
+    assert_eq!(image.kind, "python");
+    for local in ["paas/python:bookworm", "paas/python-build:bookworm"] {
+        assert_log(&log, &format!("Using base image {local} (found locally; --base-images auto)"));
+    }
+    let ip = serve(&docker().await, &image, &mut cleanup).await;
+    assert!(get(&ip, "/").await.contains("\"app\": \"python-stdlib\""));
+}
+
 /// An Aptfile's Debian packages are in the image that runs (from Debian's mirror).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aptfile_packages_are_installed() {

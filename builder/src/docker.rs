@@ -40,7 +40,7 @@ pub struct BuildRequest {
     /// Relative, and inside `source_dir`.
     pub base_dir: Option<PathBuf>,
     /// The app's config vars: build args for Dockerfile apps (those it declares), build-time
-    /// environment for detected ones. Never written into the image's `ENV`.
+    /// environment for detected ones, which never reaches the image's `ENV` or history.
     pub config: BTreeMap<String, String>,
     pub commit: Option<String>,
 }

@@ -146,7 +146,7 @@ impl BuildLog {
         self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Appends `text`, one line per `\n`-separated part, as is (but cut at [`MAX_LINE`]).
+    /// Appends `text`, one line per `\n`-separated part, as is (but cut at 16 KiB).
     pub fn push(&self, text: impl AsRef<str>) {
         {
             let mut state = self.state();

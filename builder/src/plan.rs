@@ -92,15 +92,14 @@ impl ClientBuild {
     }
 }
 
-/// A separate stage the install (and maybe the build) runs in, so the runtime image carries
-/// neither compilers nor caches.
+/// The stage the install and build steps run in, with the config vars, so that neither the
+/// config nor the compilers and caches end up in the image that runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stage {
     pub image: String,
-    /// Absolute paths copied from this stage into the runtime image.
+    /// Paths outside `/app` the install step fills (the virtualenv), copied into the runtime
+    /// image along with `/app` as the stage left it.
     pub keep: Vec<String>,
-    /// The build command runs here (with the whole source) rather than in the runtime image.
-    pub runs_build: bool,
 }
 
 /// Where a process type's command came from.
@@ -134,11 +133,16 @@ pub struct BuildPlan {
     pub framework: Option<String>,
     /// The image the app runs on; `None` for Dockerfile apps.
     pub base_image: Option<String>,
+    /// Where the install and build steps run; without one, they run in a stage on
+    /// `base_image` (see [`generate_dockerfile`](crate::generate_dockerfile)).
     pub build_stage: Option<Stage>,
     /// A Node.js client built before the app (Python apps with a `package.json`).
     pub client: Option<ClientBuild>,
     /// Debian packages from the app's `Aptfile`, installed in every stage but the client's.
     pub apt_packages: Vec<String>,
+    /// A step the image that runs needs as well as the build stage, and which needs no config
+    /// (enabling Yarn or pnpm for `yarn start`).
+    pub runtime_setup: Option<String>,
     /// Which runtime version is used, and why.
     pub runtime: Option<String>,
     /// Non-secret environment set in the image (virtualenv `PATH`, …). Config vars are never
@@ -212,6 +216,7 @@ impl BuildPlan {
             build_stage: None,
             client: None,
             apt_packages: Vec::new(),
+            runtime_setup: None,
             runtime: None,
             env: BTreeMap::new(),
             install: None,
@@ -407,6 +412,12 @@ fn apply_build_overrides(plan: &mut BuildPlan, build: BuildOverrides) -> Result<
     if let Some(image) = given(build.base_image) {
         plan.notes.push(format!("paas.toml sets the base image to {image}"));
         plan.runtime = None;
+        // A build stage on the base image (Node.js, Ruby) follows it.
+        if let Some(stage) = &mut plan.build_stage
+            && plan.base_image.as_ref() == Some(&stage.image)
+        {
+            stage.image = image.clone();
+        }
         plan.base_image = Some(image);
     }
     if let Some(image) = given(build.build_image) {
@@ -557,13 +568,20 @@ impl fmt::Display for BuildPlan {
             row(f, "base image", image)?;
         }
         if let Some(stage) = &self.build_stage {
-            row(f, "build stage", &format!("{} (keeps {})", stage.image, stage.keep.join(", ")))?;
+            let keeps = match stage.keep.as_slice() {
+                [] => String::new(),
+                keep => format!(" (keeps {})", keep.join(", ")),
+            };
+            row(f, "build stage", &format!("{}{keeps}", stage.image))?;
         }
         if let Some(runtime) = &self.runtime {
             row(f, "runtime", runtime)?;
         }
         if !self.apt_packages.is_empty() {
             row(f, "apt", &self.apt_packages.join(" "))?;
+        }
+        if let Some(setup) = &self.runtime_setup {
+            row(f, "setup", setup)?;
         }
         if let Some(client) = &self.client {
             row(f, "client", &format!("{} (on {})", client.build, client.image))?;

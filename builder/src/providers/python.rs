@@ -40,8 +40,7 @@ impl Provider for Python {
         let build = images.choose(ImageRole::PythonBuild, requested.as_ref());
         let mut plan = BuildPlan::detected(Kind::Python, runtime.image);
         plan.runtime = runtime.note;
-        plan.build_stage =
-            Some(Stage { image: build.image, keep: vec![VENV.to_string()], runs_build: false });
+        plan.build_stage = Some(Stage { image: build.image, keep: vec![VENV.to_string()] });
         for (key, value) in [
             ("VIRTUAL_ENV", VENV.to_string()),
             ("PATH", format!("{VENV}/bin:$PATH")),

@@ -1,6 +1,6 @@
 //! Builder settings: which base images to build on, the CA bundle builds trust, the time limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -79,6 +79,40 @@ impl ImageRole {
         }
     }
 
+    /// The offline stack image for this role, which `auto` uses when the engine has it.
+    pub fn local_image(self) -> &'static str {
+        self.local().0
+    }
+
+    /// The roles that must all be local for this one to be: Python's runtime and install
+    /// images go together, since the virtualenv built in one runs in the other and so needs
+    /// the same interpreter at the same path.
+    fn pair(self) -> &'static [ImageRole] {
+        match self {
+            ImageRole::Python | ImageRole::PythonBuild => {
+                &[ImageRole::Python, ImageRole::PythonBuild]
+            }
+            ImageRole::Node => &[ImageRole::Node],
+            ImageRole::Go => &[ImageRole::Go],
+            ImageRole::Ruby => &[ImageRole::Ruby],
+            ImageRole::Static => &[ImageRole::Static],
+            ImageRole::Stack => &[ImageRole::Stack],
+        }
+    }
+
+    /// Whether `image` is this role's official image, at any version.
+    fn is_official(self, image: &str) -> bool {
+        let (template, _) = self.official();
+        match template.split_once("{v}") {
+            Some((before, after)) => {
+                image.len() > before.len() + after.len()
+                    && image.starts_with(before)
+                    && image.ends_with(after)
+            }
+            None => image == template,
+        }
+    }
+
     fn language(self) -> &'static str {
         match self {
             ImageRole::Python | ImageRole::PythonBuild => "Python",
@@ -104,8 +138,11 @@ impl fmt::Display for ImageRole {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ImageSource {
-    /// The official Docker Hub images (`python:3.12-slim`, …), pulled when missing.
+    /// For each role, the local image when the Docker engine has it, else the official one:
+    /// a server with the stack images built uses them, any other pulls.
     #[default]
+    Auto,
+    /// The official Docker Hub images (`python:3.12-slim`, …), pulled when missing.
     Official,
     /// The `paas/*:bookworm` images `deploy/stack/build.sh` builds offline.
     Local,
@@ -118,6 +155,10 @@ pub struct BaseImages {
     /// Images pinned by `PAAS_IMAGE_*`; they win over the source and over the app's
     /// requested runtime version.
     pub overrides: BTreeMap<ImageRole, String>,
+    /// For [`ImageSource::Auto`]: the roles whose local image the Docker engine has. The
+    /// builder looks at each build, so an image built after the server started is used;
+    /// left empty (as by `paas build --plan`, which asks no engine), every role is official.
+    pub found_locally: BTreeSet<ImageRole>,
 }
 
 /// The image chosen for a role, and the runtime version it provides when known.
@@ -129,24 +170,30 @@ pub(crate) struct ImageChoice {
 }
 
 impl BaseImages {
-    pub fn official() -> BaseImages {
+    pub fn auto() -> BaseImages {
         BaseImages::default()
     }
 
-    pub fn local() -> BaseImages {
-        BaseImages { source: ImageSource::Local, overrides: BTreeMap::new() }
+    pub fn official() -> BaseImages {
+        BaseImages { source: ImageSource::Official, ..BaseImages::default() }
     }
 
-    /// `PAAS_BASE_IMAGES` (`official` or `local`) and the `PAAS_IMAGE_*` pins, read through
-    /// `lookup` so tests need not touch the process environment.
+    pub fn local() -> BaseImages {
+        BaseImages { source: ImageSource::Local, ..BaseImages::default() }
+    }
+
+    /// `PAAS_BASE_IMAGES` (`auto`, `official` or `local`) and the `PAAS_IMAGE_*` pins, read
+    /// through `lookup` so tests need not touch the process environment.
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<BaseImages, BuildError> {
         let source = match lookup("PAAS_BASE_IMAGES").as_deref().map(str::trim) {
-            None | Some("") | Some("official") => ImageSource::Official,
+            None | Some("") | Some("auto") => ImageSource::Auto,
+            Some("official") => ImageSource::Official,
             Some("local") => ImageSource::Local,
             Some(other) => {
                 return Err(BuildError::InvalidRequest(format!(
-                    "PAAS_BASE_IMAGES={other:?}: use `official` (Docker Hub images) or `local` \
-                     (the paas/*:bookworm images deploy/stack/build.sh builds)"
+                    "PAAS_BASE_IMAGES={other:?}: use `auto` (the local images where they \
+                     exist), `official` (Docker Hub images) or `local` (the paas/*:bookworm \
+                     images deploy/stack/build.sh builds)"
                 )));
             }
         };
@@ -158,7 +205,44 @@ impl BaseImages {
                 (!image.is_empty()).then(|| (*role, image.to_string()))
             })
             .collect();
-        Ok(BaseImages { source, overrides })
+        Ok(BaseImages { source, overrides, found_locally: BTreeSet::new() })
+    }
+
+    /// Whether `role` is built on its local image.
+    fn uses_local(&self, role: ImageRole) -> bool {
+        match self.source {
+            ImageSource::Official => false,
+            ImageSource::Local => true,
+            ImageSource::Auto => role.pair().iter().all(|r| self.found_locally.contains(r)),
+        }
+    }
+
+    /// With `auto`, why the build uses `image`, for the build log; `None` for an image no
+    /// role chose (a pin, paas.toml's) or another source.
+    pub(crate) fn explain(&self, image: &str) -> Option<String> {
+        if self.source != ImageSource::Auto || self.overrides.values().any(|pin| pin == image) {
+            return None;
+        }
+        let role = ImageRole::ALL.into_iter().find(|role| {
+            if self.uses_local(*role) {
+                role.local_image() == image
+            } else {
+                role.is_official(image)
+            }
+        })?;
+        if self.uses_local(role) {
+            return Some(format!("Using base image {image} (found locally; --base-images auto)"));
+        }
+        let missing: Vec<&str> = role
+            .pair()
+            .iter()
+            .filter(|r| !self.found_locally.contains(r))
+            .map(|r| r.local_image())
+            .collect();
+        Some(format!(
+            "Using base image {image} ({} not found locally; --base-images auto)",
+            missing.join(" and ")
+        ))
     }
 
     /// The image for `role`, following the app's requested runtime `version` (already
@@ -177,30 +261,26 @@ impl BaseImages {
             });
             return ImageChoice { image: image.clone(), note };
         }
-        match self.source {
-            ImageSource::Official => {
-                let (template, default) = role.official();
-                let version = requested.map(|r| r.version.as_str()).or(default);
-                let image = template.replace("{v}", version.unwrap_or_default());
-                let note = version.filter(|_| !language.is_empty()).map(|v| match requested {
-                    Some(r) => format!("Using {language} {v} ({image}), as {} asks", r.source),
-                    None => format!("Using {language} {v} ({image}), the default"),
-                });
-                ImageChoice { image, note }
-            }
-            ImageSource::Local => {
-                let (image, has) = role.local();
-                let note = has.filter(|_| !language.is_empty()).map(|has| match requested {
-                    Some(r) if !version_matches(&r.version, has) => format!(
-                        "{} asks for {language} {}, but the local image {image} has {language} \
-                         {has}: building with {has}",
-                        r.source, r.version
-                    ),
-                    _ => format!("Using {language} {has} from the local image {image}"),
-                });
-                ImageChoice { image: image.to_string(), note }
-            }
+        if !self.uses_local(role) {
+            let (template, default) = role.official();
+            let version = requested.map(|r| r.version.as_str()).or(default);
+            let image = template.replace("{v}", version.unwrap_or_default());
+            let note = version.filter(|_| !language.is_empty()).map(|v| match requested {
+                Some(r) => format!("Using {language} {v} ({image}), as {} asks", r.source),
+                None => format!("Using {language} {v} ({image}), the default"),
+            });
+            return ImageChoice { image, note };
         }
+        let (image, has) = role.local();
+        let note = has.filter(|_| !language.is_empty()).map(|has| match requested {
+            Some(r) if !version_matches(&r.version, has) => format!(
+                "{} asks for {language} {}, but the local image {image} has {language} {has}: \
+                 building with {has}",
+                r.source, r.version
+            ),
+            _ => format!("Using {language} {has} from the local image {image}"),
+        });
+        ImageChoice { image: image.to_string(), note }
     }
 }
 
@@ -230,7 +310,7 @@ pub struct BuilderConfig {
 impl Default for BuilderConfig {
     fn default() -> BuilderConfig {
         BuilderConfig {
-            base_images: BaseImages::official(),
+            base_images: BaseImages::auto(),
             ca_file: None,
             timeout: Duration::from_secs(15 * 60),
         }
@@ -308,6 +388,17 @@ mod tests {
 
         let default = BuilderConfig::from_lookup(&env(&[])).unwrap();
         assert_eq!(default, BuilderConfig::default());
+        assert_eq!(default.base_images.source, ImageSource::Auto);
+        for (value, source) in [
+            ("auto", ImageSource::Auto),
+            (" official ", ImageSource::Official),
+            ("local", ImageSource::Local),
+        ] {
+            let config = BuilderConfig::from_lookup(&env(&[("PAAS_BASE_IMAGES", value)]));
+            assert_eq!(config.unwrap().base_images.source, source, "{value}");
+        }
+        let error = BuilderConfig::from_lookup(&env(&[("PAAS_BASE_IMAGES", "Auto")])).unwrap_err();
+        assert!(error.to_string().contains("use `auto`"), "{error}");
 
         assert!(BuilderConfig::from_lookup(&env(&[("PAAS_BASE_IMAGES", "dockerhub")])).is_err());
         assert!(BuilderConfig::from_lookup(&env(&[("PAAS_BUILD_TIMEOUT", "0")])).is_err());
@@ -332,5 +423,44 @@ mod tests {
         assert_eq!(choice.image, "corp/python:3.12");
         assert!(choice.note.unwrap().contains("PAAS_IMAGE_PYTHON"));
         assert_eq!(ImageRole::PythonBuild.to_string(), "python-build");
+    }
+
+    #[test]
+    fn auto_takes_the_local_image_where_the_engine_has_it() {
+        let wants = Requested { version: "3.12".into(), source: ".python-version".into() };
+        let mut auto = BaseImages::auto();
+        // Nothing found (or nothing asked, as `paas build --plan` does): the official images.
+        assert_eq!(auto.choose(ImageRole::Python, Some(&wants)).image, "python:3.12-slim");
+        assert_eq!(
+            auto.explain("python:3.12-slim").unwrap(),
+            "Using base image python:3.12-slim (paas/python:bookworm and \
+             paas/python-build:bookworm not found locally; --base-images auto)"
+        );
+
+        auto.found_locally = BTreeSet::from([ImageRole::Node, ImageRole::Python]);
+        assert_eq!(auto.choose(ImageRole::Node, None).image, "paas/node:bookworm");
+        assert_eq!(
+            auto.explain("paas/node:bookworm").unwrap(),
+            "Using base image paas/node:bookworm (found locally; --base-images auto)"
+        );
+        // Python's two images go together: one of them alone is not used.
+        assert_eq!(auto.choose(ImageRole::Python, None).image, "python:3.12-slim");
+        let why = auto.explain("python:3.12-slim").unwrap();
+        assert!(why.contains("(paas/python-build:bookworm not found locally"), "{why}");
+        assert_eq!(auto.choose(ImageRole::Stack, None).image, "debian:bookworm-slim");
+        assert!(auto.explain("debian:bookworm-slim").unwrap().contains("paas/stack:bookworm"));
+
+        auto.found_locally.insert(ImageRole::PythonBuild);
+        let choice = auto.choose(ImageRole::Python, Some(&wants));
+        assert_eq!(choice.image, "paas/python:bookworm");
+        assert!(choice.note.unwrap().contains("building with 3.11"));
+        assert_eq!(auto.choose(ImageRole::PythonBuild, None).image, "paas/python-build:bookworm");
+
+        // A pin wins, and is no choice of auto's to explain.
+        auto.overrides.insert(ImageRole::Node, "corp/node:20".into());
+        assert_eq!(auto.choose(ImageRole::Node, None).image, "corp/node:20");
+        assert_eq!(auto.explain("corp/node:20"), None);
+        // Other sources explain nothing.
+        assert_eq!(BaseImages::local().explain("paas/node:bookworm"), None);
     }
 }

@@ -29,11 +29,12 @@ pub(crate) fn write(
     extra: &[(&str, &[u8])],
     always: &[&str],
 ) -> Result<Context, BuildError> {
-    let ignore = match std::fs::read_to_string(dir.join(".dockerignore")) {
-        Ok(text) => Dockerignore::parse(&text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Dockerignore::default(),
-        Err(e) => return Err(BuildError::io(dir.join(".dockerignore"), e)),
-    };
+    // Read as every other app file is: a `.dockerignore` linked to /dev/zero or out of the
+    // app is refused, not read.
+    let root = dir.canonicalize().map_err(|e| BuildError::io(dir, e))?;
+    let ignore = crate::files::read(&root, ".dockerignore")?
+        .map(|text| Dockerignore::parse(&text))
+        .unwrap_or_default();
     let file = tempfile::tempfile().map_err(|e| BuildError::io(std::env::temp_dir(), e))?;
     let mut walk =
         Walk { root: dir, ignore: &ignore, extra, always, tar: Builder::new(file), files: 0 };
@@ -161,5 +162,28 @@ mod tests {
                 ".paas.Dockerfile"
             ],
         );
+    }
+
+    #[test]
+    fn a_dockerignore_out_of_the_app_is_refused_unread() {
+        let dir = tree(&[("app.py", "")]);
+        // /dev/zero never ends: reading it would never return.
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join(".dockerignore")).unwrap();
+        let error = write(dir.path(), &[], &[]).err().expect("refused");
+        assert!(error.to_string().starts_with(".dockerignore is a symlink"), "{error}");
+
+        // The symlinks themselves still travel as symlinks, never as their targets.
+        std::fs::remove_file(dir.path().join(".dockerignore")).unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("Procfile")).unwrap();
+        let context = write(dir.path(), &[], &[]).unwrap();
+        let mut archive = tar::Archive::new(context.file);
+        let procfile = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("Procfile"))
+            .unwrap();
+        assert_eq!(procfile.header().entry_type(), EntryType::Symlink);
+        assert_eq!(procfile.size(), 0);
     }
 }

@@ -19,7 +19,11 @@ use tokio::io::AsyncReadExt;
 
 use crate::dockerfile::{CA_BUILD_ARG, CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
 use crate::error::STACK_HINT;
-use crate::{BuildError, BuildLog, BuildPlan, BuilderConfig, Kind, ProcessSource, context, hints};
+use crate::log::MAX_LINE;
+use crate::{
+    BaseImages, BuildError, BuildLog, BuildPlan, BuilderConfig, ImageRole, ImageSource, Kind,
+    ProcessSource, context, hints,
+};
 
 /// Lines of log kept in an error's `log_tail`.
 const TAIL: usize = 30;
@@ -36,7 +40,7 @@ pub struct BuildRequest {
     /// Relative, and inside `source_dir`.
     pub base_dir: Option<PathBuf>,
     /// The app's config vars: build args for Dockerfile apps (those it declares), build-time
-    /// environment for detected ones. Never written into the image's `ENV`.
+    /// environment for detected ones, which never reaches the image's `ENV` or history.
     pub config: BTreeMap<String, String>,
     pub commit: Option<String>,
     /// Set when several paas servers share one Docker engine: each tags its images under
@@ -227,7 +231,8 @@ impl Builder {
             req.base_dir.as_ref().map(|b| format!(" from {}/", b.display())).unwrap_or_default();
         log.step(format!("Building {} (build {}{commit}){base}", req.app, req.build_id));
 
-        let plan = detect(&dir, &self.config, &req.config, log).await?;
+        let images = self.base_images().await?;
+        let plan = detect(&dir, &images, &req.config, log).await?;
         let ca = self.ca_bundle(&plan, log).await?;
         let mut args = build_args(&plan, &req.config, log);
         if ca.is_some() && plan.build_args.iter().any(|a| a == CA_BUILD_ARG) {
@@ -366,6 +371,25 @@ impl Builder {
         Ok(Some(bundle))
     }
 
+    /// The base images for this build. With `auto`, the engine is asked now which local
+    /// images it has, so one built after the server started is used from the next build on.
+    async fn base_images(&self) -> Result<BaseImages, BuildError> {
+        let mut images = self.config.base_images.clone();
+        if images.source != ImageSource::Auto {
+            return Ok(images);
+        }
+        for role in ImageRole::ALL {
+            match self.docker.inspect_image(role.local_image()).await {
+                Ok(_) => {
+                    images.found_locally.insert(role);
+                }
+                Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(images)
+    }
+
     /// Makes sure every base image is here, pulling those that may be pulled.
     async fn ensure_images(&self, plan: &BuildPlan, log: &BuildLog) -> Result<(), BuildError> {
         for image in &plan.images {
@@ -420,19 +444,24 @@ impl Builder {
 /// Plans the build of `dir` (on a blocking thread: it reads files) and logs what was detected.
 async fn detect(
     dir: &Path,
-    settings: &BuilderConfig,
+    images: &BaseImages,
     config: &BTreeMap<String, String>,
     log: &BuildLog,
 ) -> Result<BuildPlan, BuildError> {
     let dir = dir.to_path_buf();
-    let images = settings.base_images.clone();
-    let mut plan = tokio::task::spawn_blocking(move || crate::plan(&dir, &images))
+    let for_plan = images.clone();
+    let mut plan = tokio::task::spawn_blocking(move || crate::plan(&dir, &for_plan))
         .await
         .map_err(|e| BuildError::failed(format!("detection stopped unexpectedly: {e}"), ""))??;
     plan.apply_config(config);
     log.step(plan.detected_line());
     if let Some(runtime) = &plan.runtime {
         log.info(runtime);
+    }
+    for image in &plan.images {
+        if let Some(why) = images.explain(image) {
+            log.info(why);
+        }
     }
     for note in &plan.notes {
         log.info(format!("Note: {note}"));
@@ -533,6 +562,8 @@ struct Output<'a> {
     /// The running step's first line about an untrusted certificate, which retries may push
     /// out of the tail.
     step_cert: Option<String>,
+    /// The line being received is longer than the log keeps, and its start is logged.
+    overlong: bool,
 }
 
 /// Lines of a step's output kept for hints.
@@ -572,6 +603,7 @@ impl<'a> Output<'a> {
             headers,
             step_tail: VecDeque::new(),
             step_cert: None,
+            overlong: false,
         }
     }
 
@@ -596,13 +628,24 @@ impl<'a> Output<'a> {
         self.partial.push_str(&strip_ansi(text));
         while let Some(end) = self.partial.find('\n') {
             let line: String = self.partial.drain(..=end).collect();
-            self.line(line.trim_end());
+            // The end of a line already logged as cut.
+            if !std::mem::take(&mut self.overlong) {
+                self.line(line.trim_end());
+            }
+        }
+        // A line with no end in sight: the log keeps only its start anyway, so log that
+        // now and drop the rest as it comes, rather than hold it all in memory.
+        if self.partial.len() > MAX_LINE {
+            let start = std::mem::take(&mut self.partial);
+            if !std::mem::replace(&mut self.overlong, true) {
+                self.line(&start);
+            }
         }
     }
 
     fn flush(&mut self) {
         let rest = std::mem::take(&mut self.partial);
-        if !rest.trim().is_empty() {
+        if !rest.trim().is_empty() && !std::mem::take(&mut self.overlong) {
             self.line(rest.trim_end());
         }
     }
@@ -781,5 +824,24 @@ mod tests {
         assert!(
             is_variable_name("SECRET_KEY") && !is_variable_name("1X") && !is_variable_name("A-B")
         );
+    }
+
+    #[test]
+    fn a_line_without_end_is_not_held_in_memory() {
+        let plan = BuildPlan::detected(Kind::Shell, "img".into());
+        let log = BuildLog::new();
+        let running = Arc::new(Mutex::new(None));
+        let mut output = Output::new(&plan, &log, &running);
+        let chunk = "y".repeat(64 * 1024);
+        for _ in 0..1_000 {
+            output.text(&chunk);
+            assert!(output.partial.len() <= MAX_LINE + chunk.len());
+        }
+        output.text("the end of it\nnext line\n");
+        output.flush();
+        let lines = log.lines();
+        assert_eq!(lines.len(), 2, "{:?}", lines.iter().map(String::len).collect::<Vec<_>>());
+        assert!(lines[0].ends_with("[line cut at 16 KiB]"));
+        assert_eq!(lines[1], "       next line");
     }
 }

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{BuildPlan, Kind};
+use crate::{BuildPlan, Kind, Stage};
 
 /// The generated Dockerfile's name in the build context. The context's generated
 /// `.dockerignore` names it, so the daemon drops it before `COPY . ./`.
@@ -40,8 +40,9 @@ const CA_TRUST_STORE: &str = "RUN if [ -d /etc/ssl/certs ]; then \
 
 /// The Dockerfile for a detected app; `None` for a Dockerfile app, which brings its own.
 ///
-/// `build_args` are the config var names the build steps see: declared as `ARG`, so they are
-/// environment for `RUN` and never written into the image's `ENV`. `with_ca` copies the CA
+/// `build_args` are the config var names the build steps see: declared as `ARG` in the
+/// stages before the last, so they are environment for the install and build steps and
+/// appear neither in the image's `ENV` nor in its history. `with_ca` copies the CA
 /// bundle into every stage and points the tools at it. `labels` go on the image in one last
 /// step.
 ///
@@ -137,50 +138,46 @@ pub fn generate(
         out.push_str(&format!("RUN {}\n\n", client.build_step()));
     }
 
-    match &plan.build_stage {
+    // Config vars reach only the stages above the last: the classic builder writes the
+    // build args a RUN step sees into the image's history, and only the last stage's
+    // history is the image's. So the install and build steps run in a build stage (on the
+    // base image when the plan names no other), and the image copies their results.
+    let stage = plan.build_stage.clone().or_else(|| {
+        (plan.install.is_some() || plan.build.is_some())
+            .then(|| Stage { image: base.to_string(), keep: Vec::new() })
+    });
+    if let Some(stage) = &stage {
+        header(&mut out, &stage.image, Some("build"), true);
+        apt(&mut out);
+        declare_args(&mut out);
+        install(&mut out);
+        if !whole_tree_copied {
+            out.push_str("COPY . ./\n");
+        }
+        client_output(&mut out);
+        if let Some(build) = &plan.build {
+            out.push_str(&format!("RUN {build}\n"));
+        }
+        out.push('\n');
+    }
+
+    header(&mut out, base, None, true);
+    apt(&mut out);
+    if let Some(setup) = &plan.runtime_setup {
+        out.push_str(&format!("RUN {setup}\n"));
+    }
+    out.push_str(cmd);
+    match &stage {
+        // The app as the build stage left it: installed into, and built.
         Some(stage) => {
-            header(&mut out, &stage.image, Some("build"), true);
-            apt(&mut out);
-            declare_args(&mut out);
-            install(&mut out);
-            if stage.runs_build
-                && let Some(build) = &plan.build
-            {
-                if !whole_tree_copied {
-                    out.push_str("COPY . ./\n");
-                }
-                client_output(&mut out);
-                out.push_str(&format!("RUN {build}\n"));
-            }
-            out.push('\n');
-            header(&mut out, base, None, true);
-            apt(&mut out);
-            out.push_str(cmd);
             for path in &stage.keep {
                 out.push_str(&format!("COPY --from=build {}\n", json_array(&[path, path])));
             }
-            out.push_str("COPY . ./\n");
-            client_output(&mut out);
-            if !stage.runs_build
-                && let Some(build) = &plan.build
-            {
-                declare_args(&mut out);
-                out.push_str(&format!("RUN {build}\n"));
-            }
+            out.push_str("COPY --from=build /app ./\n");
         }
         None => {
-            header(&mut out, base, None, true);
-            apt(&mut out);
-            out.push_str(cmd);
-            declare_args(&mut out);
-            install(&mut out);
-            if !whole_tree_copied {
-                out.push_str("COPY . ./\n");
-            }
+            out.push_str("COPY . ./\n");
             client_output(&mut out);
-            if let Some(build) = &plan.build {
-                out.push_str(&format!("RUN {build}\n"));
-            }
         }
     }
     if !labels.is_empty() {
@@ -263,11 +260,15 @@ mod tests {
         );
         let client = position(&text, "FROM paas/node:bookworm AS client\n");
         let built = position(&text, "RUN cd frontend && npm run build && rm -rf node_modules\n");
-        let final_stage = text.rfind("FROM paas/python:bookworm").unwrap();
+        let build_stage = position(&text, "FROM paas/python-build:bookworm AS build\n");
         let overlay = position(&text, "COPY --from=client [\"/app/frontend\",\"./frontend\"]\n");
         let collectstatic = position(&text, "RUN python manage.py collectstatic --noinput\n");
-        assert!(client < built && built < final_stage, "{text}");
-        assert!(final_stage < overlay && overlay < collectstatic, "{text}");
+        let final_stage = text.rfind("FROM paas/python:bookworm").unwrap();
+        assert!(client < built && built < build_stage, "{text}");
+        assert!(build_stage < overlay && overlay < collectstatic, "{text}");
+        // collectstatic sees the config vars in the build stage; the image gets its output.
+        assert!(collectstatic < final_stage, "{text}");
+        assert!(text[final_stage..].contains("COPY --from=build /app ./\n"), "{text}");
         // The client stage gets the config vars, not the virtualenv's environment.
         let client_stage = &text[client..built];
         assert!(client_stage.contains("ARG NODE_ENV\n") && !client_stage.contains("VIRTUAL_ENV"));
@@ -292,7 +293,7 @@ mod tests {
         let runtime = position(&text, "FROM paas/python:bookworm\n");
         let cmd = position(&text, "CMD [\"/bin/sh\",\"-c\",\"exec python app.py\"]\n");
         let venv = position(&text, "COPY --from=build [\"/opt/venv\",\"/opt/venv\"]");
-        let copy_all = position(&text, "COPY . ./");
+        let copy_all = position(&text, "COPY --from=build /app ./");
         assert!(stage < arg && arg < copy_lock && copy_lock < copy_wheels);
         assert!(copy_wheels < install && install < runtime && runtime < cmd);
         assert!(cmd < venv && venv < copy_all);
@@ -300,6 +301,51 @@ mod tests {
         assert!(text.ends_with("\nLABEL io.paas.build=\"7\"\n"), "{text}");
         // Config reaches the steps as ARG only.
         assert!(!text.contains("SECRET_KEY="), "{text}");
+    }
+
+    /// The classic builder writes the build args a RUN step sees into the image's history:
+    /// for every kind of app, the config vars are declared before the install and build
+    /// steps, and never in the stage that becomes the image.
+    #[test]
+    fn config_vars_stay_out_of_the_image_that_runs() {
+        let django = "STATIC_ROOT = 'static'\nWSGI_APPLICATION = 'shop.wsgi.application'\n";
+        let node = r#"{"dependencies": {"express": "4"}, "scripts": {"build": "tsc"}}"#;
+        let apps: [&[(&str, &str)]; 7] = [
+            &[("requirements.txt", "Django\n"), ("manage.py", ""), ("shop/settings.py", django)],
+            &[("requirements.txt", "flask\n"), ("app.py", ""), ("Aptfile", "jq\n")],
+            &[("package.json", node), ("yarn.lock", ""), ("server.js", "")],
+            &[("go.mod", "module example.com/x\n"), ("go.sum", ""), ("main.go", "package main\n")],
+            &[
+                ("Gemfile", ""),
+                ("config/application.rb", ""),
+                ("bin/rails", ""),
+                ("app/assets/a", ""),
+            ],
+            &[("Procfile", "web: ./serve\n"), ("paas.toml", "[build]\ncommand = 'make'\n")],
+            &[("index.html", "")],
+        ];
+        for files in apps {
+            let text = dockerfile(files, &["SECRET_KEY", "DATABASE_URL"], true);
+            let last = text.rfind("\nFROM ").unwrap();
+            let (stages, image) = text.split_at(last);
+            assert!(!image.contains("ARG "), "{text}");
+            assert!(!image.contains("SECRET_KEY"), "{text}");
+            for step in [
+                "RUN pip",
+                "RUN python manage.py",
+                "RUN npm",
+                "RUN yarn",
+                "RUN go",
+                "RUN bundle",
+                "RUN make",
+            ] {
+                assert!(!image.contains(step), "{step} in the image that runs:\n{text}");
+            }
+            if image.contains("COPY --from=build") {
+                let arg = position(stages, "ARG SECRET_KEY\n");
+                assert!(arg < stages.rfind("\nRUN ").unwrap(), "{text}");
+            }
+        }
     }
 
     #[test]
@@ -316,7 +362,7 @@ mod tests {
         let build = position(&text, "RUN go build");
         let runtime = position(&text, "FROM paas/stack:bookworm");
         assert!(build < runtime, "{text}");
-        assert!(text.contains("COPY --from=build [\"/app/bin\",\"/app/bin\"]"));
+        assert!(text[runtime..].contains("COPY --from=build /app ./\n"), "{text}");
         assert_eq!(text.matches("COPY [\".paas-ca.pem\",\"/etc/paas/ca.pem\"]").count(), 2);
         assert_eq!(text.matches("SSL_CERT_FILE=/etc/paas/ca.pem").count(), 2);
         // The system trust store gets it too, in the build stage and the image.
@@ -333,9 +379,14 @@ mod tests {
             &[],
             false,
         );
-        assert!(!text.contains("AS build"));
         assert!(!text.contains("npm ci"));
-        assert!(position(&text, "COPY . ./") < position(&text, "RUN npm run build"));
+        let build_stage = position(&text, "FROM paas/node:bookworm AS build\n");
+        assert!(
+            build_stage < position(&text, "COPY . ./")
+                && position(&text, "COPY . ./") < position(&text, "RUN npm run build")
+        );
+        let runtime = text.rfind("FROM paas/node:bookworm\n").unwrap();
+        assert!(text[runtime..].contains("COPY --from=build /app ./\n"), "{text}");
     }
 
     #[test]

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The command that builds the offline base images; named in every missing-image error.
-pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/*:bookworm images offline, \
-     and set PAAS_BASE_IMAGES=local to use them";
+pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/*:bookworm images offline; \
+     PAAS_BASE_IMAGES=auto (the default) then uses them";
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -28,6 +28,11 @@ pub enum BuildError {
     /// A file the detection reads (package.json, paas.toml, …) is malformed.
     #[error("{file}: {message}")]
     Manifest { file: String, message: String },
+
+    /// A file paas would read is a symlink out of the app, a device or a pipe: refused
+    /// unread, and the message says nothing of what it points to.
+    #[error("{file} {reason}")]
+    FileRefused { file: String, reason: String },
 
     /// The request itself is unusable: bad app name, base directory outside the source, …
     #[error("{0}")]
@@ -75,6 +80,7 @@ impl BuildError {
             BuildError::Procfile { .. } => "bad_procfile",
             BuildError::NoProcessTypes { .. } => "no_process_types",
             BuildError::Manifest { .. } => "bad_manifest",
+            BuildError::FileRefused { .. } => "file_refused",
             BuildError::InvalidRequest(_) => "invalid_build_request",
             BuildError::BaseImageMissing { .. } => "base_image_missing",
             BuildError::Dockerfile { .. } => "bad_dockerfile",
@@ -118,6 +124,10 @@ impl BuildError {
 
     pub(crate) fn manifest(file: impl Into<String>, message: impl std::fmt::Display) -> BuildError {
         BuildError::Manifest { file: file.into(), message: message.to_string() }
+    }
+
+    pub(crate) fn refused(file: impl Into<String>, reason: impl Into<String>) -> BuildError {
+        BuildError::FileRefused { file: file.into(), reason: reason.into() }
     }
 
     /// A failure with no hint (yet).

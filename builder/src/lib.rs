@@ -12,15 +12,18 @@
 //!   (so a code-only change reuses the dependency layer), streams every line into a
 //!   [`BuildLog`], and returns a [`BuiltImage`].
 //!
-//! Config vars reach detected builds as build-time environment (never baked into the image's
-//! `ENV`) and Dockerfile builds as build args. Base images come from [`BaseImages`]: the
-//! official slim images by default, or the offline `paas/*:bookworm` stack images.
+//! Config vars reach detected builds as build-time environment in a build stage, never in
+//! the image's `ENV` or history, and Dockerfile builds as the build args they declare. The
+//! app's files are read without ever leaving its directory (`files.rs`). Base images come
+//! from [`BaseImages`]: by default the offline `paas/*:bookworm` stack images where the
+//! engine has them, else the official slim images.
 
 mod config;
 mod context;
 mod docker;
 mod dockerfile;
 mod error;
+mod files;
 mod hints;
 mod ignore;
 mod log;

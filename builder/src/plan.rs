@@ -92,15 +92,14 @@ impl ClientBuild {
     }
 }
 
-/// A separate stage the install (and maybe the build) runs in, so the runtime image carries
-/// neither compilers nor caches.
+/// The stage the install and build steps run in, with the config vars, so that neither the
+/// config nor the compilers and caches end up in the image that runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Stage {
     pub image: String,
-    /// Absolute paths copied from this stage into the runtime image.
+    /// Paths outside `/app` the install step fills (the virtualenv), copied into the runtime
+    /// image along with `/app` as the stage left it.
     pub keep: Vec<String>,
-    /// The build command runs here (with the whole source) rather than in the runtime image.
-    pub runs_build: bool,
 }
 
 /// Where a process type's command came from.
@@ -134,11 +133,16 @@ pub struct BuildPlan {
     pub framework: Option<String>,
     /// The image the app runs on; `None` for Dockerfile apps.
     pub base_image: Option<String>,
+    /// Where the install and build steps run; without one, they run in a stage on
+    /// `base_image` (see [`generate_dockerfile`](crate::generate_dockerfile)).
     pub build_stage: Option<Stage>,
     /// A Node.js client built before the app (Python apps with a `package.json`).
     pub client: Option<ClientBuild>,
     /// Debian packages from the app's `Aptfile`, installed in every stage but the client's.
     pub apt_packages: Vec<String>,
+    /// A step the image that runs needs as well as the build stage, and which needs no config
+    /// (enabling Yarn or pnpm for `yarn start`).
+    pub runtime_setup: Option<String>,
     /// Which runtime version is used, and why.
     pub runtime: Option<String>,
     /// Non-secret environment set in the image (virtualenv `PATH`, …). Config vars are never
@@ -212,6 +216,7 @@ impl BuildPlan {
             build_stage: None,
             client: None,
             apt_packages: Vec::new(),
+            runtime_setup: None,
             runtime: None,
             env: BTreeMap::new(),
             install: None,
@@ -407,6 +412,12 @@ fn apply_build_overrides(plan: &mut BuildPlan, build: BuildOverrides) -> Result<
     if let Some(image) = given(build.base_image) {
         plan.notes.push(format!("paas.toml sets the base image to {image}"));
         plan.runtime = None;
+        // A build stage on the base image (Node.js, Ruby) follows it.
+        if let Some(stage) = &mut plan.build_stage
+            && plan.base_image.as_ref() == Some(&stage.image)
+        {
+            stage.image = image.clone();
+        }
         plan.base_image = Some(image);
     }
     if let Some(image) = given(build.build_image) {
@@ -557,13 +568,20 @@ impl fmt::Display for BuildPlan {
             row(f, "base image", image)?;
         }
         if let Some(stage) = &self.build_stage {
-            row(f, "build stage", &format!("{} (keeps {})", stage.image, stage.keep.join(", ")))?;
+            let keeps = match stage.keep.as_slice() {
+                [] => String::new(),
+                keep => format!(" (keeps {})", keep.join(", ")),
+            };
+            row(f, "build stage", &format!("{}{keeps}", stage.image))?;
         }
         if let Some(runtime) = &self.runtime {
             row(f, "runtime", runtime)?;
         }
         if !self.apt_packages.is_empty() {
             row(f, "apt", &self.apt_packages.join(" "))?;
+        }
+        if let Some(setup) = &self.runtime_setup {
+            row(f, "setup", setup)?;
         }
         if let Some(client) = &self.client {
             row(f, "client", &format!("{} (on {})", client.build, client.image))?;
@@ -702,6 +720,47 @@ mod tests {
             plan_of(&[("index.txt", ""), ("go.mod", "module example.com/lib\n")]).unwrap_err();
         assert!(matches!(processes, BuildError::NoProcessTypes { .. }), "{processes}");
         assert!(processes.to_string().contains("add a Procfile"), "{processes}");
+    }
+
+    #[test]
+    fn manifests_out_of_the_app_fail_the_build_unread() {
+        let parent = test_support::tree(&[
+            ("outside/paas.toml", "[processes]\nweb = \"cat /the-secret\"\n"),
+            ("app/app.py", ""),
+            ("app/config/Procfile", "web: python app.py\n"),
+        ]);
+        let app = parent.path().join("app");
+        let link = |target: &str, name: &str| {
+            let _ = std::fs::remove_file(app.join(name));
+            std::os::unix::fs::symlink(target, app.join(name)).unwrap();
+        };
+
+        // Inside the app, a symlink is followed.
+        link("config/Procfile", "Procfile");
+        let plan = crate::plan(&app, &BaseImages::local()).unwrap();
+        assert_eq!(plan.process_sources["web"], ProcessSource::Procfile);
+
+        link("/etc/passwd", "Procfile");
+        let error = crate::plan(&app, &BaseImages::local()).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Procfile is a symlink to a path outside the app; paas does not follow it"
+        );
+        assert_eq!(error.code(), "file_refused");
+        std::fs::remove_file(app.join("Procfile")).unwrap();
+
+        link("../outside/paas.toml", "paas.toml");
+        let error = crate::plan(&app, &BaseImages::local()).unwrap_err();
+        assert!(error.to_string().starts_with("paas.toml is a symlink"), "{error}");
+        assert!(!error.to_string().contains("the-secret"), "{error}");
+        std::fs::remove_file(app.join("paas.toml")).unwrap();
+
+        for (target, name) in [("/dev/zero", "Aptfile"), ("/etc/hostname", "requirements.txt")] {
+            link(target, name);
+            let error = crate::plan(&app, &BaseImages::local()).unwrap_err();
+            assert!(error.to_string().starts_with(&format!("{name} is a symlink")), "{error}");
+            std::fs::remove_file(app.join(name)).unwrap();
+        }
     }
 
     #[test]

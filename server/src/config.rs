@@ -56,10 +56,12 @@ pub struct ServerConfig {
 /// How apps are built.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildSettings {
-    /// Base images for detected builds: `official` (python:3.12-slim, node:20-slim, … pulled
-    /// from a registry) or `local` (the paas/*:bookworm images deploy/stack/build.sh builds
-    /// offline). PAAS_IMAGE_PYTHON, PAAS_IMAGE_NODE, … override one language.
-    #[arg(long, env = "PAAS_BASE_IMAGES", default_value = "official", value_parser = ["official", "local"])]
+    /// Base images for detected builds: `auto` (for each language, the paas/*:bookworm image
+    /// deploy/stack/build.sh builds offline when the Docker engine has it, else the official
+    /// one; looked up at every build), `official` (python:3.12-slim, node:22-slim, … pulled
+    /// from a registry) or `local` (the paas/*:bookworm images only). PAAS_IMAGE_PYTHON,
+    /// PAAS_IMAGE_NODE, … override one language.
+    #[arg(long, env = "PAAS_BASE_IMAGES", default_value = "auto", value_parser = ["auto", "official", "local"])]
     pub base_images: String,
 
     /// A PEM bundle of CAs that builds trust and images keep, for servers that reach package
@@ -223,7 +225,7 @@ impl ServerConfig {
             keep_releases: 5,
             router: RouterSettings::default(),
             build: BuildSettings {
-                base_images: "official".into(),
+                base_images: "auto".into(),
                 build_ca_file: None,
                 build_timeout: "15m".into(),
             },
@@ -261,7 +263,34 @@ impl ServerConfig {
 
 #[cfg(test)]
 mod tests {
+    use clap::{CommandFactory, Parser};
+
     use super::*;
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        build: BuildSettings,
+    }
+
+    #[test]
+    fn base_images_default_to_auto() {
+        assert_eq!(ServerConfig::new("data").build.base_images, "auto");
+        // The flag's own default, whatever PAAS_BASE_IMAGES says where the test runs.
+        let command = Flags::command();
+        let flag = command.get_arguments().find(|a| a.get_id() == "base_images");
+        let defaults = flag.map(|a| a.get_default_values().to_vec()).unwrap_or_default();
+        assert_eq!(defaults, ["auto"]);
+
+        for value in ["auto", "official", "local"] {
+            let flags = Flags::try_parse_from(["paas", "--base-images", value]);
+            assert_eq!(flags.map(|f| f.build.base_images).ok().as_deref(), Some(value));
+        }
+        assert!(Flags::try_parse_from(["paas", "--base-images", "dockerhub"]).is_err());
+        let config = ServerConfig::new("data").build.builder_config();
+        let source = config.map(|c| c.base_images.source).ok();
+        assert_eq!(source, Some(paas_builder::ImageSource::Auto));
+    }
 
     #[test]
     fn relative_paths_are_made_absolute_against_the_working_directory() {

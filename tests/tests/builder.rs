@@ -226,6 +226,22 @@ async fn python_stdlib_app() {
     assert_eq!(labels["io.paas.commit"], req.commit.clone().unwrap());
 }
 
+/// `--base-images auto`, the default: the engine is asked at build time, and the local stack
+/// images it has are used (Docker cannot pull here, so an official image would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_base_images_use_the_local_stack() {
+    let mut cleanup = Cleanup::default();
+    let config = BuilderConfig { base_images: BaseImages::auto(), ..settings() };
+    let req = BuildRequest::new(unique_app("auto"), 1, fixture("python-stdlib"));
+    let (image, log) = build_ok_with(config, &req, &mut cleanup).await;
+    assert_eq!(image.kind, "python");
+    for local in ["paas/python:bookworm", "paas/python-build:bookworm"] {
+        assert_log(&log, &format!("Using base image {local} (found locally; --base-images auto)"));
+    }
+    let ip = serve(&docker().await, &image, &mut cleanup).await;
+    assert!(get(&ip, "/").await.contains("\"app\": \"python-stdlib\""));
+}
+
 /// An Aptfile's Debian packages are in the image that runs (from Debian's mirror).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aptfile_packages_are_installed() {
@@ -315,6 +331,75 @@ async fn dockerfile_app_gets_config_as_build_args() {
     assert!(!log.text().contains("DATABASE_URL"));
     let config = docker().await.inspect_image(&image.image).await.unwrap().config.unwrap();
     assert!(!config.env.unwrap_or_default().iter().any(|e| e.starts_with("GREETING=")));
+}
+
+/// What `docker history --no-trunc IMAGE` shows: every layer's command and comment.
+async fn history(docker: &Docker, image: &str) -> String {
+    let layers = docker.image_history(image).await.unwrap();
+    layers.iter().map(|layer| format!("{} {}\n", layer.created_by, layer.comment)).collect()
+}
+
+fn random_value(what: &str) -> String {
+    format!("{what}-{:016x}", rand::random::<u64>())
+}
+
+/// A detected app's build step sees the config vars, but the image it makes does not carry
+/// them: the classic builder records the build args of each RUN in the history, so those
+/// steps run in a stage that is not the image.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_values_stay_out_of_a_detected_apps_history() {
+    let mut cleanup = Cleanup::default();
+    let dir = scratch_copy("python-stdlib");
+    // A build step that needs a config var, as collectstatic may.
+    let build = "[build]\ncommand = 'test -n \"$BUILD_SECRET\" && echo built > built.txt'\n";
+    std::fs::write(dir.path().join("paas.toml"), build).unwrap();
+    let secret = random_value("secret");
+    let mut req = BuildRequest::new(unique_app("history"), 1, dir.path());
+    req.config = BTreeMap::from([("BUILD_SECRET".to_string(), secret.clone())]);
+    let (image, log) = build_ok(&req, &mut cleanup).await;
+    assert_log(&log, "Config vars passed as build-time environment: BUILD_SECRET");
+    assert_log(&log, "-----> Running build command: test -n");
+    assert!(!log.text().contains(&secret));
+
+    let docker = docker().await;
+    let history = history(&docker, &image.image).await;
+    assert!(!history.contains(&secret), "{history}");
+    // The step ran in the build stage; the image has only its output.
+    assert!(!history.contains("BUILD_SECRET"), "{history}");
+    // The build step's output made it into the image.
+    let built = "grep -qx built /app/built.txt";
+    assert_eq!(run_to_exit(&docker, &image.image, built, &mut cleanup).await, 0);
+}
+
+/// A Dockerfile gets as build args only the config vars it declares; one it uses in a stage
+/// before the last leaves no trace in the image's history either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dockerfile_gets_only_the_config_vars_it_declares() {
+    let mut cleanup = Cleanup::default();
+    let dir = app_dir(&[(
+        "Dockerfile",
+        "FROM paas/stack:bookworm AS build\nARG DECLARED_VAR\n\
+         RUN test -n \"$DECLARED_VAR\" && echo seen > /seen\n\
+         FROM paas/stack:bookworm\nCOPY --from=build /seen /seen\nCMD [\"sleep\", \"infinity\"]\n",
+    )]);
+    let (declared, undeclared) = (random_value("declared"), random_value("undeclared"));
+    let mut req = BuildRequest::new(unique_app("df-args"), 1, dir.path());
+    req.config = BTreeMap::from([
+        ("DECLARED_VAR".to_string(), declared.clone()),
+        ("UNDECLARED_VAR".to_string(), undeclared.clone()),
+    ]);
+    let (image, log) = build_ok(&req, &mut cleanup).await;
+    assert_log(&log, "Config vars passed as build args: DECLARED_VAR\n");
+    // Not passed: the classic builder would warn that it was not consumed.
+    let text = log.text();
+    assert!(!text.contains("UNDECLARED_VAR"), "{text}");
+    assert!(!text.contains(&declared) && !text.contains(&undeclared), "{text}");
+
+    let docker = docker().await;
+    assert_eq!(run_to_exit(&docker, &image.image, "test -f /seen", &mut cleanup).await, 0);
+    let history = history(&docker, &image.image).await;
+    assert!(!history.contains(&declared) && !history.contains(&undeclared), "{history}");
+    assert!(!history.contains("UNDECLARED_VAR"), "{history}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

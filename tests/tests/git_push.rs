@@ -16,6 +16,7 @@ both_databases!(
     destroying_an_app_mid_build_leaves_nothing,
     paas_killed_while_old_processes_stop_serves_on_restart,
     a_failed_release_is_never_current,
+    a_pusher_sees_paas_failures_redacted,
 );
 
 async fn body_of(server: &TestServer, host: &str) -> String {
@@ -530,4 +531,22 @@ async fn a_failed_release_is_never_current(db: Db) {
     assert_eq!(releases[0]["build_id"], releases[2]["build_id"], "v5 runs v3's build");
     assert!(body_of(&server, "flaky.localhost").await.contains("python-stdlib"));
     server.api(reqwest::Method::DELETE, "/apps/flaky").send().await.unwrap();
+}
+
+/// A failure of paas's own machinery during a push reaches the pusher as the API would say
+/// it: no path of the server, no error text of its own; the details go to the server log.
+async fn a_pusher_sees_paas_failures_redacted(db: Db) {
+    let server = TestServer::start(db).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.paas(&["apps:create", "leaky"]).success();
+    // Checkouts go under data/tmp: a file in its place makes them fail.
+    let scratch = server.dir.path().join("data").join("tmp");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::write(&scratch, "not a directory").unwrap();
+    let out = dev.git(&["push", "paas", "main"]).failure();
+    assert!(out.contains("internal error; the server log has the details"), "{out}");
+    let data_dir = server.dir.path().display().to_string();
+    assert!(!out.contains(&data_dir), "the server's path reached the pusher:\n{out}");
+    assert!(!out.contains("os error"), "{out}");
+    server.api(reqwest::Method::DELETE, "/apps/leaky").send().await.unwrap();
 }

@@ -30,8 +30,7 @@ impl Provider for Go {
         let runtime = images.choose(ImageRole::Stack, None);
         let mut plan = BuildPlan::detected(Kind::Go, runtime.image);
         plan.runtime = toolchain.note;
-        plan.build_stage =
-            Some(Stage { image: toolchain.image, keep: vec!["/app/bin".into()], runs_build: true });
+        plan.build_stage = Some(Stage { image: toolchain.image, keep: Vec::new() });
         plan.env.insert("CGO_ENABLED".into(), "0".into());
 
         if app.is_dir("vendor") {
@@ -39,7 +38,7 @@ impl Provider for Go {
         } else if app.is_file("go.sum") {
             plan.install = Some(Install {
                 command: "go mod download".into(),
-                files: app.existing(&["go.mod", "go.sum"]),
+                files: app.existing(&["go.mod", "go.sum"])?,
                 whole_tree: false,
             });
         } else {

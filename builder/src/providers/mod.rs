@@ -12,6 +12,7 @@ mod static_site;
 use std::path::{Path, PathBuf};
 
 use crate::config::Requested;
+use crate::files::{self, Entry};
 use crate::{BaseImages, BuildError, BuildPlan};
 
 pub(crate) trait Provider: Sync {
@@ -28,57 +29,50 @@ pub(crate) fn all() -> [&'static dyn Provider; 6] {
     [&python::Python, &node::Node, &go::Go, &ruby::Ruby, &static_site::Static, &shell::Shell]
 }
 
-/// Manifests larger than this are not a hand-written file; refuse rather than read gigabytes.
-const MAX_MANIFEST: u64 = 4 * 1024 * 1024;
-
-/// Read-only view of the app's directory, with paths relative to it (`/`-separated).
+/// Read-only view of the app's directory, with paths relative to it (`/`-separated). Every
+/// look goes through [`files`](crate::files), so nothing outside the app is ever read.
 pub(crate) struct App {
-    dir: PathBuf,
+    /// The app's directory, canonical: the boundary no symlink may cross.
+    root: PathBuf,
+    /// The folder this view is of, inside `root`: `""`, or `frontend/`.
+    prefix: String,
 }
 
 impl App {
     pub fn new(dir: &Path) -> App {
-        App { dir: dir.to_path_buf() }
+        let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        App { root, prefix: String::new() }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
-        self.dir.join(rel)
+    /// A view of the folder `rel`, whose symlinks may still lead anywhere in the app.
+    pub fn sub(&self, rel: &str) -> App {
+        let prefix = match rel {
+            "" => self.prefix.clone(),
+            rel => format!("{}{rel}/", self.prefix),
+        };
+        App { root: self.root.clone(), prefix }
     }
 
+    fn entry(&self, rel: &str) -> Entry {
+        // An unreadable folder on the way reads as missing here; `read` reports it.
+        files::resolve(&self.root, &format!("{}{rel}", self.prefix)).unwrap_or(Entry::Missing)
+    }
+
+    /// True for a file, and for what only looks like one: a symlink out of the app, a device
+    /// or a pipe. Detection then picks it up and reading it fails with a clear error, rather
+    /// than the app building as if it were not there.
     pub fn is_file(&self, rel: &str) -> bool {
-        self.path(rel).is_file()
+        !matches!(self.entry(rel), Entry::Missing | Entry::Dir(_))
     }
 
+    /// True for a folder inside the app (a symlink out of it is never one).
     pub fn is_dir(&self, rel: &str) -> bool {
-        self.path(rel).is_dir()
+        matches!(self.entry(rel), Entry::Dir(_))
     }
 
     /// The file's text, `None` when it does not exist.
     pub fn read(&self, rel: &str) -> Result<Option<String>, BuildError> {
-        let path = self.path(rel);
-        let meta = match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => meta,
-            Ok(_) => return Ok(None),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
-                ) =>
-            {
-                return Ok(None);
-            }
-            Err(e) => return Err(BuildError::io(path, e)),
-        };
-        if meta.len() > MAX_MANIFEST {
-            return Err(BuildError::manifest(
-                rel,
-                format!("too large to be a manifest ({} bytes)", meta.len()),
-            ));
-        }
-        let bytes = std::fs::read(&path).map_err(|e| BuildError::io(&path, e))?;
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| BuildError::manifest(rel, "is not UTF-8 text"))
+        files::read(&self.root, &format!("{}{rel}", self.prefix))
     }
 
     pub fn json(&self, rel: &str) -> Result<Option<serde_json::Value>, BuildError> {
@@ -96,7 +90,10 @@ impl App {
     /// Names of the entries directly in `rel` (`""` for the app's root), sorted; hidden
     /// entries left out.
     pub fn list(&self, rel: &str) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.path(rel)) else {
+        let Entry::Dir(dir) = self.entry(rel.trim_end_matches('/')) else {
+            return Vec::new();
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
             return Vec::new();
         };
         let mut names: Vec<String> = entries
@@ -113,8 +110,21 @@ impl App {
     }
 
     /// `files` that exist, in order: the lock and manifest files an install step is keyed on.
-    pub fn existing(&self, files: &[&str]) -> Vec<String> {
-        files.iter().filter(|f| self.is_file(f)).map(|f| f.to_string()).collect()
+    /// One that is a symlink out of the app, a device or a pipe fails the build here, since
+    /// the install step would copy it in.
+    pub fn existing(&self, names: &[&str]) -> Result<Vec<String>, BuildError> {
+        let mut found = Vec::new();
+        for file in names {
+            let rel = format!("{}{file}", self.prefix);
+            let entry = self.entry(file);
+            if let Some(refused) = files::refusal(&rel, &entry) {
+                return Err(refused);
+            }
+            if matches!(entry, Entry::File(_)) {
+                found.push(file.to_string());
+            }
+        }
+        Ok(found)
     }
 }
 

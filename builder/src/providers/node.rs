@@ -4,7 +4,7 @@ use serde_json::Value;
 
 use super::{App, Provider, leading_version};
 use crate::config::Requested;
-use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind};
+use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind, Stage};
 
 pub(crate) struct Node;
 
@@ -21,6 +21,16 @@ impl Manager {
             Manager::Npm => format!("npm run {script}"),
             Manager::Yarn => format!("yarn {script}"),
             Manager::Pnpm => format!("pnpm run {script}"),
+        }
+    }
+
+    /// Makes the manager's command work: corepack ships with the official images, Debian's
+    /// node needs a global install.
+    fn enable(self) -> &'static str {
+        match self {
+            Manager::Npm => "true",
+            Manager::Yarn => "(corepack enable || npm install -g yarn)",
+            Manager::Pnpm => "(corepack enable || npm install -g pnpm)",
         }
     }
 
@@ -76,20 +86,19 @@ impl Provider for Node {
                     );
                     "npm install --no-audit --no-fund".to_string()
                 }
-                // corepack ships with the official images; Debian's node needs a global install.
                 (Manager::Yarn, _) => {
                     let berry =
                         app.read("yarn.lock")?.is_some_and(|text| text.contains("__metadata:"));
                     let frozen = if berry { "--immutable" } else { "--frozen-lockfile" };
-                    format!("(corepack enable || npm install -g yarn) && yarn install {frozen}")
+                    format!("{} && yarn install {frozen}", Manager::Yarn.enable())
                 }
-                (Manager::Pnpm, _) => "(corepack enable || npm install -g pnpm) && pnpm install \
-                                       --frozen-lockfile"
-                    .to_string(),
+                (Manager::Pnpm, _) => {
+                    format!("{} && pnpm install --frozen-lockfile", Manager::Pnpm.enable())
+                }
             };
             let mut files = vec!["package.json".to_string()];
             files.extend(lock.map(str::to_string));
-            files.extend(app.existing(&[".npmrc", ".yarnrc", ".yarnrc.yml"]));
+            files.extend(app.existing(&[".npmrc", ".yarnrc", ".yarnrc.yml"])?);
             plan.install = Some(Install { command, files, whole_tree: false });
         } else {
             plan.notes.push("package.json declares no dependencies: nothing to install".into());
@@ -98,6 +107,16 @@ impl Provider for Node {
         let scripts = &package["scripts"];
         if scripts["build"].is_string() {
             plan.build = Some(manager.run("build"));
+        }
+        if plan.install.is_some() || plan.build.is_some() {
+            // Installed and built in a stage on the same image; node_modules comes over with
+            // the app's folder.
+            let image = plan.base_image.clone().unwrap_or_default();
+            plan.build_stage = Some(Stage { image, keep: Vec::new() });
+        }
+        if manager != Manager::Npm {
+            // For `yarn start` and Procfile commands in the image that runs.
+            plan.runtime_setup = Some(manager.enable().to_string());
         }
         if let Some(start) = scripts["start"].as_str() {
             plan.infer("web", start_command(start, manager));

@@ -40,8 +40,7 @@ impl Provider for Python {
         let build = images.choose(ImageRole::PythonBuild, requested.as_ref());
         let mut plan = BuildPlan::detected(Kind::Python, runtime.image);
         plan.runtime = runtime.note;
-        plan.build_stage =
-            Some(Stage { image: build.image, keep: vec![VENV.to_string()], runs_build: false });
+        plan.build_stage = Some(Stage { image: build.image, keep: vec![VENV.to_string()] });
         for (key, value) in [
             ("VIRTUAL_ENV", VENV.to_string()),
             ("PATH", format!("{VENV}/bin:$PATH")),
@@ -127,7 +126,7 @@ fn client_build(app: &App, images: &BaseImages, notes: &mut Vec<String>) -> Opti
             ));
             continue;
         }
-        let node = match super::node::Node.plan(&App::new(&app.path(&dir)), images) {
+        let node = match super::node::Node.plan(&app.sub(&dir), images) {
             Ok(node) => node,
             Err(error) => {
                 notes.push(format!("{prefix}package.json is not built: {error}"));
@@ -191,14 +190,16 @@ impl Dependencies {
 
 fn dependencies(app: &App, notes: &mut Vec<String>) -> Result<Dependencies, BuildError> {
     if let Some(text) = app.read("requirements.txt")? {
-        return Ok(requirements_txt(app, &text, notes));
+        return requirements_txt(app, &text, notes);
     }
     let pyproject = app.read("pyproject.toml")?;
-    if let Some(deps) = pyproject.as_deref().and_then(|text| locked_project(app, text)) {
+    if let Some(text) = &pyproject
+        && let Some(deps) = locked_project(app, text)?
+    {
         return Ok(deps);
     }
     if let Some(text) = app.read("Pipfile")? {
-        return Ok(pipfile(app, &text, notes));
+        return pipfile(app, &text, notes);
     }
     if let Some(text) = &pyproject {
         notes.push(
@@ -222,7 +223,11 @@ fn new_venv() -> String {
 }
 
 /// pip, keyed on requirements.txt and the files it names.
-fn requirements_txt(app: &App, text: &str, notes: &mut Vec<String>) -> Dependencies {
+fn requirements_txt(
+    app: &App,
+    text: &str,
+    notes: &mut Vec<String>,
+) -> Result<Dependencies, BuildError> {
     let venv = new_venv();
     let refs = requirement_files(text);
     if refs.local_source {
@@ -231,10 +236,10 @@ fn requirements_txt(app: &App, text: &str, notes: &mut Vec<String>) -> Dependenc
              every change; list packages (or wheels) instead to cache them"
                 .into(),
         );
-        return Dependencies::whole_tree(
+        return Ok(Dependencies::whole_tree(
             format!("{venv} && pip install -r requirements.txt"),
             text,
-        );
+        ));
     }
     let mut files = vec!["requirements.txt".to_string()];
     files.extend(refs.paths.into_iter().filter(|p| {
@@ -243,20 +248,23 @@ fn requirements_txt(app: &App, text: &str, notes: &mut Vec<String>) -> Dependenc
     }));
     let mut all_text = text.to_string();
     for file in &files[1..] {
-        if let Some(more) = app.read(file.trim_end_matches('/')).ok().flatten() {
-            all_text.push_str(&more);
+        match app.read(file.trim_end_matches('/')) {
+            Ok(more) => all_text.push_str(&more.unwrap_or_default()),
+            Err(refused @ BuildError::FileRefused { .. }) => return Err(refused),
+            // A wheel is not text; it is copied in all the same.
+            Err(_) => {}
         }
     }
     if !refs.any_requirement {
         notes.push("requirements.txt lists no packages: nothing to install".into());
         // No pip needed: a bare virtualenv keeps the layout (and PATH) the same, offline.
-        return Dependencies::keyed(format!("{venv} --without-pip"), files, &all_text);
+        return Ok(Dependencies::keyed(format!("{venv} --without-pip"), files, &all_text));
     }
-    Dependencies::keyed(format!("{venv} && pip install -r requirements.txt"), files, &all_text)
+    Ok(Dependencies::keyed(format!("{venv} && pip install -r requirements.txt"), files, &all_text))
 }
 
 /// uv or Poetry, keyed on pyproject.toml and the lock file; `None` without a lock file.
-fn locked_project(app: &App, pyproject: &str) -> Option<Dependencies> {
+fn locked_project(app: &App, pyproject: &str) -> Result<Option<Dependencies>, BuildError> {
     let (tool, lock, install) = if app.is_file("uv.lock") {
         // uv must use the venv's interpreter: it would otherwise fetch the Python that
         // .python-version asks for, which the runtime image does not have.
@@ -273,17 +281,17 @@ fn locked_project(app: &App, pyproject: &str) -> Option<Dependencies> {
         );
         ("poetry", "poetry.lock", install)
     } else {
-        return None;
+        return Ok(None);
     };
-    Some(Dependencies::keyed(
+    Ok(Some(Dependencies::keyed(
         format!("{} && {} && {install}", new_venv(), install_tool(tool)),
-        app.existing(&["pyproject.toml", lock]),
+        app.existing(&["pyproject.toml", lock])?,
         pyproject,
-    ))
+    )))
 }
 
 /// Pipenv turns the lock file into requirements for pip; without a lock it locks first.
-fn pipfile(app: &App, text: &str, notes: &mut Vec<String>) -> Dependencies {
+fn pipfile(app: &App, text: &str, notes: &mut Vec<String>) -> Result<Dependencies, BuildError> {
     let lock = if app.is_file("Pipfile.lock") {
         String::new()
     } else {
@@ -294,16 +302,16 @@ fn pipfile(app: &App, text: &str, notes: &mut Vec<String>) -> Dependencies {
         );
         format!(" && {TOOLS}/bin/pipenv lock")
     };
-    Dependencies::keyed(
+    Ok(Dependencies::keyed(
         format!(
             "{} && {}{lock} && {TOOLS}/bin/pipenv requirements > /tmp/requirements.txt && pip \
              install -r /tmp/requirements.txt",
             new_venv(),
             install_tool("pipenv")
         ),
-        app.existing(&["Pipfile", "Pipfile.lock"]),
+        app.existing(&["Pipfile", "Pipfile.lock"])?,
         text,
-    )
+    ))
 }
 
 /// Installs `tool` from the package index into the build stage's tools virtualenv.

@@ -3,9 +3,12 @@
 
 use super::{App, Provider, leading_version, version_file};
 use crate::config::Requested;
-use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind};
+use crate::{BaseImages, BuildError, BuildPlan, ImageRole, Install, Kind, Stage};
 
 pub(crate) struct Ruby;
+
+/// Where Bundler installs the gems, outside the app's folder.
+const BUNDLE_PATH: &str = "/opt/bundle";
 
 impl Provider for Ruby {
     fn detect(&self, app: &App) -> bool {
@@ -28,7 +31,7 @@ impl Provider for Ruby {
         let mut plan = BuildPlan::detected(Kind::Ruby, image.image);
         plan.runtime = image.note;
         // Bundler reads these at run time too, so `bundle exec` finds the installed gems.
-        plan.env.insert("BUNDLE_PATH".into(), "/opt/bundle".into());
+        plan.env.insert("BUNDLE_PATH".into(), BUNDLE_PATH.into());
         plan.env.insert("BUNDLE_WITHOUT".into(), "development:test".into());
         if app.is_file("Gemfile.lock") {
             plan.env.insert("BUNDLE_DEPLOYMENT".into(), "1".into());
@@ -41,9 +44,12 @@ impl Provider for Ruby {
         }
         plan.install = Some(Install {
             command: "bundle install".into(),
-            files: app.existing(&["Gemfile", "Gemfile.lock"]),
+            files: app.existing(&["Gemfile", "Gemfile.lock"])?,
             whole_tree: false,
         });
+        // Installed and built in a stage on the same image; the gems come over from it.
+        let image = plan.base_image.clone().unwrap_or_default();
+        plan.build_stage = Some(Stage { image, keep: vec![BUNDLE_PATH.into()] });
 
         if app.is_file("config/application.rb") && app.is_file("bin/rails") {
             plan.framework = Some("Rails".into());

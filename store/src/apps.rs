@@ -1,0 +1,82 @@
+//! Apps: create, look up, rename their deploy branch, delete with everything they own.
+
+use super::*;
+
+impl Store {
+    /// Creates an app with its first release, "Initial release" (v1), as Heroku does.
+    pub async fn create_app(&self, name: &str, created_by: &str) -> Result<App> {
+        let mut tx = self.begin().await?;
+        let now = now();
+        let app: App = sqlx::query_as(&format!(
+            "INSERT INTO apps (name, created_by, created_at) VALUES ($1, $2, $3) RETURNING {APP_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(created_by)
+        .bind(&now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| conflict(e, &format!("an app named {name} already exists")))?;
+        insert_release(
+            &mut tx,
+            &app,
+            NewRelease {
+                description: "Initial release".into(),
+                created_by: created_by.into(),
+                ..NewRelease::default()
+            },
+            &BTreeMap::new(),
+        )
+        .await?;
+        tx.commit().await?;
+        self.app(name).await
+    }
+
+    pub async fn apps(&self) -> Result<Vec<App>> {
+        Ok(sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps ORDER BY name"))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn app(&self, name: &str) -> Result<App> {
+        sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("app {name}")))
+    }
+
+    /// Sets the branch whose pushes deploy the app.
+    pub async fn set_deploy_branch(&self, app: &App, branch: &str) -> Result<App> {
+        sqlx::query_as(&format!(
+            "UPDATE apps SET deploy_branch = $1 WHERE id = $2 RETURNING {APP_COLUMNS}"
+        ))
+        .bind(branch)
+        .bind(app.id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("app {}", app.name)))
+    }
+
+    /// Deletes an app and everything that hangs off it.
+    pub async fn delete_app(&self, name: &str) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let app: Option<App> =
+            sqlx::query_as(&format!("SELECT {APP_COLUMNS} FROM apps WHERE name = $1"))
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let app = app.ok_or_else(|| StoreError::NotFound(format!("app {name}")))?;
+        // Explicit deletes rather than relying on ON DELETE CASCADE being switched on.
+        for table in ["domains", "formation", "releases", "builds", "config_vars"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
+                .bind(app.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM apps WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+const APP_COLUMNS: &str = "id, name, deploy_branch, created_by, created_at";

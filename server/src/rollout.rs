@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use paas_builder::BuildLog;
 use paas_runner::{HealthCheck, Process, ProcessSpec, RunError, Runner};
-use paas_store::{App, Release};
+use paas_store::{App, Release, ReleaseStatus};
 
 use crate::error::{Error, Result};
 use crate::ops::Paas;
@@ -32,7 +32,7 @@ impl Paas {
     pub async fn roll_out(&self, app: &App, release: &Release, log: &BuildLog) -> Result<()> {
         let Some(image) = release.image.clone() else {
             // Nothing built yet: a config-only release has nothing to run.
-            self.store().set_release_status(release, "succeeded").await?;
+            self.store().set_release_status(release, ReleaseStatus::Succeeded).await?;
             return Ok(());
         };
         let runner = self.runner()?.clone();
@@ -46,7 +46,7 @@ impl Paas {
                 Ok(())
             }
             Err(err) => {
-                self.store().set_release_status(release, "failed").await?;
+                self.store().set_release_status(release, ReleaseStatus::Failed).await?;
                 let reason = err.public_message();
                 log.error(format!("Release v{} failed: {reason}", release.version));
                 self.events().emit(
@@ -91,7 +91,8 @@ impl Paas {
 
         let started = self.start_healthy(runner, app, release, image, &formation, log).await?;
         if only.is_none()
-            && let Err(err) = self.store().set_release_status(release, "succeeded").await
+            && let Err(err) =
+                self.store().set_release_status(release, ReleaseStatus::Succeeded).await
         {
             stop_quickly(runner, &started).await;
             return Err(err.into());
@@ -388,7 +389,7 @@ impl Paas {
                 let releases = self.store().releases(app).await?;
                 releases
                     .into_iter()
-                    .filter(|r| r.image.is_some() && r.status == "succeeded")
+                    .filter(|r| r.image.is_some() && r.status == ReleaseStatus::Succeeded)
                     .find(|r| current.as_ref().is_some_and(|c| r.version < c.version))
                     .ok_or_else(|| {
                         Error::invalid(

@@ -28,7 +28,10 @@ impl Store {
                                process_types = $5, log = $6, error = $7, finished_at = $8
              WHERE id = $9 RETURNING {BUILD_COLUMNS}"
         ))
-        .bind(if outcome.succeeded { "succeeded" } else { "failed" })
+        .bind(match outcome.succeeded {
+            true => BuildStatus::Succeeded.as_str(),
+            false => BuildStatus::Failed.as_str(),
+        })
         .bind(&outcome.kind)
         .bind(&outcome.image)
         .bind(outcome.image_size)

@@ -26,12 +26,76 @@ pub struct App {
     pub created_at: String,
 }
 
+/// Where a release is in its life: made `pending`, then `succeeded` once it serves (a
+/// config-only release at once), or `failed` if its rollout did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+/// Where a build is: `building` until it ends `succeeded` or `failed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildStatus {
+    Building,
+    Succeeded,
+    Failed,
+}
+
+impl ReleaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Pending => "pending",
+            ReleaseStatus::Succeeded => "succeeded",
+            ReleaseStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Result<ReleaseStatus, StoreError> {
+        [ReleaseStatus::Pending, ReleaseStatus::Succeeded, ReleaseStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown release status {text:?}")))
+    }
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Building => "building",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(text: &str) -> Result<BuildStatus, StoreError> {
+        [BuildStatus::Building, BuildStatus::Succeeded, BuildStatus::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown build status {text:?}")))
+    }
+}
+
+impl std::fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One build of an app's source into an image, with its whole log.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Build {
     pub id: i64,
-    /// `building`, `succeeded` or `failed`.
-    pub status: String,
+    pub status: BuildStatus,
     /// What started it: `git`, `cli`, `api`, `dashboard`, `github`.
     pub source: String,
     pub commit_sha: Option<String>,
@@ -79,7 +143,7 @@ impl TryFrom<BuildRow> for Build {
         };
         Ok(Build {
             id: row.id,
-            status: row.status,
+            status: BuildStatus::parse(&row.status)?,
             source: row.source,
             commit_sha: row.commit_sha,
             commit_message: row.commit_message,
@@ -139,7 +203,7 @@ pub struct Release {
     /// Process type → command.
     pub process_types: BTreeMap<String, String>,
     pub description: String,
-    pub status: String,
+    pub status: ReleaseStatus,
     pub created_by: String,
     pub created_at: String,
 }
@@ -176,7 +240,7 @@ impl TryFrom<ReleaseRow> for Release {
             process_types: serde_json::from_str(&row.process_types)
                 .map_err(|e| corrupt("process types", e))?,
             description: row.description,
-            status: row.status,
+            status: ReleaseStatus::parse(&row.status)?,
             created_by: row.created_by,
             created_at: row.created_at,
         })

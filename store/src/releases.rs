@@ -27,9 +27,9 @@ impl Store {
     }
 
     /// Marks a release `succeeded` (it is what runs now) or `failed` (its rollout was aborted).
-    pub async fn set_release_status(&self, release: &Release, status: &str) -> Result<()> {
+    pub async fn set_release_status(&self, release: &Release, status: ReleaseStatus) -> Result<()> {
         sqlx::query("UPDATE releases SET status = $1 WHERE id = $2")
-            .bind(status)
+            .bind(status.as_str())
             .bind(release.id)
             .execute(&self.pool)
             .await?;
@@ -150,7 +150,10 @@ pub(crate) async fn insert_release(
     let types_json = serde_json::to_string(&new.process_types)
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // A release with no image has nothing to run, so it is complete the moment it exists.
-    let status = if new.image.is_some() { "pending" } else { "succeeded" };
+    let status = match new.image {
+        Some(_) => ReleaseStatus::Pending,
+        None => ReleaseStatus::Succeeded,
+    };
     let row: ReleaseRow = sqlx::query_as(&format!(
         "INSERT INTO releases (app_id, version, build_id, image, config, process_types,
                                description, status, created_by, created_at)
@@ -164,7 +167,7 @@ pub(crate) async fn insert_release(
     .bind(config_json)
     .bind(types_json)
     .bind(new.description)
-    .bind(status)
+    .bind(status.as_str())
     .bind(new.created_by)
     .bind(now())
     .fetch_one(&mut *conn)

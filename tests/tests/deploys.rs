@@ -87,7 +87,7 @@ async fn builds_are_recorded_and_released(db: Db) {
     let err = err.unwrap_err();
     assert_eq!(err.code(), "no_app_detected", "{err}");
     let builds = paas.store().builds(&app).await.unwrap();
-    assert_eq!(builds[0].status, "failed");
+    assert_eq!(builds[0].status, paas_store::BuildStatus::Failed);
     let failed = paas.store().build(&app, builds[0].id).await.unwrap();
     assert!(failed.error.as_deref().unwrap_or_default().contains("Procfile"), "{failed:?}");
     assert!(!failed.log.is_empty());
@@ -281,7 +281,7 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert!(err.to_string().contains("healthy"), "{err}");
     assert!(log.text().contains("Release v5 failed"), "{}", log.text());
     let v5 = paas.release(&app, 5).await.unwrap();
-    assert_eq!(v5.status, "failed");
+    assert_eq!(v5.status, paas_store::ReleaseStatus::Failed);
     assert_eq!(app_json(&server, "rollout.localhost").await["PAAS_RELEASE"], "v4");
 
     let processes = paas.processes(&app).await.unwrap();

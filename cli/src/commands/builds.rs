@@ -19,7 +19,7 @@ pub async fn list(arg: &AppArg) -> Result<()> {
         .map(|b| {
             vec![
                 b.id.to_string(),
-                b.status.clone(),
+                b.status.to_string(),
                 b.kind.clone().unwrap_or_default(),
                 b.commit_sha
                     .as_deref()

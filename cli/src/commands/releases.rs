@@ -1,7 +1,7 @@
 //! `paas releases`, `releases:info`.
 
 use anyhow::Result;
-use paas_store::Release;
+use paas_store::{Release, ReleaseStatus};
 
 use super::{app_name, client, table};
 use crate::AppArg;
@@ -10,7 +10,7 @@ pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
     let name = app_name(arg)?;
     let releases: Vec<Release> = client()?.get(&format!("/apps/{name}/releases")).await?;
     // Current is the newest release that serves; newer ones may have failed or be rolling out.
-    match releases.iter().find(|r| r.status == "succeeded") {
+    match releases.iter().find(|r| r.status == ReleaseStatus::Succeeded) {
         Some(current) => println!("=== {name} Releases - Current: v{}", current.version),
         None => println!("=== {name} Releases"),
     }
@@ -55,7 +55,7 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
         table(&[
             vec!["By:".into(), release.created_by],
             vec!["Change:".into(), release.description],
-            vec!["Status:".into(), release.status],
+            vec!["Status:".into(), release.status.to_string()],
             vec!["When:".into(), release.created_at],
             vec!["Image:".into(), release.image.unwrap_or_else(|| "none (not built yet)".into())],
             vec!["Processes:".into(), types],

@@ -244,8 +244,39 @@ enum Command {
     },
 }
 
+/// The command line, with `paas server`'s config file merged in (and `--print-config`
+/// answered here, since it needs to know where each setting came from).
+fn parse() -> Result<Cli, ExitCode> {
+    use clap::{CommandFactory, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = Cli::command().get_matches_from(args.clone());
+    let Some(("server", server)) = matches.subcommand() else {
+        return Cli::from_arg_matches(&matches).map_err(|e| e.exit());
+    };
+    let root = Cli::command();
+    let command = root.find_subcommand("server").expect("paas has a server command");
+    let (args, from_file) = match commands::server::with_config_file(args, command, server) {
+        Ok(merged) => merged,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let matches = Cli::command().get_matches_from(args);
+    if let Some(("server", server)) = matches.subcommand()
+        && server.get_flag("print_config")
+    {
+        commands::server::print_config(command, server, &from_file);
+        return Err(ExitCode::SUCCESS);
+    }
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -219,3 +219,49 @@ async fn standalone_router_serves_and_reloads_its_table() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `paas server` takes settings from a TOML file under the flags and environment variables;
+/// `--print-config` shows the merged result, where each came from, the password redacted.
+#[test]
+fn server_settings_merge_a_config_file_under_env_and_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("paas.toml");
+    std::fs::write(
+        &file,
+        "listen = \"0.0.0.0:1\"\nrouter_listen = \"127.0.0.1:9999\"\n\
+         database_url = \"postgres://paas:hunter2@db/paas\"\nkeep_releases = 3\n\
+         router_trusted_proxies = [\"10.0.0.0/8\", \"192.168.0.1\"]\n",
+    )
+    .unwrap();
+    let print = |extra: &[&str]| {
+        let mut command = Command::new(paas_bin());
+        command.args(["server", "--config"]).arg(&file).args(extra).arg("--print-config");
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy().into_owned();
+            if key.starts_with("PAAS_") || key == "DATABASE_URL" {
+                command.env_remove(key);
+            }
+        }
+        command.env("PAAS_LISTEN", "127.0.0.1:7777").output().unwrap()
+    };
+    let out = print(&["--keep-releases", "9"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "listen = \"127.0.0.1:7777\"  # $PAAS_LISTEN",
+        "router_listen = \"127.0.0.1:9999\"  # config file",
+        "database_url = \"postgres://paas:***@db/paas\"  # config file",
+        "keep_releases = \"9\"  # flag",
+        "router_trusted_proxies = \"10.0.0.0/8,192.168.0.1\"  # config file",
+        "domain = \"localhost\"  # default",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    assert!(!text.contains("hunter2"), "{text}");
+
+    std::fs::write(&file, "router-listen = \"127.0.0.1:9999\"\n").unwrap();
+    let out = print(&[]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(error.contains("unknown setting \"router-listen\""), "{error}");
+}

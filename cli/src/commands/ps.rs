@@ -96,7 +96,7 @@ pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Res
 
 /// Streams the command's output; exits the CLI with the command's exit code.
 pub async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()> {
-    use paas_server::rollout::RunEvent;
+    use paas_server::one_off::RunEvent;
     let name = app_name(arg)?;
     let command = command.join(" ");
     eprintln!("Running `{command}` on {name}...");

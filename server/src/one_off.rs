@@ -1,40 +1,87 @@
 //! One-off commands (`paas run`): a fresh container of the current release, its output
-//! streamed to the caller, then its exit code.
+//! streamed to the caller byte for byte, then its exit code.
 
 use std::time::Duration;
 
+use bytes::Bytes;
+use paas_runner::{LogStream, OutputChunk};
 use paas_store::App;
+use tokio::sync::mpsc;
 
 use crate::error::{Error, Result};
 use crate::ops::Paas;
 use crate::rollout::spec_for;
 
-/// One event of a one-off run, sent as a JSON line.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
+/// One event of a one-off run: the answer of `POST /apps/{app}/run` is one JSON object a
+/// line, `{"out": "<base64>"}` and `{"err": "<base64>"}` as the command writes, then
+/// `{"exit": N}` or `{"error": "…"}`. Shared by the server and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum RunEvent {
-    /// A line of the command's output.
-    Line(String),
-    /// The command ended with this exit code.
+    /// Bytes the command wrote to its standard output, as they came (base64 in JSON, so
+    /// any bytes, not only UTF-8 lines, get through).
+    #[serde(rename = "out", with = "base64_bytes")]
+    Stdout(Bytes),
+    /// Bytes the command wrote to its standard error.
+    #[serde(rename = "err", with = "base64_bytes")]
+    Stderr(Bytes),
+    /// The command ended with this exit code: the last event of a run.
+    #[serde(rename = "exit")]
     Exit(i64),
-    /// paas could not run it.
+    /// paas could not run it, or not to the end: the last event of a run.
+    #[serde(rename = "error")]
     Error(String),
+}
+
+impl From<OutputChunk> for RunEvent {
+    fn from(chunk: OutputChunk) -> RunEvent {
+        match chunk.stream {
+            LogStream::Stdout => RunEvent::Stdout(chunk.bytes),
+            LogStream::Stderr => RunEvent::Stderr(chunk.bytes),
+        }
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Bytes,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Bytes, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map(Bytes::from).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Longest a one-off command may run.
 const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
 
+/// Chunks (each at most Docker's 32 KiB) that may wait between the container and the
+/// caller, per channel: enough to keep the stream flowing, little enough that a caller who
+/// stops reading holds the command up rather than paas's memory.
+pub(crate) const OUTPUT_CHUNKS: usize = 16;
+
 impl Paas {
     /// Runs `command` once in a fresh container of the current release, with its config and
     /// `input` (if any) as its standard input: the output and then the exit code arrive on
     /// the returned channel, and the container is removed afterwards, or as soon as the
-    /// receiver is dropped (`paas run`).
+    /// receiver is dropped (`paas run`). The channel is bounded: while the receiver does not
+    /// read, the command waits.
     pub async fn run_one_off(
         &self,
         app: &App,
         command: &str,
         input: Option<paas_runner::StdinStream>,
-    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<RunEvent>> {
+    ) -> Result<mpsc::Receiver<RunEvent>> {
         if command.trim().is_empty() {
             return Err(Error::invalid("invalid_command", "give a command to run"));
         }
@@ -51,31 +98,62 @@ impl Paas {
         };
         let mut spec = spec_for(app, &release, &image, "run", 1);
         spec.command = Some(command.to_string());
-        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+        let (events, receiver) = mpsc::channel(OUTPUT_CHUNKS);
         tokio::spawn(async move {
-            let (lines, mut output) = tokio::sync::mpsc::unbounded_channel::<String>();
-            let forward_events = events.clone();
-            let forward = tokio::spawn(async move {
-                while let Some(line) = output.recv().await {
-                    let _ = forward_events.send(RunEvent::Line(line));
+            let (output, mut chunks) = mpsc::channel(OUTPUT_CHUNKS);
+            let run = runner.run_once_with_input(&spec, input, output, ONE_OFF_LIMIT);
+            let forward = async {
+                while let Some(chunk) = chunks.recv().await {
+                    if events.send(RunEvent::from(chunk)).await.is_err() {
+                        break;
+                    }
                 }
-            });
+            };
             // Whoever asked going away (Ctrl-C of `paas run`) ends the run, as on Heroku:
             // dropping it removes the container.
             let result = tokio::select! {
-                result = runner.run_once_with_input(&spec, input, &lines, ONE_OFF_LIMIT) => result,
+                (result, ()) = async { tokio::join!(run, forward) } => result,
                 () = events.closed() => {
                     tracing::info!(app = %spec.app, "one-off abandoned by its caller; removed");
                     return;
                 }
             };
-            drop(lines);
-            let _ = forward.await;
-            let _ = events.send(match result {
-                Ok(code) => RunEvent::Exit(code),
-                Err(err) => RunEvent::Error(err.to_string()),
-            });
+            let _ = events
+                .send(match result {
+                    Ok(code) => RunEvent::Exit(code),
+                    Err(err) => RunEvent::Error(err.to_string()),
+                })
+                .await;
         });
         Ok(receiver)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_events_carry_any_bytes_as_base64_json_lines() {
+        let events = [
+            RunEvent::Stdout(Bytes::from_static(b"caf\xc3\xa9 \xff\x00 no newline")),
+            RunEvent::Stderr(Bytes::from_static(b"warning\n")),
+            RunEvent::Exit(3),
+            RunEvent::Error("boom".into()),
+        ];
+        let lines: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"out":"Y2Fmw6kg/wAgbm8gbmV3bGluZQ=="}"#,
+                r#"{"err":"d2FybmluZwo="}"#,
+                r#"{"exit":3}"#,
+                r#"{"error":"boom"}"#,
+            ]
+        );
+        for (line, event) in lines.iter().zip(&events) {
+            assert_eq!(&serde_json::from_str::<RunEvent>(line).unwrap(), event);
+        }
+        assert!(serde_json::from_str::<RunEvent>(r#"{"out":"not base64!"}"#).is_err());
     }
 }

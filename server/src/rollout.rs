@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use paas_builder::BuildLog;
-use paas_runner::{HealthCheck, Process, ProcessSpec, RunError, Runner};
+use paas_runner::{HealthCheck, LogStream, OutputChunk, Process, ProcessSpec, RunError, Runner};
 use paas_store::{App, Release};
 
 use crate::error::{Error, Result};
+use crate::one_off::OUTPUT_CHUNKS;
 use crate::ops::Paas;
 use crate::validate;
 
@@ -149,16 +150,9 @@ impl Paas {
         log.step(format!("Running release command: {command}"));
         self.events().emit(&app.name, "deploy", format!("Running release command: {command}"));
         let spec = spec_for(app, release, image, "release", 1);
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let forward_log = log.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(line) = receiver.recv().await {
-                forward_log.info(line);
-            }
-        });
-        let exit = runner.run_once(&spec, &sender, RELEASE_PHASE_LIMIT).await;
-        drop(sender);
-        let _ = forward.await;
+        let (sender, receiver) = tokio::sync::mpsc::channel(OUTPUT_CHUNKS);
+        let run = runner.run_once(&spec, sender, RELEASE_PHASE_LIMIT);
+        let (exit, ()) = tokio::join!(run, log_output(receiver, log));
         match exit.map_err(deploy_error)? {
             0 => Ok(()),
             code => {
@@ -251,6 +245,53 @@ impl Paas {
         }
         Ok(())
     }
+}
+
+/// Writes a release command's output to the deploy log line by line as it comes. stdout
+/// and stderr each keep their unfinished last line until the rest of it arrives, or the end.
+async fn log_output(mut output: tokio::sync::mpsc::Receiver<OutputChunk>, log: &BuildLog) {
+    let mut stdout = LineSplitter::default();
+    let mut stderr = LineSplitter::default();
+    while let Some(chunk) = output.recv().await {
+        let lines = match chunk.stream {
+            LogStream::Stdout => &mut stdout,
+            LogStream::Stderr => &mut stderr,
+        };
+        lines.push(&chunk.bytes, |line| log.info(line));
+    }
+    for rest in [stdout.finish(), stderr.finish()].into_iter().flatten() {
+        log.info(rest);
+    }
+}
+
+/// Bytes in, whole lines out; what follows the last newline waits for more.
+#[derive(Debug, Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Passes each line that `bytes` completes to `line`, without its line break.
+    fn push(&mut self, mut bytes: &[u8], mut line: impl FnMut(String)) {
+        // Only the new bytes are searched: a long line in many chunks stays linear.
+        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+            self.partial.extend_from_slice(&bytes[..end]);
+            line(line_text(&self.partial));
+            self.partial.clear();
+            bytes = &bytes[end + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    /// The last line, if the output did not end with a line break.
+    fn finish(self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| line_text(&self.partial))
+    }
+}
+
+fn line_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
 }
 
 /// The `web` processes among `processes` that have an address, as router backends.
@@ -579,5 +620,17 @@ mod tests {
         assert_eq!(memory_limit(&config, "web"), Some(1024));
         assert_eq!(memory_limit(&config, "clock-worker"), Some(256));
         assert_eq!(memory_limit(&BTreeMap::new(), "web"), None, "the runner's default");
+    }
+
+    #[test]
+    fn output_becomes_lines_across_chunks() {
+        let mut splitter = LineSplitter::default();
+        let mut lines = Vec::new();
+        for chunk in [&b"Apply"[..], b"ing 0001\r\nApplying 0002\n\nOK", b" (done)"] {
+            splitter.push(chunk, |line| lines.push(line));
+        }
+        assert_eq!(lines, ["Applying 0001", "Applying 0002", ""]);
+        assert_eq!(splitter.finish().as_deref(), Some("OK (done)"), "the last line, unfinished");
+        assert_eq!(LineSplitter::default().finish(), None);
     }
 }

@@ -96,7 +96,9 @@ const MB: u64 = 1 << 20;
 /// Writes base64 noise as fast as it is read, counting the 64 KB blocks it has written.
 const PRODUCER: &str = "i=0; while true; do head -c 49152 /dev/urandom | base64; i=$((i+1)); echo $i > /tmp/blocks; done";
 
-/// How many blocks the one-off of `app` has written so far.
+/// How many blocks the one-off of `app` has written so far. `docker exec` gets 10 s: Docker
+/// holds up a container killed under the test (by another test run's clean-up, say) until
+/// its unread output is read, and the test must fail then, not hang.
 fn blocks_written(app: &str) -> u64 {
     let app = format!("label=io.paas.app={app}");
     let ids = std::process::Command::new("docker")
@@ -105,11 +107,18 @@ fn blocks_written(app: &str) -> u64 {
         .unwrap();
     let id = String::from_utf8(ids.stdout).unwrap();
     let id = id.lines().next().expect("the one-off runs");
-    let count = std::process::Command::new("docker")
-        .args(["exec", id, "cat", "/tmp/blocks"])
+    let read = "cat /tmp/blocks 2>/dev/null || echo 0";
+    let count = std::process::Command::new("timeout")
+        .args(["10", "docker", "exec", id, "sh", "-c", read])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&count.stdout).trim().parse().unwrap_or(0)
+    let text = String::from_utf8_lossy(&count.stdout);
+    assert!(
+        count.status.success(),
+        "docker exec in {id}: {}",
+        String::from_utf8_lossy(&count.stderr)
+    );
+    text.trim().parse().unwrap()
 }
 
 /// With nobody reading, the one-off of `app` soon stops writing, and the server process

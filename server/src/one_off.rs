@@ -65,7 +65,7 @@ mod base64_bytes {
 /// Longest a one-off command may run.
 const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
 
-/// Chunks (each at most Docker's 32 KiB) that may wait between the container and the
+/// Chunks (as Docker frames them, tens of KiB) that may wait between the container and the
 /// caller, per channel: enough to keep the stream flowing, little enough that a caller who
 /// stops reading holds the command up rather than paas's memory.
 pub(crate) const OUTPUT_CHUNKS: usize = 16;

@@ -20,14 +20,15 @@ use bollard::query_parameters::{
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
 use time::OffsetDateTime;
-use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::mpsc::Sender;
 
 use crate::error::{is_not_found, status};
 use crate::health::probe_until_healthy;
 use crate::process::{Labels, docker_since, from_inspect, parse_time};
 use crate::spec::{LABEL_APP, LABEL_MANAGED, LABEL_NETWORK};
 use crate::{
-    HealthCheck, LogLine, LogStream, Process, ProcessEvent, ProcessEventKind, ProcessSpec, RunError,
+    HealthCheck, LogLine, LogStream, OutputChunk, Process, ProcessEvent, ProcessEventKind,
+    ProcessSpec, RunError,
 };
 
 /// Lines of a container's log kept in an error's `log_tail`.
@@ -312,14 +313,19 @@ impl Runner {
         Ok(removed)
     }
 
-    /// Runs `spec` once in a fresh container (release phase, `paas run`): streams its
-    /// stdout and stderr lines to `output` as they come, returns its exit code, and removes
-    /// the container — also when it runs past `timeout` (killed, `TimedOut`), on any error,
-    /// and when this future is dropped.
+    /// Runs `spec` once in a fresh container (release phase, `paas run`): sends its stdout
+    /// and stderr to `output` as they come, byte for byte, returns its exit code once all of
+    /// it is sent, and removes the container — also when it runs past `timeout` (killed,
+    /// `TimedOut`), on any error, and when this future is dropped.
+    ///
+    /// Read `output` while this runs: each send waits for room in it, and meanwhile the
+    /// process waits on its full pipe. That is the point (a slow reader slows the process
+    /// down instead of filling memory), but a caller that reads only afterwards waits forever.
+    /// A receiver that is dropped does not stop the process; its output is then discarded.
     pub async fn run_once(
         &self,
         spec: &ProcessSpec,
-        output: &UnboundedSender<String>,
+        output: Sender<OutputChunk>,
         timeout: Duration,
     ) -> Result<i64, RunError> {
         self.run_once_with_input(spec, None, output, timeout).await
@@ -332,7 +338,7 @@ impl Runner {
         &self,
         spec: &ProcessSpec,
         input: Option<StdinStream>,
-        output: &UnboundedSender<String>,
+        output: Sender<OutputChunk>,
         timeout: Duration,
     ) -> Result<i64, RunError> {
         spec.check()?;
@@ -343,16 +349,17 @@ impl Runner {
         let run = async {
             let launch = Launch::OneOff { stdin: input.is_some() };
             let (id, attached) = self.launch(spec, &name, launch).await?;
+            // `launch` attaches to every one-off before its start, so this is always there.
+            let Some(AttachContainerResults { output: streams, input: stdin }) = attached else {
+                return Err(RunError::NotFound { container: id });
+            };
             // Beside the output (a process may answer before it has read all its input), and
             // stopped with the run however it ends.
-            let _feeding = match (input, attached) {
-                (Some(input), Some(attached)) => {
-                    let feed = feed_stdin(self.docker.clone(), id.clone(), attached, input);
-                    Some(AbortOnDrop(tokio::spawn(feed)))
-                }
-                _ => None,
-            };
-            self.output_and_exit(&id, output).await
+            let _feeding = input.map(|input| {
+                let feed = feed_stdin(self.docker.clone(), id.clone(), stdin, input);
+                AbortOnDrop(tokio::spawn(feed))
+            });
+            self.output_and_exit(&id, streams, output).await
         };
         let result = tokio::time::timeout(timeout, run).await;
         self.remove_quietly(&name).await;
@@ -370,16 +377,28 @@ impl Runner {
         result
     }
 
-    /// Streams a started one-off container's output until it exits; returns its exit code.
+    /// Passes a started one-off container's attached output on until it ends; returns the
+    /// exit code. Not its log, which Docker splits into lines, cuts at 16 KiB, rotates and
+    /// reads back at its own pace.
     async fn output_and_exit(
         &self,
         id: &str,
-        output: &UnboundedSender<String>,
+        mut streams: BoxStream<'static, Result<LogOutput, DockerError>>,
+        output: Sender<OutputChunk>,
     ) -> Result<i64, RunError> {
-        let mut lines = self.log_lines(id, true, None, false);
-        while let Some(line) = lines.next().await {
-            // A receiver that went away does not stop the process.
-            let _ = output.send(line?.line);
+        while let Some(frame) = streams.next().await {
+            let (stream, bytes) = match frame? {
+                LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                    (LogStream::Stdout, message)
+                }
+                LogOutput::StdErr { message } => (LogStream::Stderr, message),
+                LogOutput::StdIn { .. } => continue,
+            };
+            if !bytes.is_empty() {
+                // Awaited: while the reader is behind, this socket is not read, and Docker
+                // stops reading the process's pipe. A reader that went away gets nothing more.
+                let _ = output.send(OutputChunk { stream, bytes }).await;
+            }
         }
         let options = WaitContainerOptionsBuilder::default().condition("not-running").build();
         let code = match self.docker.wait_container(id, Some(options)).next().await {
@@ -394,8 +413,9 @@ impl Runner {
         let inspect = self.docker.inspect_container(id, None).await?;
         if inspect.state.and_then(|s| s.oom_killed).unwrap_or(false) {
             let limit = inspect.host_config.and_then(|h| h.memory).unwrap_or(0) >> 20;
-            let _ =
-                output.send(format!("paas: the process was killed: out of memory ({limit} MB)"));
+            let text = format!("paas: the process was killed: out of memory ({limit} MB)\n");
+            let bytes = bytes::Bytes::from(text);
+            let _ = output.send(OutputChunk { stream: LogStream::Stderr, bytes }).await;
         }
         Ok(code)
     }
@@ -526,12 +546,16 @@ impl Runner {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let body = self.container_body(spec, launch);
         let id = self.docker.create_container(Some(options), body).await?.id;
-        // Attached before the start, as `docker run -i` does: no early look at stdin finds it
-        // empty.
+        // A one-off's output is read from its attached streams, attached before the start as
+        // `docker run` does: no output is missed, and no early look at stdin finds it empty.
         let attached = match launch {
-            Launch::OneOff { stdin: true } => {
-                let options =
-                    AttachContainerOptionsBuilder::default().stdin(true).stream(true).build();
+            Launch::OneOff { stdin } => {
+                let options = AttachContainerOptionsBuilder::default()
+                    .stdin(stdin)
+                    .stdout(true)
+                    .stderr(true)
+                    .stream(true)
+                    .build();
                 match self.docker.attach_container(&id, Some(options)).await {
                     Ok(attached) => Some(attached),
                     Err(error) => {
@@ -721,19 +745,19 @@ enum Launch {
 /// A process's standard input as it arrives; an error means it broke off.
 pub type StdinStream = BoxStream<'static, std::io::Result<Vec<u8>>>;
 
-/// Writes `input` to a container's stdin through `attached`, then closes it. A process that
-/// has exited, or stops reading, just gets no more; input that breaks off kills it.
+/// Writes `input` to a container's attached `stdin`, then closes it. A process that has
+/// exited, or stops reading, just gets no more; input that breaks off kills it.
 async fn feed_stdin(
     docker: Docker,
     id: String,
-    mut attached: AttachContainerResults,
+    mut stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     mut input: StdinStream,
 ) {
     use tokio::io::AsyncWriteExt;
     while let Some(chunk) = input.next().await {
         match chunk {
             Ok(chunk) => {
-                if attached.input.write_all(&chunk).await.is_err() {
+                if stdin.write_all(&chunk).await.is_err() {
                     return;
                 }
             }
@@ -744,7 +768,7 @@ async fn feed_stdin(
             }
         }
     }
-    let _ = attached.input.shutdown().await;
+    let _ = stdin.shutdown().await;
 }
 
 /// A task that ends with its handle.

@@ -13,9 +13,10 @@
 //!   fails it at once with the exit code and the last log lines.
 //! - [`Runner::stop`] is SIGTERM, a grace period, SIGKILL, removal.
 //! - [`Runner::run_once`] runs a one-off container (release phase, `paas run`), streaming
-//!   its output; [`Runner::logs`] reads and follows a container's output; [`Runner::events`]
-//!   reports starts, exits and removals, so the server can take a crashed process out of
-//!   the router and put it back when it is up again.
+//!   its output byte for byte from the attached streams into a bounded channel, so a slow
+//!   reader makes the process wait; [`Runner::logs`] reads and follows a container's output;
+//!   [`Runner::events`] reports starts, exits and removals, so the server can take a crashed
+//!   process out of the router and put it back when it is up again.
 //!
 //! Nothing here knows about the store or the router: specs in, processes, lines and events
 //! out, all plain data. `docs/deploys.md` explains the choices (environment, labels,
@@ -30,7 +31,9 @@ mod spec;
 pub use docker::{DROPPED_CAPABILITIES, Runner, RunnerConfig, StdinStream};
 pub use error::RunError;
 pub use health::HealthCheck;
-pub use process::{LogLine, LogStream, Process, ProcessEvent, ProcessEventKind, ProcessState};
+pub use process::{
+    LogLine, LogStream, OutputChunk, Process, ProcessEvent, ProcessEventKind, ProcessState,
+};
 pub use spec::{
     LABEL_APP, LABEL_INDEX, LABEL_MANAGED, LABEL_NETWORK, LABEL_ONE_OFF, LABEL_PORT, LABEL_PROCESS,
     LABEL_RELEASE, ProcessSpec,

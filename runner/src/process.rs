@@ -117,6 +117,14 @@ pub struct LogLine {
     pub line: String,
 }
 
+/// Bytes a one-off process wrote, as Docker passed them on: not split into lines, and a
+/// line may end in the next chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputChunk {
+    pub stream: LogStream,
+    pub bytes: bytes::Bytes,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogStream {

@@ -22,7 +22,7 @@ use bollard::models::RestartPolicyNameEnum;
 use futures_util::StreamExt;
 use paas_runner::{
     HealthCheck, LogStream, Process, ProcessEventKind, ProcessSpec, ProcessState, RunError, Runner,
-    RunnerConfig,
+    RunnerConfig, StdinStream,
 };
 
 const NETWORK: &str = "paas-runner-test";
@@ -364,6 +364,36 @@ async fn a_crashing_process_fails_its_check_at_once_and_docker_restarts_it() {
     assert_eq!(removed.container_id, process.container_id);
 }
 
+/// What a one-off run gave: its exit code (or error), its stdout and its stderr.
+struct Ran {
+    result: Result<i64, RunError>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// Runs `spec` once with `input`, reading its output while it runs, as callers must.
+async fn run_once(
+    runner: &Runner,
+    spec: &ProcessSpec,
+    input: Option<StdinStream>,
+    limit: Duration,
+) -> Ran {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let run = runner.run_once_with_input(spec, input, tx, limit);
+    let read = async {
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        while let Some(chunk) = rx.recv().await {
+            match chunk.stream {
+                LogStream::Stdout => stdout.extend_from_slice(&chunk.bytes),
+                LogStream::Stderr => stderr.extend_from_slice(&chunk.bytes),
+            }
+        }
+        (stdout, stderr)
+    };
+    let (result, (stdout, stderr)) = tokio::join!(run, read);
+    Ran { result, stdout, stderr }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
     let app = unique_app("once");
@@ -379,71 +409,62 @@ async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
         "echo \"migrating on $PAAS_RELEASE as $PAAS_PROCESS\"; echo to stderr >&2; echo \"$GREETING\"",
     );
     release.env.insert("GREETING".into(), "config reaches one-offs".into());
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    assert_eq!(runner.run_once(&release, &tx, limit).await.unwrap(), 0);
-    drop(tx);
-    let mut lines = Vec::new();
-    while let Some(line) = rx.recv().await {
-        lines.push(line);
-    }
-    // stdout and stderr are two pipes: their lines interleave in any order.
-    lines.sort();
-    assert_eq!(lines, ["config reaches one-offs", "migrating on v3 as release.1", "to stderr"]);
+    let ran = run_once(&runner, &release, None, limit).await;
+    assert_eq!(ran.result.unwrap(), 0);
+    // stdout and stderr are two pipes, kept apart.
+    assert_eq!(ran.stdout, b"migrating on v3 as release.1\nconfig reaches one-offs\n");
+    assert_eq!(ran.stderr, b"to stderr\n");
+
+    // Bytes as written: a line longer than Docker's 16 KiB log records, not text, and no
+    // newline at the end.
+    let bytes = spec(&app, "run", 1, BASE, "head -c 40000 /dev/zero | tr '\\0' x; printf '\\377'");
+    let ran = run_once(&runner, &bytes, None, limit).await;
+    assert_eq!(ran.result.unwrap(), 0);
+    assert!(ran.stdout.len() == 40_001 && ran.stdout[..40_000].iter().all(|b| *b == b'x'));
+    assert_eq!(ran.stdout.last(), Some(&0xff));
 
     // Input for the process (`paas run … < dump.sql`): all of it, then end of file. 300 KB,
     // more than a pipe holds, so it really streams while the process reads.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reader = spec(&app, "run", 1, BASE, "wc -c; head -c 3 /dev/stdin; echo done");
     let chunks: Vec<std::io::Result<Vec<u8>>> = (0..300).map(|_| Ok(vec![b'x'; 1000])).collect();
     let input = futures_util::stream::iter(chunks).boxed();
-    assert_eq!(runner.run_once_with_input(&reader, Some(input), &tx, limit).await.unwrap(), 0);
-    drop(tx);
-    let mut lines = Vec::new();
-    while let Some(line) = rx.recv().await {
-        lines.push(line);
-    }
-    assert_eq!(lines, ["300000", "done"], "every byte, then end of file");
+    let ran = run_once(&runner, &reader, Some(input), limit).await;
+    assert_eq!(ran.result.unwrap(), 0);
+    assert_eq!(ran.stdout, b"300000\ndone\n", "every byte, then end of file");
 
     // Input that breaks off (the uploader went away) is not an end of file: the process is
     // killed before it acts on half of it.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let careful = spec(&app, "run", 1, BASE, "cat >/dev/null && echo acted on all of it");
     let broken = vec![Ok(b"half a dump".to_vec()), Err(std::io::Error::other("connection reset"))];
     let input = futures_util::stream::iter(broken).boxed();
-    assert_eq!(runner.run_once_with_input(&careful, Some(input), &tx, limit).await.unwrap(), 137);
-    drop(tx);
-    assert_eq!(rx.recv().await, None, "it never acted");
+    let ran = run_once(&runner, &careful, Some(input), limit).await;
+    assert_eq!(ran.result.unwrap(), 137);
+    assert_eq!(ran.stdout, b"", "it never acted");
 
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let failing = spec(&app, "release", 1, BASE, "echo nope; exit 7");
-    assert_eq!(runner.run_once(&failing, &tx, limit).await.unwrap(), 7);
+    assert_eq!(run_once(&runner, &failing, None, limit).await.result.unwrap(), 7);
 
     // Over its memory limit: killed, and the output says why.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let mut greedy = spec(&app, "run", 1, BASE, "python3 -c 'x = bytearray(200 << 20)'");
     greedy.memory_mb = Some(32);
-    assert_eq!(runner.run_once(&greedy, &tx, limit).await.unwrap(), 137);
-    drop(tx);
-    let mut lines = Vec::new();
-    while let Some(line) = rx.recv().await {
-        lines.push(line);
-    }
-    // The shell says `Killed` first; paas says why.
-    assert_eq!(lines.last().unwrap(), "paas: the process was killed: out of memory (32 MB)");
+    let ran = run_once(&runner, &greedy, None, limit).await;
+    assert_eq!(ran.result.unwrap(), 137);
+    let stderr = String::from_utf8_lossy(&ran.stderr);
+    assert!(stderr.ends_with("paas: the process was killed: out of memory (32 MB)\n"), "{stderr}");
 
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
     let slow = spec(&app, "run", 1, BASE, "sleep 30");
     let started = Instant::now();
-    let error = runner.run_once(&slow, &tx, Duration::from_secs(1)).await.unwrap_err();
+    let error = run_once(&runner, &slow, None, Duration::from_secs(1)).await.result.unwrap_err();
     assert!(matches!(error, RunError::TimedOut { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert!(containers_of(&app).is_empty(), "one-off containers are removed");
 
     // A caller that goes away (a `paas run` client hanging up) takes its container along.
+    let (tx, _rx) = tokio::sync::mpsc::channel(1);
     let abandoned = {
         let runner = runner.clone();
         let tx = tx.clone();
-        tokio::spawn(async move { runner.run_once(&slow, &tx, limit).await })
+        tokio::spawn(async move { runner.run_once(&slow, tx, limit).await })
     };
     eventually("the one-off container", Duration::from_secs(10), || async {
         (!containers_of(&app).is_empty()).then_some(())
@@ -456,8 +477,50 @@ async fn one_off_runs_stream_output_return_the_exit_code_and_leave_nothing() {
     .await;
 
     let missing = spec(&app, "run", 1, "paas-runner-test/missing:nope", "true");
-    let error = runner.run_once(&missing, &tx, limit).await.unwrap_err();
+    let error = runner.run_once(&missing, tx, limit).await.unwrap_err();
     assert!(matches!(&error, RunError::ImageMissing { image } if image.ends_with("missing:nope")));
+}
+
+/// A reader that falls behind holds the process up: what it has not read waits in the
+/// process's pipe, not in paas. The process counts the 64 KB blocks it has written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_off_output_waits_for_its_reader() {
+    let app = unique_app("slow");
+    let _cleanup = Cleanup::new(&app);
+    let runner = runner().await;
+    let producer = "i=0; while [ $i -lt 1000 ]; do head -c 65536 /dev/zero; i=$((i+1)); \
+                    echo $i > /tmp/blocks; done";
+    let spec = spec(&app, "run", 1, BASE, producer);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let run = tokio::spawn({
+        let runner = runner.clone();
+        async move { runner.run_once(&spec, tx, Duration::from_secs(60)).await }
+    });
+    let blocks = || {
+        let ids = containers_of(&app);
+        let count = ids.first().map(|id| docker_cli(&["exec", id, "cat", "/tmp/blocks"]));
+        count.unwrap_or_default().trim().parse::<u64>().unwrap_or(0)
+    };
+    eventually("the first blocks", Duration::from_secs(15), || async {
+        (blocks() > 0).then_some(())
+    })
+    .await;
+    // Nobody reads: Docker's and the sockets' buffers fill, then the process waits.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = blocks();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(blocks(), stalled, "it went on writing with nobody reading");
+    assert!(stalled < 1000, "all of it was taken while nobody read");
+    assert!(!run.is_finished());
+
+    // Reading again, all of it arrives, and the process ends.
+    let mut read = 0;
+    while let Some(chunk) = rx.recv().await {
+        read += chunk.bytes.len();
+    }
+    assert_eq!(run.await.unwrap().unwrap(), 0);
+    assert_eq!(read, 1000 * 65536);
+    eprintln!("stalled after {stalled} of 1000 blocks");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

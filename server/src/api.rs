@@ -319,8 +319,10 @@ pub struct RunCommand {
     pub command: String,
 }
 
-/// Runs a one-off command; answers JSON lines (`{"line": …}`, then `{"exit": N}`) as they
-/// come. The request is JSON (`{"command": …}`), or `application/octet-stream` whose first
+/// Runs a one-off command; answers JSON lines ([`RunEvent`](crate::one_off::RunEvent):
+/// `{"out": "<base64>"}`, `{"err": "<base64>"}`, then `{"exit": N}`) as they come, each
+/// once the client has read the ones before: a client that stops reading holds the command
+/// up. The request is JSON (`{"command": …}`), or `application/octet-stream` whose first
 /// line is that JSON and the rest the command's standard input, streamed.
 async fn run_one_off(
     State(paas): State<Paas>,

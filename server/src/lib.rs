@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod git;
 pub mod logs;
+pub mod one_off;
 pub mod ops;
 pub mod rollout;
 pub mod validate;

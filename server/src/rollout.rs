@@ -7,10 +7,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use paas_builder::BuildLog;
-use paas_runner::{HealthCheck, Process, ProcessSpec, RunError, Runner};
+use paas_runner::{HealthCheck, LogStream, OutputChunk, Process, ProcessSpec, RunError, Runner};
 use paas_store::{App, Release, ReleaseStatus};
 
 use crate::error::{Error, Result};
+use crate::one_off::OUTPUT_CHUNKS;
 use crate::ops::Paas;
 use crate::validate;
 
@@ -205,16 +206,9 @@ impl Paas {
         log.step(format!("Running release command: {command}"));
         self.events().emit(&app.name, "deploy", format!("Running release command: {command}"));
         let spec = spec_for(app, release, image, "release", 1);
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let forward_log = log.clone();
-        let forward = tokio::spawn(async move {
-            while let Some(line) = receiver.recv().await {
-                forward_log.info(line);
-            }
-        });
-        let exit = runner.run_once(&spec, &sender, RELEASE_PHASE_LIMIT).await;
-        drop(sender);
-        let _ = forward.await;
+        let (sender, receiver) = tokio::sync::mpsc::channel(OUTPUT_CHUNKS);
+        let run = runner.run_once(&spec, sender, RELEASE_PHASE_LIMIT);
+        let (exit, ()) = tokio::join!(run, log_output(receiver, log));
         match exit.map_err(deploy_error)? {
             0 => Ok(()),
             code => {
@@ -316,6 +310,53 @@ async fn stop_quickly(runner: &Runner, processes: &[Process]) {
     }
 }
 
+/// Writes a release command's output to the deploy log line by line as it comes. stdout
+/// and stderr each keep their unfinished last line until the rest of it arrives, or the end.
+async fn log_output(mut output: tokio::sync::mpsc::Receiver<OutputChunk>, log: &BuildLog) {
+    let mut stdout = LineSplitter::default();
+    let mut stderr = LineSplitter::default();
+    while let Some(chunk) = output.recv().await {
+        let lines = match chunk.stream {
+            LogStream::Stdout => &mut stdout,
+            LogStream::Stderr => &mut stderr,
+        };
+        lines.push(&chunk.bytes, |line| log.info(line));
+    }
+    for rest in [stdout.finish(), stderr.finish()].into_iter().flatten() {
+        log.info(rest);
+    }
+}
+
+/// Bytes in, whole lines out; what follows the last newline waits for more.
+#[derive(Debug, Default)]
+struct LineSplitter {
+    partial: Vec<u8>,
+}
+
+impl LineSplitter {
+    /// Passes each line that `bytes` completes to `line`, without its line break.
+    fn push(&mut self, mut bytes: &[u8], mut line: impl FnMut(String)) {
+        // Only the new bytes are searched: a long line in many chunks stays linear.
+        while let Some(end) = bytes.iter().position(|b| *b == b'\n') {
+            self.partial.extend_from_slice(&bytes[..end]);
+            line(line_text(&self.partial));
+            self.partial.clear();
+            bytes = &bytes[end + 1..];
+        }
+        self.partial.extend_from_slice(bytes);
+    }
+
+    /// The last line, if the output did not end with a line break.
+    fn finish(self) -> Option<String> {
+        (!self.partial.is_empty()).then(|| line_text(&self.partial))
+    }
+}
+
+fn line_text(line: &[u8]) -> String {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    String::from_utf8_lossy(line).into_owned()
+}
+
 /// The `web` processes among `processes` that have an address, as router backends.
 fn web_backends<'a>(
     processes: impl IntoIterator<Item = &'a Process>,
@@ -327,7 +368,7 @@ fn web_backends<'a>(
         .collect()
 }
 
-fn spec_for(
+pub(crate) fn spec_for(
     app: &App,
     release: &Release,
     image: &str,
@@ -567,77 +608,6 @@ impl Paas {
     }
 }
 
-/// One event of a one-off run, sent as a JSON line.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunEvent {
-    /// A line of the command's output.
-    Line(String),
-    /// The command ended with this exit code.
-    Exit(i64),
-    /// paas could not run it.
-    Error(String),
-}
-
-/// Longest a one-off command may run.
-const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
-
-impl Paas {
-    /// Runs `command` once in a fresh container of the current release, with its config and
-    /// `input` (if any) as its standard input: the output and then the exit code arrive on
-    /// the returned channel, and the container is removed afterwards, or as soon as the
-    /// receiver is dropped (`paas run`).
-    pub async fn run_one_off(
-        &self,
-        app: &App,
-        command: &str,
-        input: Option<paas_runner::StdinStream>,
-    ) -> Result<tokio::sync::mpsc::UnboundedReceiver<RunEvent>> {
-        if command.trim().is_empty() {
-            return Err(Error::invalid("invalid_command", "give a command to run"));
-        }
-        let runner = self.runner()?.clone();
-        let release = self.store().current_release(app).await?;
-        let Some((release, image)) = release.and_then(|r| r.image.clone().map(|i| (r, i))) else {
-            return Err(Error::invalid(
-                "not_deployed",
-                format!(
-                    "{} has no deployed release to run a command in; deploy it first",
-                    app.name
-                ),
-            ));
-        };
-        let mut spec = spec_for(app, &release, &image, "run", 1);
-        spec.command = Some(command.to_string());
-        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let (lines, mut output) = tokio::sync::mpsc::unbounded_channel::<String>();
-            let forward_events = events.clone();
-            let forward = tokio::spawn(async move {
-                while let Some(line) = output.recv().await {
-                    let _ = forward_events.send(RunEvent::Line(line));
-                }
-            });
-            // Whoever asked going away (Ctrl-C of `paas run`) ends the run, as on Heroku:
-            // dropping it removes the container.
-            let result = tokio::select! {
-                result = runner.run_once_with_input(&spec, input, &lines, ONE_OFF_LIMIT) => result,
-                () = events.closed() => {
-                    tracing::info!(app = %spec.app, "one-off abandoned by its caller; removed");
-                    return;
-                }
-            };
-            drop(lines);
-            let _ = forward.await;
-            let _ = events.send(match result {
-                Ok(code) => RunEvent::Exit(code),
-                Err(err) => RunEvent::Error(err.to_string()),
-            });
-        });
-        Ok(receiver)
-    }
-}
-
 impl Paas {
     /// Replaces the current release's processes (of one type, or all) with fresh ones, with
     /// the same zero-downtime steps as a deploy and no release phase (`paas ps:restart`).
@@ -713,5 +683,17 @@ mod tests {
         assert_eq!(memory_limit(&config, "web"), Some(1024));
         assert_eq!(memory_limit(&config, "clock-worker"), Some(256));
         assert_eq!(memory_limit(&BTreeMap::new(), "web"), None, "the runner's default");
+    }
+
+    #[test]
+    fn output_becomes_lines_across_chunks() {
+        let mut splitter = LineSplitter::default();
+        let mut lines = Vec::new();
+        for chunk in [&b"Apply"[..], b"ing 0001\r\nApplying 0002\n\nOK", b" (done)"] {
+            splitter.push(chunk, |line| lines.push(line));
+        }
+        assert_eq!(lines, ["Applying 0001", "Applying 0002", ""]);
+        assert_eq!(splitter.finish().as_deref(), Some("OK (done)"), "the last line, unfinished");
+        assert_eq!(LineSplitter::default().finish(), None);
     }
 }

@@ -1,9 +1,11 @@
 //! `paas ps`, `paas ps:scale`, `paas logs`, `paas run`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use paas_runner::Process;
+use paas_server::one_off::RunEvent;
 
 use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;
@@ -79,7 +81,6 @@ fn human(duration: std::time::Duration) -> String {
 }
 
 pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Result<()> {
-    use std::io::Write;
     let name = app_name(arg)?;
     let mut path = format!("/apps/{name}/logs?num={num}&tail={tail}");
     if let Some(ps) = ps {
@@ -94,15 +95,15 @@ pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Res
     Ok(())
 }
 
-/// Streams the command's output; exits the CLI with the command's exit code.
+/// Streams the command's output, stdout to stdout and stderr to stderr, byte for byte;
+/// exits the CLI with the command's exit code.
 pub async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()> {
-    use paas_server::rollout::RunEvent;
     let name = app_name(arg)?;
     let command = command.join(" ");
     eprintln!("Running `{command}` on {name}...");
     let path = format!("/apps/{name}/run");
     let body = paas_server::api::RunCommand { command };
-    let mut response = if no_input || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+    let response = if no_input || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         client()?.post_stream(&path, &body).await?
     } else {
         // Piped input (`paas run python manage.py loaddata - < data.json`) is the command's:
@@ -113,18 +114,52 @@ pub async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()>
         let input = futures_util::StreamExt::chain(first, stdin_chunks());
         client()?.post_bytes_stream(&path, reqwest::Body::wrap_stream(input)).await?
     };
+    let code =
+        relay(response.bytes_stream(), &mut std::io::stdout(), &mut std::io::stderr()).await?;
+    if code != 0 {
+        // Codes that do not fit an exit status (-1: Docker could not tell) still fail.
+        std::process::exit(u8::try_from(code).map_or(1, i32::from));
+    }
+    Ok(())
+}
+
+/// Writes a run's output ([`RunEvent`] lines) to `stdout` and `stderr` as it arrives, each
+/// chunk flushed at once (a prompt has no newline); returns the command's exit code. A
+/// stream that ends before the exit code is an error: the command's fate is unknown.
+///
+/// The writes block: while whoever reads this program's output is behind, the response is
+/// not read, and so the server and the command wait too.
+async fn relay<B, E>(
+    mut body: impl futures_util::Stream<Item = Result<B, E>> + Unpin,
+    stdout: &mut impl Write,
+    stderr: &mut impl Write,
+) -> Result<i64>
+where
+    B: AsRef<[u8]>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use futures_util::StreamExt;
     let mut pending = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        pending.extend_from_slice(&chunk);
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            match serde_json::from_slice::<RunEvent>(&line)? {
-                RunEvent::Line(text) => println!("{text}"),
-                RunEvent::Exit(0) => return Ok(()),
-                RunEvent::Exit(code) => std::process::exit(i32::try_from(code).unwrap_or(1)),
+    while let Some(chunk) = body.next().await {
+        pending.extend_from_slice(chunk?.as_ref());
+        let mut start = 0;
+        while let Some(end) = pending[start..].iter().position(|b| *b == b'\n') {
+            let line = &pending[start..start + end];
+            start += end + 1;
+            match serde_json::from_slice::<RunEvent>(line)? {
+                RunEvent::Stdout(bytes) => {
+                    stdout.write_all(&bytes)?;
+                    stdout.flush()?;
+                }
+                RunEvent::Stderr(bytes) => {
+                    stderr.write_all(&bytes)?;
+                    stderr.flush()?;
+                }
+                RunEvent::Exit(code) => return Ok(code),
                 RunEvent::Error(message) => bail!(message),
             }
         }
+        pending.drain(..start);
     }
     bail!("the connection ended before the command finished")
 }
@@ -154,4 +189,39 @@ pub async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {
     let work = client.post::<Vec<Process>>(&path, &body);
     progress(&format!("Restarting {what} of {name}"), work, nothing).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(text: &str, size: usize) -> Vec<std::io::Result<Vec<u8>>> {
+        text.as_bytes().chunks(size).map(|c| Ok(c.to_vec())).collect()
+    }
+
+    #[test]
+    fn run_output_is_relayed_byte_for_byte_to_its_own_stream() {
+        let wire = "{\"out\":\"aGVs\"}\n{\"err\":\"b29wcw==\"}\n{\"out\":\"bG8=\"}\n{\"exit\":3}\n";
+        // Cut anywhere, even inside an event: only whole lines are read.
+        for size in [1, 7, wire.len()] {
+            let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+            let body = futures_util::stream::iter(chunks(wire, size));
+            let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let code = runtime.block_on(relay(body, &mut stdout, &mut stderr)).unwrap();
+            assert_eq!((code, &stdout[..], &stderr[..]), (3, &b"hello"[..], &b"oops"[..]));
+        }
+    }
+
+    #[test]
+    fn a_run_stream_without_its_exit_code_is_an_error() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+        let cut = futures_util::stream::iter(chunks("{\"out\":\"aGk=\"}\n{\"exit\"", 100));
+        let error = runtime.block_on(relay(cut, &mut stdout, &mut stderr)).unwrap_err();
+        assert!(error.to_string().contains("ended before the command finished"), "{error}");
+        assert_eq!(stdout, b"hi", "what came before is out");
+        let failed = futures_util::stream::iter(chunks("{\"error\":\"no Docker\"}\n", 100));
+        let error = runtime.block_on(relay(failed, &mut stdout, &mut stderr)).unwrap_err();
+        assert_eq!(error.to_string(), "no Docker");
+    }
 }

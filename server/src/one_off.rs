@@ -99,6 +99,7 @@ impl Paas {
         let mut spec = spec_for(app, &release, &image, "run", 1);
         spec.command = Some(command.to_string());
         let (events, receiver) = mpsc::channel(OUTPUT_CHUNKS);
+        let destroyed = self.destroying(&app.name);
         tokio::spawn(async move {
             let (output, mut chunks) = mpsc::channel(OUTPUT_CHUNKS);
             let run = runner.run_once_with_input(&spec, input, output, ONE_OFF_LIMIT);
@@ -110,11 +111,17 @@ impl Paas {
                 }
             };
             // Whoever asked going away (Ctrl-C of `paas run`) ends the run, as on Heroku:
-            // dropping it removes the container.
+            // dropping it removes the container. So does destroying the app, before its
+            // containers are stopped: Docker holds up a container killed while its attached
+            // output waits unread.
             let result = tokio::select! {
                 (result, ()) = async { tokio::join!(run, forward) } => result,
                 () = events.closed() => {
                     tracing::info!(app = %spec.app, "one-off abandoned by its caller; removed");
+                    return;
+                }
+                () = destroyed.cancelled() => {
+                    let _ = events.try_send(RunEvent::Error(format!("{} was destroyed", spec.app)));
                     return;
                 }
             };

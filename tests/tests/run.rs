@@ -214,6 +214,30 @@ async fn a_reader_that_stops_makes_the_command_wait_not_the_server_buffer() {
     })
     .await;
 
+    // Destroyed while a one-off waits for its reader: the run ends first (Docker holds up a
+    // container killed while its output is unread), and nothing of the app is left.
+    let mut cli = dev
+        .command(&paas_bin(), &["run", PRODUCER])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    paas_tests::wait_until("the one-off starts", Duration::from_secs(15), || async {
+        ps().await == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let started = Instant::now();
     let destroyed = http.delete(format!("{}/api/v1/apps/slow-reader", server.url));
-    assert_eq!(destroyed.bearer_auth(&token).send().await.unwrap().status(), 204);
+    let destroyed =
+        tokio::time::timeout(Duration::from_secs(60), destroyed.bearer_auth(&token).send());
+    assert_eq!(destroyed.await.expect("destroy does not hang").unwrap().status(), 204);
+    eprintln!("destroyed in {:?}", started.elapsed());
+    drop(cli.stdout.take());
+    let _ = cli.wait();
+    let left = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", "label=io.paas.app=slow-reader"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "", "containers left behind");
 }

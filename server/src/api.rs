@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
@@ -53,6 +53,9 @@ pub struct Account {
 
 type Body<T> = std::result::Result<Json<T>, JsonRejection>;
 
+/// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
 /// Every API route: method, path (relative to `/api/v1`) and handler. The router is built
 /// from this list, and the auth test walks the same list.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
@@ -99,6 +102,7 @@ pub fn router(paas: Paas) -> Router<Paas> {
     router
         .fallback(|| async { Error::NotFound("API route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(paas, auth::require_token))
 }
 
@@ -298,9 +302,10 @@ async fn list_processes(
 async fn stream_logs(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<crate::logs::LogQuery>,
+    query: std::result::Result<Query<crate::logs::LogQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
+    let Query(query) = query?;
     let app = paas.app(&name).await?;
     let lines = paas.logs(&app, &query).await?;
     let body = axum::body::Body::from_stream(

@@ -298,6 +298,57 @@ async fn bad_input_is_refused_cleanly(db: Db) {
     let (status, body) = json_of(server.api(Method::PUT, "/apps").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(&body), "method_not_allowed");
+    // Outside the API as well.
+    for (method, path) in [
+        (Method::POST, "/healthz"),
+        (Method::DELETE, "/metrics"),
+        (Method::PUT, "/x.git/info/refs"),
+    ] {
+        let url = format!("{}{path}", server.url);
+        let response = server.http.request(method.clone(), url).send().await.unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(error_code(&body), "method_not_allowed", "{method} {path}");
+    }
+
+    // A body over the limit is too large (413), not malformed.
+    let huge = format!("{{\"BIG\": \"{}\"}}", "x".repeat(10 * 1024 * 1024));
+    let (status, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/valid-app/config")
+            .header("content-type", "application/json")
+            .body(huge)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(error_code(&body), "payload_too_large");
+
+    // A log query paas cannot read.
+    let (status, body) =
+        json_of(server.api(Method::GET, "/apps/valid-app/logs?num=lots").send().await.unwrap())
+            .await;
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(error_code(&body), "invalid_query");
+
+    // The git hook takes only a push's one-off token, and says so in the error shape.
+    let hook = format!("{}/internal/git-hook", server.url);
+    for body in ["{}", "not json"] {
+        let response = server
+            .http
+            .post(&hook)
+            .bearer_auth("paas_not_a_push")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(error_code(&body), "unauthorized");
+    }
 }
 
 async fn formation_scales(db: Db) {

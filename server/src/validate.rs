@@ -135,6 +135,24 @@ pub fn hostname(name: &str) -> Result<String> {
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
+    let bare = lowered.trim_start_matches('[').trim_end_matches(']');
+    // Browsers read a host whose last label is a number (`999.1.1.1`, `10.0.0.0x1`) as an
+    // IPv4 address: taking one would route requests by IP to one app.
+    let last = labels.rsplit('.').next().unwrap_or_default();
+    let numeric = !last.is_empty()
+        && (last.chars().all(|c| c.is_ascii_digit())
+            || last
+                .strip_prefix("0x")
+                .is_some_and(|hex| hex.chars().all(|c| c.is_ascii_hexdigit())));
+    if bare.parse::<std::net::IpAddr>().is_ok() || numeric {
+        return Err(Error::invalid(
+            "invalid_domain",
+            format!(
+                "{name:?} is an IP address, or ends in a number as one does: custom domains are \
+                 names like www.example.com (requests by IP are not routed to apps)"
+            ),
+        ));
+    }
     if lowered.len() > 253 || !labels.contains('.') || !labels.split('.').all(label_ok) {
         return Err(Error::invalid(
             "invalid_domain",
@@ -245,6 +263,16 @@ mod tests {
         for bad in ["", "localhost", "a..b", "-a.b", "a_b.com", "*.com", "a.*.b", "http://a.b"] {
             assert!(hostname(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ip_addresses_are_not_domains() {
+        for ip in ["1.2.3.4", "999.1.1.1", "127.0.0.1.", "*.1.2.3", "10.0.0.0x1", "::1", "[::1]"] {
+            let message = hostname(ip).unwrap_err().to_string();
+            assert!(message.contains("IP address"), "{ip:?}: {message}");
+        }
+        assert!(hostname("1.2.3.example").is_ok(), "numbers before the last label are fine");
+        assert!(hostname("123.example.com").is_ok());
     }
 
     #[test]

@@ -349,6 +349,22 @@ async fn bad_input_is_refused_cleanly(db: Db) {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
         assert_eq!(error_code(&body), "unauthorized");
     }
+
+    // IP addresses are not custom domains: one app would take every request made by IP.
+    for hostname in ["999.1.1.1", "127.0.0.1", "10.0.0.1.", "::1", "[::1]", "*.1.2.3"] {
+        let (status, body) = json_of(
+            server
+                .api(Method::POST, "/apps/valid-app/domains")
+                .json(&json!({"hostname": hostname}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{hostname}: {body}");
+        assert_eq!(error_code(&body), "invalid_domain");
+        assert!(body["error"]["message"].as_str().unwrap().contains("IP address"), "{body}");
+    }
 }
 
 async fn formation_scales(db: Db) {

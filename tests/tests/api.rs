@@ -350,6 +350,17 @@ async fn bad_input_is_refused_cleanly(db: Db) {
         assert_eq!(error_code(&body), "unauthorized");
     }
 
+    // A percent-encoded slash is part of the name, never a path: it reaches no other app.
+    server.api(Method::POST, "/apps").json(&json!({"name": "victim"})).send().await.unwrap();
+    for path in ["/apps/x%2F..%2Fvictim", "/apps/..%2Fvictim", "/apps/x%2F..%2Fvictim/config"] {
+        let (status, body) = json_of(server.api(Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        let response = server.api(Method::DELETE, path).send().await.unwrap();
+        assert!(response.status().is_client_error(), "{path}");
+    }
+    let (status, _) = json_of(server.api(Method::GET, "/apps/victim").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "victim is still there");
+
     // IP addresses are not custom domains: one app would take every request made by IP.
     for hostname in ["999.1.1.1", "127.0.0.1", "10.0.0.1.", "::1", "[::1]", "*.1.2.3"] {
         let (status, body) = json_of(

@@ -7,10 +7,12 @@ use paas_server::api::ConfigUpdate;
 
 use super::{app_name, client};
 use crate::AppArg;
+use crate::client::path;
 
 pub async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
     let name = app_name(arg)?;
-    let config: BTreeMap<String, String> = client()?.get(&format!("/apps/{name}/config")).await?;
+    let config: BTreeMap<String, String> =
+        client()?.get(&path(&["apps", &name, "config"])?).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&config)?);
     } else if shell {
@@ -26,7 +28,8 @@ pub async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
 
 pub async fn get(arg: &AppArg, key: &str) -> Result<()> {
     let name = app_name(arg)?;
-    let config: BTreeMap<String, String> = client()?.get(&format!("/apps/{name}/config")).await?;
+    let config: BTreeMap<String, String> =
+        client()?.get(&path(&["apps", &name, "config"])?).await?;
     match config.get(key) {
         Some(value) => {
             println!("{value}");
@@ -67,7 +70,7 @@ async fn apply(
     changes: &BTreeMap<String, Option<String>>,
 ) -> Result<ConfigUpdate> {
     let client = client()?;
-    let path = format!("/apps/{name}/config");
+    let path = path(&["apps", name, "config"])?;
     let work = client.patch::<ConfigUpdate>(&path, changes);
     super::progress(progress, work, |update| format!(", v{}", update.release.version)).await
 }

@@ -5,10 +5,11 @@ use paas_store::Release;
 
 use super::{app_name, client, table};
 use crate::AppArg;
+use crate::client::path;
 
 pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
     let name = app_name(arg)?;
-    let releases: Vec<Release> = client()?.get(&format!("/apps/{name}/releases")).await?;
+    let releases: Vec<Release> = client()?.get(&path(&["apps", &name, "releases"])?).await?;
     match releases.first() {
         Some(latest) => println!("=== {name} Releases - Current: v{}", latest.version),
         None => println!("=== {name} Releases"),
@@ -33,9 +34,9 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let release: Release = match version {
-        Some(version) => client.get(&format!("/apps/{name}/releases/{version}")).await?,
+        Some(version) => client.get(&path(&["apps", &name, "releases", &version])?).await?,
         None => {
-            let releases: Vec<Release> = client.get(&format!("/apps/{name}/releases")).await?;
+            let releases: Vec<Release> = client.get(&path(&["apps", &name, "releases"])?).await?;
             match releases.into_iter().next() {
                 Some(release) => release,
                 None => anyhow::bail!("{name} has no releases"),
@@ -68,7 +69,7 @@ pub async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
     let target = version.clone().unwrap_or_else(|| "the previous release".into());
     let body = paas_server::api::Rollback { version };
     let client = client()?;
-    let path = format!("/apps/{name}/rollback");
+    let path = path(&["apps", &name, "rollback"])?;
     let work = client.post::<Release>(&path, &body);
     let message = format!("Rolling back {name} to {target}");
     let release = super::progress(&message, work, |r| format!(", v{}", r.version)).await?;

@@ -44,6 +44,10 @@ pub struct UpdateApp {
 pub struct ConfigUpdate {
     pub release: Release,
     pub config: BTreeMap<String, String>,
+    /// Nothing changed (every value was already so): no release was made, and `release` is
+    /// the current one.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -170,9 +174,9 @@ async fn update_config(
 ) -> Result<Json<ConfigUpdate>> {
     let Json(changes) = body?;
     let app = paas.app(&name).await?;
-    let release = paas.update_config(&app, changes, &user).await?;
+    let (release, changed) = paas.update_config(&app, changes, &user).await?;
     let config = release.config.clone();
-    Ok(Json(ConfigUpdate { release, config }))
+    Ok(Json(ConfigUpdate { release, config, unchanged: !changed }))
 }
 
 async fn list_releases(

@@ -285,14 +285,16 @@ impl Paas {
         Ok(self.store.config(app).await?)
     }
 
-    /// Sets (`Some`) and removes (`None`) config vars, making one new release. Everything is
+    /// Sets (`Some`) and removes (`None`) config vars, making one new release; returns it and
+    /// `true`. A change that changes nothing (values already so, keys already absent) makes
+    /// no release, as on Heroku: the current release comes back with `false`. Everything is
     /// validated before anything is written, so a refused change leaves no trace.
     pub async fn update_config(
         &self,
         app: &App,
-        changes: BTreeMap<String, Option<String>>,
+        mut changes: BTreeMap<String, Option<String>>,
         user: &User,
-    ) -> Result<Release> {
+    ) -> Result<(Release, bool)> {
         if changes.is_empty() {
             return Err(Error::invalid("no_config_changes", "no config vars given"));
         }
@@ -302,11 +304,23 @@ impl Paas {
                 validate::config_value(key, value)?;
             }
         }
-        let description = config_description(&changes);
-        let changes: Vec<_> = changes.into_iter().collect();
-        // Under the deploy lock, so releases roll out in the order they were made.
+        // Under the deploy lock, so releases roll out in the order they were made, and the
+        // config compared with is the one changed.
         let log = paas_builder::BuildLog::new();
         let _lock = self.lock_deploys(app, &log).await?;
+        let stored = self.store.config(app).await?;
+        let current = self.store.current_release(app).await?;
+        // A change stays unless both the stored config and the serving release have it: after
+        // a rollout that failed they differ, and setting the value again retries it.
+        changes.retain(|key, value| {
+            let has = |config: &BTreeMap<String, String>| config.get(key) == value.as_ref();
+            !has(&stored) || !current.as_ref().is_some_and(|r| has(&r.config))
+        });
+        if let Some(current) = current.filter(|_| changes.is_empty()) {
+            return Ok((current, false));
+        }
+        let description = config_description(&changes);
+        let changes: Vec<_> = changes.into_iter().collect();
         let release = self.store.update_config(app, &changes, &description, &user.email).await?;
         self.announce_release(app, &release);
         if release.image.is_some() {
@@ -321,7 +335,7 @@ impl Paas {
                 )
             })?;
         }
-        Ok(release)
+        Ok((release, true))
     }
 
     pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {

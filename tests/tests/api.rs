@@ -172,6 +172,35 @@ async fn config_makes_releases(db: Db) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
 
+    // Setting a var to the value it has, or removing one that is not set, changes nothing:
+    // no release, the current one answered (Heroku makes none either).
+    for changes in
+        [json!({"B": tricky}), json!({"NOT_SET": null}), json!({"B": tricky, "NO": null})]
+    {
+        let (status, body) = json_of(
+            server.api(Method::PATCH, "/apps/blog/config").json(&changes).send().await.unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{changes}: {body}");
+        assert_eq!(body["unchanged"], true, "{changes}: {body}");
+        assert_eq!(body["release"]["version"], 3, "{changes}: {body}");
+    }
+    let (_, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/blog/config")
+            .json(&json!({"B": tricky, "C": "3", "NO": null}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["unchanged"], false, "{body}");
+    assert_eq!(body["release"]["version"], 4);
+    assert_eq!(body["release"]["description"], "Set C config vars", "only what changed");
+    let (_, releases) =
+        json_of(server.api(Method::GET, "/apps/blog/releases").send().await.unwrap()).await;
+    assert_eq!(releases.as_array().unwrap().len(), 4, "{releases}");
+
     // The stored snapshot of each release is the config as it was then.
     let app = server.server.paas.app("blog").await.unwrap();
     let v2 = server.server.paas.release(&app, 2).await.unwrap();

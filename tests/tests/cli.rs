@@ -181,6 +181,14 @@ async fn what_the_cli_sends_is_checked(db: Db) {
     let err = fails(paas(&home, &cwd, &["apps:destroy", "-a", "victim", "--confirm", "victim2"]));
     assert!(err.contains("does not match"), "{err}");
     victim_lives();
+
+    // A change that changes nothing makes no release, and says so.
+    let out = ok(paas(&home, &cwd, &["config:set", "-a", "victim", "A=1"]));
+    assert!(out.contains("done, v2"), "{out}");
+    let out = ok(paas(&home, &cwd, &["config:set", "-a", "victim", "A=1"]));
+    assert!(out.contains("No change: A already has that value; victim stays at v2"), "{out}");
+    let out = ok(paas(&home, &cwd, &["config:unset", "-a", "victim", "NOT_SET"]));
+    assert!(out.contains("No change: NOT_SET is not set; victim stays at v2"), "{out}");
 }
 
 /// A backend that answers every request with `body`, one connection at a time.

@@ -50,6 +50,12 @@ pub async fn set(arg: &AppArg, pairs: &[String]) -> Result<()> {
     }
     let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
     let update = apply(&name, &format!("Setting {keys} on {name}"), &changes).await?;
+    if update.unchanged {
+        let what =
+            if changes.len() == 1 { "already has that value" } else { "already have those values" };
+        println!("No change: {keys} {what}; {name} stays at v{}", update.release.version);
+        return Ok(());
+    }
     let set: BTreeMap<String, String> =
         update.config.into_iter().filter(|(k, _)| changes.contains_key(k)).collect();
     print_vars(&set);
@@ -60,7 +66,12 @@ pub async fn unset(arg: &AppArg, keys: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let changes: BTreeMap<String, Option<String>> =
         keys.iter().map(|k| (k.clone(), None)).collect();
-    apply(&name, &format!("Unsetting {} on {name}", keys.join(", ")), &changes).await?;
+    let keys = keys.join(", ");
+    let update = apply(&name, &format!("Unsetting {keys} on {name}"), &changes).await?;
+    if update.unchanged {
+        let what = if changes.len() == 1 { "is not set" } else { "are not set" };
+        println!("No change: {keys} {what}; {name} stays at v{}", update.release.version);
+    }
     Ok(())
 }
 
@@ -72,7 +83,10 @@ async fn apply(
     let client = client()?;
     let path = path(&["apps", name, "config"])?;
     let work = client.patch::<ConfigUpdate>(&path, changes);
-    super::progress(progress, work, |update| format!(", v{}", update.release.version)).await
+    let outcome = |update: &ConfigUpdate| {
+        if update.unchanged { String::new() } else { format!(", v{}", update.release.version) }
+    };
+    super::progress(progress, work, outcome).await
 }
 
 fn print_vars(config: &BTreeMap<String, String>) {

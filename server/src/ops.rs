@@ -319,6 +319,9 @@ impl Paas {
         if let Some(current) = current.filter(|_| changes.is_empty()) {
             return Ok((current, false));
         }
+        let kept = stored.iter().filter(|(key, _)| !changes.contains_key(*key));
+        let set = changes.iter().filter_map(|(key, value)| Some((key, value.as_ref()?)));
+        validate::config_size(kept, set)?;
         let description = config_description(&changes);
         let changes: Vec<_> = changes.into_iter().collect();
         let release = self.store.update_config(app, &changes, &description, &user.email).await?;

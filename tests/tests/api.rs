@@ -13,6 +13,7 @@ both_databases!(
     bad_input_is_refused_cleanly,
     formation_scales,
     apps_are_routed,
+    limits_are_checked_when_set,
 );
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
@@ -405,6 +406,52 @@ async fn bad_input_is_refused_cleanly(db: Db) {
         assert_eq!(error_code(&body), "invalid_domain");
         assert!(body["error"]["message"].as_str().unwrap().contains("IP address"), "{body}");
     }
+}
+
+/// Values paas reads at rollout are checked when they are set; the whole config is capped
+/// below what Linux lets a process's environment hold.
+async fn limits_are_checked_when_set(db: Db) {
+    let server = TestServer::start(db).await;
+    server.api(Method::POST, "/apps").json(&json!({"name": "limits"})).send().await.unwrap();
+    let server = &server;
+    let patch = |changes: Value| async move {
+        let response =
+            server.api(Method::PATCH, "/apps/limits/config").json(&changes).send().await.unwrap();
+        json_of(response).await
+    };
+    for changes in [
+        json!({"PAAS_HEALTHCHECK_PATH": "health"}),
+        json!({"PAAS_HEALTHCHECK_PATH": "/a b"}),
+        json!({"PAAS_HEALTHCHECK_TIMEOUT": "0"}),
+        json!({"PAAS_HEALTHCHECK_TIMEOUT": "601"}),
+        json!({"PAAS_HEALTHCHECK_TIMEOUT": "ten"}),
+    ] {
+        let (status, body) = patch(changes.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{changes}: {body}");
+        assert_eq!(error_code(&body), "invalid_config_value", "{changes}");
+    }
+    let (status, body) =
+        patch(json!({"PAAS_HEALTHCHECK_PATH": "/health", "PAAS_HEALTHCHECK_TIMEOUT": "600"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // 1 MiB of keys and values in all: 20 vars of 32 KiB fit, 12 more do not, and the
+    // message names the limit and the var that crossed it.
+    let value = "v".repeat(32 * 1024);
+    let vars = |range: std::ops::Range<usize>| {
+        Value::Object(range.map(|i| (format!("VAR_{i:02}"), json!(value))).collect())
+    };
+    let (status, body) = patch(vars(0..20)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = patch(vars(20..32)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "config_too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1048576 bytes") && message.contains("VAR_31"), "{message}");
+    let config = server.get_json("/apps/limits/config").await;
+    assert_eq!(config.as_object().unwrap().len(), 22, "nothing of the refused change is kept");
+    // Replacing a big value with a small one is always fine.
+    let (status, body) = patch(json!({"VAR_00": "small", "VAR_01": null})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn formation_scales(db: Db) {

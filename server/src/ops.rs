@@ -14,6 +14,8 @@ use crate::validate;
 
 /// Most containers of one process type a single app may ask for.
 pub const MAX_QUANTITY: i64 = 100;
+/// Most containers a single app may ask for, all process types together.
+pub const MAX_PROCESSES: i64 = 100;
 
 #[derive(Clone)]
 pub struct Paas {
@@ -353,8 +355,10 @@ impl Paas {
         Ok(self.store.formation(app).await?)
     }
 
-    /// Sets process quantities. Once a build has told us the app's process types, only those
-    /// can be scaled; before that, any valid name is accepted and waits for the first release.
+    /// Sets process quantities. Only the process types of the latest release can be scaled,
+    /// so before the first deploy none can, as on Heroku (the first deploy starts `web=1`);
+    /// a type the formation has can always go to 0, also once no release declares it. All
+    /// types together are capped at [`MAX_PROCESSES`].
     pub async fn scale(
         &self,
         app: &App,
@@ -365,6 +369,7 @@ impl Paas {
         }
         let known =
             self.store.latest_release(app).await?.map(|r| r.process_types).unwrap_or_default();
+        let formation = self.store.formation(app).await?;
         for (process_type, quantity) in &changes {
             validate::process_type(process_type)?;
             if process_type == "release" {
@@ -373,16 +378,9 @@ impl Paas {
                     "`release` runs once per deploy (the release phase) and cannot be scaled",
                 ));
             }
-            if !known.is_empty() && !known.contains_key(process_type) {
-                let names: Vec<&str> = known.keys().map(String::as_str).collect();
-                return Err(Error::invalid(
-                    "unknown_process_type",
-                    format!(
-                        "{} has no process type {process_type:?}; it has: {}",
-                        app.name,
-                        names.join(", ")
-                    ),
-                ));
+            let leaving = *quantity == 0 && formation.contains_key(process_type);
+            if !known.contains_key(process_type) && !leaving {
+                return Err(unknown_process_type(app, process_type, &known));
             }
             if !(0..=MAX_QUANTITY).contains(quantity) {
                 return Err(Error::invalid(
@@ -391,12 +389,44 @@ impl Paas {
                 ));
             }
         }
+        let before: i64 = formation.values().sum();
+        let mut after = formation;
+        after.extend(changes.clone());
+        let total: i64 = after.values().sum();
+        // Scaling down is always allowed, even from over the cap.
+        if total > MAX_PROCESSES && total > before {
+            return Err(Error::invalid(
+                "too_many_processes",
+                format!(
+                    "that makes {total} processes; an app may run at most {MAX_PROCESSES} in \
+                     total, all process types together"
+                ),
+            ));
+        }
         self.store.scale(app, &changes).await?;
         let wanted: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
         self.events.emit(&app.name, "deploy", format!("Scaling to {}", wanted.join(" ")));
         self.reconcile_formation(app).await?;
         self.formation(app).await
     }
+}
+
+/// Heroku's words for a process type it cannot scale, and what the app has instead.
+fn unknown_process_type(app: &App, process_type: &str, known: &BTreeMap<String, String>) -> Error {
+    let names: Vec<&str> = known.keys().map(String::as_str).filter(|t| *t != "release").collect();
+    let why = if names.is_empty() {
+        format!(
+            "{} has no deployed process types yet. Deploy it first (git push); the first \
+             deploy starts web=1",
+            app.name
+        )
+    } else {
+        format!("{}'s latest release has: {}", app.name, names.join(", "))
+    };
+    Error::invalid(
+        "unknown_process_type",
+        format!("Couldn't find that process type ({process_type}): {why}"),
+    )
 }
 
 /// Heroku-style release description: "Set A, B config vars", "Remove C config vars".

@@ -29,6 +29,27 @@ fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().expect("error code")
 }
 
+/// A release declaring `types`, as a build would record it, with no image (so nothing is
+/// started): what scaling checks against, without Docker.
+async fn release_with_types(server: &TestServer, app: &str, types: &[&str]) {
+    let store = server.server.paas.store();
+    let app = store.app(app).await.unwrap();
+    let new = paas_store::NewBuild {
+        source: "api".into(),
+        commit_sha: None,
+        commit_message: None,
+        created_by: "admin".into(),
+    };
+    let build = store.create_build(&app, &new).await.unwrap();
+    let outcome = paas_store::BuildOutcome {
+        succeeded: true,
+        process_types: types.iter().map(|t| (t.to_string(), format!("run-{t}"))).collect(),
+        ..Default::default()
+    };
+    let build = store.finish_build(build.id, &outcome).await.unwrap();
+    store.create_release_from_build(&app, &build, "Deploy", "admin").await.unwrap();
+}
+
 async fn every_route_needs_a_token(db: Db) {
     let server = TestServer::start(db).await;
     server.api(Method::POST, "/apps").json(&json!({"name": "demo"})).send().await.unwrap();
@@ -457,43 +478,58 @@ async fn limits_are_checked_when_set(db: Db) {
 async fn formation_scales(db: Db) {
     let server = TestServer::start(db).await;
     server.api(Method::POST, "/apps").json(&json!({"name": "worky"})).send().await.unwrap();
-    let (status, body) = json_of(
-        server
-            .api(Method::PATCH, "/apps/worky/formation")
-            .json(&json!({"web": 2, "worker": 1}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let server = &server;
+    let scale = |changes: Value| async move {
+        let response =
+            server.api(Method::PATCH, "/apps/worky/formation").json(&changes).send().await.unwrap();
+        json_of(response).await
+    };
+
+    // Before a release declares process types there is nothing to scale, as on Heroku; the
+    // first deploy starts web=1.
+    let junk = Value::Object((0..50).map(|i| (format!("t{i}"), json!(100))).collect());
+    for changes in [json!({"web": 1}), json!({"web": 0}), json!({"worker": 2}), junk] {
+        let (status, body) = scale(changes.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&body), "unknown_process_type");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Couldn't find that process type"), "{message}");
+        assert!(message.contains("deploy"), "{message}");
+    }
+    assert_eq!(server.get_json("/apps/worky/formation").await, json!({}));
+
+    release_with_types(server, "worky", &["web", "worker", "release"]).await;
+    let (status, body) = scale(json!({"web": 2, "worker": 1})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"web": 2, "worker": 1}));
-    let (_, body) = json_of(
-        server
-            .api(Method::PATCH, "/apps/worky/formation")
-            .json(&json!({"worker": 0}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = scale(json!({"worker": 0})).await;
     assert_eq!(body, json!({"web": 2, "worker": 0}));
     for (changes, code) in [
         (json!({"web": -1}), "invalid_quantity"),
         (json!({"web": 1000}), "invalid_quantity"),
         (json!({"release": 1}), "invalid_process_type"),
         (json!({"bad type": 1}), "invalid_process_type"),
+        (json!({"clock": 1}), "unknown_process_type"),
+        (json!({"web": 60, "worker": 41}), "too_many_processes"),
     ] {
-        let (status, body) = json_of(
-            server.api(Method::PATCH, "/apps/worky/formation").json(&changes).send().await.unwrap(),
-        )
-        .await;
+        let (status, body) = scale(changes.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{changes}: {body}");
-        assert_eq!(error_code(&body), code);
+        assert_eq!(error_code(&body), code, "{changes}");
     }
-    let (_, body) =
-        json_of(server.api(Method::GET, "/apps/worky/formation").send().await.unwrap()).await;
-    assert_eq!(body, json!({"web": 2, "worker": 0}), "refused changes left it as it was");
+    let (_, body) = scale(json!({"web": 60, "worker": 41})).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("100 in total"), "{body}");
+    let (status, body) = scale(json!({"web": 60, "worker": 40})).await;
+    assert_eq!(status, StatusCode::OK, "exactly 100 is fine: {body}");
+    let (_, body) = scale(json!({"web": 2, "worker": 1})).await;
+    assert_eq!(body, json!({"web": 2, "worker": 1}), "refused changes left it as it was");
+
+    // A later release without `worker`: it can be scaled to 0, never up.
+    release_with_types(server, "worky", &["web"]).await;
+    let (status, body) = scale(json!({"worker": 1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = scale(json!({"worker": 0})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"web": 2, "worker": 0}));
 }
 
 async fn apps_are_routed(db: Db) {

@@ -104,8 +104,9 @@ async fn new_user_walkthrough(db: Db) {
     assert!(lines[1].starts_with("v2") && lines[1].contains("Set A, B config vars"), "{out}");
     assert!(lines[2].starts_with("v1") && lines[2].contains("Initial release"), "{out}");
 
-    let out = ok(paas(&home, &repo, &["ps:scale", "web=2", "worker=1"]));
-    assert!(out.contains("web=2 worker=1"), "{out}");
+    // Nothing to scale before the first deploy, as on Heroku.
+    let err = fails(paas(&home, &repo, &["ps:scale", "web=2"]));
+    assert!(err.contains("Couldn't find that process type"), "{err}");
     let out = ok(paas(&home, &repo, &["apps:info"]));
     assert!(out.contains("=== walkthrough") && out.contains("v3"), "{out}");
 

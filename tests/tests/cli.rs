@@ -190,6 +190,19 @@ async fn what_the_cli_sends_is_checked(db: Db) {
     assert!(out.contains("No change: A already has that value; victim stays at v2"), "{out}");
     let out = ok(paas(&home, &cwd, &["config:unset", "-a", "victim", "NOT_SET"]));
     assert!(out.contains("No change: NOT_SET is not set; victim stays at v2"), "{out}");
+
+    // A release that changed many vars is one table row of sensible width; releases:info has
+    // the whole description.
+    let pairs: Vec<String> = (0..40).map(|i| format!("LONG_NAME_{i:02}=x")).collect();
+    let mut args = vec!["config:set", "-a", "victim"];
+    args.extend(pairs.iter().map(String::as_str));
+    ok(paas(&home, &cwd, &args));
+    let out = ok(paas(&home, &cwd, &["releases", "-a", "victim"]));
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest < 140, "rows of {widest} characters:\n{out}");
+    assert!(out.contains("Set LONG_NAME_00, LONG_NAME_01") && out.contains('…'), "{out}");
+    let out = ok(paas(&home, &cwd, &["releases:info", "-a", "victim", "v3"]));
+    assert!(out.contains("LONG_NAME_39 config vars"), "{out}");
 }
 
 /// A backend that answers every request with `body`, one connection at a time.

@@ -20,7 +20,7 @@ pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
         .map(|r| {
             vec![
                 format!("v{}", r.version),
-                r.description.clone(),
+                shortened(&r.description, DESCRIPTION_WIDTH),
                 r.created_by.clone(),
                 r.created_at.clone(),
             ]
@@ -28,6 +28,18 @@ pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
         .collect();
     print!("{}", table(&rows));
     Ok(())
+}
+
+/// Widest description in the `paas releases` table; `releases:info` shows all of it.
+const DESCRIPTION_WIDTH: usize = 60;
+
+/// `text` cut to `width` characters, ending in "…" when it was longer.
+fn shortened(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{kept}…")
 }
 
 pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
@@ -75,4 +87,17 @@ pub async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
     let release = super::progress(&message, work, |r| format!(", v{}", r.version)).await?;
     println!("{}", release.description);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_descriptions_are_cut() {
+        assert_eq!(super::shortened("Deploy 0123abc", 60), "Deploy 0123abc");
+        let long = format!("Set {} config vars", vec!["KEY"; 5000].join(", "));
+        let short = super::shortened(&long, 60);
+        assert_eq!(short.chars().count(), 60);
+        assert!(short.starts_with("Set KEY, KEY") && short.ends_with('…'), "{short}");
+        assert_eq!(super::shortened("ünïcödé", 4), "ünï…");
+    }
 }

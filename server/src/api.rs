@@ -107,7 +107,28 @@ pub fn router(paas: Paas) -> Router<Paas> {
         .fallback(|| async { Error::NotFound("API route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_large_bodies))
         .layer(middleware::from_fn_with_state(paas, auth::require_token))
+}
+
+/// Refuses a body that says it is over [`MAX_BODY_BYTES`] before reading any of it, so a
+/// client that waits for `100 Continue` (curl does past 1 MB) is told at once. Piped input
+/// to `paas run` (`application/octet-stream`) streams, with no limit.
+async fn refuse_large_bodies(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let streamed = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/octet-stream"));
+    let declared = headers.get(CONTENT_LENGTH).and_then(|n| n.to_str().ok()?.parse::<usize>().ok());
+    if !streamed && declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Error::TooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 async fn account(Extension(user): Extension<User>) -> Json<Account> {

@@ -346,6 +346,9 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
             _ => plan.apt_packages = packages,
         }
     }
+    if app.is_file(".paas.toml") && !app.is_file("paas.toml") {
+        plan.notes.push("found .paas.toml; paas reads paas.toml (no dot), so it is ignored".into());
+    }
 
     if plan.process_types.is_empty() {
         if plan.kind != Kind::Dockerfile {

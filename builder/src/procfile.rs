@@ -4,9 +4,15 @@ use std::collections::BTreeMap;
 
 use crate::BuildError;
 
+/// Longest command a Procfile may give. Commands run as one argument of `/bin/sh -c`, which
+/// Linux caps at 128 KiB; refused here, not after a whole build at the process's start.
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
 /// Parses a Procfile into process type → command. Blank lines and `#` comments are allowed;
 /// anything else that is not `name: command` is an error naming its line.
 pub fn parse(text: &str) -> Result<BTreeMap<String, String>, BuildError> {
+    // Windows editors may start the file with a byte-order mark; it is not part of the name.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut processes = BTreeMap::new();
     for (index, raw) in text.lines().enumerate() {
         let line = index + 1;
@@ -32,6 +38,24 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, BuildError> {
         }
         if command.is_empty() {
             return Err(error(format!("process type `{name}` has no command")));
+        }
+        if command.contains('\0') {
+            return Err(error(format!(
+                "the command of `{name}` contains a NUL byte, which no command line can hold"
+            )));
+        }
+        if let Some(c) = command.chars().find(|c| c.is_control() && *c != '\t') {
+            return Err(error(format!(
+                "the command of `{name}` contains the control character {c:?}; a command is \
+                 one line of plain text"
+            )));
+        }
+        if command.len() > MAX_COMMAND_BYTES {
+            return Err(error(format!(
+                "the command of `{name}` is {} bytes; commands are limited to {MAX_COMMAND_BYTES} \
+                 bytes (put a longer one in a script and run that)",
+                command.len()
+            )));
         }
         if processes.insert(name.to_string(), command.to_string()).is_some() {
             return Err(error(format!("process type `{name}` is declared twice")));
@@ -74,5 +98,34 @@ mod tests {
                 other => panic!("{text:?} gave {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn commands_that_could_never_start_are_refused_with_their_line() {
+        let long = format!("web: ok\nworker: echo {}\n", "x".repeat(MAX_COMMAND_BYTES));
+        for (text, line, needle) in [
+            ("web: ok\nworker: echo a\0b\n".to_string(), 2, "NUL"),
+            ("web: echo \u{1b}[31m\n".to_string(), 1, "control character"),
+            ("web: a\rb\n".to_string(), 1, "control character"),
+            (long, 2, "65536 bytes"),
+        ] {
+            match parse(&text) {
+                Err(BuildError::Procfile { line: l, message }) => {
+                    assert_eq!(l, line, "{message}");
+                    assert!(message.contains(needle), "{message}");
+                }
+                other => panic!("{:?} gave {other:?}", &text[..text.len().min(40)]),
+            }
+        }
+        let tabs = parse("web:\tpython app.py\t--x\n").unwrap();
+        assert_eq!(tabs["web"], "python app.py\t--x", "tabs are whitespace, not control");
+        let longest = format!("web: {}\n", "x".repeat(MAX_COMMAND_BYTES));
+        assert!(parse(&longest).is_ok());
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_first_line() {
+        let processes = parse("\u{feff}web: python app.py\r\n").unwrap();
+        assert_eq!(processes["web"], "python app.py");
     }
 }

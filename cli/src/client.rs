@@ -119,10 +119,55 @@ impl Client {
     }
 }
 
+/// An API path from its segments, each percent-encoded: a `/` or `?` in an app name, a
+/// hostname or a version is data, never a way to another route. `.` and `..` are refused,
+/// as URL parsers resolve them even encoded (`%2E%2E`).
+pub fn path(segments: &[&str]) -> Result<String> {
+    let mut path = String::new();
+    for segment in segments {
+        if matches!(*segment, "" | "." | "..") {
+            return Err(anyhow!("{segment:?} cannot be part of a URL path"));
+        }
+        path.push('/');
+        path.push_str(&encode(segment));
+    }
+    Ok(path)
+}
+
+/// `text` with everything but letters, digits and `-._~` percent-encoded: fit for one path
+/// segment or one query value.
+pub fn encode(text: &str) -> String {
+    let mut encoded = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = err;
     while let Some(next) = cause.source() {
         cause = next;
     }
     cause.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_data() {
+        assert_eq!(path(&["apps", "shop", "config"]).unwrap(), "/apps/shop/config");
+        assert_eq!(path(&["apps", "x/../victim"]).unwrap(), "/apps/x%2F..%2Fvictim");
+        assert_eq!(path(&["d", "a?b#c d%é"]).unwrap(), "/d/a%3Fb%23c%20d%25%C3%A9");
+        for bad in ["", ".", ".."] {
+            assert!(path(&["apps", bad]).is_err(), "{bad:?}");
+        }
+        assert_eq!(encode("web&tail=true"), "web%26tail%3Dtrue");
+    }
 }

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
@@ -44,6 +44,10 @@ pub struct UpdateApp {
 pub struct ConfigUpdate {
     pub release: Release,
     pub config: BTreeMap<String, String>,
+    /// Nothing changed (every value was already so): no release was made, and `release` is
+    /// the current one.
+    #[serde(default)]
+    pub unchanged: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,6 +56,9 @@ pub struct Account {
 }
 
 type Body<T> = std::result::Result<Json<T>, JsonRejection>;
+
+/// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Every API route: method, path (relative to `/api/v1`) and handler. The router is built
 /// from this list, and the auth test walks the same list.
@@ -99,7 +106,29 @@ pub fn router(paas: Paas) -> Router<Paas> {
     router
         .fallback(|| async { Error::NotFound("API route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_large_bodies))
         .layer(middleware::from_fn_with_state(paas, auth::require_token))
+}
+
+/// Refuses a body that says it is over [`MAX_BODY_BYTES`] before reading any of it, so a
+/// client that waits for `100 Continue` (curl does past 1 MB) is told at once. Piped input
+/// to `paas run` (`application/octet-stream`) streams, with no limit.
+async fn refuse_large_bodies(
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    use axum::response::IntoResponse;
+    let headers = request.headers();
+    let streamed = headers
+        .get(CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"application/octet-stream"));
+    let declared = headers.get(CONTENT_LENGTH).and_then(|n| n.to_str().ok()?.parse::<usize>().ok());
+    if !streamed && declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Error::TooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 async fn account(Extension(user): Extension<User>) -> Json<Account> {
@@ -167,9 +196,9 @@ async fn update_config(
 ) -> Result<Json<ConfigUpdate>> {
     let Json(changes) = body?;
     let app = paas.app(&name).await?;
-    let release = paas.update_config(&app, changes, &user).await?;
+    let (release, changed) = paas.update_config(&app, changes, &user).await?;
     let config = release.config.clone();
-    Ok(Json(ConfigUpdate { release, config }))
+    Ok(Json(ConfigUpdate { release, config, unchanged: !changed }))
 }
 
 async fn list_releases(
@@ -299,9 +328,10 @@ async fn list_processes(
 async fn stream_logs(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    axum::extract::Query(query): axum::extract::Query<crate::logs::LogQuery>,
+    query: std::result::Result<Query<crate::logs::LogQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
+    let Query(query) = query?;
     let app = paas.app(&name).await?;
     let lines = paas.logs(&app, &query).await?;
     let body = axum::body::Body::from_stream(

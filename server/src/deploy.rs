@@ -121,6 +121,11 @@ impl Paas {
     ) -> Result<Release> {
         let release = self.build_and_release(app, tree, user, log, interrupted).await?;
         self.roll_out(app, &release, log).await?;
+        // Deployed, yet serving nothing: say so, or "deployed" reads as "up".
+        let web = self.store().formation(app).await?.get("web").copied();
+        if release.process_types.contains_key("web") && web == Some(0) {
+            log.error("web is scaled to 0: the app will answer 503 until `paas ps:scale web=1`");
+        }
         log.info(format!("{} deployed to paas", self.web_url(app)));
         Ok(release)
     }

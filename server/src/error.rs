@@ -2,7 +2,7 @@
 //! `{"error": {"code": "...", "message": "..."}}`.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use paas_store::StoreError;
@@ -14,6 +14,9 @@ pub enum Error {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     BadRequest(String),
+    /// The request body is over [`crate::api::MAX_BODY_BYTES`].
+    #[error("the request body is over the limit of {} MiB", crate::api::MAX_BODY_BYTES >> 20)]
+    TooLarge,
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0}")]
@@ -54,6 +57,7 @@ impl Error {
         match self {
             Error::Invalid { code, .. } => code,
             Error::BadRequest(_) => "bad_request",
+            Error::TooLarge => "payload_too_large",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Unauthorized(_) => "unauthorized",
@@ -68,6 +72,7 @@ impl Error {
         match self {
             Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
@@ -93,8 +98,16 @@ impl From<JsonRejection> for Error {
     fn from(rejection: JsonRejection) -> Error {
         match rejection {
             JsonRejection::JsonDataError(e) => Error::invalid("invalid_body", e.body_text()),
+            // Axum says "length limit exceeded" with a 413; the message says which limit.
+            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge,
             other => Error::BadRequest(other.body_text()),
         }
+    }
+}
+
+impl From<QueryRejection> for Error {
+    fn from(rejection: QueryRejection) -> Error {
+        Error::invalid("invalid_query", rejection.body_text())
     }
 }
 
@@ -136,3 +149,23 @@ impl IntoResponse for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_body_over_the_limit_is_too_large() {
+        use axum::extract::FromRequest;
+        let body = vec![b' '; crate::api::MAX_BODY_BYTES + 1];
+        let request = axum::http::Request::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let rejection = Json::<serde_json::Value>::from_request(request, &()).await.unwrap_err();
+        let error = Error::from(rejection);
+        assert_eq!(error.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(error.code(), "payload_too_large");
+        assert_eq!(error.to_string(), "the request body is over the limit of 2 MiB");
+    }
+}

@@ -552,15 +552,20 @@ pub const QUARANTINE_ENV: [&str; 3] =
 async fn hook(
     State(paas): State<Paas>,
     headers: HeaderMap,
-    Json(request): Json<HookRequest>,
+    request: std::result::Result<Json<HookRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    // The hook's client is paas itself, so its refusals have the API's error shape.
     let Some(git) = paas.git.clone() else {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "git is not enabled on this server");
+        return Error::Unavailable("git is not enabled on this server".into()).into_response();
     };
     let push = token_from(&headers)
         .and_then(|token| git.lock_pushes().get(&auth::hash_token(&token)).cloned());
     let Some(push) = push else {
-        return refuse(StatusCode::UNAUTHORIZED, "unknown push");
+        return Error::Unauthorized("unknown push".into()).into_response();
+    };
+    let request = match request {
+        Ok(Json(request)) => request,
+        Err(rejection) => return Error::from(rejection).into_response(),
     };
     let (events, receiver) = mpsc::channel::<HookEvent>(256);
     tokio::spawn(async move {

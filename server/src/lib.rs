@@ -210,6 +210,8 @@ pub fn router(paas: Paas) -> Router {
         .nest("/api/v1", api::router(paas.clone()))
         .merge(git::router())
         .fallback(|| async { error::Error::NotFound("page".into()) })
+        // After every route, so that each has it: a wrong method gets the error shape too.
+        .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
         .layer(middleware::from_fn(log_request))
         .with_state(paas)
 }

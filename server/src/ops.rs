@@ -14,6 +14,8 @@ use crate::validate;
 
 /// Most containers of one process type a single app may ask for.
 pub const MAX_QUANTITY: i64 = 100;
+/// Most containers a single app may ask for, all process types together.
+pub const MAX_PROCESSES: i64 = 100;
 
 #[derive(Clone)]
 pub struct Paas {
@@ -299,14 +301,16 @@ impl Paas {
         Ok(self.store.config(app).await?)
     }
 
-    /// Sets (`Some`) and removes (`None`) config vars, making one new release. Everything is
+    /// Sets (`Some`) and removes (`None`) config vars, making one new release; returns it and
+    /// `true`. A change that changes nothing (values already so, keys already absent) makes
+    /// no release, as on Heroku: the current release comes back with `false`. Everything is
     /// validated before anything is written, so a refused change leaves no trace.
     pub async fn update_config(
         &self,
         app: &App,
-        changes: BTreeMap<String, Option<String>>,
+        mut changes: BTreeMap<String, Option<String>>,
         user: &User,
-    ) -> Result<Release> {
+    ) -> Result<(Release, bool)> {
         if changes.is_empty() {
             return Err(Error::invalid("no_config_changes", "no config vars given"));
         }
@@ -316,11 +320,26 @@ impl Paas {
                 validate::config_value(key, value)?;
             }
         }
-        let description = config_description(&changes);
-        let changes: Vec<_> = changes.into_iter().collect();
-        // Under the deploy lock, so releases roll out in the order they were made.
+        // Under the deploy lock, so releases roll out in the order they were made, and the
+        // config compared with is the one changed.
         let log = paas_builder::BuildLog::new();
         let _lock = self.lock_deploys(app, &log).await?;
+        let stored = self.store.config(app).await?;
+        let current = self.store.current_release(app).await?;
+        // A change stays unless both the stored config and the serving release have it: after
+        // a rollout that failed they differ, and setting the value again retries it.
+        changes.retain(|key, value| {
+            let has = |config: &BTreeMap<String, String>| config.get(key) == value.as_ref();
+            !has(&stored) || !current.as_ref().is_some_and(|r| has(&r.config))
+        });
+        if let Some(current) = current.filter(|_| changes.is_empty()) {
+            return Ok((current, false));
+        }
+        let kept = stored.iter().filter(|(key, _)| !changes.contains_key(*key));
+        let set = changes.iter().filter_map(|(key, value)| Some((key, value.as_ref()?)));
+        validate::config_size(kept, set)?;
+        let description = config_description(&changes);
+        let changes: Vec<_> = changes.into_iter().collect();
         let release = self.store.update_config(app, &changes, &description, &user.email).await?;
         self.announce_release(app, &release);
         if release.image.is_some() {
@@ -335,7 +354,7 @@ impl Paas {
                 )
             })?;
         }
-        Ok(release)
+        Ok((release, true))
     }
 
     pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {
@@ -350,8 +369,10 @@ impl Paas {
         Ok(self.store.formation(app).await?)
     }
 
-    /// Sets process quantities. Once a build has told us the app's process types, only those
-    /// can be scaled; before that, any valid name is accepted and waits for the first release.
+    /// Sets process quantities. Only the process types of the latest release can be scaled,
+    /// so before the first deploy none can, as on Heroku (the first deploy starts `web=1`);
+    /// a type the formation has can always go to 0, also once no release declares it. All
+    /// types together are capped at [`MAX_PROCESSES`].
     pub async fn scale(
         &self,
         app: &App,
@@ -362,6 +383,7 @@ impl Paas {
         }
         let known =
             self.store.latest_release(app).await?.map(|r| r.process_types).unwrap_or_default();
+        let formation = self.store.formation(app).await?;
         for (process_type, quantity) in &changes {
             validate::process_type(process_type)?;
             if process_type == "release" {
@@ -370,16 +392,9 @@ impl Paas {
                     "`release` runs once per deploy (the release phase) and cannot be scaled",
                 ));
             }
-            if !known.is_empty() && !known.contains_key(process_type) {
-                let names: Vec<&str> = known.keys().map(String::as_str).collect();
-                return Err(Error::invalid(
-                    "unknown_process_type",
-                    format!(
-                        "{} has no process type {process_type:?}; it has: {}",
-                        app.name,
-                        names.join(", ")
-                    ),
-                ));
+            let leaving = *quantity == 0 && formation.contains_key(process_type);
+            if !known.contains_key(process_type) && !leaving {
+                return Err(unknown_process_type(app, process_type, &known));
             }
             if !(0..=MAX_QUANTITY).contains(quantity) {
                 return Err(Error::invalid(
@@ -388,12 +403,44 @@ impl Paas {
                 ));
             }
         }
+        let before: i64 = formation.values().sum();
+        let mut after = formation;
+        after.extend(changes.clone());
+        let total: i64 = after.values().sum();
+        // Scaling down is always allowed, even from over the cap.
+        if total > MAX_PROCESSES && total > before {
+            return Err(Error::invalid(
+                "too_many_processes",
+                format!(
+                    "that makes {total} processes; an app may run at most {MAX_PROCESSES} in \
+                     total, all process types together"
+                ),
+            ));
+        }
         self.store.scale(app, &changes).await?;
         let wanted: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
         self.events.emit(&app.name, "deploy", format!("Scaling to {}", wanted.join(" ")));
         self.reconcile_formation(app).await?;
         self.formation(app).await
     }
+}
+
+/// Heroku's words for a process type it cannot scale, and what the app has instead.
+fn unknown_process_type(app: &App, process_type: &str, known: &BTreeMap<String, String>) -> Error {
+    let names: Vec<&str> = known.keys().map(String::as_str).filter(|t| *t != "release").collect();
+    let why = if names.is_empty() {
+        format!(
+            "{} has no deployed process types yet. Deploy it first (git push); the first \
+             deploy starts web=1",
+            app.name
+        )
+    } else {
+        format!("{}'s latest release has: {}", app.name, names.join(", "))
+    };
+    Error::invalid(
+        "unknown_process_type",
+        format!("Couldn't find that process type ({process_type}): {why}"),
+    )
 }
 
 /// Heroku-style release description: "Set A, B config vars", "Remove C config vars".

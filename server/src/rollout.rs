@@ -21,6 +21,9 @@ pub const WEB_PORT: u16 = 5000;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
 /// Longest a release phase (`release:` in the Procfile) may run.
 const RELEASE_PHASE_LIMIT: Duration = Duration::from_secs(15 * 60);
+/// How long a process with no port must keep running after `ps:scale` starts it: it has no
+/// health check, and one that crashes at once would otherwise be reported as scaled.
+const SETTLE: Duration = Duration::from_secs(5);
 
 impl Paas {
     pub(crate) fn runner(&self) -> Result<&Runner> {
@@ -401,6 +404,29 @@ pub(crate) fn deploy_error(err: RunError) -> Error {
     }
 }
 
+/// A process `ps:scale` started that exited within [`SETTLE`]: Docker keeps restarting it
+/// (a crash loop, left running as Heroku leaves crashed dynos); its last lines say why.
+fn crashing(err: RunError) -> Error {
+    let RunError::Exited { process, exit_code, oom_killed, log_tail } = &err else {
+        return deploy_error(err);
+    };
+    let how = match (exit_code, oom_killed) {
+        (_, true) => " (killed: out of memory)".to_string(),
+        (Some(code), false) => format!(" with code {code}"),
+        (None, false) => String::new(),
+    };
+    let process_type = process.split('.').next().unwrap_or(process);
+    let tail = if log_tail.trim().is_empty() { "(no output)" } else { log_tail.as_str() };
+    Error::invalid(
+        "process_crashing",
+        format!(
+            "{process} is crashing: it exited{how} within {}s of its start, and is restarted \
+             again and again (`paas ps:scale {process_type}=0` stops it). Its last lines:\n{tail}",
+            SETTLE.as_secs()
+        ),
+    )
+}
+
 /// A failed health check, with the process's last lines shown in the deploy log.
 fn unhealthy(err: RunError, log: &BuildLog) -> Error {
     if let Some(tail) = err.log_tail().filter(|t| !t.trim().is_empty()) {
@@ -497,6 +523,7 @@ impl Paas {
         let mut web = web_backends(
             running.iter().filter(|p| !extra.iter().any(|e| e.container_id == p.container_id)),
         );
+        let mut others = Vec::new();
         for (process_type, index) in missing {
             let spec = spec_for(app, &release, &image, &process_type, index);
             let process = runner.start(&spec).await.map_err(deploy_error)?;
@@ -506,6 +533,8 @@ impl Paas {
                     return Err(unhealthy(err, &log));
                 }
                 web.extend(web_backends([&process]));
+            } else {
+                others.push(process);
             }
         }
         self.set_backends(&app.name, web);
@@ -515,6 +544,11 @@ impl Paas {
         for process in extra {
             runner.stop(&process.container_id, grace).await.map_err(deploy_error)?;
         }
+        // Checked last, so the rest of the formation is in place whatever this finds. A
+        // process with no port "passes" when it still runs after the wait.
+        let settle = HealthCheck { wait: SETTLE, timeout: SETTLE, ..HealthCheck::default() };
+        let checks = others.iter().map(|p| runner.wait_healthy(p, &settle));
+        futures_util::future::try_join_all(checks).await.map_err(crashing)?;
         Ok(())
     }
 }

@@ -110,7 +110,70 @@ pub fn config_value(key: &str, value: &str) -> Result<()> {
             ),
         ));
     }
+    // Checked here, not at the next rollout, so a typo fails the command that made it.
+    if key == HEALTHCHECK_PATH_KEY && !healthcheck_path(value) {
+        return Err(Error::invalid(
+            "invalid_config_value",
+            format!(
+                "{key}={value:?}: give a URL path starting with `/`, like /health, without \
+                 spaces or control characters"
+            ),
+        ));
+    }
+    if key == HEALTHCHECK_TIMEOUT_KEY && healthcheck_timeout(value).is_none() {
+        return Err(Error::invalid(
+            "invalid_config_value",
+            format!(
+                "{key}={value:?}: give whole seconds, from 1 to {MAX_HEALTHCHECK_TIMEOUT_SECS}"
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// The whole config's size: keys and values, in bytes.
+pub const MAX_CONFIG_BYTES: usize = 1024 * 1024;
+
+/// Refuses a config whose keys and values together pass [`MAX_CONFIG_BYTES`]: every var is in
+/// each process's environment, and Linux refuses to start a process whose environment and
+/// arguments pass about 2 MiB (`argument list too long`). `kept` is what stays as it is;
+/// `set` what a change sets, so the message names the key that crossed the limit.
+pub fn config_size<'a>(
+    kept: impl IntoIterator<Item = (&'a String, &'a String)>,
+    set: impl IntoIterator<Item = (&'a String, &'a String)>,
+) -> Result<()> {
+    let size = |(key, value): (&String, &String)| key.len() + value.len();
+    let mut total: usize = kept.into_iter().map(size).sum();
+    for (key, value) in set {
+        total += size((key, value));
+        if total > MAX_CONFIG_BYTES {
+            return Err(Error::invalid(
+                "config_too_large",
+                format!(
+                    "setting {key} makes the config {total} bytes or more (keys and values \
+                     together); an app's config is limited to {MAX_CONFIG_BYTES} bytes (1 MiB), \
+                     as every var is in each process's environment"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The `web` health check's path: `GET` it once the port answers.
+const HEALTHCHECK_PATH_KEY: &str = "PAAS_HEALTHCHECK_PATH";
+/// The `web` health check's budget in seconds.
+const HEALTHCHECK_TIMEOUT_KEY: &str = "PAAS_HEALTHCHECK_TIMEOUT";
+const MAX_HEALTHCHECK_TIMEOUT_SECS: u64 = 600;
+
+/// A path the health check can put in a request line as it is.
+fn healthcheck_path(value: &str) -> bool {
+    value.starts_with('/') && value.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// The health check's budget in seconds, if `value` is one paas accepts.
+fn healthcheck_timeout(value: &str) -> Option<u64> {
+    value.parse().ok().filter(|s| (1..=MAX_HEALTHCHECK_TIMEOUT_SECS).contains(s))
 }
 
 /// `PAAS_MEMORY_MB` sets the memory limit of every process; `PAAS_MEMORY_MB_WORKER` of one
@@ -135,6 +198,24 @@ pub fn hostname(name: &str) -> Result<String> {
             && !l.ends_with('-')
             && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
     };
+    let bare = lowered.trim_start_matches('[').trim_end_matches(']');
+    // Browsers read a host whose last label is a number (`999.1.1.1`, `10.0.0.0x1`) as an
+    // IPv4 address: taking one would route requests by IP to one app.
+    let last = labels.rsplit('.').next().unwrap_or_default();
+    let numeric = !last.is_empty()
+        && (last.chars().all(|c| c.is_ascii_digit())
+            || last
+                .strip_prefix("0x")
+                .is_some_and(|hex| hex.chars().all(|c| c.is_ascii_hexdigit())));
+    if bare.parse::<std::net::IpAddr>().is_ok() || numeric {
+        return Err(Error::invalid(
+            "invalid_domain",
+            format!(
+                "{name:?} is an IP address, or ends in a number as one does: custom domains are \
+                 names like www.example.com (requests by IP are not routed to apps)"
+            ),
+        ));
+    }
     if lowered.len() > 253 || !labels.contains('.') || !labels.split('.').all(label_ok) {
         return Err(Error::invalid(
             "invalid_domain",
@@ -245,6 +326,48 @@ mod tests {
         for bad in ["", "localhost", "a..b", "-a.b", "a_b.com", "*.com", "a.*.b", "http://a.b"] {
             assert!(hostname(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn ip_addresses_are_not_domains() {
+        for ip in ["1.2.3.4", "999.1.1.1", "127.0.0.1.", "*.1.2.3", "10.0.0.0x1", "::1", "[::1]"] {
+            let message = hostname(ip).unwrap_err().to_string();
+            assert!(message.contains("IP address"), "{ip:?}: {message}");
+        }
+        assert!(hostname("1.2.3.example").is_ok(), "numbers before the last label are fine");
+        assert!(hostname("123.example.com").is_ok());
+    }
+
+    #[test]
+    fn health_check_settings_are_checked_when_set() {
+        for good in ["/", "/health", "/health?full=1", "/a/b%20c"] {
+            assert!(config_value("PAAS_HEALTHCHECK_PATH", good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "health", "/a b", "/a\tb", "/é", " /health"] {
+            assert!(config_value("PAAS_HEALTHCHECK_PATH", bad).is_err(), "{bad:?}");
+        }
+        for good in ["1", "30", "600"] {
+            assert!(config_value("PAAS_HEALTHCHECK_TIMEOUT", good).is_ok(), "{good:?}");
+        }
+        for bad in ["", "0", "601", "-1", "1.5", " 8", "ten"] {
+            let err = config_value("PAAS_HEALTHCHECK_TIMEOUT", bad).unwrap_err();
+            assert!(err.to_string().contains("1 to 600"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_whole_config_is_capped() {
+        use std::collections::BTreeMap;
+        let value = "v".repeat(MAX_CONFIG_VALUE_BYTES);
+        let kept: BTreeMap<String, String> =
+            (0..31).map(|i| (format!("K{i:02}"), value.clone())).collect();
+        let under = BTreeMap::from([("A".to_string(), "x".repeat(1000))]);
+        let over = BTreeMap::from([("B".to_string(), "y".into()), ("OVER".to_string(), value)]);
+        assert!(config_size(&kept, &under).is_ok());
+        let err = config_size(&kept, &over).unwrap_err();
+        assert_eq!(err.code(), "config_too_large");
+        let message = err.to_string();
+        assert!(message.contains("setting OVER") && message.contains("1048576 bytes"), "{message}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ both_databases!(
     bad_input_is_refused_cleanly,
     formation_scales,
     apps_are_routed,
+    limits_are_checked_when_set,
 );
 
 async fn json_of(response: reqwest::Response) -> (StatusCode, Value) {
@@ -26,6 +27,27 @@ fn error_code(body: &Value) -> &str {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(!message.is_empty(), "error without a message: {body}");
     body["error"]["code"].as_str().expect("error code")
+}
+
+/// A release declaring `types`, as a build would record it, with no image (so nothing is
+/// started): what scaling checks against, without Docker.
+async fn release_with_types(server: &TestServer, app: &str, types: &[&str]) {
+    let store = server.server.paas.store();
+    let app = store.app(app).await.unwrap();
+    let new = paas_store::NewBuild {
+        source: "api".into(),
+        commit_sha: None,
+        commit_message: None,
+        created_by: "admin".into(),
+    };
+    let build = store.create_build(&app, &new).await.unwrap();
+    let outcome = paas_store::BuildOutcome {
+        succeeded: true,
+        process_types: types.iter().map(|t| (t.to_string(), format!("run-{t}"))).collect(),
+        ..Default::default()
+    };
+    let build = store.finish_build(build.id, &outcome).await.unwrap();
+    store.create_release_from_build(&app, &build, "Deploy", "admin").await.unwrap();
 }
 
 async fn every_route_needs_a_token(db: Db) {
@@ -198,6 +220,35 @@ async fn config_makes_releases(db: Db) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&body), "not_found");
 
+    // Setting a var to the value it has, or removing one that is not set, changes nothing:
+    // no release, the current one answered (Heroku makes none either).
+    for changes in
+        [json!({"B": tricky}), json!({"NOT_SET": null}), json!({"B": tricky, "NO": null})]
+    {
+        let (status, body) = json_of(
+            server.api(Method::PATCH, "/apps/blog/config").json(&changes).send().await.unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{changes}: {body}");
+        assert_eq!(body["unchanged"], true, "{changes}: {body}");
+        assert_eq!(body["release"]["version"], 3, "{changes}: {body}");
+    }
+    let (_, body) = json_of(
+        server
+            .api(Method::PATCH, "/apps/blog/config")
+            .json(&json!({"B": tricky, "C": "3", "NO": null}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["unchanged"], false, "{body}");
+    assert_eq!(body["release"]["version"], 4);
+    assert_eq!(body["release"]["description"], "Set C config vars", "only what changed");
+    let (_, releases) =
+        json_of(server.api(Method::GET, "/apps/blog/releases").send().await.unwrap()).await;
+    assert_eq!(releases.as_array().unwrap().len(), 4, "{releases}");
+
     // The stored snapshot of each release is the config as it was then.
     let app = server.server.paas.app("blog").await.unwrap();
     let v2 = server.server.paas.release(&app, 2).await.unwrap();
@@ -324,48 +375,198 @@ async fn bad_input_is_refused_cleanly(db: Db) {
     let (status, body) = json_of(server.api(Method::PUT, "/apps").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(error_code(&body), "method_not_allowed");
+    // Outside the API as well.
+    for (method, path) in [
+        (Method::POST, "/healthz"),
+        (Method::DELETE, "/metrics"),
+        (Method::PUT, "/x.git/info/refs"),
+    ] {
+        let url = format!("{}{path}", server.url);
+        let response = server.http.request(method.clone(), url).send().await.unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_eq!(error_code(&body), "method_not_allowed", "{method} {path}");
+    }
+
+    // A body over the limit is too large (413), not malformed, and refused before it is
+    // sent to a client that waits for `100 Continue`, as curl does. (A client that sends it
+    // all anyway may see the connection closed under its upload instead: the server stops
+    // reading at the limit.)
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let address = server.url.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let head = format!(
+            "PATCH /api/v1/apps/valid-app/config HTTP/1.1\r\nHost: {address}\r\n\
+             Authorization: Bearer {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+            server.token,
+            10 * 1024 * 1024
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = String::new();
+        let read = stream.read_to_string(&mut answer);
+        let limit = std::time::Duration::from_secs(10);
+        tokio::time::timeout(limit, read).await.expect("an answer before the body").unwrap();
+        answer
+    };
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer}");
+    let body: Value = serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert_eq!(error_code(&body), "payload_too_large");
+
+    // A log query paas cannot read.
+    let (status, body) =
+        json_of(server.api(Method::GET, "/apps/valid-app/logs?num=lots").send().await.unwrap())
+            .await;
+    assert!(status.is_client_error(), "{status}");
+    assert_eq!(error_code(&body), "invalid_query");
+
+    // The git hook takes only a push's one-off token, and says so in the error shape.
+    let hook = format!("{}/internal/git-hook", server.url);
+    for body in ["{}", "not json"] {
+        let response = server
+            .http
+            .post(&hook)
+            .bearer_auth("paas_not_a_push")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = json_of(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        assert_eq!(error_code(&body), "unauthorized");
+    }
+
+    // A percent-encoded slash is part of the name, never a path: it reaches no other app.
+    server.api(Method::POST, "/apps").json(&json!({"name": "victim"})).send().await.unwrap();
+    for path in ["/apps/x%2F..%2Fvictim", "/apps/..%2Fvictim", "/apps/x%2F..%2Fvictim/config"] {
+        let (status, body) = json_of(server.api(Method::GET, path).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {body}");
+        let response = server.api(Method::DELETE, path).send().await.unwrap();
+        assert!(response.status().is_client_error(), "{path}");
+    }
+    let (status, _) = json_of(server.api(Method::GET, "/apps/victim").send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "victim is still there");
+
+    // IP addresses are not custom domains: one app would take every request made by IP.
+    for hostname in ["999.1.1.1", "127.0.0.1", "10.0.0.1.", "::1", "[::1]", "*.1.2.3"] {
+        let (status, body) = json_of(
+            server
+                .api(Method::POST, "/apps/valid-app/domains")
+                .json(&json!({"hostname": hostname}))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{hostname}: {body}");
+        assert_eq!(error_code(&body), "invalid_domain");
+        assert!(body["error"]["message"].as_str().unwrap().contains("IP address"), "{body}");
+    }
+}
+
+/// Values paas reads at rollout are checked when they are set; the whole config is capped
+/// below what Linux lets a process's environment hold.
+async fn limits_are_checked_when_set(db: Db) {
+    let server = TestServer::start(db).await;
+    server.api(Method::POST, "/apps").json(&json!({"name": "limits"})).send().await.unwrap();
+    let server = &server;
+    let patch = |changes: Value| async move {
+        let response =
+            server.api(Method::PATCH, "/apps/limits/config").json(&changes).send().await.unwrap();
+        json_of(response).await
+    };
+    for changes in [
+        json!({"PAAS_HEALTHCHECK_PATH": "health"}),
+        json!({"PAAS_HEALTHCHECK_PATH": "/a b"}),
+        json!({"PAAS_HEALTHCHECK_TIMEOUT": "0"}),
+        json!({"PAAS_HEALTHCHECK_TIMEOUT": "601"}),
+        json!({"PAAS_HEALTHCHECK_TIMEOUT": "ten"}),
+    ] {
+        let (status, body) = patch(changes.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{changes}: {body}");
+        assert_eq!(error_code(&body), "invalid_config_value", "{changes}");
+    }
+    let (status, body) =
+        patch(json!({"PAAS_HEALTHCHECK_PATH": "/health", "PAAS_HEALTHCHECK_TIMEOUT": "600"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // 1 MiB of keys and values in all: 20 vars of 32 KiB fit, 12 more do not, and the
+    // message names the limit and the var that crossed it.
+    let value = "v".repeat(32 * 1024);
+    let vars = |range: std::ops::Range<usize>| {
+        Value::Object(range.map(|i| (format!("VAR_{i:02}"), json!(value))).collect())
+    };
+    let (status, body) = patch(vars(0..20)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = patch(vars(20..32)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(error_code(&body), "config_too_large");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("1048576 bytes") && message.contains("VAR_31"), "{message}");
+    let config = server.get_json("/apps/limits/config").await;
+    assert_eq!(config.as_object().unwrap().len(), 22, "nothing of the refused change is kept");
+    // Replacing a big value with a small one is always fine.
+    let (status, body) = patch(json!({"VAR_00": "small", "VAR_01": null})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 async fn formation_scales(db: Db) {
     let server = TestServer::start(db).await;
     server.api(Method::POST, "/apps").json(&json!({"name": "worky"})).send().await.unwrap();
-    let (status, body) = json_of(
-        server
-            .api(Method::PATCH, "/apps/worky/formation")
-            .json(&json!({"web": 2, "worker": 1}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let server = &server;
+    let scale = |changes: Value| async move {
+        let response =
+            server.api(Method::PATCH, "/apps/worky/formation").json(&changes).send().await.unwrap();
+        json_of(response).await
+    };
+
+    // Before a release declares process types there is nothing to scale, as on Heroku; the
+    // first deploy starts web=1.
+    let junk = Value::Object((0..50).map(|i| (format!("t{i}"), json!(100))).collect());
+    for changes in [json!({"web": 1}), json!({"web": 0}), json!({"worker": 2}), junk] {
+        let (status, body) = scale(changes.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_code(&body), "unknown_process_type");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains("Couldn't find that process type"), "{message}");
+        assert!(message.contains("deploy"), "{message}");
+    }
+    assert_eq!(server.get_json("/apps/worky/formation").await, json!({}));
+
+    release_with_types(server, "worky", &["web", "worker", "release"]).await;
+    let (status, body) = scale(json!({"web": 2, "worker": 1})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body, json!({"web": 2, "worker": 1}));
-    let (_, body) = json_of(
-        server
-            .api(Method::PATCH, "/apps/worky/formation")
-            .json(&json!({"worker": 0}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, body) = scale(json!({"worker": 0})).await;
     assert_eq!(body, json!({"web": 2, "worker": 0}));
     for (changes, code) in [
         (json!({"web": -1}), "invalid_quantity"),
         (json!({"web": 1000}), "invalid_quantity"),
         (json!({"release": 1}), "invalid_process_type"),
         (json!({"bad type": 1}), "invalid_process_type"),
+        (json!({"clock": 1}), "unknown_process_type"),
+        (json!({"web": 60, "worker": 41}), "too_many_processes"),
     ] {
-        let (status, body) = json_of(
-            server.api(Method::PATCH, "/apps/worky/formation").json(&changes).send().await.unwrap(),
-        )
-        .await;
+        let (status, body) = scale(changes.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{changes}: {body}");
-        assert_eq!(error_code(&body), code);
+        assert_eq!(error_code(&body), code, "{changes}");
     }
-    let (_, body) =
-        json_of(server.api(Method::GET, "/apps/worky/formation").send().await.unwrap()).await;
-    assert_eq!(body, json!({"web": 2, "worker": 0}), "refused changes left it as it was");
+    let (_, body) = scale(json!({"web": 60, "worker": 41})).await;
+    assert!(body["error"]["message"].as_str().unwrap().contains("100 in total"), "{body}");
+    let (status, body) = scale(json!({"web": 60, "worker": 40})).await;
+    assert_eq!(status, StatusCode::OK, "exactly 100 is fine: {body}");
+    let (_, body) = scale(json!({"web": 2, "worker": 1})).await;
+    assert_eq!(body, json!({"web": 2, "worker": 1}), "refused changes left it as it was");
+
+    // A later release without `worker`: it can be scaled to 0, never up.
+    release_with_types(server, "worky", &["web"]).await;
+    let (status, body) = scale(json!({"worker": 1})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, body) = scale(json!({"worker": 0})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"web": 2, "worker": 0}));
 }
 
 async fn apps_are_routed(db: Db) {

@@ -598,6 +598,18 @@ async fn broken_procfile() {
     assert_log(&log, "Procfile line 2: expected `name: command`");
 }
 
+/// `.paas.toml` is not read; the build log says where paas looks instead.
+#[test]
+fn a_dotted_paas_toml_is_pointed_out() {
+    let dir = app_dir(&[("app.py", ""), ("Procfile", "web: python app.py\n"), (".paas.toml", "")]);
+    let plan = paas_builder::plan(dir.path(), &BaseImages::local()).unwrap();
+    let note = "found .paas.toml; paas reads paas.toml (no dot)";
+    assert!(plan.notes.iter().any(|n| n.contains(note)), "{:?}", plan.notes);
+    std::fs::write(dir.path().join("paas.toml"), "").unwrap();
+    let plan = paas_builder::plan(dir.path(), &BaseImages::local()).unwrap();
+    assert!(!plan.notes.iter().any(|n| n.contains(".paas.toml")), "{:?}", plan.notes);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_install_command() {
     // pip, offline, asked for a package that is nowhere: a real failing install.

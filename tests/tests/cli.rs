@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use paas_tests::{Db, ServerProcess, both_databases, database_url, free_port, paas_bin};
 
-both_databases!(new_user_walkthrough);
+both_databases!(new_user_walkthrough, what_the_cli_sends_is_checked);
 
 async fn start_server(dir: &Path, database_url: &str) -> ServerProcess {
     ServerProcess::start(dir, database_url, &paas_tests::test_network(), None).await
@@ -104,8 +104,9 @@ async fn new_user_walkthrough(db: Db) {
     assert!(lines[1].starts_with("v2") && lines[1].contains("Set A, B config vars"), "{out}");
     assert!(lines[2].starts_with("v1") && lines[2].contains("Initial release"), "{out}");
 
-    let out = ok(paas(&home, &repo, &["ps:scale", "web=2", "worker=1"]));
-    assert!(out.contains("web=2 worker=1"), "{out}");
+    // Nothing to scale before the first deploy, as on Heroku.
+    let err = fails(paas(&home, &repo, &["ps:scale", "web=2"]));
+    assert!(err.contains("Couldn't find that process type"), "{err}");
     let out = ok(paas(&home, &repo, &["apps:info"]));
     assert!(out.contains("=== walkthrough") && out.contains("v3"), "{out}");
 
@@ -143,6 +144,65 @@ async fn new_user_walkthrough(db: Db) {
         .output()
         .unwrap();
     ok(output);
+}
+
+/// App names and other path parts never steer a request elsewhere: names are checked as the
+/// server checks them, and every path part is percent-encoded.
+async fn what_the_cli_sends_is_checked(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_server(dir.path(), &database_url(db, &dir).await).await;
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    let home: PathBuf = dir.path().join("home");
+    let cwd = dir.path().join("cwd");
+    std::fs::create_dir_all(&cwd).unwrap();
+    ok(paas(&home, &cwd, &["login", &server.url, "--token", token.trim()]));
+    ok(paas(&home, &cwd, &["apps:create", "victim", "--no-remote"]));
+    let victim_lives = || {
+        let out = ok(paas(&home, &cwd, &["apps"]));
+        assert!(out.contains("victim"), "victim was destroyed:\n{out}");
+    };
+
+    for args in [
+        vec!["apps:destroy", "--confirm", "x/../victim", "-a", "x/../victim"],
+        vec!["apps:destroy", "--confirm", "x/../victim"],
+        vec!["config", "-a", "../apps"],
+        vec!["releases", "-a", "victim/releases/.."],
+        vec!["ps:scale", "-a", "Victim", "web=1"],
+    ] {
+        let err = fails(paas(&home, &cwd, &args));
+        assert!(err.contains("is not a valid app name"), "{args:?}: {err}");
+        victim_lives();
+    }
+    // Other path parts are sent as one segment each, so `..` is a value, not a way up.
+    let err = fails(paas(&home, &cwd, &["domains:remove", "-a", "victim", "../../victim"]));
+    assert!(err.contains("not found"), "{err}");
+    victim_lives();
+    let err = fails(paas(&home, &cwd, &["releases:info", "-a", "victim", "../.."]));
+    assert!(err.contains("is not a release version"), "{err}");
+    let err = fails(paas(&home, &cwd, &["apps:destroy", "-a", "victim", "--confirm", "victim2"]));
+    assert!(err.contains("does not match"), "{err}");
+    victim_lives();
+
+    // A change that changes nothing makes no release, and says so.
+    let out = ok(paas(&home, &cwd, &["config:set", "-a", "victim", "A=1"]));
+    assert!(out.contains("done, v2"), "{out}");
+    let out = ok(paas(&home, &cwd, &["config:set", "-a", "victim", "A=1"]));
+    assert!(out.contains("No change: A already has that value; victim stays at v2"), "{out}");
+    let out = ok(paas(&home, &cwd, &["config:unset", "-a", "victim", "NOT_SET"]));
+    assert!(out.contains("No change: NOT_SET is not set; victim stays at v2"), "{out}");
+
+    // A release that changed many vars is one table row of sensible width; releases:info has
+    // the whole description.
+    let pairs: Vec<String> = (0..40).map(|i| format!("LONG_NAME_{i:02}=x")).collect();
+    let mut args = vec!["config:set", "-a", "victim"];
+    args.extend(pairs.iter().map(String::as_str));
+    ok(paas(&home, &cwd, &args));
+    let out = ok(paas(&home, &cwd, &["releases", "-a", "victim"]));
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest < 140, "rows of {widest} characters:\n{out}");
+    assert!(out.contains("Set LONG_NAME_00, LONG_NAME_01") && out.contains('…'), "{out}");
+    let out = ok(paas(&home, &cwd, &["releases:info", "-a", "victim", "v3"]));
+    assert!(out.contains("LONG_NAME_39 config vars"), "{out}");
 }
 
 /// A backend that answers every request with `body`, one connection at a time.

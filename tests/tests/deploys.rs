@@ -423,6 +423,60 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     assert!(paas.processes(&app).await.unwrap().is_empty());
 }
 
+/// Scaling up a process type that crashes says so, with its last lines; a deploy that runs
+/// no web process says the app will answer 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_reports_crashes_and_web_at_zero() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let paas = &server.server.paas;
+    server.api(Method::POST, "/apps").json(&json!({"name": "scaler"})).send().await.unwrap();
+    let app = paas.app("scaler").await.unwrap();
+    let source = tempfile::tempdir().unwrap();
+    env_app(source.path(), "python3 app.py");
+    let procfile = "web: python3 app.py\n\
+                    crashy: echo \"boom in $PAAS_PROCESS\"; exit 2\n\
+                    steady: sleep 600\n";
+    std::fs::write(source.path().join("Procfile"), procfile).unwrap();
+    let log = BuildLog::new();
+    paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap();
+    assert!(!log.text().contains("scaled to 0"), "{}", log.text());
+
+    let server = &server;
+    let scale = |changes: Value| async move {
+        let response = server
+            .api(Method::PATCH, "/apps/scaler/formation")
+            .json(&changes)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json::<Value>().await.unwrap())
+    };
+    let started = std::time::Instant::now();
+    let (status, body) = scale(json!({"crashy": 1})).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("crashy.1") && message.contains("crash"), "{message}");
+    assert!(message.contains("boom in crashy.1"), "the last lines: {message}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(40), "bounded");
+    let (status, body) = scale(json!({"crashy": 0, "steady": 1})).await;
+    assert_eq!(status, 200, "a process that keeps running is fine: {body}");
+    assert_eq!(body, json!({"crashy": 0, "steady": 1, "web": 1}));
+
+    // web=0: the deploy goes through and says the app answers 503 until web is scaled up.
+    let (status, body) = scale(json!({"web": 0})).await;
+    assert_eq!(status, 200, "{body}");
+    let log = BuildLog::new();
+    paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap();
+    let text = log.text();
+    assert!(
+        text.contains("web is scaled to 0: the app will answer 503 until `paas ps:scale web=1`"),
+        "{text}"
+    );
+    assert_eq!(server.app_request("scaler.localhost", "/").await.status(), 503);
+    server.api(Method::DELETE, "/apps/scaler").send().await.unwrap();
+}
+
 /// The zero-downtime proof: steady load through the router across 10 consecutive rollouts,
 /// and not one failed request. Prints deploy-to-live and rollback-to-live times, which
 /// `bench/deploys.sh` collects for docs/benchmarks.md.

@@ -4,7 +4,8 @@ use anyhow::{Result, bail};
 use paas_server::api::{AppInfo, CreateApp, UpdateApp};
 use paas_store::App;
 
-use super::{app_name, client, nothing, progress, table};
+use super::{app_name, checked, client, nothing, progress, table};
+use crate::client::path;
 use crate::{AppArg, git};
 
 pub async fn list() -> Result<()> {
@@ -43,7 +44,7 @@ pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> 
 pub async fn info(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
-    let info: AppInfo = client.get(&format!("/apps/{name}")).await?;
+    let info: AppInfo = client.get(&path(&["apps", &name])?).await?;
     let formation = if info.formation.is_empty() {
         "none yet (set by the first deploy, or paas ps:scale)".to_string()
     } else {
@@ -73,7 +74,7 @@ pub async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
     let body = UpdateApp { deploy_branch };
     let info: AppInfo = progress(
         &format!("Updating {name}"),
-        client()?.patch(&format!("/apps/{name}"), &body),
+        client()?.patch(&path(&["apps", &name])?, &body),
         nothing,
     )
     .await?;
@@ -83,7 +84,7 @@ pub async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
 
 pub async fn destroy(arg: &AppArg, confirm: Option<String>) -> Result<()> {
     let name = match (&arg.app, &confirm) {
-        (None, Some(confirm)) if git::remote_url(&arg.remote).is_none() => confirm.clone(),
+        (None, Some(confirm)) if git::remote_url(&arg.remote).is_none() => checked(confirm)?,
         _ => app_name(arg)?,
     };
     match confirm {
@@ -97,8 +98,8 @@ pub async fn destroy(arg: &AppArg, confirm: Option<String>) -> Result<()> {
         ),
     }
     let client = client()?;
-    progress(&format!("Destroying {name}"), client.delete(&format!("/apps/{name}")), nothing)
-        .await?;
+    let url = path(&["apps", &name])?;
+    progress(&format!("Destroying {name}"), client.delete(&url), nothing).await?;
     println!("Destroyed {name}");
     let remote_app = git::remote_url(&arg.remote).and_then(|url| git::app_from_remote_url(&url));
     if remote_app.as_deref() == Some(name.as_str()) && git::remove_remote(&arg.remote) {

@@ -5,10 +5,11 @@ use paas_store::Build;
 
 use super::{app_name, client, table};
 use crate::AppArg;
+use crate::client::path;
 
 pub async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
-    let builds: Vec<Build> = client()?.get(&format!("/apps/{name}/builds")).await?;
+    let builds: Vec<Build> = client()?.get(&path(&["apps", &name, "builds"])?).await?;
     println!("=== {name} Builds");
     if builds.is_empty() {
         println!("none yet; deploy with `git push paas main`");
@@ -39,12 +40,12 @@ pub async fn info(arg: &AppArg, id: Option<i64>) -> Result<()> {
     let client = client()?;
     let id = match id {
         Some(id) => id,
-        None => match client.get::<Vec<Build>>(&format!("/apps/{name}/builds")).await?.first() {
+        None => match client.get::<Vec<Build>>(&path(&["apps", &name, "builds"])?).await?.first() {
             Some(latest) => latest.id,
             None => bail!("{name} has no builds yet"),
         },
     };
-    let build: Build = client.get(&format!("/apps/{name}/builds/{id}")).await?;
+    let build: Build = client.get(&path(&["apps", &name, "builds", &id.to_string()])?).await?;
     println!("=== Build {} of {name}: {}", build.id, build.status);
     print!(
         "{}",

@@ -7,10 +7,12 @@ use paas_server::api::ConfigUpdate;
 
 use super::{app_name, client};
 use crate::AppArg;
+use crate::client::path;
 
 pub async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
     let name = app_name(arg)?;
-    let config: BTreeMap<String, String> = client()?.get(&format!("/apps/{name}/config")).await?;
+    let config: BTreeMap<String, String> =
+        client()?.get(&path(&["apps", &name, "config"])?).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&config)?);
     } else if shell {
@@ -26,7 +28,8 @@ pub async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
 
 pub async fn get(arg: &AppArg, key: &str) -> Result<()> {
     let name = app_name(arg)?;
-    let config: BTreeMap<String, String> = client()?.get(&format!("/apps/{name}/config")).await?;
+    let config: BTreeMap<String, String> =
+        client()?.get(&path(&["apps", &name, "config"])?).await?;
     match config.get(key) {
         Some(value) => {
             println!("{value}");
@@ -47,6 +50,12 @@ pub async fn set(arg: &AppArg, pairs: &[String]) -> Result<()> {
     }
     let keys = changes.keys().cloned().collect::<Vec<_>>().join(", ");
     let update = apply(&name, &format!("Setting {keys} on {name}"), &changes).await?;
+    if update.unchanged {
+        let what =
+            if changes.len() == 1 { "already has that value" } else { "already have those values" };
+        println!("No change: {keys} {what}; {name} stays at v{}", update.release.version);
+        return Ok(());
+    }
     let set: BTreeMap<String, String> =
         update.config.into_iter().filter(|(k, _)| changes.contains_key(k)).collect();
     print_vars(&set);
@@ -57,7 +66,12 @@ pub async fn unset(arg: &AppArg, keys: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let changes: BTreeMap<String, Option<String>> =
         keys.iter().map(|k| (k.clone(), None)).collect();
-    apply(&name, &format!("Unsetting {} on {name}", keys.join(", ")), &changes).await?;
+    let keys = keys.join(", ");
+    let update = apply(&name, &format!("Unsetting {keys} on {name}"), &changes).await?;
+    if update.unchanged {
+        let what = if changes.len() == 1 { "is not set" } else { "are not set" };
+        println!("No change: {keys} {what}; {name} stays at v{}", update.release.version);
+    }
     Ok(())
 }
 
@@ -67,9 +81,12 @@ async fn apply(
     changes: &BTreeMap<String, Option<String>>,
 ) -> Result<ConfigUpdate> {
     let client = client()?;
-    let path = format!("/apps/{name}/config");
+    let path = path(&["apps", name, "config"])?;
     let work = client.patch::<ConfigUpdate>(&path, changes);
-    super::progress(progress, work, |update| format!(", v{}", update.release.version)).await
+    let outcome = |update: &ConfigUpdate| {
+        if update.unchanged { String::new() } else { format!(", v{}", update.release.version) }
+    };
+    super::progress(progress, work, outcome).await
 }
 
 fn print_vars(config: &BTreeMap<String, String>) {

@@ -6,10 +6,11 @@ use paas_store::Domain;
 
 use super::{app_name, client, nothing, progress};
 use crate::AppArg;
+use crate::client::path;
 
 pub async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
-    let domains: Vec<Domain> = client()?.get(&format!("/apps/{name}/domains")).await?;
+    let domains: Vec<Domain> = client()?.get(&path(&["apps", &name, "domains"])?).await?;
     println!("=== {name} Custom Domains");
     if domains.is_empty() {
         println!("none; add one with `paas domains:add www.example.com`");
@@ -24,7 +25,7 @@ pub async fn add(arg: &AppArg, hostname: &str) -> Result<()> {
     let name = app_name(arg)?;
     let body = AddDomain { hostname: hostname.to_string() };
     let client = client()?;
-    let path = format!("/apps/{name}/domains");
+    let path = path(&["apps", &name, "domains"])?;
     let work = client.post::<Domain>(&path, &body);
     let domain = progress(&format!("Adding {hostname} to {name}"), work, nothing).await?;
     println!(
@@ -37,7 +38,7 @@ pub async fn add(arg: &AppArg, hostname: &str) -> Result<()> {
 pub async fn remove(arg: &AppArg, hostname: &str) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
-    let path = format!("/apps/{name}/domains/{hostname}");
+    let path = path(&["apps", &name, "domains", hostname])?;
     let work = client.delete(&path);
     progress(&format!("Removing {hostname} from {name}"), work, nothing).await
 }

@@ -23,19 +23,26 @@ pub fn client() -> Result<Client> {
     Client::new(&credentials::load()?)
 }
 
-/// The app a command acts on: `-a APP`, else the app the checkout's git remote points at.
+/// The app a command acts on: `-a APP`, else the app the checkout's git remote points at;
+/// checked as the server checks app names, before it goes into any URL.
 pub fn app_name(arg: &AppArg) -> Result<String> {
     if let Some(app) = &arg.app {
-        return Ok(app.clone());
+        return checked(app);
     }
     match git::remote_url(&arg.remote).and_then(|url| git::app_from_remote_url(&url)) {
-        Some(app) => Ok(app),
+        Some(app) => checked(&app),
         None => bail!(
             "no app given: pass -a APP, or run this inside a checkout with a `{}` git remote \
              (paas apps:create adds one)",
             arg.remote
         ),
     }
+}
+
+/// `name` if it is a valid app name (the server's own rule), else why not.
+pub fn checked(name: &str) -> Result<String> {
+    paas_server::validate::app_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(name.to_string())
 }
 
 /// Heroku-style progress on stderr around `work`: `MESSAGE... done` (followed by what

@@ -9,11 +9,12 @@ use paas_server::one_off::RunEvent;
 
 use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;
+use crate::client::{encode, path};
 
 pub async fn scale(arg: &AppArg, changes: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
-    let path = format!("/apps/{name}/formation");
+    let path = path(&["apps", &name, "formation"])?;
     if changes.is_empty() {
         let formation: BTreeMap<String, i64> = client.get(&path).await?;
         print_formation(&name, &formation);
@@ -46,7 +47,7 @@ fn print_formation(name: &str, formation: &BTreeMap<String, i64>) {
 
 pub async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
-    let processes: Vec<Process> = client()?.get(&format!("/apps/{name}/ps")).await?;
+    let processes: Vec<Process> = client()?.get(&path(&["apps", &name, "ps"])?).await?;
     if processes.is_empty() {
         println!("{name} has no processes running. Deploy it, or `paas ps:scale web=1`.");
         return Ok(());
@@ -82,11 +83,11 @@ fn human(duration: std::time::Duration) -> String {
 
 pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Result<()> {
     let name = app_name(arg)?;
-    let mut path = format!("/apps/{name}/logs?num={num}&tail={tail}");
+    let mut url = format!("{}?num={num}&tail={tail}", path(&["apps", &name, "logs"])?);
     if let Some(ps) = ps {
-        path.push_str(&format!("&ps={ps}"));
+        url.push_str(&format!("&ps={}", encode(ps)));
     }
-    let mut response = client()?.get_stream(&path).await?;
+    let mut response = client()?.get_stream(&url).await?;
     let mut stdout = std::io::stdout();
     while let Some(chunk) = response.chunk().await? {
         stdout.write_all(&chunk)?;
@@ -101,7 +102,7 @@ pub async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()>
     let name = app_name(arg)?;
     let command = command.join(" ");
     eprintln!("Running `{command}` on {name}...");
-    let path = format!("/apps/{name}/run");
+    let path = path(&["apps", &name, "run"])?;
     let body = paas_server::api::RunCommand { command };
     let response = if no_input || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         client()?.post_stream(&path, &body).await?
@@ -185,7 +186,7 @@ pub async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {
     let what = process_type.clone().unwrap_or_else(|| "all processes".into());
     let body = paas_server::api::Restart { process_type };
     let client = client()?;
-    let path = format!("/apps/{name}/ps/restart");
+    let path = path(&["apps", &name, "ps", "restart"])?;
     let work = client.post::<Vec<Process>>(&path, &body);
     progress(&format!("Restarting {what} of {name}"), work, nothing).await?;
     Ok(())

@@ -5,10 +5,11 @@ use paas_store::{Release, ReleaseStatus};
 
 use super::{app_name, client, table};
 use crate::AppArg;
+use crate::client::path;
 
 pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
     let name = app_name(arg)?;
-    let releases: Vec<Release> = client()?.get(&format!("/apps/{name}/releases")).await?;
+    let releases: Vec<Release> = client()?.get(&path(&["apps", &name, "releases"])?).await?;
     // Current is the newest release that serves; newer ones may have failed or be rolling out.
     match releases.iter().find(|r| r.status == ReleaseStatus::Succeeded) {
         Some(current) => println!("=== {name} Releases - Current: v{}", current.version),
@@ -20,7 +21,7 @@ pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
         .map(|r| {
             vec![
                 format!("v{}", r.version),
-                r.description.clone(),
+                shortened(&r.description, DESCRIPTION_WIDTH),
                 r.created_by.clone(),
                 r.created_at.clone(),
             ]
@@ -30,13 +31,25 @@ pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
     Ok(())
 }
 
+/// Widest description in the `paas releases` table; `releases:info` shows all of it.
+const DESCRIPTION_WIDTH: usize = 60;
+
+/// `text` cut to `width` characters, ending in "…" when it was longer.
+fn shortened(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let kept: String = text.chars().take(width.saturating_sub(1)).collect();
+    format!("{kept}…")
+}
+
 pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let release: Release = match version {
-        Some(version) => client.get(&format!("/apps/{name}/releases/{version}")).await?,
+        Some(version) => client.get(&path(&["apps", &name, "releases", &version])?).await?,
         None => {
-            let releases: Vec<Release> = client.get(&format!("/apps/{name}/releases")).await?;
+            let releases: Vec<Release> = client.get(&path(&["apps", &name, "releases"])?).await?;
             match releases.into_iter().next() {
                 Some(release) => release,
                 None => anyhow::bail!("{name} has no releases"),
@@ -69,10 +82,23 @@ pub async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
     let target = version.clone().unwrap_or_else(|| "the previous release".into());
     let body = paas_server::api::Rollback { version };
     let client = client()?;
-    let path = format!("/apps/{name}/rollback");
+    let path = path(&["apps", &name, "rollback"])?;
     let work = client.post::<Release>(&path, &body);
     let message = format!("Rolling back {name} to {target}");
     let release = super::progress(&message, work, |r| format!(", v{}", r.version)).await?;
     println!("{}", release.description);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn long_descriptions_are_cut() {
+        assert_eq!(super::shortened("Deploy 0123abc", 60), "Deploy 0123abc");
+        let long = format!("Set {} config vars", vec!["KEY"; 5000].join(", "));
+        let short = super::shortened(&long, 60);
+        assert_eq!(short.chars().count(), 60);
+        assert!(short.starts_with("Set KEY, KEY") && short.ends_with('…'), "{short}");
+        assert_eq!(super::shortened("ünïcödé", 4), "ünï…");
+    }
 }

@@ -100,11 +100,16 @@ pub struct GitSettings {
     /// server (default: the binary running the server).
     #[arg(long, env = "PAAS_GIT_HOOK_BIN", hide = true)]
     pub hook_bin: Option<PathBuf>,
+
+    /// Most git requests (pushes, fetches) served at once; more wait their turn, up to a
+    /// minute.
+    #[arg(long, env = "PAAS_GIT_MAX_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
+    pub git_max_requests: u16,
 }
 
 impl Default for GitSettings {
     fn default() -> GitSettings {
-        GitSettings { max_push_mb: 512, hook_bin: None }
+        GitSettings { max_push_mb: 512, hook_bin: None, git_max_requests: 32 }
     }
 }
 

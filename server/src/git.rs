@@ -62,8 +62,7 @@ pub struct Git {
     requests: Arc<Semaphore>,
 }
 
-/// Most git requests served at once; more wait for a turn, up to [`GIT_QUEUE_WAIT`].
-const MAX_GIT_REQUESTS: usize = 32;
+/// How long a git request waits for its turn (`--git-max-requests`) before a 503.
 const GIT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Clone)]
@@ -82,6 +81,7 @@ impl Git {
         hook_bin: PathBuf,
         hook_url: String,
         max_push_bytes: u64,
+        max_requests: usize,
     ) -> Arc<Git> {
         Arc::new(Git {
             repos: data_dir.join("repos"),
@@ -90,7 +90,7 @@ impl Git {
             hook_url,
             max_push_bytes,
             pushes: Mutex::default(),
-            requests: Arc::new(Semaphore::new(MAX_GIT_REQUESTS)),
+            requests: Arc::new(Semaphore::new(max_requests.max(1))),
         })
     }
 

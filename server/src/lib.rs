@@ -121,6 +121,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
         hook_bin(&config)?,
         format!("http://{}/internal/git-hook", loopback(addr)),
         config.git.max_push_mb.saturating_mul(1024 * 1024),
+        usize::from(config.git.git_max_requests),
     );
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)

@@ -550,3 +550,24 @@ async fn a_pusher_sees_paas_failures_redacted(db: Db) {
     assert!(!out.contains("os error"), "{out}");
     server.api(reqwest::Method::DELETE, "/apps/leaky").send().await.unwrap();
 }
+
+/// git requests beyond `--git-max-requests` wait for a turn rather than start more git
+/// processes: with one allowed, a fetch waits for the push under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn git_requests_wait_their_turn() {
+    let server = TestServer::start_with(Db::Sqlite, |c| c.git.git_max_requests = 1).await;
+    let dev = Developer::new(&server, "dockerfile");
+    dev.paas(&["apps:create", "turns"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+    dev.write("Dockerfile", &slow_dockerfile(8, "slow"));
+    dev.commit("Slow build");
+    let push = dev.git_spawn(&["push", "paas", "main"]);
+    wait_for_build(&server, "turns", 2).await;
+    let started = Instant::now();
+    dev.git(&["ls-remote", "paas"]).success();
+    let waited = started.elapsed();
+    let pushed = push.wait_with_output().unwrap();
+    assert!(pushed.status.success(), "{}", String::from_utf8_lossy(&pushed.stderr));
+    assert!(waited > Duration::from_secs(3), "the fetch did not wait: {waited:?}");
+    server.api(reqwest::Method::DELETE, "/apps/turns").send().await.unwrap();
+}

@@ -29,7 +29,7 @@ enum Token {
 }
 
 impl Dockerignore {
-    pub fn parse(text: &str) -> Dockerignore {
+    pub(crate) fn parse(text: &str) -> Dockerignore {
         let mut patterns = Vec::new();
         for line in text.lines() {
             let line = line.trim();
@@ -50,7 +50,7 @@ impl Dockerignore {
     }
 
     /// Whether `path` (relative, `/`-separated) is left out of the build context.
-    pub fn excludes(&self, path: &str) -> bool {
+    pub(crate) fn excludes(&self, path: &str) -> bool {
         let mut excluded = false;
         for pattern in &self.patterns {
             if pattern.matches_or_parent(path) {
@@ -62,7 +62,7 @@ impl Dockerignore {
 
     /// Whether some `!` pattern could bring back a file under an excluded directory, in which
     /// case the directory must still be walked.
-    pub fn has_exceptions(&self) -> bool {
+    pub(crate) fn has_exceptions(&self) -> bool {
         self.patterns.iter().any(|p| !p.exclude)
     }
 }

@@ -6,7 +6,7 @@ use crate::BuildError;
 
 /// Longest command a Procfile may give. Commands run as one argument of `/bin/sh -c`, which
 /// Linux caps at 128 KiB; refused here, not after a whole build at the process's start.
-pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_COMMAND_BYTES: usize = 64 * 1024;
 
 /// Parses a Procfile into process type → command. Blank lines and `#` comments are allowed;
 /// anything else that is not `name: command` is an error naming its line.

@@ -7,14 +7,14 @@ use serde::de::DeserializeOwned;
 
 use crate::credentials::Credentials;
 
-pub struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Client {
-    pub fn new(credentials: &Credentials) -> Result<Client> {
+    pub(crate) fn new(credentials: &Credentials) -> Result<Client> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("paas-cli/", env!("CARGO_PKG_VERSION")))
             .build()?;
@@ -25,29 +25,37 @@ impl Client {
         })
     }
 
-    pub fn base_url(&self) -> &str {
+    pub(crate) fn base_url(&self) -> &str {
         &self.base
     }
 
-    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+    pub(crate) async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         self.send(Method::GET, path, None::<&()>).await
     }
 
-    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+    pub(crate) async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
         self.send(Method::POST, path, Some(body)).await
     }
 
-    pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &impl Serialize) -> Result<T> {
+    pub(crate) async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
     /// A GET whose body the caller reads as it streams in.
-    pub async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
+    pub(crate) async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
         self.request(Method::GET, path, None::<&()>).await
     }
 
     /// A POST whose answer the caller reads as it streams in.
-    pub async fn post_stream(
+    pub(crate) async fn post_stream(
         &self,
         path: &str,
         body: &impl Serialize,
@@ -55,7 +63,7 @@ impl Client {
         self.request(Method::POST, path, Some(body)).await
     }
 
-    pub async fn delete(&self, path: &str) -> Result<()> {
+    pub(crate) async fn delete(&self, path: &str) -> Result<()> {
         self.request(Method::DELETE, path, None::<&()>).await?;
         Ok(())
     }
@@ -72,7 +80,7 @@ impl Client {
 
     /// A POST of bytes sent as they are read (a command's standard input), whose answer the
     /// caller reads as it streams in.
-    pub async fn post_bytes_stream(
+    pub(crate) async fn post_bytes_stream(
         &self,
         path: &str,
         body: reqwest::Body,
@@ -122,7 +130,7 @@ impl Client {
 /// An API path from its segments, each percent-encoded: a `/` or `?` in an app name, a
 /// hostname or a version is data, never a way to another route. `.` and `..` are refused,
 /// as URL parsers resolve them even encoded (`%2E%2E`).
-pub fn path(segments: &[&str]) -> Result<String> {
+pub(crate) fn path(segments: &[&str]) -> Result<String> {
     let mut path = String::new();
     for segment in segments {
         if matches!(*segment, "" | "." | "..") {
@@ -136,7 +144,7 @@ pub fn path(segments: &[&str]) -> Result<String> {
 
 /// `text` with everything but letters, digits and `-._~` percent-encoded: fit for one path
 /// segment or one query value.
-pub fn encode(text: &str) -> String {
+pub(crate) fn encode(text: &str) -> String {
     let mut encoded = String::with_capacity(text.len());
     for byte in text.bytes() {
         if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {

@@ -9,12 +9,12 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Credentials {
+pub(crate) struct Credentials {
     pub url: String,
     pub token: String,
 }
 
-pub fn config_dir() -> Result<PathBuf> {
+pub(crate) fn config_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PAAS_CONFIG_DIR") {
         return Ok(PathBuf::from(dir));
     }
@@ -32,7 +32,7 @@ fn path() -> Result<PathBuf> {
 }
 
 /// The stored login, with `PAAS_URL` / `PAAS_TOKEN` taking precedence.
-pub fn load() -> Result<Credentials> {
+pub(crate) fn load() -> Result<Credentials> {
     let env = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
     let (env_url, env_token) = (env("PAAS_URL"), env("PAAS_TOKEN"));
     if let (Some(url), Some(token)) = (&env_url, &env_token) {
@@ -57,7 +57,7 @@ pub fn load() -> Result<Credentials> {
     }
 }
 
-pub fn save(credentials: &Credentials) -> Result<PathBuf> {
+pub(crate) fn save(credentials: &Credentials) -> Result<PathBuf> {
     let path = path()?;
     let dir = path.parent().unwrap_or(&path);
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -75,7 +75,7 @@ pub fn save(credentials: &Credentials) -> Result<PathBuf> {
     Ok(path)
 }
 
-pub fn remove() -> Result<bool> {
+pub(crate) fn remove() -> Result<bool> {
     match std::fs::remove_file(path()?) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

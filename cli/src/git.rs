@@ -4,19 +4,19 @@
 use std::process::Command;
 
 /// URL of `remote` in the current repository, if there is such a remote.
-pub fn remote_url(remote: &str) -> Option<String> {
+pub(crate) fn remote_url(remote: &str) -> Option<String> {
     let output = Command::new("git").args(["remote", "get-url", remote]).output().ok()?;
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// `https://paas.example.com/shop.git` → `shop`.
-pub fn app_from_remote_url(url: &str) -> Option<String> {
+pub(crate) fn app_from_remote_url(url: &str) -> Option<String> {
     let last = url.trim_end_matches('/').rsplit('/').next()?;
     let name = last.strip_suffix(".git").unwrap_or(last);
     (!name.is_empty()).then(|| name.to_string())
 }
 
-pub fn in_repository() -> bool {
+pub(crate) fn in_repository() -> bool {
     Command::new("git")
         .args(["rev-parse", "--git-dir"])
         .output()
@@ -25,12 +25,12 @@ pub fn in_repository() -> bool {
 }
 
 /// Points `remote` at `url`, adding it or replacing what it pointed at.
-pub fn set_remote(remote: &str, url: &str) -> std::io::Result<bool> {
+pub(crate) fn set_remote(remote: &str, url: &str) -> std::io::Result<bool> {
     let verb = if remote_url(remote).is_some() { "set-url" } else { "add" };
     Ok(Command::new("git").args(["remote", verb, remote, url]).status()?.success())
 }
 
-pub fn remove_remote(remote: &str) -> bool {
+pub(crate) fn remove_remote(remote: &str) -> bool {
     Command::new("git")
         .args(["remote", "remove", remote])
         .output()

@@ -43,7 +43,7 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    pub fn new(addr: SocketAddr) -> Backend {
+    pub(crate) fn new(addr: SocketAddr) -> Backend {
         Backend {
             addr,
             inflight: AtomicUsize::new(0),
@@ -54,18 +54,21 @@ impl Backend {
         }
     }
 
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.inflight.load(Ordering::Relaxed)
     }
 
     /// Counts one request (or tunnel) in flight until the guard is dropped.
-    pub fn begin(self: &Arc<Self>) -> InflightGuard {
+    pub(crate) fn begin(self: &Arc<Self>) -> InflightGuard {
         self.inflight.fetch_add(1, Ordering::AcqRel);
         InflightGuard { backend: self.clone() }
     }
 
     /// A ready keep-alive connection from the pool, or a new one.
-    pub async fn connection(&self, connect_timeout: Duration) -> Result<Sender, ConnectError> {
+    pub(crate) async fn connection(
+        &self,
+        connect_timeout: Duration,
+    ) -> Result<Sender, ConnectError> {
         loop {
             let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
             let Some(mut sender) = pooled else { break };
@@ -88,7 +91,7 @@ impl Backend {
     }
 
     /// A new, unpooled connection that can be upgraded (WebSockets).
-    pub async fn upgradable_connection(
+    pub(crate) async fn upgradable_connection(
         &self,
         connect_timeout: Duration,
     ) -> Result<Sender, ConnectError> {
@@ -115,7 +118,7 @@ impl Backend {
     }
 
     /// Returns a connection whose response is complete to the pool.
-    pub fn release(&self, sender: Sender) {
+    pub(crate) fn release(&self, sender: Sender) {
         if self.retired.load(Ordering::Relaxed) || sender.is_closed() {
             return;
         }
@@ -127,7 +130,7 @@ impl Backend {
     }
 
     /// The backend left the routing table: close its idle connections, pool no more.
-    pub fn retire(&self) {
+    pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Relaxed);
         if let Ok(mut idle) = self.idle.lock() {
             idle.clear();
@@ -135,17 +138,17 @@ impl Backend {
     }
 
     /// Back in a routing table before its drain ended.
-    pub fn unretire(&self) {
+    pub(crate) fn unretire(&self) {
         self.retired.store(false, Ordering::Relaxed);
         self.closing.send_replace(false);
     }
 
-    pub fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
     }
 
     /// Resolves once nothing is in flight.
-    pub async fn drained(&self) {
+    pub(crate) async fn drained(&self) {
         loop {
             let notified = self.idle_notify.notified();
             if self.inflight() == 0 {
@@ -156,11 +159,11 @@ impl Backend {
     }
 
     /// Closes upgraded tunnels to this backend (at a drain deadline).
-    pub fn close_tunnels(&self) {
+    pub(crate) fn close_tunnels(&self) {
         self.closing.send_replace(true);
     }
 
-    pub fn closing(&self) -> watch::Receiver<bool> {
+    pub(crate) fn closing(&self) -> watch::Receiver<bool> {
         self.closing.subscribe()
     }
 }
@@ -170,7 +173,7 @@ pub(crate) struct InflightGuard {
 }
 
 impl InflightGuard {
-    pub fn backend(&self) -> &Arc<Backend> {
+    pub(crate) fn backend(&self) -> &Arc<Backend> {
         &self.backend
     }
 }

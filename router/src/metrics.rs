@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Default)]
-pub struct AppMetrics {
+pub(crate) struct AppMetrics {
     /// Responses by status class: 1xx … 5xx.
     responses: [AtomicU64; 5],
     response_bytes: AtomicU64,
@@ -13,20 +13,20 @@ pub struct AppMetrics {
 }
 
 impl AppMetrics {
-    pub fn record(&self, status: u16, bytes: u64, micros: u64) {
+    pub(crate) fn record(&self, status: u16, bytes: u64, micros: u64) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
         self.responses[class].fetch_add(1, Ordering::Relaxed);
         self.response_bytes.fetch_add(bytes, Ordering::Relaxed);
         self.duration_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    pub fn requests(&self) -> u64 {
+    pub(crate) fn requests(&self) -> u64 {
         self.responses.iter().map(|c| c.load(Ordering::Relaxed)).sum()
     }
 }
 
 /// Prometheus text exposition for a set of apps.
-pub fn render<'a>(apps: impl Iterator<Item = (&'a str, &'a AppMetrics)>) -> String {
+pub(crate) fn render<'a>(apps: impl Iterator<Item = (&'a str, &'a AppMetrics)>) -> String {
     let apps: Vec<_> = apps.collect();
     let mut out = String::new();
     let _ = writeln!(

@@ -44,7 +44,7 @@ static HOP_BY_HOP: [&HeaderName; 7] = [
 ];
 
 /// What the router answers with: its own page, or a backend's streamed body.
-pub enum ProxyBody {
+pub(crate) enum ProxyBody {
     Page(Full<Bytes>),
     Backend(TrackedBody),
 }
@@ -85,7 +85,7 @@ impl Body for ProxyBody {
 
 /// A backend's response body on its way to the client. When it ends, the connection goes
 /// back to the pool, the request stops counting as in flight, and the access log is written.
-pub struct TrackedBody {
+pub(crate) struct TrackedBody {
     inner: Incoming,
     done: Option<Completion>,
 }

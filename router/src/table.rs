@@ -42,7 +42,7 @@ pub(crate) struct CompiledTable {
 }
 
 impl CompiledTable {
-    pub fn insert(&mut self, host: &str, route: Arc<LiveRoute>) {
+    pub(crate) fn insert(&mut self, host: &str, route: Arc<LiveRoute>) {
         let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
         match host.strip_prefix("*.") {
             Some(parent) => self.wildcard.insert(parent.to_string(), route),
@@ -51,7 +51,7 @@ impl CompiledTable {
     }
 
     /// The route for a Host header value (any port stripped, any case).
-    pub fn lookup(&self, host: &str) -> Option<&Arc<LiveRoute>> {
+    pub(crate) fn lookup(&self, host: &str) -> Option<&Arc<LiveRoute>> {
         let host = strip_port(host).trim_end_matches('.');
         let lowered;
         let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {

@@ -192,7 +192,7 @@ pub(crate) struct Labels {
 }
 
 impl Labels {
-    pub fn parse(labels: &HashMap<String, String>) -> Option<Labels> {
+    pub(crate) fn parse(labels: &HashMap<String, String>) -> Option<Labels> {
         if labels.get(LABEL_MANAGED).map(String::as_str) != Some("true") {
             return None;
         }

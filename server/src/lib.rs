@@ -1,35 +1,20 @@
 //! The paas control plane: it owns the store and exposes the operations over HTTP.
 
-pub mod api;
-pub mod auth;
 pub mod config;
-pub mod deploy;
-pub mod error;
-pub mod events;
-pub mod git;
-pub mod logs;
-pub mod one_off;
-pub mod ops;
-pub mod rollout;
-pub mod validate;
+pub mod core;
+pub mod http;
+pub mod wire;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
 use paas_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use config::{BuildSettings, DEFAULT_NETWORK, RouterSettings, ServerConfig};
-pub use ops::Paas;
+pub use core::Paas;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -116,7 +101,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
             None
         }
     };
-    let git = git::Git::new(
+    let git = core::Git::new(
         &config.data_dir,
         hook_bin(&config)?,
         format!("http://{}/internal/git-hook", loopback(addr)),
@@ -133,7 +118,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
 
-    let app = self::router(paas.clone());
+    let app = http::router(paas.clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut api_stopped = stopped.clone();
     let api = async move {
@@ -200,49 +185,6 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, local))
 }
 
-/// The whole control-plane HTTP surface.
-pub fn router(paas: Paas) -> Router {
-    let metrics = Router::new()
-        .route("/metrics", get(metrics))
-        .layer(middleware::from_fn_with_state(paas.clone(), auth::require_token));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .merge(metrics)
-        .nest("/api/v1", api::router(paas.clone()))
-        .merge(git::router())
-        .fallback(|| async { error::Error::NotFound("page".into()) })
-        // After every route, so that each has it: a wrong method gets the error shape too.
-        .method_not_allowed_fallback(|| async { error::Error::MethodNotAllowed })
-        .layer(middleware::from_fn(log_request))
-        .with_state(paas)
-}
-
-async fn healthz(State(paas): State<Paas>) -> error::Result<Json<serde_json::Value>> {
-    paas.store().user_count().await?;
-    Ok(Json(serde_json::json!({ "status": "ok" })))
-}
-
-/// The router's per-app counters for Prometheus (scrape with the API token as bearer token).
-async fn metrics(State(paas): State<Paas>) -> ([(header::HeaderName, &'static str); 1], String) {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], paas.router().render_metrics())
-}
-
-/// One line per request. Only the path is logged: query strings and headers may hold secrets.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    response
-}
-
 /// On an empty store, creates the admin and its token; the token goes to `token_file` if
 /// given, else back to the caller to show once.
 async fn bootstrap_admin(
@@ -252,8 +194,8 @@ async fn bootstrap_admin(
     if store.user_count().await? > 0 {
         return Ok(None);
     }
-    let token = auth::generate_token();
-    if store.bootstrap_admin("admin", &auth::hash_token(&token)).await?.is_none() {
+    let token = core::auth::generate_token();
+    if store.bootstrap_admin("admin", &core::auth::hash_token(&token)).await?.is_none() {
         return Ok(None);
     }
     tracing::info!("created the admin user and its first API token");

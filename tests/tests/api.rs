@@ -53,7 +53,7 @@ async fn release_with_types(server: &TestServer, app: &str, types: &[&str]) {
 async fn every_route_needs_a_token(db: Db) {
     let server = TestServer::start(db).await;
     server.api(Method::POST, "/apps").json(&json!({"name": "demo"})).send().await.unwrap();
-    let routes = paas_server::api::routes();
+    let routes = paas_server::http::api::routes();
     assert!(routes.len() >= 11);
     for (method, path, _) in routes {
         let path = path.replace("{app}", "demo").replace("{version}", "v1");

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use paas_builder::BuildLog;
-use paas_server::deploy::SourceTree;
+use paas_server::core::SourceTree;
 use paas_tests::{Db, TestServer, both_databases};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -135,7 +135,7 @@ async fn app_json(server: &TestServer, host: &str) -> Value {
 
 /// A one-off run's answer (JSON lines): its stdout, its stderr, its exit code.
 fn run_output(answer: &str) -> (String, String, i64) {
-    use paas_server::one_off::RunEvent;
+    use paas_server::wire::RunEvent;
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     for line in answer.lines() {
         match serde_json::from_str(line).unwrap() {

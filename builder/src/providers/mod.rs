@@ -39,13 +39,13 @@ pub(crate) struct App {
 }
 
 impl App {
-    pub fn new(dir: &Path) -> App {
+    pub(crate) fn new(dir: &Path) -> App {
         let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         App { root, prefix: String::new() }
     }
 
     /// A view of the folder `rel`, whose symlinks may still lead anywhere in the app.
-    pub fn sub(&self, rel: &str) -> App {
+    pub(crate) fn sub(&self, rel: &str) -> App {
         let prefix = match rel {
             "" => self.prefix.clone(),
             rel => format!("{}{rel}/", self.prefix),
@@ -61,27 +61,27 @@ impl App {
     /// True for a file, and for what only looks like one: a symlink out of the app, a device
     /// or a pipe. Detection then picks it up and reading it fails with a clear error, rather
     /// than the app building as if it were not there.
-    pub fn is_file(&self, rel: &str) -> bool {
+    pub(crate) fn is_file(&self, rel: &str) -> bool {
         !matches!(self.entry(rel), Entry::Missing | Entry::Dir(_))
     }
 
     /// True for a folder inside the app (a symlink out of it is never one).
-    pub fn is_dir(&self, rel: &str) -> bool {
+    pub(crate) fn is_dir(&self, rel: &str) -> bool {
         matches!(self.entry(rel), Entry::Dir(_))
     }
 
     /// The file's text, `None` when it does not exist.
-    pub fn read(&self, rel: &str) -> Result<Option<String>, BuildError> {
+    pub(crate) fn read(&self, rel: &str) -> Result<Option<String>, BuildError> {
         files::read(&self.root, &format!("{}{rel}", self.prefix))
     }
 
-    pub fn json(&self, rel: &str) -> Result<Option<serde_json::Value>, BuildError> {
+    pub(crate) fn json(&self, rel: &str) -> Result<Option<serde_json::Value>, BuildError> {
         self.read(rel)?
             .map(|text| serde_json::from_str(&text).map_err(|e| BuildError::manifest(rel, e)))
             .transpose()
     }
 
-    pub fn toml(&self, rel: &str) -> Result<Option<toml::Table>, BuildError> {
+    pub(crate) fn toml(&self, rel: &str) -> Result<Option<toml::Table>, BuildError> {
         self.read(rel)?
             .map(|text| text.parse::<toml::Table>().map_err(|e| BuildError::manifest(rel, e)))
             .transpose()
@@ -89,7 +89,7 @@ impl App {
 
     /// Names of the entries directly in `rel` (`""` for the app's root), sorted; hidden
     /// entries left out.
-    pub fn list(&self, rel: &str) -> Vec<String> {
+    pub(crate) fn list(&self, rel: &str) -> Vec<String> {
         let Entry::Dir(dir) = self.entry(rel.trim_end_matches('/')) else {
             return Vec::new();
         };
@@ -105,14 +105,14 @@ impl App {
     }
 
     /// The first of `names` that is a file.
-    pub fn first_file<'a>(&self, names: &[&'a str]) -> Option<&'a str> {
+    pub(crate) fn first_file<'a>(&self, names: &[&'a str]) -> Option<&'a str> {
         names.iter().copied().find(|name| self.is_file(name))
     }
 
     /// `files` that exist, in order: the lock and manifest files an install step is keyed on.
     /// One that is a symlink out of the app, a device or a pipe fails the build here, since
     /// the install step would copy it in.
-    pub fn existing(&self, names: &[&str]) -> Result<Vec<String>, BuildError> {
+    pub(crate) fn existing(&self, names: &[&str]) -> Result<Vec<String>, BuildError> {
         let mut found = Vec::new();
         for file in names {
             let rel = format!("{}{file}", self.prefix);
@@ -173,7 +173,7 @@ pub(crate) mod test_support {
     use std::path::Path;
 
     /// The plan for a tree of `files`.
-    pub fn plan_of(
+    pub(crate) fn plan_of(
         files: &[(&str, &str)],
         images: &crate::BaseImages,
     ) -> Result<crate::BuildPlan, crate::BuildError> {
@@ -182,13 +182,13 @@ pub(crate) mod test_support {
     }
 
     /// Writes `files` (path, contents) into a fresh temporary directory.
-    pub fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+    pub(crate) fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
         let dir = tempfile::tempdir().expect("temp dir");
         write(dir.path(), files);
         dir
     }
 
-    pub fn write(root: &Path, files: &[(&str, &str)]) {
+    pub(crate) fn write(root: &Path, files: &[(&str, &str)]) {
         for (path, contents) in files {
             let path = root.join(path);
             if let Some(parent) = path.parent() {

@@ -1,14 +1,14 @@
 //! `paas apps`, `apps:create`, `apps:info`, `apps:destroy`.
 
 use anyhow::{Result, bail};
-use paas_server::api::{AppInfo, CreateApp, UpdateApp};
+use paas_server::wire::{AppInfo, CreateApp, UpdateApp};
 use paas_store::App;
 
 use super::{app_name, checked, client, nothing, progress, table};
 use crate::client::path;
 use crate::{AppArg, git};
 
-pub async fn list() -> Result<()> {
+pub(crate) async fn list() -> Result<()> {
     let apps: Vec<App> = client()?.get("/apps").await?;
     if apps.is_empty() {
         println!("No apps yet. Create one with `paas apps:create NAME`.");
@@ -21,7 +21,7 @@ pub async fn list() -> Result<()> {
     Ok(())
 }
 
-pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> {
+pub(crate) async fn create(name: Option<String>, remote: Option<String>) -> Result<()> {
     let client = client()?;
     let message =
         format!("Creating app{}", name.as_ref().map(|n| format!(" {n}")).unwrap_or_default());
@@ -41,7 +41,7 @@ pub async fn create(name: Option<String>, remote: Option<String>) -> Result<()> 
     Ok(())
 }
 
-pub async fn info(arg: &AppArg) -> Result<()> {
+pub(crate) async fn info(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let info: AppInfo = client.get(&path(&["apps", &name])?).await?;
@@ -66,7 +66,7 @@ pub async fn info(arg: &AppArg) -> Result<()> {
 }
 
 /// `paas apps:update --deploy-branch BRANCH`.
-pub async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
+pub(crate) async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
     if deploy_branch.is_none() {
         bail!("nothing to change: pass --deploy-branch BRANCH");
     }
@@ -82,7 +82,7 @@ pub async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
     Ok(())
 }
 
-pub async fn destroy(arg: &AppArg, confirm: Option<String>) -> Result<()> {
+pub(crate) async fn destroy(arg: &AppArg, confirm: Option<String>) -> Result<()> {
     let name = match (&arg.app, &confirm) {
         (None, Some(confirm)) if git::remote_url(&arg.remote).is_none() => checked(confirm)?,
         _ => app_name(arg)?,

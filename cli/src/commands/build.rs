@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use paas_builder::{BuildLog, BuildRequest, Builder, BuilderConfig};
 
 #[derive(clap::Args, Debug)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     /// The app's source directory.
     #[arg(default_value = ".")]
     pub dir: PathBuf,
@@ -31,7 +31,7 @@ pub struct BuildArgs {
     pub config: Vec<String>,
 }
 
-pub async fn run(args: BuildArgs) -> Result<()> {
+pub(crate) async fn run(args: BuildArgs) -> Result<()> {
     let settings = BuilderConfig::from_env()?;
     let config = parse_config(&args.config)?;
     let mut request = BuildRequest::new(app_name(&args)?, unix_now(), &args.dir);

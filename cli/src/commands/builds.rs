@@ -7,7 +7,7 @@ use super::{app_name, client, table};
 use crate::AppArg;
 use crate::client::path;
 
-pub async fn list(arg: &AppArg) -> Result<()> {
+pub(crate) async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
     let builds: Vec<Build> = client()?.get(&path(&["apps", &name, "builds"])?).await?;
     println!("=== {name} Builds");
@@ -35,7 +35,7 @@ pub async fn list(arg: &AppArg) -> Result<()> {
     Ok(())
 }
 
-pub async fn info(arg: &AppArg, id: Option<i64>) -> Result<()> {
+pub(crate) async fn info(arg: &AppArg, id: Option<i64>) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let id = match id {

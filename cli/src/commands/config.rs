@@ -3,13 +3,13 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Result, bail};
-use paas_server::api::ConfigUpdate;
+use paas_server::wire::ConfigUpdate;
 
 use super::{app_name, client};
 use crate::AppArg;
 use crate::client::path;
 
-pub async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
+pub(crate) async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
     let name = app_name(arg)?;
     let config: BTreeMap<String, String> =
         client()?.get(&path(&["apps", &name, "config"])?).await?;
@@ -26,7 +26,7 @@ pub async fn show(arg: &AppArg, shell: bool, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn get(arg: &AppArg, key: &str) -> Result<()> {
+pub(crate) async fn get(arg: &AppArg, key: &str) -> Result<()> {
     let name = app_name(arg)?;
     let config: BTreeMap<String, String> =
         client()?.get(&path(&["apps", &name, "config"])?).await?;
@@ -39,7 +39,7 @@ pub async fn get(arg: &AppArg, key: &str) -> Result<()> {
     }
 }
 
-pub async fn set(arg: &AppArg, pairs: &[String]) -> Result<()> {
+pub(crate) async fn set(arg: &AppArg, pairs: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let mut changes = BTreeMap::new();
     for pair in pairs {
@@ -62,7 +62,7 @@ pub async fn set(arg: &AppArg, pairs: &[String]) -> Result<()> {
     Ok(())
 }
 
-pub async fn unset(arg: &AppArg, keys: &[String]) -> Result<()> {
+pub(crate) async fn unset(arg: &AppArg, keys: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let changes: BTreeMap<String, Option<String>> =
         keys.iter().map(|k| (k.clone(), None)).collect();

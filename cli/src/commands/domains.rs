@@ -1,14 +1,14 @@
 //! `paas domains`, `domains:add`, `domains:remove`.
 
 use anyhow::Result;
-use paas_server::api::AddDomain;
+use paas_server::wire::AddDomain;
 use paas_store::Domain;
 
 use super::{app_name, client, nothing, progress};
 use crate::AppArg;
 use crate::client::path;
 
-pub async fn list(arg: &AppArg) -> Result<()> {
+pub(crate) async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
     let domains: Vec<Domain> = client()?.get(&path(&["apps", &name, "domains"])?).await?;
     println!("=== {name} Custom Domains");
@@ -21,7 +21,7 @@ pub async fn list(arg: &AppArg) -> Result<()> {
     Ok(())
 }
 
-pub async fn add(arg: &AppArg, hostname: &str) -> Result<()> {
+pub(crate) async fn add(arg: &AppArg, hostname: &str) -> Result<()> {
     let name = app_name(arg)?;
     let body = AddDomain { hostname: hostname.to_string() };
     let client = client()?;
@@ -35,7 +35,7 @@ pub async fn add(arg: &AppArg, hostname: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn remove(arg: &AppArg, hostname: &str) -> Result<()> {
+pub(crate) async fn remove(arg: &AppArg, hostname: &str) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let path = path(&["apps", &name, "domains", hostname])?;

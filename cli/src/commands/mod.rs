@@ -1,17 +1,17 @@
 //! One module per group of commands. Each prints what a person reads on stdout and
 //! progress ("Creating app… done") on stderr, as the Heroku CLI does.
 
-pub mod apps;
-pub mod build;
-pub mod builds;
-pub mod config;
-pub mod domains;
-pub mod ps;
-pub mod push;
-pub mod releases;
-pub mod router;
-pub mod server;
-pub mod session;
+pub(crate) mod apps;
+pub(crate) mod build;
+pub(crate) mod builds;
+pub(crate) mod config;
+pub(crate) mod domains;
+pub(crate) mod ps;
+pub(crate) mod push;
+pub(crate) mod releases;
+pub(crate) mod router;
+pub(crate) mod server;
+pub(crate) mod session;
 
 use anyhow::{Result, bail};
 
@@ -19,13 +19,13 @@ use crate::client::Client;
 use crate::{AppArg, credentials, git};
 
 /// A client for the logged-in server.
-pub fn client() -> Result<Client> {
+pub(crate) fn client() -> Result<Client> {
     Client::new(&credentials::load()?)
 }
 
 /// The app a command acts on: `-a APP`, else the app the checkout's git remote points at;
 /// checked as the server checks app names, before it goes into any URL.
-pub fn app_name(arg: &AppArg) -> Result<String> {
+pub(crate) fn app_name(arg: &AppArg) -> Result<String> {
     if let Some(app) = &arg.app {
         return checked(app);
     }
@@ -40,14 +40,14 @@ pub fn app_name(arg: &AppArg) -> Result<String> {
 }
 
 /// `name` if it is a valid app name (the server's own rule), else why not.
-pub fn checked(name: &str) -> Result<String> {
-    paas_server::validate::app_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+pub(crate) fn checked(name: &str) -> Result<String> {
+    paas_server::core::validate::app_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
     Ok(name.to_string())
 }
 
 /// Heroku-style progress on stderr around `work`: `MESSAGE... done` (followed by what
 /// `outcome` says of the result, e.g. `, v4`) or `MESSAGE... failed`.
-pub async fn progress<T>(
+pub(crate) async fn progress<T>(
     message: &str,
     work: impl Future<Output = Result<T>>,
     outcome: impl FnOnce(&T) -> String,
@@ -62,12 +62,12 @@ pub async fn progress<T>(
 }
 
 /// No detail after `done`.
-pub fn nothing<T>(_: &T) -> String {
+pub(crate) fn nothing<T>(_: &T) -> String {
     String::new()
 }
 
 /// Left-aligned columns, two spaces apart.
-pub fn table(rows: &[Vec<String>]) -> String {
+pub(crate) fn table(rows: &[Vec<String>]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))

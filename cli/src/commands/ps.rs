@@ -5,13 +5,13 @@ use std::io::Write;
 
 use anyhow::{Context, Result, bail};
 use paas_runner::Process;
-use paas_server::one_off::RunEvent;
+use paas_server::wire::RunEvent;
 
 use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;
 use crate::client::{encode, path};
 
-pub async fn scale(arg: &AppArg, changes: &[String]) -> Result<()> {
+pub(crate) async fn scale(arg: &AppArg, changes: &[String]) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let path = path(&["apps", &name, "formation"])?;
@@ -45,7 +45,7 @@ fn print_formation(name: &str, formation: &BTreeMap<String, i64>) {
     println!("{}", line.join(" "));
 }
 
-pub async fn list(arg: &AppArg) -> Result<()> {
+pub(crate) async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
     let processes: Vec<Process> = client()?.get(&path(&["apps", &name, "ps"])?).await?;
     if processes.is_empty() {
@@ -81,7 +81,7 @@ fn human(duration: std::time::Duration) -> String {
     }
 }
 
-pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Result<()> {
+pub(crate) async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Result<()> {
     let name = app_name(arg)?;
     let mut url = format!("{}?num={num}&tail={tail}", path(&["apps", &name, "logs"])?);
     if let Some(ps) = ps {
@@ -98,12 +98,12 @@ pub async fn logs(arg: &AppArg, tail: bool, ps: Option<&str>, num: usize) -> Res
 
 /// Streams the command's output, stdout to stdout and stderr to stderr, byte for byte;
 /// exits the CLI with the command's exit code.
-pub async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()> {
+pub(crate) async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Result<()> {
     let name = app_name(arg)?;
     let command = command.join(" ");
     eprintln!("Running `{command}` on {name}...");
     let path = path(&["apps", &name, "run"])?;
-    let body = paas_server::api::RunCommand { command };
+    let body = paas_server::wire::RunCommand { command };
     let response = if no_input || std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         client()?.post_stream(&path, &body).await?
     } else {
@@ -181,10 +181,10 @@ fn stdin_chunks() -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> 
     })
 }
 
-pub async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {
+pub(crate) async fn restart(arg: &AppArg, process_type: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let what = process_type.clone().unwrap_or_else(|| "all processes".into());
-    let body = paas_server::api::Restart { process_type };
+    let body = paas_server::wire::Restart { process_type };
     let client = client()?;
     let path = path(&["apps", &name, "ps", "restart"])?;
     let work = client.post::<Vec<Process>>(&path, &body);

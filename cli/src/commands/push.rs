@@ -7,13 +7,13 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use futures_util::StreamExt;
-use paas_server::git::{HookEvent, HookRequest, QUARANTINE_ENV, RefUpdate};
+use paas_server::wire::{HookEvent, HookRequest, QUARANTINE_ENV, RefUpdate};
 
 use super::{app_name, client};
 use crate::{AppArg, credentials, git};
 
 /// `paas git:remote`: points a remote of this checkout at the app's repository.
-pub fn remote(arg: &AppArg) -> Result<()> {
+pub(crate) fn remote(arg: &AppArg) -> Result<()> {
     if arg.app.is_none() {
         bail!("name the app: paas git:remote -a APP");
     }
@@ -36,7 +36,7 @@ fn helper_key(url: &str) -> String {
 
 /// Makes plain `git push` to `url` authenticate with the saved token (a global git setting
 /// scoped to that URL alone). Returns whether git took it.
-pub fn install_credential_helper(url: &str) -> bool {
+pub(crate) fn install_credential_helper(url: &str) -> bool {
     let Ok(exe) = std::env::current_exe() else {
         return false;
     };
@@ -48,7 +48,7 @@ pub fn install_credential_helper(url: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-pub fn remove_credential_helper(url: &str) {
+pub(crate) fn remove_credential_helper(url: &str) {
     let _ = Command::new("git")
         .args(["config", "--global", "--unset-all", &helper_key(url)])
         .stderr(std::process::Stdio::null())
@@ -58,7 +58,7 @@ pub fn remove_credential_helper(url: &str) {
 /// `paas git-credential get`: git's credential-helper protocol. Answers with the saved token
 /// when git asks about the server paas is logged in to, and with nothing otherwise, so git
 /// goes on to other helpers. `store` and `erase` have nothing to do: the login is the store.
-pub fn credential(action: &str) -> Result<()> {
+pub(crate) fn credential(action: &str) -> Result<()> {
     if action != "get" {
         return Ok(());
     }
@@ -90,7 +90,7 @@ pub fn credential(action: &str) -> Result<()> {
 /// `paas git-hook`: run by git as an app repository's pre-receive hook, inside a push the
 /// server is receiving. Hands the pushed refs to the server and prints the deploy's log as
 /// it streams (git shows it as `remote:` lines); exits non-zero to reject the push.
-pub async fn hook() -> Result<bool> {
+pub(crate) async fn hook() -> Result<bool> {
     let url = std::env::var("PAAS_HOOK_URL").context("PAAS_HOOK_URL is not set")?;
     let token = std::env::var("PAAS_HOOK_TOKEN").context("PAAS_HOOK_TOKEN is not set")?;
     let mut refs = Vec::new();

@@ -7,7 +7,7 @@ use super::{app_name, client, table};
 use crate::AppArg;
 use crate::client::path;
 
-pub async fn list(arg: &AppArg, num: usize) -> Result<()> {
+pub(crate) async fn list(arg: &AppArg, num: usize) -> Result<()> {
     let name = app_name(arg)?;
     let releases: Vec<Release> = client()?.get(&path(&["apps", &name, "releases"])?).await?;
     // Current is the newest release that serves; newer ones may have failed or be rolling out.
@@ -43,7 +43,7 @@ fn shortened(text: &str, width: usize) -> String {
     format!("{kept}…")
 }
 
-pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
+pub(crate) async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let client = client()?;
     let release: Release = match version {
@@ -77,10 +77,10 @@ pub async fn info(arg: &AppArg, version: Option<String>) -> Result<()> {
     Ok(())
 }
 
-pub async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
+pub(crate) async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()> {
     let name = app_name(arg)?;
     let target = version.clone().unwrap_or_else(|| "the previous release".into());
-    let body = paas_server::api::Rollback { version };
+    let body = paas_server::wire::Rollback { version };
     let client = client()?;
     let path = path(&["apps", &name, "rollback"])?;
     let work = client.post::<Release>(&path, &body);

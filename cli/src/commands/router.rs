@@ -10,7 +10,7 @@ use paas_router::{RouteTable, Router};
 use paas_server::RouterSettings;
 
 #[derive(clap::Args)]
-pub struct RouterArgs {
+pub(crate) struct RouterArgs {
     #[command(flatten)]
     settings: RouterSettings,
     /// The routing table, as JSON: {"routes": [{"app": "shop", "hosts": ["shop.example.com"],
@@ -22,7 +22,7 @@ pub struct RouterArgs {
     log_format: String,
 }
 
-pub async fn run(args: RouterArgs) -> Result<()> {
+pub(crate) async fn run(args: RouterArgs) -> Result<()> {
     super::server::init_tracing(&args.log_format);
     let router = Router::new(args.settings.router_config());
     let table = load(&args.table)?;

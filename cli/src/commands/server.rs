@@ -14,7 +14,7 @@ use clap::{ArgMatches, Command};
 use paas_server::ServerConfig;
 
 #[derive(clap::Args)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     #[command(flatten)]
     config: ServerConfig,
     /// Log format: `human` for a terminal, `json` for log collectors.
@@ -39,7 +39,7 @@ const NOT_IN_FILE: [&str; 3] = ["config_file", "print_config", "help"];
 /// `args` with the config file's settings added as flags, for those that neither a flag nor
 /// an environment variable set; and which settings the file gave. `server` is how `args`
 /// parsed so far, `command` the `server` subcommand.
-pub fn with_config_file(
+pub(crate) fn with_config_file(
     args: Vec<OsString>,
     command: &Command,
     server: &ArgMatches,
@@ -92,7 +92,7 @@ pub fn with_config_file(
 }
 
 /// The merged settings, one `key = "value"` line each, with where it came from.
-pub fn print_config(command: &Command, server: &ArgMatches, from_file: &BTreeSet<String>) {
+pub(crate) fn print_config(command: &Command, server: &ArgMatches, from_file: &BTreeSet<String>) {
     for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
         if NOT_IN_FILE.contains(&id) || arg.is_hide_set() || arg.get_long().is_none() {
@@ -120,7 +120,7 @@ pub fn print_config(command: &Command, server: &ArgMatches, from_file: &BTreeSet
     }
 }
 
-pub async fn run(args: ServerArgs) -> Result<()> {
+pub(crate) async fn run(args: ServerArgs) -> Result<()> {
     init_tracing(&args.log_format);
     let server = paas_server::start(args.config.clone()).await?;
     if let Some(token) = &server.initial_token {

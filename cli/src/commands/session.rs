@@ -3,12 +3,12 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{Result, bail};
-use paas_server::api::Account;
+use paas_server::wire::Account;
 
 use crate::client::Client;
 use crate::credentials::{self, Credentials};
 
-pub async fn login(url: &str, token: Option<String>) -> Result<()> {
+pub(crate) async fn login(url: &str, token: Option<String>) -> Result<()> {
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         bail!("{url:?} is not a server URL: use http://HOST:PORT or https://HOST");
     }
@@ -59,7 +59,7 @@ fn set_echo(on: bool) {
     let _ = std::process::Command::new("stty").arg(if on { "echo" } else { "-echo" }).status();
 }
 
-pub fn logout() -> Result<()> {
+pub(crate) fn logout() -> Result<()> {
     if let Ok(saved) = credentials::load() {
         super::push::remove_credential_helper(&saved.url);
     }
@@ -71,7 +71,7 @@ pub fn logout() -> Result<()> {
     Ok(())
 }
 
-pub async fn whoami() -> Result<()> {
+pub(crate) async fn whoami() -> Result<()> {
     let client = super::client()?;
     let account: Account = client.get("/account").await?;
     println!("{} on {}", account.email, client.base_url());

@@ -1,5 +1,5 @@
 //! The JSON API under `/api/v1`. Handlers are thin: they parse, call an operation in
-//! [`crate::ops`], and shape the answer.
+//! [`crate::core`], and shape the answer.
 
 use std::collections::BTreeMap;
 
@@ -9,56 +9,15 @@ use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
 use paas_store::{App, Build, Domain, Release, User};
-use serde::{Deserialize, Serialize};
 
-use crate::auth;
-use crate::error::{Error, Result};
-use crate::ops::Paas;
-
-/// What `GET /api/v1/apps/{app}` answers.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AppInfo {
-    #[serde(flatten)]
-    pub app: App,
-    /// Where the router serves the app.
-    pub web_url: String,
-    /// Version of the latest release.
-    pub release: Option<i64>,
-    pub formation: BTreeMap<String, i64>,
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct CreateApp {
-    pub name: Option<String>,
-}
-
-/// `PATCH /api/v1/apps/{app}`: the app's settings to change.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct UpdateApp {
-    /// The branch whose pushes deploy.
-    pub deploy_branch: Option<String>,
-}
-
-/// What a config change answers: the release it made and the whole config after it.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ConfigUpdate {
-    pub release: Release,
-    pub config: BTreeMap<String, String>,
-    /// Nothing changed (every value was already so): no release was made, and `release` is
-    /// the current one.
-    #[serde(default)]
-    pub unchanged: bool,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Account {
-    pub email: String,
-}
+use crate::core::Paas;
+use crate::core::{Error, Result};
+use crate::http::auth;
+use crate::wire::{
+    Account, AddDomain, AppInfo, ConfigUpdate, CreateApp, Restart, Rollback, RunCommand, UpdateApp,
+};
 
 type Body<T> = std::result::Result<Json<T>, JsonRejection>;
-
-/// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
-pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Every API route: method, path (relative to `/api/v1`) and handler. The router is built
 /// from this list, and the auth test walks the same list.
@@ -106,12 +65,12 @@ pub fn router(paas: Paas) -> Router<Paas> {
     router
         .fallback(|| async { Error::NotFound("API route".into()) })
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES))
         .layer(middleware::from_fn(refuse_large_bodies))
         .layer(middleware::from_fn_with_state(paas, auth::require_token))
 }
 
-/// Refuses a body that says it is over [`MAX_BODY_BYTES`] before reading any of it, so a
+/// Refuses a body that says it is over [`crate::wire::MAX_BODY_BYTES`] before reading any of it, so a
 /// client that waits for `100 Continue` (curl does past 1 MB) is told at once. Piped input
 /// to `paas run` (`application/octet-stream`) streams, with no limit.
 async fn refuse_large_bodies(
@@ -125,7 +84,7 @@ async fn refuse_large_bodies(
         .get(CONTENT_TYPE)
         .is_some_and(|t| t.as_bytes().starts_with(b"application/octet-stream"));
     let declared = headers.get(CONTENT_LENGTH).and_then(|n| n.to_str().ok()?.parse::<usize>().ok());
-    if !streamed && declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if !streamed && declared.is_some_and(|n| n > crate::wire::MAX_BODY_BYTES) {
         return Error::TooLarge.into_response();
     }
     next.run(request).await
@@ -244,11 +203,6 @@ async fn scale(
     Ok(Json(paas.scale(&app, changes).await?))
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct AddDomain {
-    pub hostname: String,
-}
-
 async fn list_domains(
     State(paas): State<Paas>,
     Path(name): Path<String>,
@@ -296,12 +250,6 @@ async fn show_build(
     Ok(Json(paas.store().build(&app, id).await?))
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Rollback {
-    /// `v3` or `3`; none: the release before the current one.
-    pub version: Option<String>,
-}
-
 async fn rollback(
     State(paas): State<Paas>,
     Extension(user): Extension<User>,
@@ -328,7 +276,7 @@ async fn list_processes(
 async fn stream_logs(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    query: std::result::Result<Query<crate::logs::LogQuery>, QueryRejection>,
+    query: std::result::Result<Query<crate::core::LogQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
     let Query(query) = query?;
@@ -344,12 +292,7 @@ async fn stream_logs(
         .unwrap_or_default())
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct RunCommand {
-    pub command: String,
-}
-
-/// Runs a one-off command; answers JSON lines ([`RunEvent`](crate::one_off::RunEvent):
+/// Runs a one-off command; answers JSON lines ([`RunEvent`](crate::wire::RunEvent):
 /// `{"out": "<base64>"}`, `{"err": "<base64>"}`, then `{"exit": N}`) as they come, each
 /// once the client has read the ones before: a client that stops reading holds the command
 /// up. The request is JSON (`{"command": …}`), or `application/octet-stream` whose first
@@ -411,12 +354,6 @@ async fn command_then_input(body: axum::body::Body) -> Result<(String, paas_runn
     let first = futures_util::stream::iter((!rest.is_empty()).then_some(Ok(rest)));
     let more = chunks.map(|chunk| chunk.map(|c| c.to_vec()).map_err(std::io::Error::other));
     Ok((command, first.chain(more).boxed()))
-}
-
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct Restart {
-    /// Only this process type; none: all.
-    pub process_type: Option<String>,
 }
 
 async fn restart_processes(

@@ -11,8 +11,8 @@ use paas_store::{App, BuildOutcome, NewBuild, Release};
 use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
-use crate::ops::Paas;
+use super::Paas;
+use super::error::{Error, Result};
 
 pub(crate) const INTERRUPTED: &str = "the deploy was interrupted: whoever started it went away";
 

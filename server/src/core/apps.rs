@@ -1,207 +1,32 @@
-//! The operations paas offers. The JSON API, the CLI (through the API), git push, the dashboard
-//! and webhooks all call these, so a rule enforced here holds everywhere.
+//! Apps and what belongs to each: its name and deploy branch, custom domains, config vars,
+//! releases and formation. A rule enforced here holds for every front end.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 
-use paas_router::{Route, RouteTable, Router};
-use paas_store::{App, Domain, Release, Store, StoreError, User};
+use paas_store::{App, Domain, Release, StoreError, User};
 use rand::Rng;
 
-use crate::error::{Error, Result};
-use crate::validate;
+use super::Paas;
+use super::error::{Error, Result};
+use super::validate;
 
 /// Most containers of one process type a single app may ask for.
 pub const MAX_QUANTITY: i64 = 100;
 /// Most containers a single app may ask for, all process types together.
 pub const MAX_PROCESSES: i64 = 100;
 
-#[derive(Clone)]
-pub struct Paas {
-    store: Store,
-    router: Router,
-    /// Apps answer at `APP.{domain}`.
-    domain: String,
-    /// The port the router listens on, for the URLs shown to users.
-    router_port: u16,
-    /// `None` when Docker was not reachable at start-up: builds then fail with that reason.
-    pub(crate) builder: Option<paas_builder::Builder>,
-    /// `None` when Docker was not reachable at start-up: deploys then fail with that reason.
-    pub(crate) runner: Option<paas_runner::Runner>,
-    /// One deploy per app at a time.
-    pub(crate) deploy_locks: crate::deploy::DeployLocks,
-    /// Cancelled per app when it is destroyed.
-    pub(crate) destroy_tokens: crate::deploy::DestroyTokens,
-    /// git push and clone; `None` in a server built without it (some tests).
-    pub(crate) git: Option<Arc<crate::git::Git>>,
-    /// Each app's healthy `web` processes (container id → address): the router's backends.
-    pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, SocketAddr>>>>,
-    /// What paas did to each app, for `paas logs`.
-    events: crate::events::AppEvents,
-    /// Images of this many newest releases are kept for rollbacks.
-    pub(crate) keep_release_images: usize,
-    /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
-    /// default one, since another paas then shares the engine.
-    pub(crate) image_namespace: Option<String>,
-}
-
 impl Paas {
-    pub fn new(store: Store, router: Router, domain: &str, router_port: u16) -> Paas {
-        Paas {
-            store,
-            router,
-            domain: domain.to_ascii_lowercase(),
-            router_port,
-            builder: None,
-            runner: None,
-            deploy_locks: Default::default(),
-            destroy_tokens: Default::default(),
-            git: None,
-            backends: Default::default(),
-            events: Default::default(),
-            keep_release_images: 5,
-            image_namespace: None,
-        }
-    }
-
-    /// Builds go through this builder, containers through this runner.
-    pub fn with_docker(
-        mut self,
-        builder: Option<paas_builder::Builder>,
-        runner: Option<paas_runner::Runner>,
-    ) -> Paas {
-        self.builder = builder;
-        self.runner = runner;
-        self
-    }
-
-    /// Tags this server's images under `paas/NAMESPACE/`.
-    pub fn with_image_namespace(mut self, namespace: Option<String>) -> Paas {
-        self.image_namespace = namespace;
-        self
-    }
-
-    /// Keeps the images of the newest `n` releases (at least one) for rollbacks.
-    pub fn keeping_release_images(mut self, n: usize) -> Paas {
-        self.keep_release_images = n.max(1);
-        self
-    }
-
-    /// Apps get git repositories here, and pushes deploy.
-    pub fn with_git(mut self, git: Arc<crate::git::Git>) -> Paas {
-        self.git = Some(git);
-        self
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    pub fn router(&self) -> &Router {
-        &self.router
-    }
-
-    /// The apps' activity feed (`paas[deploy]:` lines in `paas logs`).
-    pub fn events(&self) -> &crate::events::AppEvents {
-        &self.events
-    }
-
-    /// Says in the app's feed that `release` was made, Heroku's "Release v5 created by …".
-    pub(crate) fn announce_release(&self, app: &App, release: &Release) {
-        self.events.emit(
-            &app.name,
-            "deploy",
-            format!(
-                "Release v{} created by {}: {}",
-                release.version, release.created_by, release.description
-            ),
-        );
-    }
-
-    /// Where the app is served: `http://APP.DOMAIN[:PORT]`.
-    pub fn web_url(&self, app: &App) -> String {
-        match self.router_port {
-            80 => format!("http://{}.{}/", app.name, self.domain),
-            port => format!("http://{}.{}:{port}/", app.name, self.domain),
-        }
-    }
-
-    /// The routing table: every app at `APP.DOMAIN` and its custom domains, with its healthy
-    /// `web` processes as backends; an app without any answers 503.
-    pub async fn route_table(&self) -> Result<RouteTable> {
-        let backends = self.backends.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut routes: BTreeMap<String, Route> = BTreeMap::new();
-        for app in self.store.apps().await? {
-            let host = format!("{}.{}", app.name, self.domain);
-            let live =
-                backends.get(&app.name).map(|b| b.values().copied().collect()).unwrap_or_default();
-            routes.insert(
-                app.name.clone(),
-                Route { app: app.name, hosts: vec![host], backends: live },
-            );
-        }
-        for (app, hostname) in self.store.all_domains().await? {
-            if let Some(route) = routes.get_mut(&app) {
-                route.hosts.push(hostname);
-            }
-        }
-        Ok(RouteTable { routes: routes.into_values().collect() })
-    }
-
-    /// Hands the router a fresh table after apps or domains changed.
-    pub async fn sync_routes(&self) -> Result<()> {
-        let draining = self.apply_routes().await?;
-        tokio::spawn(draining.wait(std::time::Duration::from_secs(30)));
-        Ok(())
-    }
-
-    /// Swaps in a fresh table; the backends that left it are returned to be drained.
-    pub async fn apply_routes(&self) -> Result<paas_router::Draining> {
-        let table = self.route_table().await?;
-        Ok(self.router.set_table(&table))
-    }
-
-    /// The domain apps are served under.
-    pub fn domain(&self) -> &str {
-        &self.domain
-    }
-
-    pub(crate) fn set_backends(&self, app: &str, web: BTreeMap<String, SocketAddr>) {
-        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        if web.is_empty() {
-            backends.remove(app);
-        } else {
-            backends.insert(app.to_string(), web);
-        }
-    }
-
-    /// Adds or removes one backend; true if that changed anything.
-    pub(crate) fn update_backend(
-        &self,
-        app: &str,
-        container_id: &str,
-        addr: Option<SocketAddr>,
-    ) -> bool {
-        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        let web = backends.entry(app.to_string()).or_default();
-        match addr {
-            Some(addr) => web.insert(container_id.to_string(), addr) != Some(addr),
-            None => web.remove(container_id).is_some(),
-        }
-    }
-
     /// Creates an app; with no name, picks a free random one like `gentle-river-4821`.
     pub async fn create_app(&self, name: Option<&str>, user: &User) -> Result<App> {
         let app = match name {
             Some(name) => {
                 validate::app_name(name)?;
-                self.store.create_app(name, &user.email).await?
+                self.store().create_app(name, &user.email).await?
             }
             None => self.create_randomly_named_app(user).await?,
         };
         // Lines about an earlier app of this name (its processes' last exits) are not this one's.
-        self.events.forget(&app.name);
+        self.events().forget(&app.name);
         if let Some(git) = &self.git {
             // A failure here is not the app's end: the first push creates the repository.
             if let Err(err) = git.ensure_repo(&app.name).await {
@@ -215,7 +40,7 @@ impl Paas {
     async fn create_randomly_named_app(&self, user: &User) -> Result<App> {
         for _ in 0..10 {
             let name = random_app_name();
-            match self.store.create_app(&name, &user.email).await {
+            match self.store().create_app(&name, &user.email).await {
                 Err(StoreError::Conflict(_)) => continue,
                 other => return Ok(other?),
             }
@@ -224,17 +49,17 @@ impl Paas {
     }
 
     pub async fn app(&self, name: &str) -> Result<App> {
-        Ok(self.store.app(name).await?)
+        Ok(self.store().app(name).await?)
     }
 
     pub async fn apps(&self) -> Result<Vec<App>> {
-        Ok(self.store.apps().await?)
+        Ok(self.store().apps().await?)
     }
 
     /// Makes pushes to `branch` (and only to it) deploy the app.
     pub async fn set_deploy_branch(&self, app: &App, branch: &str) -> Result<App> {
         validate::branch_name(branch)?;
-        let app = self.store.set_deploy_branch(app, branch).await?;
+        let app = self.store().set_deploy_branch(app, branch).await?;
         if let Some(git) = &self.git {
             git.point_head(&app.name, branch).await?;
         }
@@ -245,13 +70,13 @@ impl Paas {
     /// A build under way is cancelled; a rollout under way finishes first, so nothing of
     /// the app is started after it is gone.
     pub async fn destroy_app(&self, name: &str) -> Result<()> {
-        let app = self.store.app(name).await?;
+        let app = self.store().app(name).await?;
         self.destroying(&app.name).cancel();
         let _lock = self.wait_for_deploy_lock(&app, &paas_builder::BuildLog::new()).await;
         let images: Vec<String> =
-            self.store.releases(&app).await?.into_iter().filter_map(|r| r.image).collect();
+            self.store().releases(&app).await?.into_iter().filter_map(|r| r.image).collect();
         self.stop_all(&app.name).await?;
-        self.store.delete_app(name).await?;
+        self.store().delete_app(name).await?;
         if let Some(git) = &self.git {
             git.remove_repo(&app.name).await;
         }
@@ -262,43 +87,44 @@ impl Paas {
                 }
             }
         }
-        self.events.forget(&app.name);
+        self.events().forget(&app.name);
         // A later app of this name starts with a deploy lock and token of its own.
         self.destroy_tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&app.name);
         self.sync_routes().await
     }
 
     pub async fn domains(&self, app: &App) -> Result<Vec<Domain>> {
-        Ok(self.store.domains(app).await?)
+        Ok(self.store().domains(app).await?)
     }
 
     /// Routes a custom hostname (or `*.example.com`) to the app.
     pub async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain> {
         let hostname = validate::hostname(hostname)?;
         let base = hostname.strip_prefix("*.").unwrap_or(&hostname);
-        if base == self.domain || base.ends_with(&format!(".{}", self.domain)) {
+        if base == self.domain() || base.ends_with(&format!(".{}", self.domain())) {
             return Err(Error::invalid(
                 "invalid_domain",
                 format!(
                     "{hostname} is under paas's own domain {}, where every app already has \
                      APP.{}; add a domain of your own",
-                    self.domain, self.domain
+                    self.domain(),
+                    self.domain()
                 ),
             ));
         }
-        let domain = self.store.add_domain(app, &hostname).await?;
+        let domain = self.store().add_domain(app, &hostname).await?;
         self.sync_routes().await?;
         Ok(domain)
     }
 
     pub async fn remove_domain(&self, app: &App, hostname: &str) -> Result<()> {
         let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
-        self.store.remove_domain(app, &hostname).await?;
+        self.store().remove_domain(app, &hostname).await?;
         self.sync_routes().await
     }
 
     pub async fn config(&self, app: &App) -> Result<BTreeMap<String, String>> {
-        Ok(self.store.config(app).await?)
+        Ok(self.store().config(app).await?)
     }
 
     /// Sets (`Some`) and removes (`None`) config vars, making one new release; returns it and
@@ -324,8 +150,8 @@ impl Paas {
         // config compared with is the one changed.
         let log = paas_builder::BuildLog::new();
         let _lock = self.lock_deploys(app, &log).await?;
-        let stored = self.store.config(app).await?;
-        let current = self.store.current_release(app).await?;
+        let stored = self.store().config(app).await?;
+        let current = self.store().current_release(app).await?;
         // A change stays unless both the stored config and the serving release have it: after
         // a rollout that failed they differ, and setting the value again retries it.
         changes.retain(|key, value| {
@@ -340,7 +166,7 @@ impl Paas {
         validate::config_size(kept, set)?;
         let description = config_description(&changes);
         let changes: Vec<_> = changes.into_iter().collect();
-        let release = self.store.update_config(app, &changes, &description, &user.email).await?;
+        let release = self.store().update_config(app, &changes, &description, &user.email).await?;
         self.announce_release(app, &release);
         if release.image.is_some() {
             self.roll_out(app, &release, &log).await.map_err(|err| {
@@ -358,15 +184,15 @@ impl Paas {
     }
 
     pub async fn releases(&self, app: &App) -> Result<Vec<Release>> {
-        Ok(self.store.releases(app).await?)
+        Ok(self.store().releases(app).await?)
     }
 
     pub async fn release(&self, app: &App, version: i64) -> Result<Release> {
-        Ok(self.store.release(app, version).await?)
+        Ok(self.store().release(app, version).await?)
     }
 
     pub async fn formation(&self, app: &App) -> Result<BTreeMap<String, i64>> {
-        Ok(self.store.formation(app).await?)
+        Ok(self.store().formation(app).await?)
     }
 
     /// Sets process quantities. Only the process types of the latest release can be scaled,
@@ -382,8 +208,8 @@ impl Paas {
             return Err(Error::invalid("no_formation_changes", "no process types given"));
         }
         let known =
-            self.store.latest_release(app).await?.map(|r| r.process_types).unwrap_or_default();
-        let formation = self.store.formation(app).await?;
+            self.store().latest_release(app).await?.map(|r| r.process_types).unwrap_or_default();
+        let formation = self.store().formation(app).await?;
         for (process_type, quantity) in &changes {
             validate::process_type(process_type)?;
             if process_type == "release" {
@@ -417,9 +243,9 @@ impl Paas {
                 ),
             ));
         }
-        self.store.scale(app, &changes).await?;
+        self.store().scale(app, &changes).await?;
         let wanted: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
-        self.events.emit(&app.name, "deploy", format!("Scaling to {}", wanted.join(" ")));
+        self.events().emit(&app.name, "deploy", format!("Scaling to {}", wanted.join(" ")));
         self.reconcile_formation(app).await?;
         self.formation(app).await
     }

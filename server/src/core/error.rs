@@ -1,10 +1,6 @@
-//! One error type for every operation, and its JSON shape on the wire:
-//! `{"error": {"code": "...", "message": "..."}}`.
+//! One error type for every operation of the core, with a stable code for each kind. How it
+//! looks on the wire is the front ends' business (`http::error`).
 
-use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use paas_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +10,8 @@ pub enum Error {
     Invalid { code: &'static str, message: String },
     #[error("{0}")]
     BadRequest(String),
-    /// The request body is over [`crate::api::MAX_BODY_BYTES`].
-    #[error("the request body is over the limit of {} MiB", crate::api::MAX_BODY_BYTES >> 20)]
+    /// The request body is over [`crate::wire::MAX_BODY_BYTES`].
+    #[error("the request body is over the limit of {} MiB", crate::wire::MAX_BODY_BYTES >> 20)]
     TooLarge,
     #[error("{0} not found")]
     NotFound(String),
@@ -67,21 +63,6 @@ impl Error {
             Error::Internal(_) | Error::Store(_) => "internal",
         }
     }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Error::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
-            Error::Conflict(_) => StatusCode::CONFLICT,
-            Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::BuildFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Internal(_) | Error::Store(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
 }
 
 impl From<StoreError> for Error {
@@ -91,23 +72,6 @@ impl From<StoreError> for Error {
             StoreError::Conflict(message) => Error::Conflict(message),
             other => Error::Store(other),
         }
-    }
-}
-
-impl From<JsonRejection> for Error {
-    fn from(rejection: JsonRejection) -> Error {
-        match rejection {
-            JsonRejection::JsonDataError(e) => Error::invalid("invalid_body", e.body_text()),
-            // Axum says "length limit exceeded" with a 413; the message says which limit.
-            other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::TooLarge,
-            other => Error::BadRequest(other.body_text()),
-        }
-    }
-}
-
-impl From<QueryRejection> for Error {
-    fn from(rejection: QueryRejection) -> Error {
-        Error::invalid("invalid_query", rejection.body_text())
     }
 }
 
@@ -131,41 +95,4 @@ impl Error {
 
 const INTERNAL: &str = "internal error; the server log has the details";
 
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let message = self.public_message();
-        let body = Json(serde_json::json!({
-            "error": { "code": self.code(), "message": message }
-        }));
-        let mut response = (self.status(), body).into_response();
-        if matches!(self, Error::Unauthorized(_)) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"paas\""),
-            );
-        }
-        response
-    }
-}
-
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_body_over_the_limit_is_too_large() {
-        use axum::extract::FromRequest;
-        let body = vec![b' '; crate::api::MAX_BODY_BYTES + 1];
-        let request = axum::http::Request::builder()
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(axum::body::Body::from(body))
-            .unwrap();
-        let rejection = Json::<serde_json::Value>::from_request(request, &()).await.unwrap_err();
-        let error = Error::from(rejection);
-        assert_eq!(error.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        assert_eq!(error.code(), "payload_too_large");
-        assert_eq!(error.to_string(), "the request body is over the limit of 2 MiB");
-    }
-}

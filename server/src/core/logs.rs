@@ -4,7 +4,7 @@
 //! release, a scale-up, a restart after a crash).
 //!
 //! Every line starts with its timestamp, RFC 3339 with nine fractional digits in UTC (Docker's
-//! form, and [`crate::events`]'s), so lines sort by time as text, and a follower that attaches
+//! form, and [`super::events`]'s), so lines sort by time as text, and a follower that attaches
 //! again skips what it sent already by comparing timestamps.
 
 use std::collections::{HashMap, HashSet};
@@ -16,10 +16,10 @@ use paas_store::App;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 
-use crate::error::Result;
-use crate::events::AppEvent;
-use crate::ops::Paas;
-use crate::rollout::deploy_error;
+use super::Paas;
+use super::error::Result;
+use super::events::AppEvent;
+use super::rollout::deploy_error;
 
 /// What `paas logs` asks for.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -63,7 +63,7 @@ impl Paas {
         let runner = self.runner()?.clone();
         let filter = Filter(query.ps.clone());
         let num = query.num.unwrap_or(100).min(10_000);
-        let asked_at = crate::events::now();
+        let asked_at = super::events::now();
         // Listening starts before the processes are listed, so that one starting in between
         // is not missed.
         let live = query.tail.then(|| (runner.events(), self.events().subscribe()));
@@ -185,7 +185,7 @@ impl Follow {
                     Ok(_) => continue,
                     Err(broadcast::error::RecvError::Lagged(skipped)) => {
                         format!("{} paas[logs]: {skipped} of paas's lines skipped: this \
-                                 client read too slowly\n", crate::events::now())
+                                 client read too slowly\n", super::events::now())
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },

@@ -3,72 +3,16 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use paas_runner::{LogStream, OutputChunk};
 use paas_store::App;
 use tokio::sync::mpsc;
 
-use crate::error::{Error, Result};
-use crate::ops::Paas;
-use crate::rollout::spec_for;
-
-/// One event of a one-off run: the answer of `POST /apps/{app}/run` is one JSON object a
-/// line, `{"out": "<base64>"}` and `{"err": "<base64>"}` as the command writes, then
-/// `{"exit": N}` or `{"error": "…"}`. Shared by the server and the CLI.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum RunEvent {
-    /// Bytes the command wrote to its standard output, as they came (base64 in JSON, so
-    /// any bytes, not only UTF-8 lines, get through).
-    #[serde(rename = "out", with = "base64_bytes")]
-    Stdout(Bytes),
-    /// Bytes the command wrote to its standard error.
-    #[serde(rename = "err", with = "base64_bytes")]
-    Stderr(Bytes),
-    /// The command ended with this exit code: the last event of a run.
-    #[serde(rename = "exit")]
-    Exit(i64),
-    /// paas could not run it, or not to the end: the last event of a run.
-    #[serde(rename = "error")]
-    Error(String),
-}
-
-impl From<OutputChunk> for RunEvent {
-    fn from(chunk: OutputChunk) -> RunEvent {
-        match chunk.stream {
-            LogStream::Stdout => RunEvent::Stdout(chunk.bytes),
-            LogStream::Stderr => RunEvent::Stderr(chunk.bytes),
-        }
-    }
-}
-
-mod base64_bytes {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use bytes::Bytes;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(
-        bytes: &Bytes,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Bytes, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        STANDARD.decode(text).map(Bytes::from).map_err(serde::de::Error::custom)
-    }
-}
+use super::Paas;
+use super::error::{Error, Result};
+use super::rollout::{OUTPUT_CHUNKS, spec_for};
+use crate::wire::RunEvent;
 
 /// Longest a one-off command may run.
 const ONE_OFF_LIMIT: Duration = Duration::from_secs(60 * 60);
-
-/// Chunks (as Docker frames them, tens of KiB) that may wait between the container and the
-/// caller, per channel: enough to keep the stream flowing, little enough that a caller who
-/// stops reading holds the command up rather than paas's memory.
-pub(crate) const OUTPUT_CHUNKS: usize = 16;
 
 impl Paas {
     /// Runs `command` once in a fresh container of the current release, with its config and
@@ -133,34 +77,5 @@ impl Paas {
                 .await;
         });
         Ok(receiver)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_events_carry_any_bytes_as_base64_json_lines() {
-        let events = [
-            RunEvent::Stdout(Bytes::from_static(b"caf\xc3\xa9 \xff\x00 no newline")),
-            RunEvent::Stderr(Bytes::from_static(b"warning\n")),
-            RunEvent::Exit(3),
-            RunEvent::Error("boom".into()),
-        ];
-        let lines: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
-        assert_eq!(
-            lines,
-            [
-                r#"{"out":"Y2Fmw6kg/wAgbm8gbmV3bGluZQ=="}"#,
-                r#"{"err":"d2FybmluZwo="}"#,
-                r#"{"exit":3}"#,
-                r#"{"error":"boom"}"#,
-            ]
-        );
-        for (line, event) in lines.iter().zip(&events) {
-            assert_eq!(&serde_json::from_str::<RunEvent>(line).unwrap(), event);
-        }
-        assert!(serde_json::from_str::<RunEvent>(r#"{"out":"not base64!"}"#).is_err());
     }
 }

@@ -10,15 +10,18 @@ use paas_builder::BuildLog;
 use paas_runner::{HealthCheck, LogStream, OutputChunk, Process, ProcessSpec, RunError, Runner};
 use paas_store::{App, Release, ReleaseStatus};
 
-use crate::error::{Error, Result};
-use crate::one_off::OUTPUT_CHUNKS;
-use crate::ops::Paas;
-use crate::validate;
+use super::Paas;
+use super::error::{Error, Result};
+use super::validate;
 
 /// The port every `web` process is told to listen on; each container has its own IP.
-pub const WEB_PORT: u16 = 5000;
+pub(super) const WEB_PORT: u16 = 5000;
 /// How long old processes may finish their in-flight requests after the switch.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// Chunks (as Docker frames them, tens of KiB) that may wait between a one-off container
+/// and its reader, per channel: enough to keep the stream flowing, little enough that a
+/// reader who stops holds the command up rather than paas's memory.
+pub(crate) const OUTPUT_CHUNKS: usize = 16;
 /// Longest a release phase (`release:` in the Procfile) may run.
 const RELEASE_PHASE_LIMIT: Duration = Duration::from_secs(15 * 60);
 /// How long a process with no port must keep running after `ps:scale` starts it: it has no
@@ -243,7 +246,7 @@ impl Paas {
 
     /// The `web` health check: a TCP connect, then `GET $PAAS_HEALTHCHECK_PATH` if the app
     /// sets that config var, with the app's own hostname (Django checks ALLOWED_HOSTS).
-    fn health_check(&self, app: &App, release: &Release) -> HealthCheck {
+    pub(super) fn health_check(&self, app: &App, release: &Release) -> HealthCheck {
         let mut check = HealthCheck {
             path: release.config.get("PAAS_HEALTHCHECK_PATH").filter(|p| !p.is_empty()).cloned(),
             host: Some(format!("{}.{}", app.name, self.domain())),
@@ -255,36 +258,6 @@ impl Paas {
             check.timeout = Duration::from_secs(seconds.clamp(1, 600));
         }
         check
-    }
-
-    /// On start-up: adopt the containers of each app's current release (healthy apps are not
-    /// restarted), mark rollouts cut short by the stop as failed, remove strays, and rebuild
-    /// the routing table.
-    pub async fn adopt_running(&self) -> Result<()> {
-        let interrupted = self.store().fail_pending_releases().await?;
-        if interrupted > 0 {
-            tracing::warn!(
-                releases = interrupted,
-                "marked rollouts interrupted by the last stop as failed"
-            );
-        }
-        let Ok(runner) = self.runner() else { return Ok(()) };
-        let mut keep = HashSet::new();
-        for app in self.store().apps().await? {
-            let Some(current) = self.store().current_release(&app).await? else { continue };
-            let processes = runner.list(Some(&app.name)).await.map_err(deploy_error)?;
-            let mine: Vec<&Process> =
-                processes.iter().filter(|p| p.release == current.version && !p.one_off).collect();
-            keep.extend(mine.iter().map(|p| p.container_id.clone()));
-            let web = web_backends(mine.iter().copied());
-            tracing::info!(app = %app.name, release = current.version, processes = mine.len(), "adopted");
-            self.set_backends(&app.name, web);
-        }
-        let removed = runner.remove_strays(None, &keep).await.map_err(deploy_error)?;
-        if !removed.is_empty() {
-            tracing::info!(containers = ?removed, "removed containers of no current release");
-        }
-        self.sync_routes().await
     }
 
     /// The app's containers as Docker sees them: what `paas ps` shows.
@@ -361,7 +334,7 @@ fn line_text(line: &[u8]) -> String {
 }
 
 /// The `web` processes among `processes` that have an address, as router backends.
-fn web_backends<'a>(
+pub(super) fn web_backends<'a>(
     processes: impl IntoIterator<Item = &'a Process>,
 ) -> BTreeMap<String, SocketAddr> {
     processes
@@ -550,95 +523,6 @@ impl Paas {
         let checks = others.iter().map(|p| runner.wait_healthy(p, &settle));
         futures_util::future::try_join_all(checks).await.map_err(crashing)?;
         Ok(())
-    }
-}
-
-impl Paas {
-    /// Follows Docker's events so routing follows crashes: a `web` process that dies leaves
-    /// the router at once; when Docker has restarted it, it is health-checked and put back.
-    /// Exits, out-of-memory kills and restarts of every process go to the app's feed.
-    pub fn watch_crashes(&self) -> Option<tokio::task::JoinHandle<()>> {
-        let runner = self.runner.clone()?;
-        let paas = self.clone();
-        Some(tokio::spawn(async move {
-            use futures_util::StreamExt;
-            let events = runner.events();
-            futures_util::pin_mut!(events);
-            while let Some(event) = events.next().await {
-                if event.one_off {
-                    continue;
-                }
-                paas.record_process_event(&event);
-                if event.process_type != "web" {
-                    continue;
-                }
-                let paas = paas.clone();
-                let runner = runner.clone();
-                tokio::spawn(async move { paas.on_web_event(&runner, event).await });
-            }
-        }))
-    }
-
-    /// Heroku's `heroku[web.1]: Process exited with status 3`, as `paas[web.1]: …`.
-    fn record_process_event(&self, event: &paas_runner::ProcessEvent) {
-        use paas_runner::ProcessEventKind;
-        let text = match event.kind {
-            ProcessEventKind::Died { exit_code: Some(code) } => {
-                format!("Process of v{} exited with code {code}", event.release)
-            }
-            ProcessEventKind::Died { exit_code: None } => {
-                format!("Process of v{} exited", event.release)
-            }
-            ProcessEventKind::OutOfMemory => {
-                format!("Process of v{} was killed for going over its memory limit", event.release)
-            }
-            ProcessEventKind::Started => format!("Process of v{} started", event.release),
-            _ => return,
-        };
-        let name = format!("{}.{}", event.process_type, event.index);
-        self.events().emit(&event.app, &name, text);
-    }
-
-    async fn on_web_event(&self, runner: &Runner, event: paas_runner::ProcessEvent) {
-        use paas_runner::ProcessEventKind;
-        let name = format!("{}.{}", event.process_type, event.index);
-        match event.kind {
-            ProcessEventKind::Died { exit_code }
-                if self.update_backend(&event.app, &event.container_id, None) =>
-            {
-                tracing::warn!(app = %event.app, process = %name, ?exit_code, "web process crashed; out of the router until it is healthy again");
-                let text = "Out of the router until it is healthy again";
-                self.events().emit(&event.app, &name, text);
-                let _ = self.sync_routes().await;
-            }
-            ProcessEventKind::Started => {
-                // Only restarts after a crash: new processes of a rollout are routed by it.
-                let Ok(Some(process)) = runner.process(&event.container_id).await else { return };
-                if process.restart_count == 0 {
-                    return;
-                }
-                let Ok(app) = self.store().app(&event.app).await else { return };
-                let Ok(Some(current)) = self.store().current_release(&app).await else { return };
-                if current.version != process.release {
-                    return;
-                }
-                if runner.wait_healthy(&process, &self.health_check(&app, &current)).await.is_ok()
-                    && self.update_backend(&app.name, &process.container_id, process.addr)
-                {
-                    tracing::info!(app = %app.name, process = %name, restarts = process.restart_count, "restarted web process is healthy; back in the router");
-                    self.events().emit(
-                        &app.name,
-                        &name,
-                        format!(
-                            "Healthy again (restart {}); back in the router",
-                            process.restart_count
-                        ),
-                    );
-                    let _ = self.sync_routes().await;
-                }
-            }
-            _ => {}
-        }
     }
 }
 

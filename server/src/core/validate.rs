@@ -1,6 +1,6 @@
 //! Rules for names and values that come from users.
 
-use crate::error::{Error, Result};
+use super::error::{Error, Result};
 
 /// Names that would collide with paas's own hostnames and paths.
 const RESERVED_APP_NAMES: &[&str] = &[

@@ -1,0 +1,186 @@
+//! `Paas`: the server core's handle on the store, Docker, git and the router, and the
+//! routing table it keeps the router fed with.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use paas_router::{Route, RouteTable, Router};
+use paas_store::{App, Release, Store};
+
+use super::error::Result;
+
+#[derive(Clone)]
+pub struct Paas {
+    store: Store,
+    router: Router,
+    /// Apps answer at `APP.{domain}`.
+    domain: String,
+    /// The port the router listens on, for the URLs shown to users.
+    router_port: u16,
+    /// `None` when Docker was not reachable at start-up: builds then fail with that reason.
+    pub(crate) builder: Option<paas_builder::Builder>,
+    /// `None` when Docker was not reachable at start-up: deploys then fail with that reason.
+    pub(crate) runner: Option<paas_runner::Runner>,
+    /// One deploy per app at a time.
+    pub(crate) deploy_locks: super::deploy::DeployLocks,
+    /// Cancelled per app when it is destroyed.
+    pub(crate) destroy_tokens: super::deploy::DestroyTokens,
+    /// git push and clone; `None` in a server built without it (some tests).
+    pub(crate) git: Option<Arc<super::repos::Git>>,
+    /// Each app's healthy `web` processes (container id → address): the router's backends.
+    pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, SocketAddr>>>>,
+    /// What paas did to each app, for `paas logs`.
+    events: super::events::AppEvents,
+    /// Images of this many newest releases are kept for rollbacks.
+    pub(crate) keep_release_images: usize,
+    /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
+    /// default one, since another paas then shares the engine.
+    pub(crate) image_namespace: Option<String>,
+}
+
+impl Paas {
+    pub fn new(store: Store, router: Router, domain: &str, router_port: u16) -> Paas {
+        Paas {
+            store,
+            router,
+            domain: domain.to_ascii_lowercase(),
+            router_port,
+            builder: None,
+            runner: None,
+            deploy_locks: Default::default(),
+            destroy_tokens: Default::default(),
+            git: None,
+            backends: Default::default(),
+            events: Default::default(),
+            keep_release_images: 5,
+            image_namespace: None,
+        }
+    }
+
+    /// Builds go through this builder, containers through this runner.
+    pub fn with_docker(
+        mut self,
+        builder: Option<paas_builder::Builder>,
+        runner: Option<paas_runner::Runner>,
+    ) -> Paas {
+        self.builder = builder;
+        self.runner = runner;
+        self
+    }
+
+    /// Tags this server's images under `paas/NAMESPACE/`.
+    pub fn with_image_namespace(mut self, namespace: Option<String>) -> Paas {
+        self.image_namespace = namespace;
+        self
+    }
+
+    /// Keeps the images of the newest `n` releases (at least one) for rollbacks.
+    pub fn keeping_release_images(mut self, n: usize) -> Paas {
+        self.keep_release_images = n.max(1);
+        self
+    }
+
+    /// Apps get git repositories here, and pushes deploy.
+    pub fn with_git(mut self, git: Arc<super::repos::Git>) -> Paas {
+        self.git = Some(git);
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// The apps' activity feed (`paas[deploy]:` lines in `paas logs`).
+    pub fn events(&self) -> &super::events::AppEvents {
+        &self.events
+    }
+
+    /// Says in the app's feed that `release` was made, Heroku's "Release v5 created by …".
+    pub(crate) fn announce_release(&self, app: &App, release: &Release) {
+        self.events.emit(
+            &app.name,
+            "deploy",
+            format!(
+                "Release v{} created by {}: {}",
+                release.version, release.created_by, release.description
+            ),
+        );
+    }
+
+    /// Where the app is served: `http://APP.DOMAIN[:PORT]`.
+    pub fn web_url(&self, app: &App) -> String {
+        match self.router_port {
+            80 => format!("http://{}.{}/", app.name, self.domain),
+            port => format!("http://{}.{}:{port}/", app.name, self.domain),
+        }
+    }
+
+    /// The routing table: every app at `APP.DOMAIN` and its custom domains, with its healthy
+    /// `web` processes as backends; an app without any answers 503.
+    pub async fn route_table(&self) -> Result<RouteTable> {
+        let backends = self.backends.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut routes: BTreeMap<String, Route> = BTreeMap::new();
+        for app in self.store.apps().await? {
+            let host = format!("{}.{}", app.name, self.domain);
+            let live =
+                backends.get(&app.name).map(|b| b.values().copied().collect()).unwrap_or_default();
+            routes.insert(
+                app.name.clone(),
+                Route { app: app.name, hosts: vec![host], backends: live },
+            );
+        }
+        for (app, hostname) in self.store.all_domains().await? {
+            if let Some(route) = routes.get_mut(&app) {
+                route.hosts.push(hostname);
+            }
+        }
+        Ok(RouteTable { routes: routes.into_values().collect() })
+    }
+
+    /// Hands the router a fresh table after apps or domains changed.
+    pub async fn sync_routes(&self) -> Result<()> {
+        let draining = self.apply_routes().await?;
+        tokio::spawn(draining.wait(std::time::Duration::from_secs(30)));
+        Ok(())
+    }
+
+    /// Swaps in a fresh table; the backends that left it are returned to be drained.
+    pub async fn apply_routes(&self) -> Result<paas_router::Draining> {
+        let table = self.route_table().await?;
+        Ok(self.router.set_table(&table))
+    }
+
+    /// The domain apps are served under.
+    pub fn domain(&self) -> &str {
+        &self.domain
+    }
+
+    pub(crate) fn set_backends(&self, app: &str, web: BTreeMap<String, SocketAddr>) {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        if web.is_empty() {
+            backends.remove(app);
+        } else {
+            backends.insert(app.to_string(), web);
+        }
+    }
+
+    /// Adds or removes one backend; true if that changed anything.
+    pub(crate) fn update_backend(
+        &self,
+        app: &str,
+        container_id: &str,
+        addr: Option<SocketAddr>,
+    ) -> bool {
+        let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
+        let web = backends.entry(app.to_string()).or_default();
+        match addr {
+            Some(addr) => web.insert(container_id.to_string(), addr) != Some(addr),
+            None => web.remove(container_id).is_some(),
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Supervision of running processes: what runs is adopted when paas starts, and routing
+//! follows crashes and restarts that Docker reports.
+
+use std::collections::HashSet;
+
+use paas_runner::{Process, Runner};
+
+use super::Paas;
+use super::error::Result;
+use super::rollout::{deploy_error, web_backends};
+
+impl Paas {
+    /// On start-up: adopt the containers of each app's current release (healthy apps are not
+    /// restarted), mark rollouts cut short by the stop as failed, remove strays, and rebuild
+    /// the routing table.
+    pub async fn adopt_running(&self) -> Result<()> {
+        let interrupted = self.store().fail_pending_releases().await?;
+        if interrupted > 0 {
+            tracing::warn!(
+                releases = interrupted,
+                "marked rollouts interrupted by the last stop as failed"
+            );
+        }
+        let Ok(runner) = self.runner() else { return Ok(()) };
+        let mut keep = HashSet::new();
+        for app in self.store().apps().await? {
+            let Some(current) = self.store().current_release(&app).await? else { continue };
+            let processes = runner.list(Some(&app.name)).await.map_err(deploy_error)?;
+            let mine: Vec<&Process> =
+                processes.iter().filter(|p| p.release == current.version && !p.one_off).collect();
+            keep.extend(mine.iter().map(|p| p.container_id.clone()));
+            let web = web_backends(mine.iter().copied());
+            tracing::info!(app = %app.name, release = current.version, processes = mine.len(), "adopted");
+            self.set_backends(&app.name, web);
+        }
+        let removed = runner.remove_strays(None, &keep).await.map_err(deploy_error)?;
+        if !removed.is_empty() {
+            tracing::info!(containers = ?removed, "removed containers of no current release");
+        }
+        self.sync_routes().await
+    }
+}
+
+impl Paas {
+    /// Follows Docker's events so routing follows crashes: a `web` process that dies leaves
+    /// the router at once; when Docker has restarted it, it is health-checked and put back.
+    /// Exits, out-of-memory kills and restarts of every process go to the app's feed.
+    pub fn watch_crashes(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let runner = self.runner.clone()?;
+        let paas = self.clone();
+        Some(tokio::spawn(async move {
+            use futures_util::StreamExt;
+            let events = runner.events();
+            futures_util::pin_mut!(events);
+            while let Some(event) = events.next().await {
+                if event.one_off {
+                    continue;
+                }
+                paas.record_process_event(&event);
+                if event.process_type != "web" {
+                    continue;
+                }
+                let paas = paas.clone();
+                let runner = runner.clone();
+                tokio::spawn(async move { paas.on_web_event(&runner, event).await });
+            }
+        }))
+    }
+
+    /// Heroku's `heroku[web.1]: Process exited with status 3`, as `paas[web.1]: …`.
+    fn record_process_event(&self, event: &paas_runner::ProcessEvent) {
+        use paas_runner::ProcessEventKind;
+        let text = match event.kind {
+            ProcessEventKind::Died { exit_code: Some(code) } => {
+                format!("Process of v{} exited with code {code}", event.release)
+            }
+            ProcessEventKind::Died { exit_code: None } => {
+                format!("Process of v{} exited", event.release)
+            }
+            ProcessEventKind::OutOfMemory => {
+                format!("Process of v{} was killed for going over its memory limit", event.release)
+            }
+            ProcessEventKind::Started => format!("Process of v{} started", event.release),
+            _ => return,
+        };
+        let name = format!("{}.{}", event.process_type, event.index);
+        self.events().emit(&event.app, &name, text);
+    }
+
+    async fn on_web_event(&self, runner: &Runner, event: paas_runner::ProcessEvent) {
+        use paas_runner::ProcessEventKind;
+        let name = format!("{}.{}", event.process_type, event.index);
+        match event.kind {
+            ProcessEventKind::Died { exit_code }
+                if self.update_backend(&event.app, &event.container_id, None) =>
+            {
+                tracing::warn!(app = %event.app, process = %name, ?exit_code, "web process crashed; out of the router until it is healthy again");
+                let text = "Out of the router until it is healthy again";
+                self.events().emit(&event.app, &name, text);
+                let _ = self.sync_routes().await;
+            }
+            ProcessEventKind::Started => {
+                // Only restarts after a crash: new processes of a rollout are routed by it.
+                let Ok(Some(process)) = runner.process(&event.container_id).await else { return };
+                if process.restart_count == 0 {
+                    return;
+                }
+                let Ok(app) = self.store().app(&event.app).await else { return };
+                let Ok(Some(current)) = self.store().current_release(&app).await else { return };
+                if current.version != process.release {
+                    return;
+                }
+                if runner.wait_healthy(&process, &self.health_check(&app, &current)).await.is_ok()
+                    && self.update_backend(&app.name, &process.container_id, process.addr)
+                {
+                    tracing::info!(app = %app.name, process = %name, restarts = process.restart_count, "restarted web process is healthy; back in the router");
+                    self.events().emit(
+                        &app.name,
+                        &name,
+                        format!(
+                            "Healthy again (restart {}); back in the router",
+                            process.restart_count
+                        ),
+                    );
+                    let _ = self.sync_routes().await;
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! What travels between paas and its clients, in one place: the JSON API's requests and
+//! answers, the events of a one-off run, and what the git hook and the server say to each
+//! other. Plain serde types, shared with the CLI; store rows are the store's own.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use paas_runner::{LogStream, OutputChunk};
+use paas_store::{App, Release};
+use serde::{Deserialize, Serialize};
+
+/// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// What `GET /api/v1/apps/{app}` answers.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AppInfo {
+    #[serde(flatten)]
+    pub app: App,
+    /// Where the router serves the app.
+    pub web_url: String,
+    /// Version of the latest release.
+    pub release: Option<i64>,
+    pub formation: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct CreateApp {
+    pub name: Option<String>,
+}
+
+/// `PATCH /api/v1/apps/{app}`: the app's settings to change.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct UpdateApp {
+    /// The branch whose pushes deploy.
+    pub deploy_branch: Option<String>,
+}
+
+/// What a config change answers: the release it made and the whole config after it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ConfigUpdate {
+    pub release: Release,
+    pub config: BTreeMap<String, String>,
+    /// Nothing changed (every value was already so): no release was made, and `release` is
+    /// the current one.
+    #[serde(default)]
+    pub unchanged: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Account {
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddDomain {
+    pub hostname: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Rollback {
+    /// `v3` or `3`; none: the release before the current one.
+    pub version: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RunCommand {
+    pub command: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Restart {
+    /// Only this process type; none: all.
+    pub process_type: Option<String>,
+}
+
+/// One event of a one-off run: the answer of `POST /apps/{app}/run` is one JSON object a
+/// line, `{"out": "<base64>"}` and `{"err": "<base64>"}` as the command writes, then
+/// `{"exit": N}` or `{"error": "…"}`. Shared by the server and the CLI.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RunEvent {
+    /// Bytes the command wrote to its standard output, as they came (base64 in JSON, so
+    /// any bytes, not only UTF-8 lines, get through).
+    #[serde(rename = "out", with = "base64_bytes")]
+    Stdout(Bytes),
+    /// Bytes the command wrote to its standard error.
+    #[serde(rename = "err", with = "base64_bytes")]
+    Stderr(Bytes),
+    /// The command ended with this exit code: the last event of a run.
+    #[serde(rename = "exit")]
+    Exit(i64),
+    /// paas could not run it, or not to the end: the last event of a run.
+    #[serde(rename = "error")]
+    Error(String),
+}
+
+impl From<OutputChunk> for RunEvent {
+    fn from(chunk: OutputChunk) -> RunEvent {
+        match chunk.stream {
+            LogStream::Stdout => RunEvent::Stdout(chunk.bytes),
+            LogStream::Stderr => RunEvent::Stderr(chunk.bytes),
+        }
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(
+        bytes: &Bytes,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Bytes, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map(Bytes::from).map_err(serde::de::Error::custom)
+    }
+}
+
+/// What the pre-receive hook sends: the ref updates it read from git, and where git keeps
+/// the pushed objects until the hook accepts them (git's quarantine directory).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HookRequest {
+    pub refs: Vec<RefUpdate>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    pub name: String,
+}
+
+/// One line of the hook's answer (newline-delimited JSON): log lines, then the verdict.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum HookEvent {
+    Line {
+        line: String,
+    },
+    Done {
+        ok: bool,
+    },
+    /// Sent every few seconds: a write to a pusher that went away fails, so the deploy
+    /// learns of it even during a silent build step.
+    Heartbeat {
+        heartbeat: bool,
+    },
+}
+
+/// The environment variables through which git tells a hook where the quarantined objects
+/// are; the checkout needs them to see the pushed commit.
+pub const QUARANTINE_ENV: [&str; 3] =
+    ["GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_QUARANTINE_PATH"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_events_carry_any_bytes_as_base64_json_lines() {
+        let events = [
+            RunEvent::Stdout(Bytes::from_static(b"caf\xc3\xa9 \xff\x00 no newline")),
+            RunEvent::Stderr(Bytes::from_static(b"warning\n")),
+            RunEvent::Exit(3),
+            RunEvent::Error("boom".into()),
+        ];
+        let lines: Vec<String> = events.iter().map(|e| serde_json::to_string(e).unwrap()).collect();
+        assert_eq!(
+            lines,
+            [
+                r#"{"out":"Y2Fmw6kg/wAgbm8gbmV3bGluZQ=="}"#,
+                r#"{"err":"d2FybmluZwo="}"#,
+                r#"{"exit":3}"#,
+                r#"{"error":"boom"}"#,
+            ]
+        );
+        for (line, event) in lines.iter().zip(&events) {
+            assert_eq!(&serde_json::from_str::<RunEvent>(line).unwrap(), event);
+        }
+        assert!(serde_json::from_str::<RunEvent>(r#"{"out":"not base64!"}"#).is_err());
+    }
+}

@@ -1,6 +1,7 @@
 //! One error type for every operation of the core, with a stable code for each kind. How it
 //! looks on the wire is the front ends' business (`http::error`).
 
+use paas_runner::RunError;
 use paas_store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,18 @@ impl Error {
             Error::BuildFailed { code, .. } => code,
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) | Error::Store(_) => "internal",
+        }
+    }
+}
+
+/// The runner's errors: the app's own (an image without the command, a process that never
+/// answers) are the caller's to fix; the rest mean Docker is not there for paas.
+impl From<RunError> for Error {
+    fn from(err: RunError) -> Error {
+        if err.is_app_error() {
+            Error::invalid(err.code(), err.to_string())
+        } else {
+            Error::Unavailable(err.to_string())
         }
     }
 }

@@ -19,7 +19,6 @@ use tokio::task::JoinSet;
 use super::Paas;
 use super::error::Result;
 use super::events::AppEvent;
-use super::rollout::deploy_error;
 
 /// What `paas logs` asks for.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
@@ -69,8 +68,7 @@ impl Paas {
         let live = query.tail.then(|| (runner.events(), self.events().subscribe()));
         let processes: Vec<Process> = runner
             .list(Some(&app.name))
-            .await
-            .map_err(deploy_error)?
+            .await?
             .into_iter()
             .filter(|p| !p.one_off && filter.keeps(&p.process_name()))
             .collect();

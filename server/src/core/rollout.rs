@@ -90,8 +90,7 @@ impl Paas {
         formation.retain(|t, _| only.is_none_or(|only| only == t));
         let old: Vec<Process> = runner
             .list(Some(&app.name))
-            .await
-            .map_err(deploy_error)?
+            .await?
             .into_iter()
             .filter(|p| !p.one_off && only.is_none_or(|only| only == p.process_type))
             .collect();
@@ -131,7 +130,7 @@ impl Paas {
             for (process_type, quantity) in formation {
                 for index in 1..=*quantity {
                     let spec = spec_for(app, release, image, process_type, index);
-                    let process = runner.start(&spec).await.map_err(deploy_error)?;
+                    let process = runner.start(&spec).await?;
                     started.push(process);
                 }
             }
@@ -215,7 +214,7 @@ impl Paas {
         let (sender, receiver) = tokio::sync::mpsc::channel(OUTPUT_CHUNKS);
         let run = runner.run_once(&spec, sender, RELEASE_PHASE_LIMIT);
         let (exit, ()) = tokio::join!(run, log_output(receiver, log));
-        match exit.map_err(deploy_error)? {
+        match exit? {
             0 => Ok(()),
             code => {
                 let text = format!("Release command exited with code {code}");
@@ -262,18 +261,15 @@ impl Paas {
 
     /// The app's containers as Docker sees them: what `paas ps` shows.
     pub async fn processes(&self, app: &App) -> Result<Vec<Process>> {
-        self.runner()?.list(Some(&app.name)).await.map_err(deploy_error)
+        self.runner()?.list(Some(&app.name)).await.map_err(Error::from)
     }
 
     /// Stops every process of an app (when it is destroyed).
     pub(crate) async fn stop_all(&self, app: &str) -> Result<()> {
         let Ok(runner) = self.runner() else { return Ok(()) };
         self.set_backends(app, BTreeMap::new());
-        for process in runner.list(Some(app)).await.map_err(deploy_error)? {
-            runner
-                .stop(&process.container_id, Duration::from_secs(5))
-                .await
-                .map_err(deploy_error)?;
+        for process in runner.list(Some(app)).await? {
+            runner.stop(&process.container_id, Duration::from_secs(5)).await?;
         }
         Ok(())
     }
@@ -369,19 +365,11 @@ fn memory_limit(config: &BTreeMap<String, String>, process_type: &str) -> Option
         .find_map(|key| config.get(key).and_then(|v| validate::memory_mb(v)))
 }
 
-pub(crate) fn deploy_error(err: RunError) -> Error {
-    if err.is_app_error() {
-        Error::invalid(err.code(), err.to_string())
-    } else {
-        Error::Unavailable(err.to_string())
-    }
-}
-
 /// A process `ps:scale` started that exited within [`SETTLE`]: Docker keeps restarting it
 /// (a crash loop, left running as Heroku leaves crashed dynos); its last lines say why.
 fn crashing(err: RunError) -> Error {
     let RunError::Exited { process, exit_code, oom_killed, log_tail } = &err else {
-        return deploy_error(err);
+        return Error::from(err);
     };
     let how = match (exit_code, oom_killed) {
         (_, true) => " (killed: out of memory)".to_string(),
@@ -408,7 +396,7 @@ fn unhealthy(err: RunError, log: &BuildLog) -> Error {
             log.info(line);
         }
     }
-    deploy_error(err)
+    Error::from(err)
 }
 
 impl Paas {
@@ -467,8 +455,7 @@ impl Paas {
         let formation = self.formation_for(app, &release).await?;
         let running: Vec<Process> = runner
             .list(Some(&app.name))
-            .await
-            .map_err(deploy_error)?
+            .await?
             .into_iter()
             .filter(|p| !p.one_off && p.release == release.version)
             .collect();
@@ -499,7 +486,7 @@ impl Paas {
         let mut others = Vec::new();
         for (process_type, index) in missing {
             let spec = spec_for(app, &release, &image, &process_type, index);
-            let process = runner.start(&spec).await.map_err(deploy_error)?;
+            let process = runner.start(&spec).await?;
             if process_type == "web" {
                 if let Err(err) = runner.wait_healthy(&process, &health).await {
                     let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
@@ -515,7 +502,7 @@ impl Paas {
         draining.wait(DRAIN_DEADLINE).await;
         let grace = runner.config().stop_grace;
         for process in extra {
-            runner.stop(&process.container_id, grace).await.map_err(deploy_error)?;
+            runner.stop(&process.container_id, grace).await?;
         }
         // Checked last, so the rest of the formation is in place whatever this finds. A
         // process with no port "passes" when it still runs after the wait.

@@ -7,7 +7,7 @@ use paas_runner::{Process, Runner};
 
 use super::Paas;
 use super::error::Result;
-use super::rollout::{deploy_error, web_backends};
+use super::rollout::web_backends;
 
 impl Paas {
     /// On start-up: adopt the containers of each app's current release (healthy apps are not
@@ -25,7 +25,7 @@ impl Paas {
         let mut keep = HashSet::new();
         for app in self.store().apps().await? {
             let Some(current) = self.store().current_release(&app).await? else { continue };
-            let processes = runner.list(Some(&app.name)).await.map_err(deploy_error)?;
+            let processes = runner.list(Some(&app.name)).await?;
             let mine: Vec<&Process> =
                 processes.iter().filter(|p| p.release == current.version && !p.one_off).collect();
             keep.extend(mine.iter().map(|p| p.container_id.clone()));
@@ -33,7 +33,7 @@ impl Paas {
             tracing::info!(app = %app.name, release = current.version, processes = mine.len(), "adopted");
             self.set_backends(&app.name, web);
         }
-        let removed = runner.remove_strays(None, &keep).await.map_err(deploy_error)?;
+        let removed = runner.remove_strays(None, &keep).await?;
         if !removed.is_empty() {
             tracing::info!(containers = ?removed, "removed containers of no current release");
         }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
@@ -17,7 +17,18 @@ use crate::wire::{
     Account, AddDomain, AppInfo, ConfigUpdate, CreateApp, Restart, Rollback, RunCommand, UpdateApp,
 };
 
-type Body<T> = std::result::Result<Json<T>, JsonRejection>;
+/// A JSON request body whose rejections (malformed JSON, a wrong field, a body over the
+/// limit) answer in the API's error shape, as axum's `error-handling` example does.
+struct ApiJson<T>(T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self> {
+        let Json(value) = Json::<T>::from_request(request, state).await?;
+        Ok(ApiJson(value))
+    }
+}
 
 /// Every API route: method, path (relative to `/api/v1`) and handler. The router is built
 /// from this list, and the auth test walks the same list.
@@ -101,9 +112,8 @@ async fn list_apps(State(paas): State<Paas>) -> Result<Json<Vec<App>>> {
 async fn create_app(
     State(paas): State<Paas>,
     Extension(user): Extension<User>,
-    body: Body<CreateApp>,
+    ApiJson(body): ApiJson<CreateApp>,
 ) -> Result<(StatusCode, Json<AppInfo>)> {
-    let Json(body) = body?;
     let app = paas.create_app(body.name.as_deref(), &user).await?;
     Ok((StatusCode::CREATED, Json(app_info(&paas, app).await?)))
 }
@@ -116,9 +126,8 @@ async fn show_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<
 async fn update_app(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    body: Body<UpdateApp>,
+    ApiJson(body): ApiJson<UpdateApp>,
 ) -> Result<Json<AppInfo>> {
-    let Json(body) = body?;
     let mut app = paas.app(&name).await?;
     if let Some(branch) = body.deploy_branch {
         app = paas.set_deploy_branch(&app, &branch).await?;
@@ -151,9 +160,8 @@ async fn update_config(
     State(paas): State<Paas>,
     Extension(user): Extension<User>,
     Path(name): Path<String>,
-    body: Body<BTreeMap<String, Option<String>>>,
+    ApiJson(changes): ApiJson<BTreeMap<String, Option<String>>>,
 ) -> Result<Json<ConfigUpdate>> {
-    let Json(changes) = body?;
     let app = paas.app(&name).await?;
     let (release, changed) = paas.update_config(&app, changes, &user).await?;
     let config = release.config.clone();
@@ -196,9 +204,8 @@ async fn show_formation(
 async fn scale(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    body: Body<BTreeMap<String, i64>>,
+    ApiJson(changes): ApiJson<BTreeMap<String, i64>>,
 ) -> Result<Json<BTreeMap<String, i64>>> {
-    let Json(changes) = body?;
     let app = paas.app(&name).await?;
     Ok(Json(paas.scale(&app, changes).await?))
 }
@@ -214,9 +221,8 @@ async fn list_domains(
 async fn add_domain(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    body: Body<AddDomain>,
+    ApiJson(body): ApiJson<AddDomain>,
 ) -> Result<(StatusCode, Json<Domain>)> {
-    let Json(body) = body?;
     let app = paas.app(&name).await?;
     Ok((StatusCode::CREATED, Json(paas.add_domain(&app, &body.hostname).await?)))
 }
@@ -254,9 +260,8 @@ async fn rollback(
     State(paas): State<Paas>,
     Extension(user): Extension<User>,
     Path(name): Path<String>,
-    body: Body<Rollback>,
+    ApiJson(body): ApiJson<Rollback>,
 ) -> Result<Json<Release>> {
-    let Json(body) = body?;
     let app = paas.app(&name).await?;
     let version = body.version.as_deref().map(parse_version).transpose()?;
     let log = paas_builder::BuildLog::new();
@@ -359,9 +364,8 @@ async fn command_then_input(body: axum::body::Body) -> Result<(String, paas_runn
 async fn restart_processes(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-    body: Body<Restart>,
+    ApiJson(body): ApiJson<Restart>,
 ) -> Result<Json<Vec<paas_runner::Process>>> {
-    let Json(body) = body?;
     let app = paas.app(&name).await?;
     let log = paas_builder::BuildLog::new();
     paas.restart(&app, body.process_type.as_deref(), &log).await?;

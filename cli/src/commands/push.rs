@@ -101,6 +101,12 @@ pub(crate) async fn hook() -> Result<bool> {
             refs.push(RefUpdate { old: old.into(), new: new.into(), name: name.into() });
         }
     }
+    // A NUL asks receive-pack to send keepalives to the pusher while this hook is silent
+    // (a quiet build step): writing them is also how the server notices a pusher gone.
+    // Written before the request, so that receive-pack reads it alone: output that came in
+    // the same read as the NUL was seen lost (only the tail of a refusal reached the pusher).
+    let mut out = std::io::stdout();
+    out.write_all(b"\0").and_then(|()| out.flush())?;
     let env = QUARANTINE_ENV
         .iter()
         .filter_map(|key| std::env::var(key).ok().map(|value| (key.to_string(), value)))
@@ -116,9 +122,6 @@ pub(crate) async fn hook() -> Result<bool> {
 
     let parent = std::os::unix::process::parent_id();
     let mut stdout = std::io::stdout();
-    // A NUL asks receive-pack to send keepalives to the pusher while this hook is silent
-    // (a quiet build step): writing them is also how the server notices a pusher gone.
-    stdout.write_all(b"\0").and_then(|()| stdout.flush())?;
     let mut body = response.bytes_stream();
     let mut pending = Vec::new();
     while let Some(chunk) = body.next().await {

@@ -6,17 +6,123 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use paas_runner::{LogStream, OutputChunk};
-use paas_store::{App, Release};
+use paas_store::{App, Build, BuildStatus, Domain, Release, ReleaseStatus};
 use serde::{Deserialize, Serialize};
 
 /// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// An app, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AppView {
+    pub name: String,
+    /// The branch whose pushes deploy.
+    pub deploy_branch: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl From<App> for AppView {
+    fn from(app: App) -> AppView {
+        AppView {
+            name: app.name,
+            deploy_branch: app.deploy_branch,
+            created_by: app.created_by,
+            created_at: app.created_at,
+        }
+    }
+}
+
+/// A release, as the API shows it: never its config, which holds secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReleaseView {
+    pub version: i64,
+    pub build_id: Option<i64>,
+    pub image: Option<String>,
+    /// Process type → command.
+    pub process_types: BTreeMap<String, String>,
+    pub description: String,
+    pub status: ReleaseStatus,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl From<Release> for ReleaseView {
+    fn from(release: Release) -> ReleaseView {
+        ReleaseView {
+            version: release.version,
+            build_id: release.build_id,
+            image: release.image,
+            process_types: release.process_types,
+            description: release.description,
+            status: release.status,
+            created_by: release.created_by,
+            created_at: release.created_at,
+        }
+    }
+}
+
+/// A build, as the API shows it; its log only where one build is asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildView {
+    pub id: i64,
+    pub status: BuildStatus,
+    /// What started it: `git`, `cli`, `api`, `dashboard`, `github`.
+    pub source: String,
+    pub commit_sha: Option<String>,
+    pub commit_message: Option<String>,
+    /// What the builder detected: `python`, `node`, `dockerfile`, …
+    pub kind: Option<String>,
+    pub image: Option<String>,
+    pub image_size: Option<i64>,
+    pub process_types: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub log: String,
+    pub error: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<Build> for BuildView {
+    fn from(build: Build) -> BuildView {
+        BuildView {
+            id: build.id,
+            status: build.status,
+            source: build.source,
+            commit_sha: build.commit_sha,
+            commit_message: build.commit_message,
+            kind: build.kind,
+            image: build.image,
+            image_size: build.image_size,
+            process_types: build.process_types,
+            log: build.log,
+            error: build.error,
+            created_by: build.created_by,
+            created_at: build.created_at,
+            finished_at: build.finished_at,
+        }
+    }
+}
+
+/// A custom domain, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DomainView {
+    pub hostname: String,
+    pub created_at: String,
+}
+
+impl From<Domain> for DomainView {
+    fn from(domain: Domain) -> DomainView {
+        DomainView { hostname: domain.hostname, created_at: domain.created_at }
+    }
+}
+
 /// What `GET /api/v1/apps/{app}` answers.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct AppInfo {
     #[serde(flatten)]
-    pub app: App,
+    pub app: AppView,
     /// Where the router serves the app.
     pub web_url: String,
     /// Version of the latest release.
@@ -39,7 +145,7 @@ pub struct UpdateApp {
 /// What a config change answers: the release it made and the whole config after it.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ConfigUpdate {
-    pub release: Release,
+    pub release: ReleaseView,
     pub config: BTreeMap<String, String>,
     /// Nothing changed (every value was already so): no release was made, and `release` is
     /// the current one.

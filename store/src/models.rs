@@ -6,19 +6,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
-    #[serde(skip)]
     pub id: i64,
     pub email: String,
-    #[serde(skip)]
     pub is_admin: i64,
     pub created_at: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct App {
-    #[serde(skip)]
     pub id: i64,
     pub name: String,
     pub deploy_branch: String,
@@ -92,7 +89,7 @@ impl std::fmt::Display for BuildStatus {
 }
 
 /// One build of an app's source into an image, with its whole log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Build {
     pub id: i64,
     pub status: BuildStatus,
@@ -106,7 +103,6 @@ pub struct Build {
     pub image_size: Option<i64>,
     pub process_types: BTreeMap<String, String>,
     /// The whole build log; empty in listings.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub log: String,
     pub error: Option<String>,
     pub created_by: String,
@@ -182,23 +178,21 @@ pub struct BuildOutcome {
 }
 
 /// A custom hostname routed to an app.
-#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Domain {
     pub hostname: String,
     pub created_at: String,
 }
 
 /// An immutable release: what runs (image, process types) and with which config.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct Release {
-    #[serde(skip)]
     pub id: i64,
     pub version: i64,
     pub build_id: Option<i64>,
     pub image: Option<String>,
     /// Config vars as they were when the release was made. Never sent over the API in
     /// release listings: it holds secrets.
-    #[serde(skip)]
     pub config: BTreeMap<String, String>,
     /// Process type → command.
     pub process_types: BTreeMap<String, String>,

@@ -1,8 +1,8 @@
 //! `paas apps`, `apps:create`, `apps:info`, `apps:destroy`.
 
 use anyhow::{Result, bail};
+use paas_server::wire::AppView as App;
 use paas_server::wire::{AppInfo, CreateApp, UpdateApp};
-use paas_store::App;
 
 use super::{app_name, checked, client, nothing, progress, table};
 use crate::client::path;

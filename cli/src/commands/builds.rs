@@ -1,7 +1,7 @@
 //! `paas builds`, `builds:info`.
 
 use anyhow::{Result, bail};
-use paas_store::Build;
+use paas_server::wire::BuildView as Build;
 
 use super::{app_name, client, table};
 use crate::AppArg;

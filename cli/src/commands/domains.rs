@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use paas_server::wire::AddDomain;
-use paas_store::Domain;
+use paas_server::wire::DomainView as Domain;
 
 use super::{app_name, client, nothing, progress};
 use crate::AppArg;

@@ -1,7 +1,8 @@
 //! `paas releases`, `releases:info`.
 
 use anyhow::Result;
-use paas_store::{Release, ReleaseStatus};
+use paas_server::wire::ReleaseView as Release;
+use paas_store::ReleaseStatus;
 
 use super::{app_name, client, table};
 use crate::AppArg;

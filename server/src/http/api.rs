@@ -8,14 +8,20 @@ use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, delete, get, patch, post};
 use axum::{Extension, Json, Router, middleware};
-use paas_store::{App, Build, Domain, Release, User};
+use paas_store::{App, User};
 
 use crate::core::Paas;
 use crate::core::{Error, Result};
 use crate::http::auth;
 use crate::wire::{
-    Account, AddDomain, AppInfo, ConfigUpdate, CreateApp, Restart, Rollback, RunCommand, UpdateApp,
+    Account, AddDomain, AppInfo, AppView, BuildView, ConfigUpdate, CreateApp, DomainView,
+    ReleaseView, Restart, Rollback, RunCommand, UpdateApp,
 };
+
+/// Store rows as the API shows them.
+fn views<Row, View: From<Row>>(rows: Vec<Row>) -> Vec<View> {
+    rows.into_iter().map(View::from).collect()
+}
 
 /// A JSON request body whose rejections (malformed JSON, a wrong field, a body over the
 /// limit) answer in the API's error shape, as axum's `error-handling` example does.
@@ -105,8 +111,8 @@ async fn account(Extension(user): Extension<User>) -> Json<Account> {
     Json(Account { email: user.email })
 }
 
-async fn list_apps(State(paas): State<Paas>) -> Result<Json<Vec<App>>> {
-    Ok(Json(paas.apps().await?))
+async fn list_apps(State(paas): State<Paas>) -> Result<Json<Vec<AppView>>> {
+    Ok(Json(views(paas.apps().await?)))
 }
 
 async fn create_app(
@@ -139,7 +145,7 @@ async fn app_info(paas: &Paas, app: App) -> Result<AppInfo> {
     // Current is what serves: a release that failed to roll out never is.
     let release = paas.store().current_release(&app).await?.map(|r| r.version);
     let formation = paas.formation(&app).await?;
-    Ok(AppInfo { web_url: paas.web_url(&app), app, release, formation })
+    Ok(AppInfo { web_url: paas.web_url(&app), app: app.into(), release, formation })
 }
 
 async fn destroy_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<StatusCode> {
@@ -165,24 +171,24 @@ async fn update_config(
     let app = paas.app(&name).await?;
     let (release, changed) = paas.update_config(&app, changes, &user).await?;
     let config = release.config.clone();
-    Ok(Json(ConfigUpdate { release, config, unchanged: !changed }))
+    Ok(Json(ConfigUpdate { release: release.into(), config, unchanged: !changed }))
 }
 
 async fn list_releases(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Release>>> {
+) -> Result<Json<Vec<ReleaseView>>> {
     let app = paas.app(&name).await?;
-    Ok(Json(paas.releases(&app).await?))
+    Ok(Json(views(paas.releases(&app).await?)))
 }
 
 async fn show_release(
     State(paas): State<Paas>,
     Path((name, version)): Path<(String, String)>,
-) -> Result<Json<Release>> {
+) -> Result<Json<ReleaseView>> {
     let app = paas.app(&name).await?;
     let version = parse_version(&version)?;
-    Ok(Json(paas.release(&app, version).await?))
+    Ok(Json(paas.release(&app, version).await?.into()))
 }
 
 /// `v3` or `3`.
@@ -213,18 +219,18 @@ async fn scale(
 async fn list_domains(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Domain>>> {
+) -> Result<Json<Vec<DomainView>>> {
     let app = paas.app(&name).await?;
-    Ok(Json(paas.domains(&app).await?))
+    Ok(Json(views(paas.domains(&app).await?)))
 }
 
 async fn add_domain(
     State(paas): State<Paas>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<AddDomain>,
-) -> Result<(StatusCode, Json<Domain>)> {
+) -> Result<(StatusCode, Json<DomainView>)> {
     let app = paas.app(&name).await?;
-    Ok((StatusCode::CREATED, Json(paas.add_domain(&app, &body.hostname).await?)))
+    Ok((StatusCode::CREATED, Json(paas.add_domain(&app, &body.hostname).await?.into())))
 }
 
 async fn remove_domain(
@@ -239,21 +245,21 @@ async fn remove_domain(
 async fn list_builds(
     State(paas): State<Paas>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Build>>> {
+) -> Result<Json<Vec<BuildView>>> {
     let app = paas.app(&name).await?;
-    Ok(Json(paas.store().builds(&app).await?))
+    Ok(Json(views(paas.store().builds(&app).await?)))
 }
 
 /// One build, with its whole log.
 async fn show_build(
     State(paas): State<Paas>,
     Path((name, id)): Path<(String, String)>,
-) -> Result<Json<Build>> {
+) -> Result<Json<BuildView>> {
     let app = paas.app(&name).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| Error::invalid("invalid_build_id", format!("{id:?} is not a build number")))?;
-    Ok(Json(paas.store().build(&app, id).await?))
+    Ok(Json(paas.store().build(&app, id).await?.into()))
 }
 
 async fn rollback(
@@ -261,11 +267,11 @@ async fn rollback(
     Extension(user): Extension<User>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Rollback>,
-) -> Result<Json<Release>> {
+) -> Result<Json<ReleaseView>> {
     let app = paas.app(&name).await?;
     let version = body.version.as_deref().map(parse_version).transpose()?;
     let log = paas_builder::BuildLog::new();
-    Ok(Json(paas.rollback(&app, version, &user.email, &log).await?))
+    Ok(Json(paas.rollback(&app, version, &user.email, &log).await?.into()))
 }
 
 /// The app's containers: type and index, release, state, restarts, since when.

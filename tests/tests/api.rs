@@ -103,6 +103,12 @@ async fn every_route_needs_a_token(db: Db) {
     // The health check is the one route open to all.
     let health = server.http.get(format!("{}/healthz", server.url)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
+    // Every answer names its request: a UUIDv7 of paas's, or the id the client sent.
+    let id = health.headers()["x-request-id"].to_str().unwrap();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(&id[14..15], "7", "a version 7 UUID: {id}");
+    let traced = server.http.get(format!("{}/healthz", server.url)).header("x-request-id", "abc");
+    assert_eq!(traced.send().await.unwrap().headers()["x-request-id"], "abc");
     // And the token does work.
     let (status, body) = json_of(server.api(Method::GET, "/account").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);

@@ -8,16 +8,27 @@ pub(crate) mod auth;
 mod error;
 mod git;
 
-use std::time::Instant;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
-use axum::http::header;
-use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::routing::get;
 use axum::{Json, Router};
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::core::{Error, Paas, Result};
+
+/// Longest an API request may take to answer (a config change waits for its rollout, whose
+/// health check may take 10 minutes); streamed bodies (logs, `paas run`) go on past it.
+const API_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 /// The whole control-plane HTTP surface.
 pub fn router(paas: Paas) -> Router {
@@ -27,13 +38,50 @@ pub fn router(paas: Paas) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(metrics)
-        .nest("/api/v1", api::router(paas.clone()))
+        .nest("/api/v1", api_layers(api::router(paas.clone())))
         .merge(git::router())
         .fallback(|| async { Error::NotFound("page".into()) })
         // After every route, so that each has it: a wrong method gets the error shape too.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(middleware::from_fn(log_request))
+        // An `x-request-id` for every request (a UUIDv7, unless the client sent one), on the
+        // response too, and a span per request with it, its method and path, whose end logs
+        // the status and time. Only the path: query strings and headers may hold secrets.
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request| {
+                    let id = request.headers().get("x-request-id").and_then(|v| v.to_str().ok());
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = request.uri().path(),
+                        id = id.unwrap_or_default(),
+                    )
+                })
+                .on_request(())
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(UuidV7))
         .with_state(paas)
+}
+
+/// What every API request gets: a time limit, and compressed JSON for clients that ask
+/// (never the streamed answers, whose lines must arrive as they come).
+fn api_layers(api: Router<Paas>) -> Router<Paas> {
+    let streamed = NotForContentType::const_new("application/x-ndjson")
+        .and(NotForContentType::const_new("text/plain"));
+    api.layer(CompressionLayer::new().compress_when(DefaultPredicate::new().and(streamed)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, API_TIMEOUT))
+}
+
+/// Request ids that sort by time.
+#[derive(Clone, Copy)]
+struct UuidV7;
+
+impl MakeRequestId for UuidV7 {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        HeaderValue::from_str(&uuid::Uuid::now_v7().to_string()).ok().map(RequestId::new)
+    }
 }
 
 async fn healthz(State(paas): State<Paas>) -> Result<Json<serde_json::Value>> {
@@ -44,20 +92,4 @@ async fn healthz(State(paas): State<Paas>) -> Result<Json<serde_json::Value>> {
 /// The router's per-app counters for Prometheus (scrape with the API token as bearer token).
 async fn metrics(State(paas): State<Paas>) -> ([(header::HeaderName, &'static str); 1], String) {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], paas.router().render_metrics())
-}
-
-/// One line per request. Only the path is logged: query strings and headers may hold secrets.
-async fn log_request(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        ms = started.elapsed().as_millis() as u64,
-        "request"
-    );
-    response
 }

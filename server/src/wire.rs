@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use paas_runner::{LogStream, OutputChunk};
-use paas_store::{App, Build, BuildStatus, Domain, Release, ReleaseStatus};
+use paas_store::{App, Build, BuildStatus, DeploySource, Domain, Release, ReleaseStatus};
 use serde::{Deserialize, Serialize};
 
 /// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
@@ -68,7 +68,7 @@ pub struct BuildView {
     pub id: i64,
     pub status: BuildStatus,
     /// What started it: `git`, `cli`, `api`, `dashboard`, `github`.
-    pub source: String,
+    pub source: DeploySource,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
     /// What the builder detected: `python`, `node`, `dockerfile`, …

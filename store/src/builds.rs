@@ -10,7 +10,7 @@ impl Store {
              VALUES ($1, 'building', $2, $3, $4, $5, $6) RETURNING {BUILD_COLUMNS}"
         ))
         .bind(app.id)
-        .bind(&new.source)
+        .bind(new.source.as_str())
         .bind(&new.commit_sha)
         .bind(&new.commit_message)
         .bind(&new.created_by)

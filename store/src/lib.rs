@@ -211,7 +211,7 @@ mod tests {
                 let app = app.clone();
                 tokio::spawn(async move {
                     let new = NewBuild {
-                        source: "git".into(),
+                        source: DeploySource::Git,
                         commit_sha: None,
                         commit_message: None,
                         created_by: "admin".into(),

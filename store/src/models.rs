@@ -76,6 +76,44 @@ impl BuildStatus {
     }
 }
 
+/// What started a build: a `git push`, the CLI or API with a source tree, the dashboard, or
+/// a GitHub webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeploySource {
+    Git,
+    Cli,
+    Api,
+    Dashboard,
+    Github,
+}
+
+impl DeploySource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeploySource::Git => "git",
+            DeploySource::Cli => "cli",
+            DeploySource::Api => "api",
+            DeploySource::Dashboard => "dashboard",
+            DeploySource::Github => "github",
+        }
+    }
+
+    fn parse(text: &str) -> Result<DeploySource, StoreError> {
+        use DeploySource::*;
+        [Git, Cli, Api, Dashboard, Github]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown build source {text:?}")))
+    }
+}
+
+impl std::fmt::Display for DeploySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl std::fmt::Display for ReleaseStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -93,8 +131,7 @@ impl std::fmt::Display for BuildStatus {
 pub struct Build {
     pub id: i64,
     pub status: BuildStatus,
-    /// What started it: `git`, `cli`, `api`, `dashboard`, `github`.
-    pub source: String,
+    pub source: DeploySource,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
     /// What the builder detected: `python`, `node`, `dockerfile`, …
@@ -140,7 +177,7 @@ impl TryFrom<BuildRow> for Build {
         Ok(Build {
             id: row.id,
             status: BuildStatus::parse(&row.status)?,
-            source: row.source,
+            source: DeploySource::parse(&row.source)?,
             commit_sha: row.commit_sha,
             commit_message: row.commit_message,
             kind: row.kind,
@@ -157,9 +194,9 @@ impl TryFrom<BuildRow> for Build {
 }
 
 /// What a build started with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewBuild {
-    pub source: String,
+    pub source: DeploySource,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
     pub created_by: String,

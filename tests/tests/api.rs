@@ -35,7 +35,7 @@ async fn release_with_types(server: &TestServer, app: &str, types: &[&str]) {
     let store = server.server.paas.store();
     let app = store.app(app).await.unwrap();
     let new = paas_store::NewBuild {
-        source: "api".into(),
+        source: paas_store::DeploySource::Api,
         commit_sha: None,
         commit_message: None,
         created_by: "admin".into(),

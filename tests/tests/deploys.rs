@@ -20,7 +20,7 @@ fn fixture(name: &str) -> PathBuf {
 fn tree(dir: PathBuf, sha: Option<&str>) -> SourceTree {
     SourceTree {
         dir,
-        source: "api".into(),
+        source: paas_store::DeploySource::Api,
         commit_sha: sha.map(str::to_string),
         commit_message: sha.map(|_| "Add the app".to_string()),
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use paas_builder::{BuildLog, BuildRequest};
-use paas_store::{App, BuildOutcome, NewBuild, Release};
+use paas_store::{App, BuildOutcome, DeploySource, NewBuild, Release};
 use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 
@@ -30,8 +30,8 @@ fn gone(app: &App) -> Error {
 #[derive(Debug, Clone)]
 pub struct SourceTree {
     pub dir: PathBuf,
-    /// What started the deploy: `git`, `cli`, `api`, `dashboard`, `github`.
-    pub source: String,
+    /// What started the deploy.
+    pub source: DeploySource,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
 }
@@ -147,7 +147,7 @@ impl Paas {
             .create_build(
                 app,
                 &NewBuild {
-                    source: tree.source.clone(),
+                    source: tree.source,
                     commit_sha: tree.commit_sha.clone(),
                     commit_message: tree.commit_message.clone(),
                     created_by: user.to_string(),

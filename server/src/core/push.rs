@@ -186,7 +186,7 @@ async fn run_push(
         };
         let tree = SourceTree {
             dir: checkout.path().to_path_buf(),
-            source: "git".into(),
+            source: paas_store::DeploySource::Git,
             commit_sha: Some(sha.clone()),
             commit_message: Some(commit_message),
         };

@@ -301,37 +301,58 @@ impl ServerProcess {
         network: &str,
         url: Option<(&str, std::net::SocketAddr)>,
     ) -> ServerProcess {
-        let (url, router) = match url {
-            Some((url, router)) => (url.to_string(), router),
-            None => {
-                let router = std::net::SocketAddr::from(([127, 0, 0, 1], free_port()));
-                (format!("http://127.0.0.1:{}", free_port()), router)
+        // Ports this process picks may be taken by another test before the server binds
+        // them: then it exits at once, and it is started again on others.
+        for _attempt in 0..3 {
+            let (url, router) = match url {
+                Some((url, router)) => (url.to_string(), router),
+                None => {
+                    let api = free_port();
+                    let router = loop {
+                        let port = free_port();
+                        if port != api {
+                            break port;
+                        }
+                    };
+                    let router = std::net::SocketAddr::from(([127, 0, 0, 1], router));
+                    (format!("http://127.0.0.1:{api}"), router)
+                }
+            };
+            let log = dir.join("server.log");
+            let child = Command::new(paas_bin())
+                .args(["server", "--listen", url.trim_start_matches("http://")])
+                .args(["--router-listen", &router.to_string()])
+                .arg("--data-dir")
+                .arg(dir.join("data"))
+                .arg("--init-token-file")
+                .arg(dir.join("token"))
+                .args(["--docker-network", network, "--base-images", "local"])
+                .env("DATABASE_URL", database_url)
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).expect("server log file"))
+                .spawn()
+                .expect("start paas server");
+            let mut server =
+                ServerProcess { child, url, router, network: Some(network.to_string()) };
+            let deadline = Instant::now() + Duration::from_secs(60);
+            loop {
+                if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
+                    && response.status().is_success()
+                {
+                    return server;
+                }
+                if let Ok(Some(status)) = server.child.try_wait() {
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    eprintln!("paas server exited with {status} at start:\n{said}");
+                    server.network = None;
+                    break;
+                }
+                let said = || std::fs::read_to_string(&log).unwrap_or_default();
+                assert!(Instant::now() < deadline, "paas server did not come up:\n{}", said());
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-        };
-        let child = Command::new(paas_bin())
-            .args(["server", "--listen", url.trim_start_matches("http://")])
-            .args(["--router-listen", &router.to_string()])
-            .arg("--data-dir")
-            .arg(dir.join("data"))
-            .arg("--init-token-file")
-            .arg(dir.join("token"))
-            .args(["--docker-network", network, "--base-images", "local"])
-            .env("DATABASE_URL", database_url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start paas server");
-        let server = ServerProcess { child, url, router, network: Some(network.to_string()) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(response) = reqwest::get(format!("{}/healthz", server.url)).await
-                && response.status().is_success()
-            {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "paas server did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("paas server did not start in three attempts; see the logs above");
     }
 
     /// Kills it the hard way (SIGKILL, as `kill -9`), leaving its Docker network, its apps'

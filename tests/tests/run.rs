@@ -154,6 +154,12 @@ async fn check_the_producer_waits(app: &str, pid: u32, who: &str) {
     );
 }
 
+/// `paas run PRODUCER` whose output nobody reads (`paas run … | sleep 60`).
+fn unread_run(dev: &Developer) -> std::process::Child {
+    let mut command = dev.command(&paas_bin(), &["run", PRODUCER]);
+    command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reader_that_stops_makes_the_command_wait_not_the_server_buffer() {
     let dir = tempfile::tempdir().unwrap();
@@ -193,12 +199,7 @@ async fn a_reader_that_stops_makes_the_command_wait_not_the_server_buffer() {
     .await;
 
     // Through the CLI, whose stdout nobody reads (`paas run … | sleep 60`).
-    let mut cli = dev
-        .command(&paas_bin(), &["run", PRODUCER])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cli = unread_run(&dev);
     paas_tests::wait_until("the one-off starts", Duration::from_secs(15), || async {
         ps().await == 2
     })
@@ -216,12 +217,7 @@ async fn a_reader_that_stops_makes_the_command_wait_not_the_server_buffer() {
 
     // Destroyed while a one-off waits for its reader: the run ends first (Docker holds up a
     // container killed while its output is unread), and nothing of the app is left.
-    let mut cli = dev
-        .command(&paas_bin(), &["run", PRODUCER])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cli = unread_run(&dev);
     paas_tests::wait_until("the one-off starts", Duration::from_secs(15), || async {
         ps().await == 2
     })

@@ -383,6 +383,8 @@ fn check_processes(processes: &BTreeMap<String, String>) -> Result<(), BuildErro
                 ),
             ));
         }
+        crate::procfile::check_command(name, command)
+            .map_err(|why| BuildError::manifest("paas.toml", format!("[processes] {why}")))?;
     }
     Ok(())
 }
@@ -659,6 +661,25 @@ mod tests {
         assert_eq!(plan.process_types["web"], "");
         assert_eq!(plan.process_sources["web"], ProcessSource::Image);
         assert!(plan.to_string().contains("the image's ENTRYPOINT/CMD"));
+    }
+
+    /// `paas.toml`'s commands are held to the Procfile's rule, when the file is read.
+    #[test]
+    fn paas_toml_commands_that_could_never_start_are_refused() {
+        let long = "x".repeat(crate::procfile::MAX_COMMAND_BYTES + 1);
+        for (command, says) in [
+            ("\"echo a\\u0000b\"".to_string(), "NUL byte"),
+            ("\"echo a\\nrm -rf /\"".to_string(), "control character"),
+            (format!("\"{long}\""), "commands are limited"),
+        ] {
+            let toml = format!("[processes]\nworker = {command}\n");
+            let err = plan_of(&[("app.py", ""), ("paas.toml", &toml)]).unwrap_err();
+            let text = err.to_string();
+            assert!(text.contains("paas.toml") && text.contains(says), "{text}");
+        }
+        let fine =
+            plan_of(&[("app.py", ""), ("paas.toml", "[processes]\nworker = \"python w.py\"\n")]);
+        assert_eq!(fine.unwrap().process_types["worker"], "python w.py");
     }
 
     #[test]

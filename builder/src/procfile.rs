@@ -39,29 +39,37 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, BuildError> {
         if command.is_empty() {
             return Err(error(format!("process type `{name}` has no command")));
         }
-        if command.contains('\0') {
-            return Err(error(format!(
-                "the command of `{name}` contains a NUL byte, which no command line can hold"
-            )));
-        }
-        if let Some(c) = command.chars().find(|c| c.is_control() && *c != '\t') {
-            return Err(error(format!(
-                "the command of `{name}` contains the control character {c:?}; a command is \
-                 one line of plain text"
-            )));
-        }
-        if command.len() > MAX_COMMAND_BYTES {
-            return Err(error(format!(
-                "the command of `{name}` is {} bytes; commands are limited to {MAX_COMMAND_BYTES} \
-                 bytes (put a longer one in a script and run that)",
-                command.len()
-            )));
-        }
+        check_command(name, command).map_err(error)?;
         if processes.insert(name.to_string(), command.to_string()).is_some() {
             return Err(error(format!("process type `{name}` is declared twice")));
         }
     }
     Ok(processes)
+}
+
+/// Why `command` of process type `name` could never start, if it could not: a command line
+/// holds no NUL, is one line, and fits in the kernel's limit with room to spare. The same
+/// rule for the Procfile and `paas.toml`.
+pub(crate) fn check_command(name: &str, command: &str) -> Result<(), String> {
+    if command.contains('\0') {
+        return Err(format!(
+            "the command of `{name}` contains a NUL byte, which no command line can hold"
+        ));
+    }
+    if let Some(c) = command.chars().find(|c| c.is_control() && *c != '\t') {
+        return Err(format!(
+            "the command of `{name}` contains the control character {c:?}; a command is one \
+             line of plain text"
+        ));
+    }
+    if command.len() > MAX_COMMAND_BYTES {
+        return Err(format!(
+            "the command of `{name}` is {} bytes; commands are limited to {MAX_COMMAND_BYTES} \
+             bytes (put a longer one in a script and run that)",
+            command.len()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -166,8 +166,8 @@ impl Git {
     }
 
     /// What `receive-pack` is told: where the hook reaches this server, and with what.
-    pub(crate) fn hook_env(&self) -> [(&'static str, &Path); 2] {
-        [("PAAS_HOOK_URL", Path::new(&self.hook_url)), ("PAAS_HOOK_BIN", &self.hook_bin)]
+    pub(crate) fn hook_env(&self) -> [(&'static str, &std::ffi::OsStr); 2] {
+        [("PAAS_HOOK_URL", self.hook_url.as_ref()), ("PAAS_HOOK_BIN", self.hook_bin.as_os_str())]
     }
 
     pub(crate) fn max_push_bytes(&self) -> u64 {

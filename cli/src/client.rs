@@ -68,6 +68,17 @@ impl Client {
         Ok(())
     }
 
+    /// A request whose answer has no body worth reading (`204 No Content`).
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<()> {
+        self.request(method, path, Some(body)).await?;
+        Ok(())
+    }
+
     async fn send<T: DeserializeOwned>(
         &self,
         method: Method,

@@ -50,19 +50,107 @@ enum Command {
     /// Build a directory into an image on the local Docker engine, printing the build log
     /// (--plan: only show what would be built).
     Build(commands::build::BuildArgs),
-    /// Save a server URL and API token for the other commands (in a 0600 file).
+    /// Sign in with email and password (asked for) and save a personal token for this
+    /// machine (in a 0600 file); or save a token given with --token; or accept an
+    /// invitation from `paas users:add`, choosing a password.
+    #[command(after_help = "Examples:\n  paas login https://paas.example.com\n  \
+        paas login http://127.0.0.1:7000 --token paas_…     # the token the first start printed\n  \
+        paas login URL --invitation paas_inv_…              # set your password, then sign in\n  \
+        echo \"$PW\" | paas login URL --email ci@example.com --password-stdin")]
     Login {
         /// The server's URL.
         #[arg(default_value = "http://127.0.0.1:7000")]
         url: String,
-        /// The API token (asked for when omitted; also read from PAAS_TOKEN).
-        #[arg(long, env = "PAAS_TOKEN", hide_env_values = true)]
+        /// An API token to use instead of a password (also read from PAAS_TOKEN).
+        #[arg(long, env = "PAAS_TOKEN", hide_env_values = true, conflicts_with_all = ["email", "invitation"])]
         token: Option<String>,
+        /// Your email (asked for when omitted).
+        #[arg(long)]
+        email: Option<String>,
+        /// An invitation from `paas users:add`: choose your password and sign in.
+        #[arg(long, value_name = "CODE", conflicts_with = "email")]
+        invitation: Option<String>,
+        /// Read the password from the first line of standard input (for scripts).
+        #[arg(long)]
+        password_stdin: bool,
     },
-    /// Forget the saved login.
+    /// Forget the saved login (the token stays valid until revoked: `paas tokens:revoke`).
     Logout,
     /// Show who the saved token belongs to.
     Whoami,
+    /// Change your password (asks for the current one first, when one is set).
+    Passwd {
+        /// Read the passwords from standard input: the current one on the first line (when
+        /// one is set), the new one on the next.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users (admins only).
+    Users,
+    /// Add a user (admins only): prints a one-time invitation, or sets the password read
+    /// from standard input.
+    #[command(name = "users:add")]
+    UsersAdd {
+        email: String,
+        /// Make them an admin: they see and change every app and manage users.
+        #[arg(long)]
+        admin: bool,
+        /// Set their password from the first line of standard input instead of inviting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Remove a user (admins only): their tokens stop working at once. The apps they made
+    /// stay. The last admin cannot be removed.
+    #[command(name = "users:remove")]
+    UsersRemove { email: String },
+    /// List your API tokens (never the tokens themselves).
+    Tokens {
+        /// Everyone's tokens (admins only).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Make an API token, for CI or a script; it is shown once.
+    #[command(name = "tokens:create")]
+    TokensCreate {
+        /// What it is for, shown in `paas tokens`.
+        #[arg(long, short)]
+        description: String,
+        /// Lifetime, like 90d, 12h, 2w or 1y (default: until revoked).
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// Revoke an API token by its ID (from `paas tokens`); it stops working at once.
+    #[command(name = "tokens:revoke")]
+    TokensRevoke { id: i64 },
+    /// List who may see and change the app besides the admins.
+    Access(AppArg),
+    /// Let a user see and change the app (its owner or an admin may).
+    #[command(name = "access:add")]
+    AccessAdd {
+        #[command(flatten)]
+        app: AppArg,
+        email: String,
+    },
+    /// Take a user's access to the app away (its owner or an admin may; anyone may leave).
+    #[command(name = "access:remove")]
+    AccessRemove {
+        #[command(flatten)]
+        app: AppArg,
+        email: String,
+    },
+    /// Show the audit log, newest first: who changed what, when, from where, through what.
+    /// Admins see everything; others the apps they can access and their own doing.
+    Audit {
+        /// Only this app's changes.
+        #[arg(short, long)]
+        app: Option<String>,
+        /// How many to show.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        num: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List apps.
     Apps,
     /// Create an app (random name if none given) and add the `paas` git remote here.
@@ -310,14 +398,32 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    use commands::{apps, builds, config, domains, ps, releases, session};
+    use commands::{accounts, apps, builds, config, domains, ps, releases, session};
     match command {
         Command::Server(args) => commands::server::run(*args).await,
         Command::Router(args) => commands::router::run(args).await,
         Command::Build(args) => commands::build::run(args).await,
-        Command::Login { url, token } => session::login(&url, token).await,
+        Command::Login { url, token, email, invitation, password_stdin } => {
+            session::login(session::LoginArgs { url, token, email, invitation, password_stdin })
+                .await
+        }
         Command::Logout => session::logout(),
         Command::Whoami => session::whoami().await,
+        Command::Passwd { password_stdin } => session::passwd(password_stdin).await,
+        Command::Users => accounts::users().await,
+        Command::UsersAdd { email, admin, password_stdin } => {
+            accounts::add_user(&email, admin, password_stdin).await
+        }
+        Command::UsersRemove { email } => accounts::remove_user(&email).await,
+        Command::Tokens { all } => accounts::tokens(all).await,
+        Command::TokensCreate { description, expires } => {
+            accounts::create_token(&description, expires.as_deref()).await
+        }
+        Command::TokensRevoke { id } => accounts::revoke_token(id).await,
+        Command::Access(app) => accounts::access(&app).await,
+        Command::AccessAdd { app, email } => accounts::add_access(&app, &email).await,
+        Command::AccessRemove { app, email } => accounts::remove_access(&app, &email).await,
+        Command::Audit { app, num, json } => accounts::audit(app.as_deref(), num, json).await,
         Command::Apps => apps::list().await,
         Command::AppsCreate { name, no_remote, remote } => {
             apps::create(name, (!no_remote).then_some(remote)).await

@@ -122,7 +122,8 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut api_stopped = stopped.clone();
     let api = async move {
-        axum::serve(listener, app)
+        // The peer address reaches handlers: the audit log and sign-in limits use it.
+        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 let _ = api_stopped.wait_for(|stop| *stop).await;
             })

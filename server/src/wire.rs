@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use paas_runner::{LogStream, OutputChunk};
-use paas_store::{App, Build, BuildStatus, DeploySource, Domain, Release, ReleaseStatus};
+use paas_store::{
+    ApiToken, App, AuditEvent, Build, BuildStatus, DeploySource, Domain, Member, Release,
+    ReleaseStatus, UserRecord,
+};
 use serde::{Deserialize, Serialize};
 
 /// Largest JSON body the API reads (axum's default): room for a whole config of 1 MiB.
@@ -153,9 +156,183 @@ pub struct ConfigUpdate {
     pub unchanged: bool,
 }
 
+/// Who the token belongs to (`GET /api/v1/account`).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Account {
     pub email: String,
+    #[serde(default)]
+    pub admin: bool,
+    /// A password is set (`paas passwd` then asks for it first).
+    #[serde(default)]
+    pub password_set: bool,
+}
+
+/// A user, as admins see them: never a password or invitation, only whether there is one.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserView {
+    pub email: String,
+    pub admin: bool,
+    pub created_at: String,
+    /// A password is set: the user can sign in with it.
+    pub password_set: bool,
+    /// An invitation is waiting to be accepted, until then.
+    pub invitation_expires_at: Option<String>,
+    /// Locked after too many failed sign-ins, until then.
+    pub locked_until: Option<String>,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(record: UserRecord) -> UserView {
+        UserView {
+            admin: record.user.admin(),
+            email: record.user.email,
+            created_at: record.user.created_at,
+            password_set: record.password_hash.is_some(),
+            invitation_expires_at: record.invite_expires_at,
+            locked_until: record.locked_until.filter(|until| *until > paas_store::now()),
+        }
+    }
+}
+
+/// `POST /api/v1/users`: with a password, or without one for an invitation.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AddUser {
+    pub email: String,
+    #[serde(default)]
+    pub admin: bool,
+    pub password: Option<String>,
+}
+
+/// What adding a user answers: the invitation to hand over, shown this once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddedUser {
+    pub email: String,
+    pub admin: bool,
+    pub invitation: Option<String>,
+}
+
+/// `POST /api/v1/login`: email and password for a personal token named `description`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LogIn {
+    pub email: String,
+    pub password: String,
+    pub description: String,
+}
+
+/// `POST /api/v1/invitations/accept`: the invitation, the password to set, and a
+/// description for the personal token it issues.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AcceptInvitation {
+    pub invitation: String,
+    pub password: String,
+    pub description: String,
+}
+
+/// `PUT /api/v1/account/password`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ChangePassword {
+    /// Needed when a password is set already.
+    pub current_password: Option<String>,
+    pub password: String,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NewToken {
+    pub description: String,
+    /// Lasts this long; none: until revoked.
+    pub expires_in_secs: Option<i64>,
+}
+
+/// An API token as listed: never the token itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenView {
+    pub id: i64,
+    /// Whose it is.
+    pub email: String,
+    pub description: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+impl From<ApiToken> for TokenView {
+    fn from(token: ApiToken) -> TokenView {
+        TokenView {
+            id: token.id,
+            email: token.email,
+            description: token.description,
+            created_at: token.created_at,
+            last_used_at: token.last_used_at,
+            expires_at: token.expires_at,
+        }
+    }
+}
+
+/// A new token: shown this once, then only its hash is kept.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+/// Someone who may touch an app besides the admins.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberView {
+    pub email: String,
+    /// `owner` or `member`.
+    pub role: String,
+    pub created_at: String,
+}
+
+impl From<Member> for MemberView {
+    fn from(member: Member) -> MemberView {
+        MemberView { email: member.email, role: member.role, created_at: member.created_at }
+    }
+}
+
+/// `POST /api/v1/apps/{app}/access`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddMember {
+    pub email: String,
+}
+
+/// One change in the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEventView {
+    pub id: i64,
+    pub created_at: String,
+    /// Who made the change.
+    pub actor: String,
+    pub address: Option<String>,
+    /// Through which front end: `api`, `git`, `dashboard`, `github`.
+    pub via: String,
+    pub action: String,
+    pub app: Option<String>,
+    pub detail: String,
+}
+
+impl From<AuditEvent> for AuditEventView {
+    fn from(event: AuditEvent) -> AuditEventView {
+        AuditEventView {
+            id: event.id,
+            created_at: event.created_at,
+            actor: event.actor,
+            address: event.address,
+            via: event.via,
+            action: event.action,
+            app: event.app,
+            detail: event.detail,
+        }
+    }
+}
+
+/// `GET /api/v1/audit?app=APP&limit=N`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub app: Option<String>,
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

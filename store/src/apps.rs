@@ -4,7 +4,9 @@ use super::*;
 
 impl Store {
     /// Creates an app with its first release, "Initial release" (v1), as Heroku does.
-    pub async fn create_app(&self, name: &str, created_by: &str) -> Result<App> {
+    /// The creator becomes its owner.
+    pub async fn create_app(&self, name: &str, owner: &User) -> Result<App> {
+        let created_by = owner.email.as_str();
         let mut tx = self.begin().await?;
         let now = now();
         let app: App = sqlx::query_as(&format!(
@@ -16,6 +18,15 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| conflict(e, &format!("an app named {name} already exists")))?;
+        sqlx::query(
+            "INSERT INTO app_members (app_id, user_id, role, created_at)
+             VALUES ($1, $2, 'owner', $3)",
+        )
+        .bind(app.id)
+        .bind(owner.id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
         insert_release(
             &mut tx,
             &app,
@@ -79,4 +90,4 @@ impl Store {
     }
 }
 
-const APP_COLUMNS: &str = "id, name, deploy_branch, created_by, created_at";
+pub(crate) const APP_COLUMNS: &str = "id, name, deploy_branch, created_by, created_at";

@@ -6,12 +6,15 @@
 //! the release it makes) happens in one transaction.
 
 mod apps;
+mod audit;
 mod builds;
 mod config_vars;
 mod domains;
 mod formation;
+mod members;
 mod models;
 mod releases;
+mod tokens;
 mod users;
 
 use std::collections::BTreeMap;
@@ -19,9 +22,12 @@ use std::collections::BTreeMap;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor, Row};
 
+pub use audit::{AuditFilter, NewAuditEvent};
 pub use models::*;
+pub use users::NewUser;
 
 // Shared by the files that hold each table's queries.
+use apps::APP_COLUMNS;
 use config_vars::config_of;
 use releases::{NewRelease, current_release_in, insert_release};
 
@@ -123,7 +129,12 @@ pub(crate) fn conflict(err: sqlx::Error, message: &str) -> StoreError {
 
 /// The current time as RFC 3339 text, the one timestamp format in the schema.
 pub fn now() -> String {
-    time::OffsetDateTime::now_utc()
+    time_in(0)
+}
+
+/// The time `seconds` from now, in the schema's format (for expiries and lockouts).
+pub fn time_in(seconds: i64) -> String {
+    (time::OffsetDateTime::now_utc() + time::Duration::seconds(seconds))
         .replace_nanosecond(0)
         .ok()
         .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
@@ -179,7 +190,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/paas.db?mode=rwc", dir.path().display());
         let store = Store::connect(&url).await.unwrap();
-        let app = store.create_app("demo", "admin").await.unwrap();
+        let admin = store.bootstrap_admin("admin", "hash").await.unwrap().unwrap();
+        let app = store.create_app("demo", &admin).await.unwrap();
         let v2 = store
             .update_config(&app, &[("A".into(), Some("1".into()))], "Set A config vars", "admin")
             .await
@@ -199,9 +211,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/paas.db?mode=rwc", dir.path().display());
         let store = Store::connect(&url).await.unwrap();
+        let admin = store.bootstrap_admin("admin", "hash").await.unwrap().unwrap();
         let mut apps = Vec::new();
         for n in 0..16 {
-            apps.push(store.create_app(&format!("app{n}"), "admin").await.unwrap());
+            apps.push(store.create_app(&format!("app{n}"), &admin).await.unwrap());
         }
         // What a deploy writes: a finished build, then the release made from it (which reads
         // the config before it writes).
@@ -233,5 +246,104 @@ mod tests {
         for app in &apps {
             assert_eq!(store.releases(app).await.unwrap().len(), 6, "v1 and five changes");
         }
+    }
+
+    async fn scratch_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/paas.db?mode=rwc", dir.path().display());
+        (dir, Store::connect(&url).await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn removing_a_user_takes_their_tokens_and_access_but_never_the_last_admin() {
+        let (_dir, store) = scratch_store().await;
+        let admin = store.bootstrap_admin("admin", "h0").await.unwrap().unwrap();
+        let new = |email: &str, is_admin| NewUser {
+            email: email.into(),
+            is_admin,
+            password_hash: Some("x".into()),
+            ..NewUser::default()
+        };
+        let ann = store.create_user(&new("ann@example.com", false)).await.unwrap();
+        assert!(matches!(
+            store.create_user(&new("ann@example.com", true)).await,
+            Err(StoreError::Conflict(_))
+        ));
+        let app = store.create_app("shop", &admin).await.unwrap();
+        store.add_member(&app, &ann).await.unwrap();
+        store.create_token(&ann, "h1", "laptop", None).await.unwrap();
+        assert_eq!(store.apps_of(&ann).await.unwrap().len(), 1);
+        assert_eq!(store.role(&app, &admin).await.unwrap().as_deref(), Some("owner"));
+
+        assert!(matches!(store.delete_user("admin").await, Err(StoreError::Conflict(_))));
+        assert!(store.user_by_token_hash("h0").await.unwrap().is_some());
+        store.delete_user("ann@example.com").await.unwrap();
+        assert!(store.user_by_token_hash("h1").await.unwrap().is_none());
+        assert_eq!(store.members(&app).await.unwrap().len(), 1);
+        assert!(store.user_record("ann@example.com").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn the_limit_th_failed_sign_in_locks_and_a_good_one_clears() {
+        let (_dir, store) = scratch_store().await;
+        let user = store.bootstrap_admin("admin", "h0").await.unwrap().unwrap();
+        let until = time_in(900);
+        for _ in 0..2 {
+            assert_eq!(store.record_failed_login(&user, 3, &until).await.unwrap(), None);
+        }
+        assert_eq!(store.record_failed_login(&user, 3, &until).await.unwrap(), Some(until));
+        let record = store.user_record("admin").await.unwrap().unwrap();
+        assert_eq!(record.failed_logins, 0, "the count starts again once locked");
+        store.clear_failed_logins(&user).await.unwrap();
+        assert_eq!(store.user_record("admin").await.unwrap().unwrap().locked_until, None);
+    }
+
+    #[tokio::test]
+    async fn an_invitation_works_once_and_not_after_it_lapses() {
+        let (_dir, store) = scratch_store().await;
+        store.bootstrap_admin("admin", "h0").await.unwrap();
+        let invited = |email: &str, expires: String| NewUser {
+            email: email.into(),
+            invitation: Some((format!("invite-{email}"), expires)),
+            ..NewUser::default()
+        };
+        store.create_user(&invited("bo@example.com", time_in(60))).await.unwrap();
+        store.create_user(&invited("cy@example.com", time_in(-60))).await.unwrap();
+        let bo = store.accept_invitation("invite-bo@example.com", "pw").await.unwrap();
+        assert_eq!(bo.map(|u| u.email).as_deref(), Some("bo@example.com"));
+        assert!(store.accept_invitation("invite-bo@example.com", "pw2").await.unwrap().is_none());
+        assert!(store.accept_invitation("invite-cy@example.com", "pw").await.unwrap().is_none());
+        let record = store.user_record("bo@example.com").await.unwrap().unwrap();
+        assert_eq!(record.password_hash.as_deref(), Some("pw"));
+        assert_eq!(record.invite_expires_at, None);
+    }
+
+    #[tokio::test]
+    async fn audit_events_are_listed_for_who_may_see_them() {
+        let (_dir, store) = scratch_store().await;
+        let admin = store.bootstrap_admin("admin", "h0").await.unwrap().unwrap();
+        let ann = store
+            .create_user(&NewUser { email: "ann@example.com".into(), ..NewUser::default() })
+            .await
+            .unwrap();
+        let mine = store.create_app("mine", &ann).await.unwrap();
+        let theirs = store.create_app("theirs", &admin).await.unwrap();
+        for (actor, app) in [("ann@example.com", &mine), ("admin", &theirs)] {
+            let event = NewAuditEvent {
+                actor: actor.into(),
+                via: "api".into(),
+                action: "app.create".into(),
+                app: Some((app.id, app.name.clone())),
+                ..NewAuditEvent::default()
+            };
+            store.record_audit(&event).await.unwrap();
+        }
+        let all = store.audit_events(&AuditFilter { limit: 10, ..Default::default() }).await;
+        assert_eq!(all.unwrap().len(), 2);
+        let visible = AuditFilter { visible_to: Some(ann), limit: 10, ..Default::default() };
+        let seen = store.audit_events(&visible).await.unwrap();
+        assert_eq!(seen.iter().map(|e| e.app.as_deref()).collect::<Vec<_>>(), [Some("mine")]);
+        let only = AuditFilter { app_id: Some(theirs.id), limit: 10, ..Default::default() };
+        assert_eq!(store.audit_events(&only).await.unwrap()[0].actor, "admin");
     }
 }

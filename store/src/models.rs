@@ -6,12 +6,73 @@ use serde::{Deserialize, Serialize};
 
 use crate::StoreError;
 
+/// Who someone is: what every request carries once its token or session is checked.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct User {
     pub id: i64,
     pub email: String,
     pub is_admin: i64,
     pub created_at: String,
+}
+
+impl User {
+    pub fn admin(&self) -> bool {
+        self.is_admin != 0
+    }
+}
+
+/// A user with what signing in needs: the password hash, a pending invitation, lockout.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRecord {
+    #[sqlx(flatten)]
+    pub user: User,
+    /// An argon2id PHC string, `None` until a password is set.
+    pub password_hash: Option<String>,
+    /// When a pending invitation lapses; `None` when there is none.
+    pub invite_expires_at: Option<String>,
+    /// Failed sign-ins since the last good one or lockout.
+    pub failed_logins: i64,
+    pub locked_until: Option<String>,
+}
+
+/// An API token as listed: never the token, which only its owner saw, once.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user_id: i64,
+    /// The owner's email.
+    pub email: String,
+    pub description: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+/// Someone besides the admins who may see and change an app.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Member {
+    pub email: String,
+    /// `owner` (made the app, manages access) or `member`.
+    pub role: String,
+    pub created_at: String,
+}
+
+/// One change in the audit log.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub created_at: String,
+    /// The email of whoever made the change.
+    pub actor: String,
+    pub address: Option<String>,
+    /// The front end it came through: `api`, `git`, `dashboard`, `github`.
+    pub via: String,
+    /// What was done, like `config.set` or `app.create`.
+    pub action: String,
+    pub app_id: Option<i64>,
+    pub app: Option<String>,
+    /// What changed, in words; never a config value.
+    pub detail: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

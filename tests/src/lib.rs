@@ -156,6 +156,12 @@ impl TestServer {
         response.json().await.expect("a JSON answer")
     }
 
+    /// The first-start admin, as the core sees a request of theirs through the API.
+    pub async fn admin(&self) -> paas_server::core::Actor {
+        let user = self.server.paas.store().user("admin").await.expect("the admin exists");
+        paas_server::core::Actor::new(user, None, paas_server::core::FrontEnd::Api)
+    }
+
     /// A request to `/api/v1{path}` carrying the admin token.
     pub fn api(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}/api/v1{path}", self.url)).bearer_auth(&self.token)

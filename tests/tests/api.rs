@@ -256,7 +256,7 @@ async fn config_makes_releases(db: Db) {
     assert_eq!(releases.as_array().unwrap().len(), 4, "{releases}");
 
     // The stored snapshot of each release is the config as it was then.
-    let app = server.server.paas.app("blog").await.unwrap();
+    let app = server.server.paas.store().app("blog").await.unwrap();
     let v2 = server.server.paas.release(&app, 2).await.unwrap();
     assert_eq!(v2.config.get("A").map(String::as_str), Some("1"));
     let v3 = server.server.paas.release(&app, 3).await.unwrap();

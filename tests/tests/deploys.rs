@@ -29,6 +29,7 @@ fn tree(dir: PathBuf, sha: Option<&str>) -> SourceTree {
 async fn builds_are_recorded_and_released(db: Db) {
     let server = TestServer::start(db).await;
     let paas = &server.server.paas;
+    let admin = server.admin().await;
     let name = format!("deploy-{}", if db == Db::Sqlite { "sqlite" } else { "pg" });
     server.api(Method::POST, "/apps").json(&json!({ "name": name })).send().await.unwrap();
     server
@@ -37,16 +38,16 @@ async fn builds_are_recorded_and_released(db: Db) {
         .send()
         .await
         .unwrap();
-    let app = paas.app(&name).await.unwrap();
+    let app = paas.store().app(&name).await.unwrap();
 
     // A good build: recorded with its log, released with its image and process types.
     let log = BuildLog::new();
     let _lock = paas.lock_deploys(&app, &log).await.unwrap();
     let release = paas
         .build_and_release(
+            &admin,
             &app,
             &tree(fixture("python-stdlib"), Some("0123456789abcdef")),
-            "admin",
             &log,
             std::future::pending(),
         )
@@ -77,9 +78,9 @@ async fn builds_are_recorded_and_released(db: Db) {
     let log = BuildLog::new();
     let err = paas
         .build_and_release(
+            &admin,
             &app,
             &tree(empty.path().into(), None),
-            "admin",
             &log,
             std::future::pending(),
         )
@@ -168,6 +169,7 @@ async fn read_until(response: &mut reqwest::Response, needle: &str) -> String {
 async fn deploys_roll_out_and_failures_keep_the_old_release() {
     let server = TestServer::start(Db::Sqlite).await;
     let paas = &server.server.paas;
+    let admin = server.admin().await;
     server.api(Method::POST, "/apps").json(&json!({"name": "rollout"})).send().await.unwrap();
     server
         .api(Method::PATCH, "/apps/rollout/config")
@@ -175,7 +177,7 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
         .send()
         .await
         .unwrap();
-    let app = paas.app("rollout").await.unwrap();
+    let app = paas.store().app("rollout").await.unwrap();
     let source = tempfile::tempdir().unwrap();
     env_app(source.path(), "python3 app.py");
 
@@ -190,8 +192,7 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
 
     // First deploy: built, released, web=1 started, health-checked, routed.
     let log = BuildLog::new();
-    let release =
-        paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap();
+    let release = paas.deploy(&admin, &app, &tree(source.path().into(), None), &log).await.unwrap();
     assert_eq!(release.version, 3);
     let seen = app_json(&server, "rollout.localhost").await;
     assert_eq!(
@@ -293,8 +294,7 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
     // A release whose web process never listens fails its health check; v4 keeps serving.
     env_app(source.path(), "sleep 600");
     let log = BuildLog::new();
-    let err =
-        paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap_err();
+    let err = paas.deploy(&admin, &app, &tree(source.path().into(), None), &log).await.unwrap_err();
     assert!(err.to_string().contains("healthy"), "{err}");
     assert!(log.text().contains("Release v5 failed"), "{}", log.text());
     let v5 = paas.release(&app, 5).await.unwrap();
@@ -429,8 +429,9 @@ async fn deploys_roll_out_and_failures_keep_the_old_release() {
 async fn scaling_reports_crashes_and_web_at_zero() {
     let server = TestServer::start(Db::Sqlite).await;
     let paas = &server.server.paas;
+    let admin = server.admin().await;
     server.api(Method::POST, "/apps").json(&json!({"name": "scaler"})).send().await.unwrap();
-    let app = paas.app("scaler").await.unwrap();
+    let app = paas.store().app("scaler").await.unwrap();
     let source = tempfile::tempdir().unwrap();
     env_app(source.path(), "python3 app.py");
     let procfile = "web: python3 app.py\n\
@@ -438,7 +439,7 @@ async fn scaling_reports_crashes_and_web_at_zero() {
                     steady: sleep 600\n";
     std::fs::write(source.path().join("Procfile"), procfile).unwrap();
     let log = BuildLog::new();
-    paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap();
+    paas.deploy(&admin, &app, &tree(source.path().into(), None), &log).await.unwrap();
     assert!(!log.text().contains("scaled to 0"), "{}", log.text());
 
     let server = &server;
@@ -467,7 +468,7 @@ async fn scaling_reports_crashes_and_web_at_zero() {
     let (status, body) = scale(json!({"web": 0})).await;
     assert_eq!(status, 200, "{body}");
     let log = BuildLog::new();
-    paas.deploy(&app, &tree(source.path().into(), None), "admin", &log).await.unwrap();
+    paas.deploy(&admin, &app, &tree(source.path().into(), None), &log).await.unwrap();
     let text = log.text();
     assert!(
         text.contains("web is scaled to 0: the app will answer 503 until `paas ps:scale web=1`"),
@@ -488,12 +489,13 @@ async fn ten_rollouts_under_load_fail_no_request() {
 
     let server = TestServer::start(Db::Sqlite).await;
     let paas = &server.server.paas;
+    let admin = server.admin().await;
     server.api(Method::POST, "/apps").json(&json!({"name": "steady"})).send().await.unwrap();
-    let app = paas.app("steady").await.unwrap();
+    let app = paas.store().app("steady").await.unwrap();
     let source = tempfile::tempdir().unwrap();
     env_app(source.path(), "python3 app.py");
     let started = Instant::now();
-    paas.deploy(&app, &tree(source.path().into(), None), "admin", &BuildLog::new()).await.unwrap();
+    paas.deploy(&admin, &app, &tree(source.path().into(), None), &BuildLog::new()).await.unwrap();
     let first_deploy = started.elapsed();
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,6 +1,7 @@
 //! One module per group of commands. Each prints what a person reads on stdout and
 //! progress ("Creating app… done") on stderr, as the Heroku CLI does.
 
+pub(crate) mod accounts;
 pub(crate) mod apps;
 pub(crate) mod build;
 pub(crate) mod builds;

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use paas_store::{App, Domain, Release, StoreError, User};
+use paas_store::{App, Domain, Release, StoreError};
 use rand::Rng;
 
 use super::Paas;
+use super::audit::Actor;
 use super::error::{Error, Result};
 use super::validate;
 
@@ -16,15 +17,17 @@ pub const MAX_QUANTITY: i64 = 100;
 pub const MAX_PROCESSES: i64 = 100;
 
 impl Paas {
-    /// Creates an app; with no name, picks a free random one like `gentle-river-4821`.
-    pub async fn create_app(&self, name: Option<&str>, user: &User) -> Result<App> {
+    /// Creates an app owned by the actor; with no name, picks a free random one like
+    /// `gentle-river-4821`.
+    pub async fn create_app(&self, name: Option<&str>, actor: &Actor) -> Result<App> {
         let app = match name {
             Some(name) => {
                 validate::app_name(name)?;
-                self.store().create_app(name, &user.email).await?
+                self.store().create_app(name, &actor.user).await?
             }
-            None => self.create_randomly_named_app(user).await?,
+            None => self.create_randomly_named_app(actor).await?,
         };
+        self.audit(actor, Some(&app), "app.create", format!("created {}", app.name)).await;
         // Lines about an earlier app of this name (its processes' last exits) are not this one's.
         self.events().forget(&app.name);
         if let Some(git) = &self.git {
@@ -37,10 +40,10 @@ impl Paas {
         Ok(app)
     }
 
-    async fn create_randomly_named_app(&self, user: &User) -> Result<App> {
+    async fn create_randomly_named_app(&self, actor: &Actor) -> Result<App> {
         for _ in 0..10 {
             let name = random_app_name();
-            match self.store().create_app(&name, &user.email).await {
+            match self.store().create_app(&name, &actor.user).await {
                 Err(StoreError::Conflict(_)) => continue,
                 other => return Ok(other?),
             }
@@ -48,33 +51,26 @@ impl Paas {
         Err(Error::Conflict("could not find a free random app name; pass one".into()))
     }
 
-    pub async fn app(&self, name: &str) -> Result<App> {
-        Ok(self.store().app(name).await?)
-    }
-
-    pub async fn apps(&self) -> Result<Vec<App>> {
-        Ok(self.store().apps().await?)
-    }
-
     /// Makes pushes to `branch` (and only to it) deploy the app.
-    pub async fn set_deploy_branch(&self, app: &App, branch: &str) -> Result<App> {
+    pub async fn set_deploy_branch(&self, actor: &Actor, app: &App, branch: &str) -> Result<App> {
         validate::branch_name(branch)?;
         let app = self.store().set_deploy_branch(app, branch).await?;
         if let Some(git) = &self.git {
             git.point_head(&app.name, branch).await?;
         }
+        self.audit(actor, Some(&app), "app.update", format!("deploy branch {branch}")).await;
         Ok(app)
     }
 
     /// Destroys an app and everything paas made for it: containers, images, repository.
     /// A build under way is cancelled; a rollout under way finishes first, so nothing of
     /// the app is started after it is gone.
-    pub async fn destroy_app(&self, name: &str) -> Result<()> {
-        let app = self.store().app(name).await?;
+    pub async fn destroy_app(&self, actor: &Actor, app: &App) -> Result<()> {
+        let name = app.name.as_str();
         self.destroying(&app.name).cancel();
-        let _lock = self.wait_for_deploy_lock(&app, &paas_builder::BuildLog::new()).await;
+        let _lock = self.wait_for_deploy_lock(app, &paas_builder::BuildLog::new()).await;
         let images: Vec<String> =
-            self.store().releases(&app).await?.into_iter().filter_map(|r| r.image).collect();
+            self.store().releases(app).await?.into_iter().filter_map(|r| r.image).collect();
         self.stop_all(&app.name).await?;
         self.store().delete_app(name).await?;
         if let Some(git) = &self.git {
@@ -90,6 +86,7 @@ impl Paas {
         self.events().forget(&app.name);
         // A later app of this name starts with a deploy lock and token of its own.
         self.destroy_tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&app.name);
+        self.audit(actor, Some(app), "app.destroy", format!("destroyed {name}")).await;
         self.sync_routes().await
     }
 
@@ -98,7 +95,7 @@ impl Paas {
     }
 
     /// Routes a custom hostname (or `*.example.com`) to the app.
-    pub async fn add_domain(&self, app: &App, hostname: &str) -> Result<Domain> {
+    pub async fn add_domain(&self, actor: &Actor, app: &App, hostname: &str) -> Result<Domain> {
         let hostname = validate::hostname(hostname)?;
         let base = hostname.strip_prefix("*.").unwrap_or(&hostname);
         if base == self.domain() || base.ends_with(&format!(".{}", self.domain())) {
@@ -113,13 +110,15 @@ impl Paas {
             ));
         }
         let domain = self.store().add_domain(app, &hostname).await?;
+        self.audit(actor, Some(app), "domain.add", format!("added {hostname}")).await;
         self.sync_routes().await?;
         Ok(domain)
     }
 
-    pub async fn remove_domain(&self, app: &App, hostname: &str) -> Result<()> {
+    pub async fn remove_domain(&self, actor: &Actor, app: &App, hostname: &str) -> Result<()> {
         let hostname = hostname.trim().trim_end_matches('.').to_ascii_lowercase();
         self.store().remove_domain(app, &hostname).await?;
+        self.audit(actor, Some(app), "domain.remove", format!("removed {hostname}")).await;
         self.sync_routes().await
     }
 
@@ -133,9 +132,9 @@ impl Paas {
     /// validated before anything is written, so a refused change leaves no trace.
     pub async fn update_config(
         &self,
+        actor: &Actor,
         app: &App,
         mut changes: BTreeMap<String, Option<String>>,
-        user: &User,
     ) -> Result<(Release, bool)> {
         if changes.is_empty() {
             return Err(Error::invalid("no_config_changes", "no config vars given"));
@@ -166,7 +165,11 @@ impl Paas {
         validate::config_size(kept, set)?;
         let description = config_description(&changes);
         let changes: Vec<_> = changes.into_iter().collect();
-        let release = self.store().update_config(app, &changes, &description, &user.email).await?;
+        let release =
+            self.store().update_config(app, &changes, &description, actor.email()).await?;
+        // The description names keys only: values never reach the audit log.
+        let detail = format!("{description} (v{})", release.version);
+        self.audit(actor, Some(app), "config.update", detail).await;
         self.announce_release(app, &release);
         if release.image.is_some() {
             self.roll_out(app, &release, &log).await.map_err(|err| {
@@ -201,6 +204,7 @@ impl Paas {
     /// types together are capped at [`MAX_PROCESSES`].
     pub async fn scale(
         &self,
+        actor: &Actor,
         app: &App,
         changes: BTreeMap<String, i64>,
     ) -> Result<BTreeMap<String, i64>> {
@@ -246,6 +250,7 @@ impl Paas {
         self.store().scale(app, &changes).await?;
         let wanted: Vec<String> = changes.iter().map(|(t, n)| format!("{t}={n}")).collect();
         self.events().emit(&app.name, "deploy", format!("Scaling to {}", wanted.join(" ")));
+        self.audit(actor, Some(app), "scale", format!("scaled to {}", wanted.join(" "))).await;
         self.reconcile_formation(app).await?;
         self.formation(app).await
     }

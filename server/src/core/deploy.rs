@@ -12,6 +12,7 @@ use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 
 use super::Paas;
+use super::audit::Actor;
 use super::error::{Error, Result};
 
 pub(crate) const INTERRUPTED: &str = "the deploy was interrupted: whoever started it went away";
@@ -82,12 +83,12 @@ impl Paas {
     /// out. Every front end (git push, API, dashboard, webhooks) calls this.
     pub async fn deploy(
         &self,
+        actor: &Actor,
         app: &App,
         tree: &SourceTree,
-        user: &str,
         log: &BuildLog,
     ) -> Result<Release> {
-        self.deploy_until(app, tree, user, log, std::future::pending()).await
+        self.deploy_until(actor, app, tree, log, std::future::pending()).await
     }
 
     /// [`Paas::deploy`], abandoned if `interrupted` resolves (a pusher that went away) while
@@ -96,9 +97,9 @@ impl Paas {
     /// switched.
     pub async fn deploy_until(
         &self,
+        actor: &Actor,
         app: &App,
         tree: &SourceTree,
-        user: &str,
         log: &BuildLog,
         interrupted: impl Future<Output = ()>,
     ) -> Result<Release> {
@@ -107,20 +108,31 @@ impl Paas {
             lock = self.lock_deploys(app, log) => lock?,
             () = &mut interrupted => return Err(Error::Conflict(INTERRUPTED.into())),
         };
-        self.deploy_locked(app, tree, user, log, interrupted).await
+        self.deploy_locked(actor, app, tree, log, interrupted).await
     }
 
     /// The deploy itself, for a caller that holds the app's deploy lock.
     pub async fn deploy_locked(
         &self,
+        actor: &Actor,
         app: &App,
         tree: &SourceTree,
-        user: &str,
         log: &BuildLog,
         interrupted: impl Future<Output = ()>,
     ) -> Result<Release> {
-        let release = self.build_and_release(app, tree, user, log, interrupted).await?;
-        self.roll_out(app, &release, log).await?;
+        let deployed = async {
+            let release = self.build_and_release(actor, app, tree, log, interrupted).await?;
+            self.roll_out(app, &release, log).await?;
+            Ok::<_, Error>(release)
+        }
+        .await;
+        let detail = match &deployed {
+            Ok(release) => format!("{} as v{}", release.description, release.version),
+            // The code, not the message: a failed build's message may quote the app's output.
+            Err(err) => format!("failed ({}) from {}", err.code(), tree.source),
+        };
+        self.audit(actor, Some(app), "deploy", detail).await;
+        let release = deployed?;
         // Deployed, yet serving nothing: say so, or "deployed" reads as "up".
         let web = self.store().formation(app).await?.get("web").copied();
         if release.process_types.contains_key("web") && web == Some(0) {
@@ -135,9 +147,9 @@ impl Paas {
     /// release. The caller holds the deploy lock.
     pub async fn build_and_release(
         &self,
+        actor: &Actor,
         app: &App,
         tree: &SourceTree,
-        user: &str,
         log: &BuildLog,
         interrupted: impl Future<Output = ()>,
     ) -> Result<Release> {
@@ -150,7 +162,7 @@ impl Paas {
                     source: tree.source,
                     commit_sha: tree.commit_sha.clone(),
                     commit_message: tree.commit_message.clone(),
-                    created_by: user.to_string(),
+                    created_by: actor.email().to_string(),
                 },
             )
             .await?;
@@ -162,7 +174,7 @@ impl Paas {
         self.events().emit(
             &app.name,
             "deploy",
-            format!("Build {} started by {user} ({}{from})", build.id, tree.source),
+            format!("Build {} started by {} ({}{from})", build.id, actor.email(), tree.source),
         );
         let config = self.store().config(app).await?;
         let mut request = BuildRequest::new(&app.name, build.id, &tree.dir);
@@ -213,8 +225,10 @@ impl Paas {
             None => format!("Deploy build {}", build.id),
         };
         self.events().emit(&app.name, "deploy", format!("Build {} succeeded", build.id));
-        let release =
-            self.store().create_release_from_build(app, &build, &description, user).await?;
+        let release = self
+            .store()
+            .create_release_from_build(app, &build, &description, actor.email())
+            .await?;
         self.announce_release(app, &release);
         tracing::info!(app = %app.name, build = build.id, release = release.version, "build released");
         Ok(release)

@@ -20,6 +20,13 @@ pub enum Error {
     Conflict(String),
     #[error("{0}")]
     Unauthorized(String),
+    /// Signed in, but this needs more (an admin, the app's owner). Never used for an app the
+    /// caller cannot see: that is [`Error::NotFound`], so names do not leak.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many failed sign-ins: from one address, or for one account (then locked).
+    #[error("{message}")]
+    TooManyAttempts { message: String, retry_after_secs: u64 },
     #[error("this route does not take that HTTP method")]
     MethodNotAllowed,
     /// A build ended in failure; its log is kept with the build.
@@ -58,6 +65,8 @@ impl Error {
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::TooManyAttempts { .. } => "too_many_attempts",
             Error::MethodNotAllowed => "method_not_allowed",
             Error::BuildFailed { code, .. } => code,
             Error::Unavailable(_) => "unavailable",

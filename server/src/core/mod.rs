@@ -1,10 +1,15 @@
 //! The server core: every operation a front end can ask for (apps, config, domains,
 //! deploys, rollouts and rollbacks, formation, one-off runs, the supervision of running
-//! processes, git repositories and pushes, events and logs), over the store, builder, runner
-//! and router. Front ends (`crate::http`, and later the dashboard and webhooks) call it; it
-//! never names axum or HTTP, so a rule enforced here holds for all of them.
+//! processes, git repositories and pushes, events and logs, users, tokens, access and the
+//! audit log), over the store, builder, runner and router. Front ends (`crate::http`, and later the dashboard and webhooks) call it; it
+//! never names axum or HTTP, so a rule enforced here holds for all of them. Each operation
+//! that changes something takes the [`Actor`] asking, checks what they may do, and records
+//! the change in the audit log.
 
+mod access;
+mod accounts;
 mod apps;
+mod audit;
 pub(crate) mod auth;
 mod deploy;
 mod error;
@@ -18,7 +23,11 @@ mod rollout;
 mod supervise;
 pub mod validate;
 
+pub use accounts::{
+    ADDRESS_FAILURES, INVITATION_SECS, LOCK_AFTER_FAILURES, LOCK_SECS, MAX_TOKEN_SECS,
+};
 pub use apps::{MAX_PROCESSES, MAX_QUANTITY};
+pub use audit::{Actor, FrontEnd, MAX_AUDIT_EVENTS};
 pub use deploy::SourceTree;
 pub use error::{Error, Result};
 pub use events::AppEvents;

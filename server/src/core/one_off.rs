@@ -7,6 +7,7 @@ use paas_store::App;
 use tokio::sync::mpsc;
 
 use super::Paas;
+use super::audit::Actor;
 use super::error::{Error, Result};
 use super::rollout::{OUTPUT_CHUNKS, spec_for};
 use crate::wire::RunEvent;
@@ -22,6 +23,7 @@ impl Paas {
     /// read, the command waits.
     pub async fn run_one_off(
         &self,
+        actor: &Actor,
         app: &App,
         command: &str,
         input: Option<paas_runner::StdinStream>,
@@ -40,6 +42,9 @@ impl Paas {
                 ),
             ));
         };
+        // Not the command itself: it may carry a secret on its command line.
+        let detail = format!("ran a one-off command in v{}", release.version);
+        self.audit(actor, Some(app), "run", detail).await;
         let mut spec = spec_for(app, &release, &image, "run", 1);
         spec.command = Some(command.to_string());
         let (events, receiver) = mpsc::channel(OUTPUT_CHUNKS);

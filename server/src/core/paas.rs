@@ -34,6 +34,8 @@ pub struct Paas {
     events: super::events::AppEvents,
     /// Images of this many newest releases are kept for rollbacks.
     pub(crate) keep_release_images: usize,
+    /// Failed sign-ins per address.
+    pub(crate) sign_in_limits: Arc<super::accounts::SignInLimits>,
     /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
     /// default one, since another paas then shares the engine.
     pub(crate) image_namespace: Option<String>,
@@ -54,6 +56,7 @@ impl Paas {
             backends: Default::default(),
             events: Default::default(),
             keep_release_images: 5,
+            sign_in_limits: Default::default(),
             image_namespace: None,
         }
     }

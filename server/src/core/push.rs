@@ -190,9 +190,9 @@ async fn run_push(
             commit_sha: Some(sha.clone()),
             commit_message: Some(commit_message),
         };
-        let deployed = paas.deploy_locked(&app, &tree, &push.user.email, &log, interrupted).await;
+        let deployed = paas.deploy_locked(&push.actor, &app, &tree, &log, interrupted).await;
         if deployed.is_ok() && adopt_master {
-            paas.set_deploy_branch(&app, "master").await?;
+            paas.set_deploy_branch(&push.actor, &app, "master").await?;
             log.info(format!("{} deploys from master from now on", app.name));
         }
         if deployed.is_ok() {

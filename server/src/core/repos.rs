@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use paas_store::User;
 use tokio::process::Command;
 use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore};
 
+use super::audit::Actor;
 use super::auth;
 use super::error::{Error, Result};
 use crate::wire::QUARANTINE_ENV;
@@ -49,7 +49,8 @@ const GIT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 #[derive(Clone)]
 pub(crate) struct Push {
     pub(crate) app: String,
-    pub(crate) user: User,
+    /// Who pushed, from where.
+    pub(crate) actor: Actor,
     /// The app's deploy lock once this push has deployed, held until its `receive-pack`
     /// exits: git moves the branch after the hook succeeds, and no other push may deploy
     /// before it has, or production would run a commit the branch does not point at.
@@ -146,16 +147,16 @@ impl Git {
         permit.await.ok()?.ok()
     }
 
-    /// Registers a push to `app` by `user` for the hook of the `receive-pack` about to run:
+    /// Registers a push to `app` by `actor` for the hook of the `receive-pack` about to run:
     /// the hook's one-off token, and what forgets the push when dropped.
     pub(crate) fn register_push(
         self: &Arc<Git>,
         app: &str,
-        user: User,
+        actor: Actor,
     ) -> (String, PushRegistration) {
         let token = auth::generate_token();
         let token_hash = auth::hash_token(&token);
-        let push = Push { app: app.to_string(), user, deploy_lock: Arc::default() };
+        let push = Push { app: app.to_string(), actor, deploy_lock: Arc::default() };
         self.lock_pushes().insert(token_hash.clone(), push);
         (token, PushRegistration { git: self.clone(), token_hash })
     }

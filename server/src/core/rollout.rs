@@ -11,6 +11,7 @@ use paas_runner::{HealthCheck, LogStream, OutputChunk, Process, ProcessSpec, Run
 use paas_store::{App, Release, ReleaseStatus};
 
 use super::Paas;
+use super::audit::Actor;
 use super::error::{Error, Result};
 use super::validate;
 
@@ -404,9 +405,9 @@ impl Paas {
     /// `None`) and rolls it out, with no build.
     pub async fn rollback(
         &self,
+        actor: &Actor,
         app: &App,
         version: Option<i64>,
-        user: &str,
         log: &BuildLog,
     ) -> Result<Release> {
         let _lock = self.lock_deploys(app, log).await?;
@@ -436,7 +437,9 @@ impl Paas {
                 ),
             ));
         }
-        let release = self.store().create_rollback_release(app, &target, user).await?;
+        let release = self.store().create_rollback_release(app, &target, actor.email()).await?;
+        let detail = format!("rolled back to v{} as v{}", target.version, release.version);
+        self.audit(actor, Some(app), "rollback", detail).await;
         self.announce_release(app, &release);
         log.step(format!("Rolling back to v{} as v{}", target.version, release.version));
         self.roll_out(app, &release, log).await?;
@@ -518,6 +521,7 @@ impl Paas {
     /// the same zero-downtime steps as a deploy and no release phase (`paas ps:restart`).
     pub async fn restart(
         &self,
+        actor: &Actor,
         app: &App,
         process_type: Option<&str>,
         log: &BuildLog,
@@ -541,6 +545,7 @@ impl Paas {
         }
         let which = process_type.unwrap_or("all");
         self.events().emit(&app.name, "deploy", format!("Restarting {which} processes"));
+        self.audit(actor, Some(app), "restart", format!("restarted {which} processes")).await;
         self.try_roll_out(&runner, app, &release, &image, process_type, log).await?;
         self.events().emit(&app.name, "deploy", format!("Restarted {which} processes"));
         Ok(())

@@ -264,6 +264,52 @@ pub fn branch_name(name: &str) -> Result<()> {
     }
 }
 
+/// Fewest characters a password may have; most bytes (argon2 hashes all of it).
+pub const MIN_PASSWORD_CHARS: usize = 8;
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
+/// A plausible email, trimmed and lowercased: `local@domain.tld`, no spaces or control
+/// characters, at most 254 bytes. Whether it reaches anyone is not paas's to check.
+pub fn email(email: &str) -> Result<String> {
+    let email = email.trim().to_ascii_lowercase();
+    let invalid = |why: &str| {
+        Error::invalid("invalid_email", format!("{email:?} is not a valid email address: {why}"))
+    };
+    if email.is_empty() || email.len() > 254 {
+        return Err(invalid("it must be 1 to 254 characters long"));
+    }
+    if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid("it must not contain spaces or control characters"));
+    }
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err(invalid("it needs an @"));
+    };
+    let domain_ok = !domain.contains('@')
+        && domain.contains('.')
+        && domain.split('.').all(|label| !label.is_empty());
+    if local.is_empty() || !domain_ok {
+        return Err(invalid("it must look like name@example.com"));
+    }
+    Ok(email)
+}
+
+/// At least [`MIN_PASSWORD_CHARS`] characters, at most [`MAX_PASSWORD_BYTES`] bytes.
+pub fn password(password: &str) -> Result<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(Error::invalid(
+            "invalid_password",
+            format!("the password is too short: use at least {MIN_PASSWORD_CHARS} characters"),
+        ));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(Error::invalid(
+            "invalid_password",
+            format!("the password is too long: at most {MAX_PASSWORD_BYTES} bytes"),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,5 +428,32 @@ mod tests {
         assert!(config_value("K", &"x".repeat(MAX_CONFIG_VALUE_BYTES + 1)).is_err());
         assert!(config_value("K", "a\0b").is_err());
         assert!(config_value("K", "line1\nline2 é ✓ 'quotes' \"and\" $dollars").is_ok());
+    }
+
+    #[test]
+    fn emails_are_checked_and_lowercased() {
+        assert_eq!(email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@",
+            "ann@example",
+            "a b@example.com",
+            "ann@@example.com",
+            "ann@example..com",
+            "ann@.com",
+        ] {
+            assert!(email(bad).is_err(), "{bad:?}");
+        }
+        assert!(email(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn passwords_have_a_floor_and_a_ceiling() {
+        assert!(password("").is_err());
+        assert!(password("short").is_err());
+        assert!(password("long enough").is_ok());
+        assert!(password(&"x".repeat(MAX_PASSWORD_BYTES + 1)).is_err());
     }
 }

@@ -6,13 +6,12 @@ use std::collections::BTreeMap;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{Method, StatusCode};
-use axum::routing::{MethodRouter, delete, get, patch, post};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Extension, Json, Router, middleware};
-use paas_store::{App, User};
+use paas_store::App;
 
-use crate::core::Paas;
-use crate::core::{Error, Result};
-use crate::http::auth;
+use crate::core::{Actor, Error, Paas, Result};
+use crate::http::{accounts, auth};
 use crate::wire::{
     Account, AddDomain, AppInfo, AppView, BuildView, ConfigUpdate, CreateApp, DomainView,
     ReleaseView, Restart, Rollback, RunCommand, UpdateApp,
@@ -25,7 +24,7 @@ fn views<Row, View: From<Row>>(rows: Vec<Row>) -> Vec<View> {
 
 /// A JSON request body whose rejections (malformed JSON, a wrong field, a body over the
 /// limit) answer in the API's error shape, as axum's `error-handling` example does.
-struct ApiJson<T>(T);
+pub(crate) struct ApiJson<T>(pub(crate) T);
 
 impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = Error;
@@ -36,11 +35,19 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     }
 }
 
-/// Every API route: method, path (relative to `/api/v1`) and handler. The router is built
-/// from this list, and the auth test walks the same list.
+/// Every API route that needs a token: method, path (relative to `/api/v1`) and handler.
+/// The router is built from this list, and the auth test walks the same list.
 pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
     vec![
         (Method::GET, "/account", get(account)),
+        (Method::PUT, "/account/password", put(accounts::change_password)),
+        (Method::GET, "/users", get(accounts::list_users)),
+        (Method::POST, "/users", post(accounts::add_user)),
+        (Method::DELETE, "/users/{email}", delete(accounts::remove_user)),
+        (Method::GET, "/tokens", get(accounts::list_tokens)),
+        (Method::POST, "/tokens", post(accounts::create_token)),
+        (Method::DELETE, "/tokens/{id}", delete(accounts::revoke_token)),
+        (Method::GET, "/audit", get(accounts::audit_log)),
         (Method::GET, "/apps", get(list_apps)),
         (Method::POST, "/apps", post(create_app)),
         (Method::GET, "/apps/{app}", get(show_app)),
@@ -62,29 +69,44 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/domains", get(list_domains)),
         (Method::POST, "/apps/{app}/domains", post(add_domain)),
         (Method::DELETE, "/apps/{app}/domains/{hostname}", delete(remove_domain)),
+        (Method::GET, "/apps/{app}/access", get(accounts::list_members)),
+        (Method::POST, "/apps/{app}/access", post(accounts::add_member)),
+        (Method::DELETE, "/apps/{app}/access/{email}", delete(accounts::remove_member)),
     ]
 }
 
-/// The `/api/v1` router, every route behind the token check.
+/// The routes that take no token: signing in with a password or an invitation. Failures
+/// are counted per account and address.
+pub fn public_routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
+    vec![
+        (Method::POST, "/login", post(accounts::log_in)),
+        (Method::POST, "/invitations/accept", post(accounts::accept_invitation)),
+    ]
+}
+
+/// The `/api/v1` router: every route behind the token check but the public ones.
 pub fn router(paas: Paas) -> Router<Paas> {
+    let guarded = router_of(routes())
+        .fallback(|| async { Error::NotFound("API route".into()) })
+        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(paas, auth::require_token));
+    router_of(public_routes())
+        .merge(guarded)
+        .layer(DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(refuse_large_bodies))
+}
+
+/// One route per path, its methods merged.
+fn router_of(routes: Vec<(Method, &'static str, MethodRouter<Paas>)>) -> Router<Paas> {
     let mut by_path: BTreeMap<&str, MethodRouter<Paas>> = BTreeMap::new();
-    for (_, path, handler) in routes() {
+    for (_, path, handler) in routes {
         let merged = match by_path.remove(path) {
             Some(existing) => existing.merge(handler),
             None => handler,
         };
         by_path.insert(path, merged);
     }
-    let mut router = Router::new();
-    for (path, handler) in by_path {
-        router = router.route(path, handler);
-    }
-    router
-        .fallback(|| async { Error::NotFound("API route".into()) })
-        .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(crate::wire::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(refuse_large_bodies))
-        .layer(middleware::from_fn_with_state(paas, auth::require_token))
+    by_path.into_iter().fold(Router::new(), |router, (path, handler)| router.route(path, handler))
 }
 
 /// Refuses a body that says it is over [`crate::wire::MAX_BODY_BYTES`] before reading any of it, so a
@@ -107,36 +129,49 @@ async fn refuse_large_bodies(
     next.run(request).await
 }
 
-async fn account(Extension(user): Extension<User>) -> Json<Account> {
-    Json(Account { email: user.email })
+async fn account(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Account>> {
+    let record = paas.store().user_record(actor.email()).await?;
+    let password_set = record.is_some_and(|r| r.password_hash.is_some());
+    Ok(Json(Account { admin: actor.is_admin(), email: actor.user.email, password_set }))
 }
 
-async fn list_apps(State(paas): State<Paas>) -> Result<Json<Vec<AppView>>> {
-    Ok(Json(views(paas.apps().await?)))
+async fn list_apps(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+) -> Result<Json<Vec<AppView>>> {
+    Ok(Json(views(paas.apps_for(&actor).await?)))
 }
 
 async fn create_app(
     State(paas): State<Paas>,
-    Extension(user): Extension<User>,
+    Extension(actor): Extension<Actor>,
     ApiJson(body): ApiJson<CreateApp>,
 ) -> Result<(StatusCode, Json<AppInfo>)> {
-    let app = paas.create_app(body.name.as_deref(), &user).await?;
+    let app = paas.create_app(body.name.as_deref(), &actor).await?;
     Ok((StatusCode::CREATED, Json(app_info(&paas, app).await?)))
 }
 
-async fn show_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<Json<AppInfo>> {
-    let app = paas.app(&name).await?;
+async fn show_app(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<Json<AppInfo>> {
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(app_info(&paas, app).await?))
 }
 
 async fn update_app(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpdateApp>,
 ) -> Result<Json<AppInfo>> {
-    let mut app = paas.app(&name).await?;
+    let mut app = paas.app_for(&actor, &name).await?;
     if let Some(branch) = body.deploy_branch {
-        app = paas.set_deploy_branch(&app, &branch).await?;
+        app = paas.set_deploy_branch(&actor, &app, &branch).await?;
     }
     Ok(Json(app_info(&paas, app).await?))
 }
@@ -148,45 +183,53 @@ async fn app_info(paas: &Paas, app: App) -> Result<AppInfo> {
     Ok(AppInfo { web_url: paas.web_url(&app), app: app.into(), release, formation })
 }
 
-async fn destroy_app(State(paas): State<Paas>, Path(name): Path<String>) -> Result<StatusCode> {
-    paas.destroy_app(&name).await?;
+async fn destroy_app(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    let app = paas.app_for(&actor, &name).await?;
+    paas.destroy_app(&actor, &app).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn show_config(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<BTreeMap<String, String>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(paas.config(&app).await?))
 }
 
 /// `{"KEY": "value", "OTHER": null}`: strings set, nulls remove.
 async fn update_config(
     State(paas): State<Paas>,
-    Extension(user): Extension<User>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     ApiJson(changes): ApiJson<BTreeMap<String, Option<String>>>,
 ) -> Result<Json<ConfigUpdate>> {
-    let app = paas.app(&name).await?;
-    let (release, changed) = paas.update_config(&app, changes, &user).await?;
+    let app = paas.app_for(&actor, &name).await?;
+    let (release, changed) = paas.update_config(&actor, &app, changes).await?;
     let config = release.config.clone();
     Ok(Json(ConfigUpdate { release: release.into(), config, unchanged: !changed }))
 }
 
 async fn list_releases(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<ReleaseView>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(views(paas.releases(&app).await?)))
 }
 
 async fn show_release(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<ReleaseView>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     let version = parse_version(&version)?;
     Ok(Json(paas.release(&app, version).await?.into()))
 }
@@ -200,62 +243,69 @@ pub fn parse_version(text: &str) -> Result<i64> {
 
 async fn show_formation(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<BTreeMap<String, i64>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(paas.formation(&app).await?))
 }
 
 /// `{"web": 2, "worker": 1}`.
 async fn scale(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     ApiJson(changes): ApiJson<BTreeMap<String, i64>>,
 ) -> Result<Json<BTreeMap<String, i64>>> {
-    let app = paas.app(&name).await?;
-    Ok(Json(paas.scale(&app, changes).await?))
+    let app = paas.app_for(&actor, &name).await?;
+    Ok(Json(paas.scale(&actor, &app, changes).await?))
 }
 
 async fn list_domains(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<DomainView>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(views(paas.domains(&app).await?)))
 }
 
 async fn add_domain(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<AddDomain>,
 ) -> Result<(StatusCode, Json<DomainView>)> {
-    let app = paas.app(&name).await?;
-    Ok((StatusCode::CREATED, Json(paas.add_domain(&app, &body.hostname).await?.into())))
+    let app = paas.app_for(&actor, &name).await?;
+    Ok((StatusCode::CREATED, Json(paas.add_domain(&actor, &app, &body.hostname).await?.into())))
 }
 
 async fn remove_domain(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path((name, hostname)): Path<(String, String)>,
 ) -> Result<StatusCode> {
-    let app = paas.app(&name).await?;
-    paas.remove_domain(&app, &hostname).await?;
+    let app = paas.app_for(&actor, &name).await?;
+    paas.remove_domain(&actor, &app, &hostname).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_builds(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<BuildView>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(views(paas.store().builds(&app).await?)))
 }
 
 /// One build, with its whole log.
 async fn show_build(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path((name, id)): Path<(String, String)>,
 ) -> Result<Json<BuildView>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     let id: i64 = id
         .parse()
         .map_err(|_| Error::invalid("invalid_build_id", format!("{id:?} is not a build number")))?;
@@ -264,34 +314,36 @@ async fn show_build(
 
 async fn rollback(
     State(paas): State<Paas>,
-    Extension(user): Extension<User>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Rollback>,
 ) -> Result<Json<ReleaseView>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     let version = body.version.as_deref().map(parse_version).transpose()?;
     let log = paas_builder::BuildLog::new();
-    Ok(Json(paas.rollback(&app, version, &user.email, &log).await?.into()))
+    Ok(Json(paas.rollback(&actor, &app, version, &log).await?.into()))
 }
 
 /// The app's containers: type and index, release, state, restarts, since when.
 async fn list_processes(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
 ) -> Result<Json<Vec<paas_runner::Process>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     Ok(Json(paas.processes(&app).await?))
 }
 
 /// `?tail=true&ps=web&num=100`: the app's output as plain text, streamed while `tail`.
 async fn stream_logs(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     query: std::result::Result<Query<crate::core::LogQuery>, QueryRejection>,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
     let Query(query) = query?;
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     let lines = paas.logs(&app, &query).await?;
     let body = axum::body::Body::from_stream(
         lines.map(|line| Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line))),
@@ -310,11 +362,12 @@ async fn stream_logs(
 /// line is that JSON and the rest the command's standard input, streamed.
 async fn run_one_off(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     request: axum::extract::Request,
 ) -> Result<axum::response::Response> {
     use futures_util::StreamExt;
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     let piped = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
@@ -326,7 +379,7 @@ async fn run_one_off(
         let Json(body) = Json::<RunCommand>::from_request(request, &paas).await?;
         (body.command, None)
     };
-    let events = paas.run_one_off(&app, &command, input).await?;
+    let events = paas.run_one_off(&actor, &app, &command, input).await?;
     let lines = futures_util::stream::unfold(events, |mut events| async move {
         let event = events.recv().await?;
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
@@ -369,11 +422,12 @@ async fn command_then_input(body: axum::body::Body) -> Result<(String, paas_runn
 
 async fn restart_processes(
     State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<Restart>,
 ) -> Result<Json<Vec<paas_runner::Process>>> {
-    let app = paas.app(&name).await?;
+    let app = paas.app_for(&actor, &name).await?;
     let log = paas_builder::BuildLog::new();
-    paas.restart(&app, body.process_type.as_deref(), &log).await?;
+    paas.restart(&actor, &app, body.process_type.as_deref(), &log).await?;
     Ok(Json(paas.processes(&app).await?))
 }

@@ -17,6 +17,8 @@ impl Error {
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
             Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
+            Error::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::BuildFailed { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -54,6 +56,9 @@ impl IntoResponse for Error {
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer realm=\"paas\""),
             );
+        }
+        if let Error::TooManyAttempts { retry_after_secs, .. } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
         }
         response
     }

@@ -17,15 +17,16 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use futures_util::StreamExt;
-use paas_store::{App, User};
+use paas_store::App;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use super::auth::Peer;
 use crate::core::repos::{Git, PushRegistration, io_error};
-use crate::core::{Error, Paas, auth, push};
+use crate::core::{Actor, Error, FrontEnd, Paas, push};
 use crate::wire::HookRequest;
 
 /// The routes git clients and hooks use, outside `/api/v1`.
@@ -89,19 +90,19 @@ fn token_from(headers: &HeaderMap) -> Option<String> {
     Some(password.to_string())
 }
 
-/// The user behind the request's token and the app its URL names, or the response to give.
+/// Who is pushing or fetching, and the app its URL names if they may touch it, or the
+/// response to give.
 async fn authorize(
     paas: &Paas,
     headers: &HeaderMap,
+    address: Option<std::net::IpAddr>,
     repo: &str,
-) -> std::result::Result<(User, App, Arc<Git>), Response> {
+) -> std::result::Result<(Actor, App, Arc<Git>), Response> {
     let Some(git) = paas.git.clone() else {
         return Err(refuse(StatusCode::SERVICE_UNAVAILABLE, "git is not enabled on this server"));
     };
     let user = match token_from(headers) {
-        Some(token) => {
-            auth::authenticate(paas.store(), &token).await.map_err(|e| e.into_response())?
-        }
+        Some(token) => paas.authenticate(&token).await.map_err(|e| e.into_response())?,
         None => None,
     };
     let Some(user) = user else {
@@ -111,18 +112,20 @@ async fn authorize(
              git up to send it)",
         ));
     };
+    let actor = Actor::new(user, address, FrontEnd::Git);
     let name = repo.strip_suffix(".git").unwrap_or(repo);
-    let app = match paas.store().app(name).await {
+    // Another user's app is "no app" too, so names do not leak.
+    let app = match paas.app_for(&actor, name).await {
         Ok(app) => app,
-        Err(paas_store::StoreError::NotFound(_)) => {
+        Err(Error::NotFound(_)) => {
             return Err(refuse(
                 StatusCode::NOT_FOUND,
                 format!("There is no app named {name}: create it with `paas apps:create {name}`"),
             ));
         }
-        Err(err) => return Err(Error::from(err).into_response()),
+        Err(err) => return Err(err.into_response()),
     };
-    Ok((user, app, git))
+    Ok((actor, app, git))
 }
 
 #[derive(Deserialize)]
@@ -135,6 +138,7 @@ async fn info_refs(
     State(paas): State<Paas>,
     UrlPath(repo): UrlPath<String>,
     Query(query): Query<InfoRefsQuery>,
+    Peer(address): Peer,
     headers: HeaderMap,
 ) -> Response {
     let Some(service) = query.service.as_deref().and_then(Service::parse) else {
@@ -143,7 +147,7 @@ async fn info_refs(
             "paas speaks git's smart HTTP protocol only; use git 1.6.6 or newer",
         );
     };
-    let (_user, app, git) = match authorize(&paas, &headers, &repo).await {
+    let (_actor, app, git) = match authorize(&paas, &headers, address, &repo).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -184,13 +188,14 @@ fn pkt_line(data: &str) -> Vec<u8> {
 async fn service_rpc(
     State(paas): State<Paas>,
     UrlPath((repo, service)): UrlPath<(String, String)>,
+    Peer(address): Peer,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let Some(service) = Service::parse(&service) else {
         return refuse(StatusCode::NOT_FOUND, format!("no git service named {service}"));
     };
-    let (user, app, git) = match authorize(&paas, &headers, &repo).await {
+    let (actor, app, git) = match authorize(&paas, &headers, address, &repo).await {
         Ok(found) => found,
         Err(response) => return response,
     };
@@ -204,7 +209,7 @@ async fn service_rpc(
     if let Service::ReceivePack = service {
         // git refuses a larger pack itself, with a message the pusher sees.
         command.arg("-c").arg(format!("receive.maxInputSize={}", git.max_push_bytes()));
-        let (token, registered) = git.register_push(&app.name, user);
+        let (token, registered) = git.register_push(&app.name, actor);
         registration = Some(registered);
         command.envs(git.hook_env()).env("PAAS_HOOK_TOKEN", token);
     }

@@ -3,6 +3,7 @@
 //! request says, call the core, and shape its answer; the dashboard and webhooks go beside
 //! them.
 
+mod accounts;
 pub mod api;
 pub(crate) mod auth;
 mod error;
@@ -34,6 +35,7 @@ const API_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 pub fn router(paas: Paas) -> Router {
     let metrics = Router::new()
         .route("/metrics", get(metrics))
+        .layer(middleware::from_fn(auth::require_admin))
         .layer(middleware::from_fn_with_state(paas.clone(), auth::require_token));
     Router::new()
         .route("/healthz", get(healthz))
@@ -89,7 +91,8 @@ async fn healthz(State(paas): State<Paas>) -> Result<Json<serde_json::Value>> {
     Ok(Json(serde_json::json!({ "status": "ok" })))
 }
 
-/// The router's per-app counters for Prometheus (scrape with the API token as bearer token).
+/// The router's per-app counters for Prometheus (scrape with an admin's API token as bearer
+/// token).
 async fn metrics(State(paas): State<Paas>) -> ([(header::HeaderName, &'static str); 1], String) {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], paas.router().render_metrics())
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 both_databases!(
     every_route_needs_a_token,
+    every_app_route_hides_other_users_apps,
     apps_lifecycle,
     config_makes_releases,
     bad_input_is_refused_cleanly,
@@ -56,7 +57,7 @@ async fn every_route_needs_a_token(db: Db) {
     let routes = paas_server::http::api::routes();
     assert!(routes.len() >= 11);
     for (method, path, _) in routes {
-        let path = path.replace("{app}", "demo").replace("{version}", "v1");
+        let path = concrete(path, "demo");
         let url = format!("{}/api/v1{path}", server.url);
         for auth in [None, Some("Bearer paas_wrong"), Some("Basic Zm9vOmJhcg=="), Some("Bearer ")] {
             let mut request = server.http.request(method.clone(), &url).json(&json!({}));
@@ -100,7 +101,20 @@ async fn every_route_needs_a_token(db: Db) {
             );
         }
     }
-    // The health check is the one route open to all.
+    // Signing in is open to all, and gives nothing without a password or invitation.
+    for (method, path, _) in paas_server::http::api::public_routes() {
+        let url = format!("{}/api/v1{path}", server.url);
+        let response = server.http.request(method.clone(), &url).json(&json!({})).send().await;
+        let (status, body) = json_of(response.unwrap()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{method} {path}: {body}");
+        let fields =
+            json!({"email": "admin", "password": "", "invitation": "", "description": "x"});
+        let response = server.http.request(method.clone(), &url).json(&fields).send().await;
+        let (status, body) = json_of(response.unwrap()).await;
+        assert!(status.is_client_error(), "{method} {path}: {status} {body}");
+        assert!(body.get("token").is_none(), "{method} {path}: {body}");
+    }
+    // The health check is the one other route open to all.
     let health = server.http.get(format!("{}/healthz", server.url)).send().await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
     // Every answer names its request: a UUIDv7 of paas's, or the id the client sent.
@@ -113,6 +127,81 @@ async fn every_route_needs_a_token(db: Db) {
     let (status, body) = json_of(server.api(Method::GET, "/account").send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["email"], "admin");
+}
+
+/// A route's path with its parameters filled in, for `app`.
+fn concrete(path: &str, app: &str) -> String {
+    path.replace("{app}", app)
+        .replace("{version}", "v1")
+        .replace("{id}", "1")
+        .replace("{email}", "admin")
+        .replace("{hostname}", "www.example.com")
+}
+
+/// A body each app route accepts, so that only access decides the answer.
+fn valid_body(path: &str) -> Value {
+    match path.rsplit('/').next().unwrap_or_default() {
+        "config" => json!({"KEY": "v"}),
+        "formation" => json!({"web": 1}),
+        "domains" => json!({"hostname": "a.example.com"}),
+        "access" => json!({"email": "eve@example.com"}),
+        "run" => json!({"command": "true"}),
+        _ => json!({}),
+    }
+}
+
+/// The second walk: a user who is not an admin gets "not found" from every route of an app
+/// they may not touch, exactly as for an app that does not exist, and changes nothing.
+async fn every_app_route_hides_other_users_apps(db: Db) {
+    let server = TestServer::start(db).await;
+    server.api(Method::POST, "/apps").json(&json!({"name": "demo"})).send().await.unwrap();
+    server
+        .api(Method::PATCH, "/apps/demo/config")
+        .json(&json!({"KEEP": "1"}))
+        .send()
+        .await
+        .unwrap();
+    let user = json!({"email": "eve@example.com", "password": "eve's long password"});
+    server.api(Method::POST, "/users").json(&user).send().await.unwrap();
+    let login = json!({"email": "eve@example.com", "password": "eve's long password", "description": "walk"});
+    let url = format!("{}/api/v1/login", server.url);
+    let (_, body) = json_of(server.http.post(url).json(&login).send().await.unwrap()).await;
+    let token = body["token"].as_str().unwrap().to_string();
+
+    let app_routes: Vec<_> = paas_server::http::api::routes()
+        .into_iter()
+        .filter(|(_, path, _)| path.starts_with("/apps/{app}"))
+        .collect();
+    assert!(app_routes.len() >= 20, "{}", app_routes.len());
+    for (method, path, _) in app_routes {
+        for app in ["demo", "ghost"] {
+            let url = format!("{}/api/v1{}", server.url, concrete(path, app));
+            let body = valid_body(path);
+            let response = server
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let (status, body) = json_of(response).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path} for {app}: {body}");
+            assert_eq!(body["error"]["message"], format!("app {app} not found"), "{method} {path}");
+        }
+    }
+    // Audit by app, and git, say the same.
+    let url = format!("{}/api/v1/audit?app=demo", server.url);
+    let (status, _) = json_of(server.http.get(url).bearer_auth(&token).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let url = format!("{}/demo.git/info/refs?service=git-receive-pack", server.url);
+    let response = server.http.get(url).basic_auth("x", Some(&token)).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    // The walk changed nothing: the app, its config and its access are as they were.
+    assert_eq!(server.get_json("/apps/demo/config").await, json!({"KEEP": "1"}));
+    let members = server.get_json("/apps/demo/access").await;
+    assert_eq!(members.as_array().unwrap().len(), 1, "{members}");
+    assert_eq!(server.get_json("/apps/demo").await["name"], "demo");
 }
 
 async fn apps_lifecycle(db: Db) {

@@ -339,8 +339,8 @@ fn locked(until: &str) -> Result<()> {
     let left = left.unsigned_abs();
     Err(Error::TooManyAttempts {
         message: format!(
-            "this account is locked after {LOCK_AFTER_FAILURES} failed sign-ins; try again in \
-             {} (at {until}), or ask an admin to set a new password",
+            "this account is locked after {LOCK_AFTER_FAILURES} failed sign-ins in a row; try \
+             again in {} (at {until})",
             minutes(left)
         ),
         retry_after_secs: left,

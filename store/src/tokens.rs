@@ -1,6 +1,8 @@
 //! API tokens: only their SHA-256 hashes are kept, with who owns each and when it was last
 //! used and lapses.
 
+use sqlx::FromRow;
+
 use super::*;
 
 const TOKEN_COLUMNS: &str = "t.id, t.user_id, u.email, t.description, t.created_at, \
@@ -30,17 +32,25 @@ impl Store {
         self.token(id).await?.ok_or_else(|| StoreError::NotFound(format!("token {id}")))
     }
 
-    /// The user a token hash belongs to, and the token; `None` for unknown tokens.
+    /// The user a token hash belongs to, and the token; `None` for unknown tokens. One
+    /// query: every API request asks it.
     pub async fn user_by_token_hash(&self, token_hash: &str) -> Result<Option<(User, ApiToken)>> {
-        let token: Option<ApiToken> = sqlx::query_as(&format!(
-            "SELECT {TOKEN_COLUMNS} FROM api_tokens t JOIN users u ON u.id = t.user_id
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS}, u.is_admin, u.created_at AS user_created_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1"
         ))
         .bind(token_hash)
         .fetch_optional(&self.pool)
         .await?;
-        let Some(token) = token else { return Ok(None) };
-        let user = self.user(&token.email).await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = ApiToken::from_row(&row)?;
+        let user = User {
+            id: token.user_id,
+            email: token.email.clone(),
+            is_admin: row.try_get("is_admin")?,
+            created_at: row.try_get("user_created_at")?,
+        };
         Ok(Some((user, token)))
     }
 

@@ -61,8 +61,8 @@ enum Command {
         /// The server's URL.
         #[arg(default_value = "http://127.0.0.1:7000")]
         url: String,
-        /// An API token to use instead of a password (also read from PAAS_TOKEN).
-        #[arg(long, env = "PAAS_TOKEN", hide_env_values = true, conflicts_with_all = ["email", "invitation"])]
+        /// An API token to use instead of a password.
+        #[arg(long, conflicts_with_all = ["email", "invitation"])]
         token: Option<String>,
         /// Your email (asked for when omitted).
         #[arg(long)]

@@ -143,7 +143,8 @@ impl Store {
         password_hash: &str,
     ) -> Result<Option<User>> {
         Ok(sqlx::query_as(&format!(
-            "UPDATE users SET password_hash = $1, invite_hash = NULL, invite_expires_at = NULL
+            "UPDATE users SET password_hash = $1, invite_hash = NULL, invite_expires_at = NULL,
+                              failed_logins = 0, locked_until = NULL
              WHERE invite_hash = $2 AND invite_expires_at > $3
              RETURNING {USER_COLUMNS}"
         ))

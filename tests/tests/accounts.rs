@@ -127,6 +127,11 @@ async fn users_see_only_their_apps_and_git_obeys_the_same_rule(db: Db) {
         missing.replace("no-such-app", "APP"),
         "another user's app and a missing one must look alike"
     );
+    // The audit log has the push, by Ann through git.
+    let events = ann.call(&server, Method::GET, "/audit?app=ann-shop").await.1;
+    let deploy = events.as_array().unwrap().iter().find(|e| e["action"] == "deploy").unwrap();
+    assert_eq!((&deploy["actor"], &deploy["via"]), (&json!("ann@example.com"), &json!("git")));
+    assert!(deploy["detail"].as_str().unwrap().ends_with("as v2"), "{deploy}");
     // Releases and builds name who made them.
     let releases = ann.call(&server, Method::GET, "/apps/ann-shop/releases").await.1;
     assert_eq!(releases[0]["created_by"], "ann@example.com");
@@ -147,6 +152,9 @@ async fn users_see_only_their_apps_and_git_obeys_the_same_rule(db: Db) {
         bob.send(&server, Method::POST, "/apps/ann-shop/access", json!({"email": "admin"})).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["error"]["message"].as_str().unwrap().contains("ann-shop's owner"), "{body}");
+    // Only the owner or an admin may destroy it.
+    let (status, body) = bob.call(&server, Method::DELETE, "/apps/ann-shop").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     // The owner stays; Bob may leave, and then the app is gone for him again.
     let (status, _) =
         bob.call(&server, Method::DELETE, "/apps/ann-shop/access/ann@example.com").await;
@@ -434,11 +442,27 @@ async fn bad_account_input_changes_nothing(db: Db) {
     assert_eq!(ids(&tokens_after), ids(&tokens_before));
     assert_eq!(ann.call(&server, Method::GET, "/account").await.0, StatusCode::OK);
     assert_eq!(log_in(&server, "ann@example.com", PASSWORD).await.0, StatusCode::CREATED);
+
+    // A refused acceptance does not spend the invitation.
+    let (_, added) =
+        admin.send(&server, Method::POST, "/users", json!({"email": "ivy@example.com"})).await;
+    let invitation = added["invitation"].as_str().unwrap();
+    let url = format!("{}/api/v1/invitations/accept", server.url);
+    for (password, description, status) in [
+        (PASSWORD, " ", StatusCode::UNPROCESSABLE_ENTITY),
+        ("short", "laptop", StatusCode::UNPROCESSABLE_ENTITY),
+        (PASSWORD, "laptop", StatusCode::CREATED),
+    ] {
+        let body =
+            json!({"invitation": invitation, "password": password, "description": description});
+        let (got, answer) = json_of(server.http.post(&url).json(&body).send().await.unwrap()).await;
+        assert_eq!(got, status, "{answer}");
+    }
 }
 
 async fn failed_sign_ins_lock_the_account(db: Db) {
     let server = TestServer::start(db).await;
-    add_user(&server, "ann@example.com").await;
+    let ann = add_user(&server, "ann@example.com").await;
     add_user(&server, "bob@example.com").await;
     let limit = paas_server::core::LOCK_AFTER_FAILURES;
     for _ in 1..limit {
@@ -457,6 +481,10 @@ async fn failed_sign_ins_lock_the_account(db: Db) {
     let (status, body) = log_in(&server, "ann@example.com", PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(log_in(&server, "bob@example.com", PASSWORD).await.0, StatusCode::CREATED);
+    // Her token still works, but not to change the password while locked.
+    let change = json!({"current_password": PASSWORD, "password": "a brand new password"});
+    let (status, body) = ann.send(&server, Method::PUT, "/account/password", change).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     let users = admin(&server).call(&server, Method::GET, "/users").await.1;
     let ann = users.as_array().unwrap().iter().find(|u| u["email"] == "ann@example.com").unwrap();
     assert!(ann["locked_until"].is_string(), "{users}");

@@ -151,17 +151,24 @@ impl Paas {
         }
         self.sign_in_limits.failed(address);
         if let Some(record) = record {
-            let until = time_in(LOCK_SECS);
-            if let Some(until) =
-                self.store().record_failed_login(&record.user, LOCK_AFTER_FAILURES, &until).await?
-            {
-                let actor = Actor::new(record.user.clone(), address, FrontEnd::Api);
-                let detail = format!("locked after {LOCK_AFTER_FAILURES} failed sign-ins");
-                self.audit(&actor, None, "user.lock", detail).await;
-                locked(&until)?;
-            }
+            self.count_failed_sign_in(&Actor::new(record.user, address, FrontEnd::Api)).await?;
         }
         Err(Error::Unauthorized("wrong email or password".into()))
+    }
+
+    /// Counts a wrong password against the account; the one that reaches the limit locks it
+    /// (and is answered as locked).
+    async fn count_failed_sign_in(&self, actor: &Actor) -> Result<()> {
+        let until = time_in(LOCK_SECS);
+        let store = self.store();
+        if let Some(until) =
+            store.record_failed_login(&actor.user, LOCK_AFTER_FAILURES, &until).await?
+        {
+            let detail = format!("locked after {LOCK_AFTER_FAILURES} failed sign-ins");
+            self.audit(actor, None, "user.lock", detail).await;
+            locked(&until)?;
+        }
+        Ok(())
     }
 
     /// Signs in and issues a personal token named `description` (`paas login`).
@@ -172,19 +179,24 @@ impl Paas {
         address: Option<IpAddr>,
         description: &str,
     ) -> Result<(ApiToken, String)> {
+        self::description(description)?;
         let user = self.sign_in(email, password, address).await?;
         self.create_token(&Actor::new(user, address, FrontEnd::Api), description, None).await
     }
 
-    /// Sets the password of the user invited with `invitation` (once, before it lapses).
+    /// Sets the password of the user invited with `invitation` (once, before it lapses) and
+    /// issues their first personal token, named `description`.
     pub async fn accept_invitation(
         &self,
         invitation: &str,
         password: &str,
         address: Option<IpAddr>,
-    ) -> Result<User> {
+        description: &str,
+    ) -> Result<(ApiToken, String)> {
         self.sign_in_limits.check(address)?;
+        // Everything checked before the invitation is spent.
         validate::password(password)?;
+        self::description(description)?;
         let hash = auth::hash_password(password).await?;
         let accepted =
             self.store().accept_invitation(&auth::hash_token(invitation.trim()), &hash).await?;
@@ -194,9 +206,9 @@ impl Paas {
                 "that invitation is unknown, used or expired; ask an admin for a new one".into(),
             ));
         };
-        let actor = Actor::new(user.clone(), address, FrontEnd::Api);
+        let actor = Actor::new(user, address, FrontEnd::Api);
         self.audit(&actor, None, "user.accept", "accepted the invitation and set a password").await;
-        Ok(user)
+        self.create_token(&actor, description, None).await
     }
 
     pub async fn users(&self, actor: &Actor) -> Result<Vec<UserRecord>> {
@@ -255,10 +267,13 @@ impl Paas {
         let record = self.store().user_record(actor.email()).await?;
         let record = record.ok_or_else(|| Error::Unauthorized("this user was removed".into()))?;
         if let Some(hash) = record.password_hash.as_deref() {
+            // The current password is a sign-in like any other: locked means locked here too.
+            if let Some(until) = record.locked_until.as_deref() {
+                locked(until)?;
+            }
             let given = current.unwrap_or_default();
             if !auth::verify_password(given, Some(hash)).await {
-                let until = time_in(LOCK_SECS);
-                self.store().record_failed_login(&record.user, LOCK_AFTER_FAILURES, &until).await?;
+                self.count_failed_sign_in(actor).await?;
                 return Err(Error::Forbidden("the current password is wrong".into()));
             }
         }

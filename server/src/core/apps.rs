@@ -65,8 +65,15 @@ impl Paas {
     /// Destroys an app and everything paas made for it: containers, images, repository.
     /// A build under way is cancelled; a rollout under way finishes first, so nothing of
     /// the app is started after it is gone.
+    /// Only its owner or an admin may, as on Heroku.
     pub async fn destroy_app(&self, actor: &Actor, app: &App) -> Result<()> {
         let name = app.name.as_str();
+        let owner = self.store().role(app, &actor.user).await?.as_deref() == Some("owner");
+        if !actor.is_admin() && !owner {
+            return Err(Error::Forbidden(format!(
+                "only {name}'s owner or an admin can destroy it"
+            )));
+        }
         self.destroying(&app.name).cancel();
         let _lock = self.wait_for_deploy_lock(app, &paas_builder::BuildLog::new()).await;
         let images: Vec<String> =

@@ -438,11 +438,13 @@ impl Paas {
             ));
         }
         let release = self.store().create_rollback_release(app, &target, actor.email()).await?;
-        let detail = format!("rolled back to v{} as v{}", target.version, release.version);
-        self.audit(actor, Some(app), "rollback", detail).await;
         self.announce_release(app, &release);
         log.step(format!("Rolling back to v{} as v{}", target.version, release.version));
-        self.roll_out(app, &release, log).await?;
+        let rolled_out = self.roll_out(app, &release, log).await;
+        let outcome = if rolled_out.is_ok() { "" } else { ", which failed to roll out" };
+        let detail = format!("rolled back to v{} as v{}{outcome}", target.version, release.version);
+        self.audit(actor, Some(app), "rollback", detail).await;
+        rolled_out?;
         Ok(release)
     }
 
@@ -545,8 +547,11 @@ impl Paas {
         }
         let which = process_type.unwrap_or("all");
         self.events().emit(&app.name, "deploy", format!("Restarting {which} processes"));
-        self.audit(actor, Some(app), "restart", format!("restarted {which} processes")).await;
-        self.try_roll_out(&runner, app, &release, &image, process_type, log).await?;
+        let restarted = self.try_roll_out(&runner, app, &release, &image, process_type, log).await;
+        let outcome = if restarted.is_ok() { "" } else { ", which failed" };
+        let detail = format!("restarted {which} processes{outcome}");
+        self.audit(actor, Some(app), "restart", detail).await;
+        restarted?;
         self.events().emit(&app.name, "deploy", format!("Restarted {which} processes"));
         Ok(())
     }

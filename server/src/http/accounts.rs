@@ -37,9 +37,9 @@ pub(crate) async fn accept_invitation(
     Peer(address): Peer,
     ApiJson(body): ApiJson<AcceptInvitation>,
 ) -> Result<(StatusCode, Json<CreatedToken>)> {
-    let user = paas.accept_invitation(&body.invitation, &body.password, address).await?;
-    let actor = Actor::new(user, address, crate::core::FrontEnd::Api);
-    let (info, token) = paas.create_token(&actor, &body.description, None).await?;
+    let (info, token) = paas
+        .accept_invitation(&body.invitation, &body.password, address, &body.description)
+        .await?;
     Ok((StatusCode::CREATED, Json(CreatedToken { token, info: info.into() })))
 }
 

@@ -211,7 +211,20 @@ impl BuildLog {
 
     /// A listener: every line kept from the first, then live lines until the log is closed.
     pub fn subscribe(&self) -> LogSubscription {
-        LogSubscription { log: self.clone(), next: 0, changed: self.inner.changed.subscribe() }
+        self.subscribe_from(0)
+    }
+
+    /// A listener that starts at line number `next` (a viewer coming back where it left).
+    pub fn subscribe_from(&self, next: u64) -> LogSubscription {
+        LogSubscription { log: self.clone(), next, changed: self.inner.changed.subscribe() }
+    }
+
+    /// The log so far, and the number of the next line: where a listener that has shown
+    /// this text goes on from.
+    pub fn text_and_position(&self) -> (String, u64) {
+        let state = self.state();
+        let text = state.snapshot().map(|line| line + "\n").collect();
+        (text, state.tail_start() + state.tail.len() as u64)
     }
 }
 
@@ -255,6 +268,11 @@ impl LogSubscription {
             // if it somehow did, end rather than spin.
             self.changed.changed().await.ok()?;
         }
+    }
+
+    /// The number of the next line this listener will get.
+    pub fn position(&self) -> u64 {
+        self.next
     }
 
     /// The lines as a `Stream`, e.g. for a chunked HTTP response.

@@ -69,6 +69,18 @@ impl RunningServer {
 /// Opens the store, runs migrations, bootstraps the admin on an empty store, and starts
 /// serving.
 pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
+    start_with(config, &[]).await
+}
+
+/// Routes a front end adds to the control plane's (the dashboard): `server` cannot name
+/// the crates that build on it, so the binary hands them in.
+pub type FrontEndRoutes = fn(Paas) -> axum::Router;
+
+/// [`start`], serving `front_ends`' routes beside the API's and git's.
+pub async fn start_with(
+    config: ServerConfig,
+    front_ends: &[FrontEndRoutes],
+) -> Result<RunningServer, StartError> {
     let config = config
         .with_absolute_paths()
         .map_err(|e| StartError::Settings(format!("cannot resolve the working directory: {e}")))?;
@@ -118,7 +130,9 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
 
-    let app = http::router(paas.clone());
+    let app = front_ends
+        .iter()
+        .fold(http::router(paas.clone()), |app, routes| app.merge(routes(paas.clone())));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut api_stopped = stopped.clone();
     let api = async move {

@@ -45,6 +45,17 @@ impl Store {
         row.try_into()
     }
 
+    /// Replaces a finished build's log with the whole deploy's (the rollout after it too),
+    /// so that what a viewer saw live is what is kept.
+    pub async fn set_build_log(&self, build_id: i64, log: &str) -> Result<()> {
+        sqlx::query("UPDATE builds SET log = $1 WHERE id = $2")
+            .bind(log)
+            .bind(build_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Builds of an app, newest first, without their logs.
     pub async fn builds(&self, app: &App) -> Result<Vec<Build>> {
         let rows: Vec<BuildRow> = sqlx::query_as(&format!(

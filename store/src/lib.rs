@@ -14,6 +14,7 @@ mod formation;
 mod members;
 mod models;
 mod releases;
+mod sessions;
 mod tokens;
 mod users;
 

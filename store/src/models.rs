@@ -48,6 +48,16 @@ pub struct ApiToken {
     pub expires_at: Option<String>,
 }
 
+/// A dashboard sign-in.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: i64,
+    /// What every form of this session carries.
+    pub csrf_token: String,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
 /// Someone besides the admins who may see and change an app.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Member {

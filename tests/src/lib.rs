@@ -1,6 +1,7 @@
 //! Shared helpers for the end-to-end tests: a real server on port 0 over a fresh database
 //! (a new SQLite file, or a new PostgreSQL database per test), and the built `paas` binary.
 
+pub mod browser;
 pub mod developer;
 
 use std::path::{Path, PathBuf};
@@ -102,7 +103,9 @@ impl TestServer {
         // The pre-receive hook runs the real `paas` binary, not this test executable.
         config.git.hook_bin = Some(paas_bin());
         adjust(&mut config);
-        let mut server = paas_server::start(config.clone()).await.expect("server starts");
+        let mut server = paas_server::start_with(config.clone(), &[paas_web_ui::router])
+            .await
+            .expect("server starts");
         let token = server.initial_token.take().expect("a fresh store mints a token");
         TestServer {
             url: format!("http://{}", server.addr),
@@ -121,7 +124,9 @@ impl TestServer {
     pub async fn restart(self) -> TestServer {
         let TestServer { token, http, dir, server, config, network, .. } = self;
         server.shutdown().await.expect("server stops");
-        let server = paas_server::start(config.clone()).await.expect("server restarts");
+        let server = paas_server::start_with(config.clone(), &[paas_web_ui::router])
+            .await
+            .expect("server restarts");
         assert!(server.initial_token.is_none(), "no second bootstrap token");
         TestServer {
             url: format!("http://{}", server.addr),

@@ -122,7 +122,7 @@ pub(crate) fn print_config(command: &Command, server: &ArgMatches, from_file: &B
 
 pub(crate) async fn run(args: ServerArgs) -> Result<()> {
     init_tracing(&args.log_format);
-    let server = paas_server::start(args.config.clone()).await?;
+    let server = paas_server::start_with(args.config.clone(), &[paas_web_ui::router]).await?;
     if let Some(token) = &server.initial_token {
         let host = match server.addr.ip().is_unspecified() {
             true => format!("127.0.0.1:{}", server.addr.port()),

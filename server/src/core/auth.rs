@@ -17,18 +17,23 @@ use super::error::Error;
 const TOKEN_PREFIX: &str = "paas_";
 const INVITATION_PREFIX: &str = "paas_inv_";
 
-fn random_secret(prefix: &str) -> String {
+fn random_with(prefix: &str) -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}{}", hex::encode(bytes))
 }
 
 pub(crate) fn generate_token() -> String {
-    random_secret(TOKEN_PREFIX)
+    random_with(TOKEN_PREFIX)
 }
 
 pub(crate) fn generate_invitation() -> String {
-    random_secret(INVITATION_PREFIX)
+    random_with(INVITATION_PREFIX)
+}
+
+/// A random secret for a front end's own use (a CSRF token, say).
+pub fn random_secret() -> String {
+    generate_token()
 }
 
 /// What is stored for a token or an invitation.

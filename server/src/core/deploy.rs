@@ -79,6 +79,13 @@ impl Paas {
         tokens.entry(app.to_string()).or_default().clone()
     }
 
+    /// Whether a deploy (build, rollout, rollback, restart or config change) holds the app's
+    /// deploy lock right now.
+    pub fn is_deploying(&self, app: &App) -> bool {
+        let locks = self.deploy_locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.get(&app.name).is_some_and(|lock| lock.try_lock().is_err())
+    }
+
     /// The whole deploy of a source tree: wait for the app's deploy lock, build, release, roll
     /// out. Every front end (git push, API, dashboard, webhooks) calls this.
     pub async fn deploy(
@@ -122,8 +129,12 @@ impl Paas {
     ) -> Result<Release> {
         let deployed = async {
             let release = self.build_and_release(actor, app, tree, log, interrupted).await?;
-            self.roll_out(app, &release, log).await?;
-            Ok::<_, Error>(release)
+            let rolled_out = self.roll_out(app, &release, log).await;
+            // The stored log gets the rollout's lines too: a failed health check is there.
+            if let Some(build_id) = release.build_id {
+                self.store().set_build_log(build_id, &log.text()).await?;
+            }
+            rolled_out.map(|()| release)
         }
         .await;
         let detail = match &deployed {

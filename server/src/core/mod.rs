@@ -11,6 +11,7 @@ mod accounts;
 mod apps;
 mod audit;
 pub(crate) mod auth;
+mod branches;
 mod deploy;
 mod error;
 mod events;
@@ -20,6 +21,7 @@ mod paas;
 pub(crate) mod push;
 pub(crate) mod repos;
 mod rollout;
+mod sessions;
 mod supervise;
 pub mod validate;
 
@@ -28,9 +30,12 @@ pub use accounts::{
 };
 pub use apps::{MAX_PROCESSES, MAX_QUANTITY};
 pub use audit::{Actor, FrontEnd, MAX_AUDIT_EVENTS};
+pub use auth::random_secret;
+pub use branches::{Branch, LiveDeploy};
 pub use deploy::SourceTree;
 pub use error::{Error, Result};
 pub use events::AppEvents;
 pub use logs::LogQuery;
 pub use paas::Paas;
 pub use repos::Git;
+pub use sessions::SESSION_SECS;

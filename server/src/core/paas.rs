@@ -34,6 +34,8 @@ pub struct Paas {
     events: super::events::AppEvents,
     /// Images of this many newest releases are kept for rollbacks.
     pub(crate) keep_release_images: usize,
+    /// Each app's latest deploy of a branch from the dashboard, for its viewers.
+    pub(crate) live_deploys: Arc<super::branches::LiveDeploys>,
     /// Failed sign-ins per address.
     pub(crate) sign_in_limits: Arc<super::accounts::SignInLimits>,
     /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
@@ -57,6 +59,7 @@ impl Paas {
             events: Default::default(),
             keep_release_images: 5,
             sign_in_limits: Default::default(),
+            live_deploys: Default::default(),
             image_namespace: None,
         }
     }

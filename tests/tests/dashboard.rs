@@ -92,8 +92,9 @@ async fn a_developer_works_through_the_dashboard(db: Db) {
     assert_eq!(config, json!({"GREETING": "hello", "DEBUG": "0", "NASTY": XSS}));
     browser.screenshot(&shots, "config").await;
 
-    // The first deploy by git push, with a hostile commit message; then a deploy of main
-    // from the dashboard, whose log streams to the end.
+    // The first deploy by git push, with a hostile commit message; then a feature branch,
+    // pushed (kept, not deployed) and deployed from the dashboard, its log streaming to the
+    // end.
     let dev = Developer::of(&server.url, &token, "python-stdlib");
     dev.paas(&["git:remote", "-a", "web-demo"]).success();
     dev.edit("app.py", "\"app\": \"python-stdlib\"", "\"app\": \"dashboard-v3\"");
@@ -104,12 +105,18 @@ async fn a_developer_works_through_the_dashboard(db: Db) {
     dev.edit("app.py", start, &format!("{start}{prints}"));
     dev.commit(XSS);
     dev.git(&["push", "paas", "main"]).success();
+    dev.edit("app.py", "\"app\": \"dashboard-v3\"", "\"app\": \"feature-v4\"");
+    dev.commit("Feature work");
+    let out = dev.git(&["push", "paas", "HEAD:feature"]).success();
+    assert!(out.contains("Updated `feature` without deploying"), "{out}");
     browser.goto(&format!("{}/apps/web-demo/deploy", server.url)).await;
     browser.run(trap).await;
-    press(&browser, "Deploy main").await;
+    press(&browser, "Deploy feature").await;
     let text = browser.wait_for_text("Released v4", Duration::from_secs(180)).await;
-    assert!(text.contains("Deploy of main"), "{text}");
-    assert!(text.contains("-----> Deploying main") && text.contains("for ann@example.com"));
+    assert!(text.contains("Deploy of feature"), "{text}");
+    assert!(text.contains("-----> Deploying feature") && text.contains("for ann@example.com"));
+    let page = server.app_request("web-demo.localhost", "/").await.text().await.unwrap();
+    assert!(page.contains("feature-v4"), "{page}");
     let builds = server.get_json("/apps/web-demo/builds").await;
     assert_eq!(
         (&builds[0]["source"], &builds[0]["created_by"]),
@@ -120,7 +127,7 @@ async fn a_developer_works_through_the_dashboard(db: Db) {
     // Coming back shows the log so far and streams nothing twice.
     browser.goto(&format!("{}/apps/web-demo/deploy", server.url)).await;
     let log = browser.find("#deploy-log").await.text().await;
-    assert_eq!(log.matches("-----> Deploying main").count(), 1, "{log}");
+    assert_eq!(log.matches("-----> Deploying feature").count(), 1, "{log}");
     assert_eq!(log.matches("Released v4").count(), 1, "{log}");
 
     // Releases: the commit message is text, and a rollback runs v3 again.
@@ -136,6 +143,8 @@ async fn a_developer_works_through_the_dashboard(db: Db) {
     browser.wait_for_text("Rolled back to v3 as v5", Duration::from_secs(120)).await;
     let releases = server.get_json("/apps/web-demo/releases").await;
     assert_eq!(releases[0]["description"], "Rollback to v3");
+    let page = server.app_request("web-demo.localhost", "/").await.text().await.unwrap();
+    assert!(page.contains("dashboard-v3"), "v3's code again: {page}");
     assert_eq!(releases[0]["created_by"], "ann@example.com");
 
     // Scale web to 2 from the app page.

@@ -79,10 +79,14 @@ async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
     assert!(remote_head.starts_with(&second), "{remote_head}");
     assert!(body_of(&server, "shop.localhost").await.contains("shop-v3"));
 
-    // Another branch is refused, naming the branch that deploys.
-    let out = dev.git(&["push", "paas", "main:feature"]).failure();
+    // Another branch is kept without deploying (the dashboard deploys it on demand), naming
+    // the branch that deploys; it can be deleted again.
+    let out = dev.git(&["push", "paas", "main:feature"]).success();
+    assert!(out.contains("Updated `feature` without deploying"), "{out}");
     assert!(out.contains("shop deploys from `main` or `master`"), "{out}");
     assert!(out.contains("git push paas feature:main"), "{out}");
+    assert!(body_of(&server, "shop.localhost").await.contains("shop-v3"), "nothing deployed");
+    dev.git(&["push", "paas", ":feature"]).success();
 
     // The deployed commit again: git has nothing to send. `master` beside `main` is refused:
     // the repository keeps one deploy branch, so a clone gets what is deployed.
@@ -131,8 +135,11 @@ async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
     let legacy_url = format!("{}/legacy.git", server.url);
     dev.git(&["clone", "-q", &legacy_url, legacy.to_str().unwrap()]).success();
     assert!(legacy.join("app.py").is_file(), "the clone checked out master");
-    let out = dev.git(&["push", "paas", "main"]).failure();
-    assert!(out.contains("legacy deploys from `master`"), "{out}");
+    let out = dev.git(&["push", "paas", "main"]).success();
+    assert!(
+        out.contains("Updated `main` without deploying: legacy deploys from `master`"),
+        "{out}"
+    );
     dev.git(&["remote", "remove", "paas"]).success();
     dev.paas(&["git:remote", "-a", "shop"]).success();
     server.api(reqwest::Method::DELETE, "/apps/legacy").send().await.unwrap();
@@ -142,8 +149,8 @@ async fn git_push_deploys_and_refuses_what_it_must(db: Db) {
     assert!(out.contains("Pushes to production now deploy shop"), "{out}");
     dev.write("NOTES", "not deployed\n");
     dev.commit("Notes");
-    let out = dev.git(&["push", "paas", "main"]).failure();
-    assert!(out.contains("shop deploys from `production`"), "{out}");
+    let out = dev.git(&["push", "paas", "main"]).success();
+    assert!(out.contains("without deploying: shop deploys from `production`"), "{out}");
     dev.paas(&["apps:update", "--deploy-branch", "no..pe"]).failure();
 
     // `git:remote` wires another checkout to the app.

@@ -59,7 +59,12 @@ fn line(text: impl Into<String>) -> HookEvent {
 /// What a push asks for, once checked against the app's deploy branch.
 #[derive(Debug, PartialEq)]
 enum Verdict {
-    Deploy { sha: String, update: RefUpdate },
+    Deploy {
+        sha: String,
+        update: RefUpdate,
+    },
+    /// Branches that do not deploy: kept in the repository, to deploy from the dashboard.
+    Store(String),
     Refuse(String),
 }
 
@@ -75,21 +80,26 @@ fn deploy_branches(app: &App) -> Vec<String> {
     branches
 }
 
+/// What a push may do: update the deploy branch (and deploy it), on its own; or update other
+/// branches, which are kept without deploying (the dashboard deploys them on demand). Tags
+/// and other refs are refused.
 fn judge(app: &App, refs: &[RefUpdate]) -> Verdict {
     let branches = deploy_branches(app);
     let branch_list = branches.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(" or ");
+    let head = &app.deploy_branch;
     let mut deploy: Option<&RefUpdate> = None;
+    let mut stored: Vec<&str> = Vec::new();
     for update in refs {
-        let branch = update.name.strip_prefix("refs/heads/");
-        let Some(branch) = branch.filter(|b| branches.iter().any(|d| d == b)) else {
-            let shown = branch.unwrap_or(&update.name);
-            let head = &app.deploy_branch;
+        let Some(branch) = update.name.strip_prefix("refs/heads/") else {
             return Verdict::Refuse(format!(
-                "{} deploys from {branch_list}; pushing `{shown}` is refused.\n\
-                 To deploy that branch: git push paas {shown}:{head}",
-                app.name
+                "{} takes branches only; pushing `{}` is refused",
+                app.name, update.name
             ));
         };
+        if !branches.iter().any(|d| d == branch) {
+            stored.push(branch);
+            continue;
+        }
         if update.new == ZERO_SHA {
             return Verdict::Refuse(format!("the deploy branch `{branch}` cannot be deleted"));
         }
@@ -98,9 +108,20 @@ fn judge(app: &App, refs: &[RefUpdate]) -> Verdict {
         }
         deploy = Some(update);
     }
-    match deploy {
-        Some(update) => Verdict::Deploy { sha: update.new.clone(), update: update.clone() },
-        None => Verdict::Refuse("nothing to deploy in this push".into()),
+    match (deploy, stored.as_slice()) {
+        (Some(update), []) => Verdict::Deploy { sha: update.new.clone(), update: update.clone() },
+        (Some(_), others) => Verdict::Refuse(format!(
+            "a push that deploys updates {branch_list} alone; push `{}` separately",
+            others.join("`, `")
+        )),
+        (None, []) => Verdict::Refuse("nothing to deploy in this push".into()),
+        (None, others) => Verdict::Store(format!(
+            "Updated `{}` without deploying: {} deploys from {branch_list}.\n\
+             Deploy it from the dashboard (the app's Deploy page), or: git push paas {}:{head}",
+            others.join("`, `"),
+            app.name,
+            others[0]
+        )),
     }
 }
 
@@ -116,6 +137,12 @@ async fn run_push(
     let app = paas.store().app(&push.app).await?;
     let (sha, update) = match judge(&app, &request.refs) {
         Verdict::Deploy { sha, update } => (sha, update),
+        Verdict::Store(message) => {
+            for text in message.lines() {
+                let _ = events.send(line(format!("-----> {text}"))).await;
+            }
+            return Ok(true);
+        }
         Verdict::Refuse(message) => {
             refusal(events, &message).await;
             return Ok(false);
@@ -247,20 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn main_and_master_deploy_other_branches_are_refused() {
+    fn main_and_master_deploy_other_branches_are_stored() {
         let sha = "a".repeat(40);
         let deploy = |name: &str| Verdict::Deploy { sha: sha.clone(), update: update(name, &sha) };
         let main = update("refs/heads/main", &sha);
         assert_eq!(judge(&app("main"), std::slice::from_ref(&main)), deploy("refs/heads/main"));
         let master = update("refs/heads/master", &sha);
         assert_eq!(judge(&app("main"), &[master]), deploy("refs/heads/master"));
-        let Verdict::Refuse(message) = judge(&app("main"), &[update("refs/heads/feature", &sha)])
+        let Verdict::Store(message) = judge(&app("main"), &[update("refs/heads/feature", &sha)])
         else {
-            panic!("a feature branch must be refused");
+            panic!("a feature branch must be stored, not deployed");
         };
         assert!(message.contains("deploys from `main` or `master`"), "{message}");
         assert!(message.contains("git push paas feature:main"), "{message}");
         assert!(matches!(judge(&app("main"), &[update("refs/tags/v1", &sha)]), Verdict::Refuse(_)));
+        // Deploying and storing in one push would leave a half-done push if the deploy fails.
+        let both = [update("refs/heads/main", &sha), update("refs/heads/feature", &sha)];
+        assert!(
+            matches!(judge(&app("main"), &both), Verdict::Refuse(m) if m.contains("separately"))
+        );
 
         // A configured branch is the only one.
         assert_eq!(
@@ -269,7 +301,7 @@ mod tests {
         );
         assert!(matches!(
             judge(&app("production"), &[update("refs/heads/master", &sha)]),
-            Verdict::Refuse(_)
+            Verdict::Store(_)
         ));
     }
 

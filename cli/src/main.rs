@@ -138,6 +138,30 @@ enum Command {
         app: AppArg,
         email: String,
     },
+    /// Link the app to a GitHub repository: pushes to its branch there deploy here. Prints
+    /// what to paste into GitHub's webhook settings (the secret, once).
+    #[command(name = "github:link")]
+    GithubLink {
+        #[command(flatten)]
+        app: AppArg,
+        /// The repository, as OWNER/REPO.
+        repository: String,
+        /// The branch whose pushes deploy.
+        #[arg(long, default_value = "main")]
+        branch: String,
+        /// The webhook secret to use (at least 16 characters; default: a random one).
+        #[arg(long)]
+        secret: Option<String>,
+        /// Read a GitHub token from standard input: for private repositories and for commit
+        /// statuses on GitHub. Stored, never shown again.
+        #[arg(long)]
+        token_stdin: bool,
+    },
+    /// Stop deploying the app from GitHub.
+    #[command(name = "github:unlink")]
+    GithubUnlink(AppArg),
+    /// Show the app's GitHub link and its latest webhook deliveries with what came of each.
+    Github(AppArg),
     /// Show the audit log, newest first: who changed what, when, from where, through what.
     /// Admins see everything; others the apps they can access and their own doing.
     Audit {
@@ -423,6 +447,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Access(app) => accounts::access(&app).await,
         Command::AccessAdd { app, email } => accounts::add_access(&app, &email).await,
         Command::AccessRemove { app, email } => accounts::remove_access(&app, &email).await,
+        Command::GithubLink { app, repository, branch, secret, token_stdin } => {
+            commands::github::link(&app, &repository, &branch, secret, token_stdin).await
+        }
+        Command::GithubUnlink(app) => commands::github::unlink(&app).await,
+        Command::Github(app) => commands::github::show(&app).await,
         Command::Audit { app, num, json } => accounts::audit(app.as_deref(), num, json).await,
         Command::Apps => apps::list().await,
         Command::AppsCreate { name, no_remote, remote } => {

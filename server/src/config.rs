@@ -105,11 +105,25 @@ pub struct GitSettings {
     /// minute.
     #[arg(long, env = "PAAS_GIT_MAX_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub git_max_requests: u16,
+
+    /// Where linked GitHub repositories are fetched from (GitHub Enterprise: its URL).
+    #[arg(long, env = "PAAS_GITHUB_URL", default_value = "https://github.com")]
+    pub github_url: String,
+
+    /// GitHub's API, for commit statuses (GitHub Enterprise: `https://HOST/api/v3`).
+    #[arg(long, env = "PAAS_GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: String,
 }
 
 impl Default for GitSettings {
     fn default() -> GitSettings {
-        GitSettings { max_push_mb: 512, hook_bin: None, git_max_requests: 32 }
+        GitSettings {
+            max_push_mb: 512,
+            hook_bin: None,
+            git_max_requests: 32,
+            github_url: "https://github.com".into(),
+            github_api_url: "https://api.github.com".into(),
+        }
     }
 }
 

@@ -74,7 +74,7 @@ pub async fn start(config: ServerConfig) -> Result<RunningServer, StartError> {
 
 /// Routes a front end adds to the control plane's (the dashboard): `server` cannot name
 /// the crates that build on it, so the binary hands them in.
-pub type FrontEndRoutes = fn(Paas) -> axum::Router;
+pub type FrontEndRoutes = fn() -> axum::Router<Paas>;
 
 /// [`start`], serving `front_ends`' routes beside the API's and git's.
 pub async fn start_with(
@@ -123,6 +123,10 @@ pub async fn start_with(
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)
         .with_git(git)
+        .with_github(core::GithubSettings {
+            web_url: config.git.github_url.clone(),
+            api_url: config.git.github_api_url.clone(),
+        })
         .with_image_namespace(
             (config.docker_network != DEFAULT_NETWORK).then(|| config.docker_network.clone()),
         )
@@ -130,9 +134,7 @@ pub async fn start_with(
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
 
-    let app = front_ends
-        .iter()
-        .fold(http::router(paas.clone()), |app, routes| app.merge(routes(paas.clone())));
+    let app = http::router(paas.clone(), front_ends);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut api_stopped = stopped.clone();
     let api = async move {

@@ -328,6 +328,64 @@ impl From<AuditEvent> for AuditEventView {
     }
 }
 
+/// `POST /api/v1/apps/{app}/github`: link the app to a GitHub repository's branch.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct LinkGithub {
+    /// `OWNER/REPO`.
+    pub repository: String,
+    /// Default: `main`.
+    pub branch: Option<String>,
+    /// The webhook secret (at least 16 characters); made for you when absent.
+    pub secret: Option<String>,
+    /// For private repositories and commit statuses; never shown again.
+    pub token: Option<String>,
+}
+
+/// What linking answers: what to paste into GitHub's webhook settings, shown this once.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GithubLinked {
+    pub repository: String,
+    pub branch: String,
+    pub secret: String,
+    /// The path of the Payload URL on this server: `/hooks/github`.
+    pub webhook_path: String,
+    pub content_type: String,
+    pub events: Vec<String>,
+}
+
+/// An app's link and its newest deliveries (never the secret or the token).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GithubView {
+    pub repository: String,
+    pub branch: String,
+    pub token_set: bool,
+    pub created_by: String,
+    pub created_at: String,
+    pub deliveries: Vec<DeliveryView>,
+}
+
+/// One webhook delivery and what came of it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DeliveryView {
+    pub delivery: String,
+    pub event: String,
+    pub commit_sha: Option<String>,
+    pub outcome: String,
+    pub created_at: String,
+}
+
+impl From<paas_store::GithubDelivery> for DeliveryView {
+    fn from(d: paas_store::GithubDelivery) -> DeliveryView {
+        DeliveryView {
+            delivery: d.delivery,
+            event: d.event,
+            commit_sha: d.commit_sha,
+            outcome: d.outcome,
+            created_at: d.created_at,
+        }
+    }
+}
+
 /// `GET /api/v1/audit?app=APP&limit=N`.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct AuditQuery {

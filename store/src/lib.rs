@@ -11,6 +11,7 @@ mod builds;
 mod config_vars;
 mod domains;
 mod formation;
+mod github;
 mod members;
 mod models;
 mod releases;

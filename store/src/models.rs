@@ -48,6 +48,43 @@ pub struct ApiToken {
     pub expires_at: Option<String>,
 }
 
+/// An app linked to a GitHub repository: pushes to `branch` there deploy it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GithubLink {
+    pub app_id: i64,
+    pub app: String,
+    /// `OWNER/REPO`.
+    pub repository: String,
+    pub branch: String,
+    /// The webhook secret deliveries are signed with.
+    pub secret: String,
+    /// For private repositories and commit statuses; never shown after linking.
+    pub token: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// A link to make.
+#[derive(Debug, Clone)]
+pub struct NewGithubLink {
+    pub repository: String,
+    pub branch: String,
+    pub secret: String,
+    pub token: Option<String>,
+    pub created_by: String,
+}
+
+/// A webhook delivery and what came of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct GithubDelivery {
+    pub id: i64,
+    pub delivery: String,
+    pub event: String,
+    pub commit_sha: Option<String>,
+    pub outcome: String,
+    pub created_at: String,
+}
+
 /// A dashboard sign-in.
 #[derive(Debug, Clone)]
 pub struct Session {

@@ -3,6 +3,7 @@
 
 pub mod browser;
 pub mod developer;
+pub mod github;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -146,6 +146,7 @@ fn valid_body(path: &str) -> Value {
         "domains" => json!({"hostname": "a.example.com"}),
         "access" => json!({"email": "eve@example.com"}),
         "run" => json!({"command": "true"}),
+        "github" => json!({"repository": "octo/shop"}),
         _ => json!({}),
     }
 }

@@ -109,8 +109,12 @@ async fn a_developer_works_through_the_dashboard(db: Db) {
     dev.commit("Feature work");
     let out = dev.git(&["push", "paas", "HEAD:feature"]).success();
     assert!(out.contains("Updated `feature` without deploying"), "{out}");
+    // A branch named like a script is listed as text.
+    dev.git(&["push", "paas", &format!("HEAD:refs/heads/{XSS}")]).success();
     browser.goto(&format!("{}/apps/web-demo/deploy", server.url)).await;
     browser.run(trap).await;
+    assert!(browser.text().await.contains(XSS), "the branch is listed");
+    assert_inert(&browser, "deploy branches").await;
     press(&browser, "Deploy feature").await;
     let text = browser.wait_for_text("Released v4", Duration::from_secs(180)).await;
     assert!(text.contains("Deploy of feature"), "{text}");
@@ -282,6 +286,11 @@ async fn the_dashboard_guards_every_route(db: Db) {
             assert!(text.contains("app ann-app not found"), "{path}: {text}");
         }
     }
+    // Pages run only this site's scripts and refuse to be framed.
+    let page = http.get(url("/apps/{app}")).header("cookie", &ann.cookie).send().await.unwrap();
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'") && policy.contains("frame-ancestors 'none'"));
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
     // Nothing a refused post asked for happened: ann-app is there, with no config.
     assert_eq!(server.get_json("/apps/ann-app/config").await, json!({}));
     let apps = server.get_json("/apps").await;

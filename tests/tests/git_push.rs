@@ -499,9 +499,12 @@ async fn a_gzip_bomb_does_not_inflate_in_memory() {
         .header("content-encoding", "gzip")
         .body(bomb)
         .send()
-        .await
-        .unwrap();
-    let _ = response.bytes().await;
+        .await;
+    // git gives up on a pack of zeros early, and the server may close before the client has
+    // sent it all (a broken pipe here, seen in CI): either way, memory is what is checked.
+    if let Ok(response) = response {
+        let _ = response.bytes().await;
+    }
     let grown = peak_rss_kib(server.child.id()) - peak_before;
     assert!(grown < 100 * 1024, "peak memory grew by {grown} KiB");
 }

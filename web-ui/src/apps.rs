@@ -50,6 +50,10 @@ async fn state_of(paas: &Paas, app: &App) -> &'static str {
     if paas.is_deploying(app) {
         return "deploying";
     }
+    let current = paas.store().current_release(app).await.ok().flatten();
+    if current.is_none_or(|r| r.image.is_none()) {
+        return "not deployed";
+    }
     let formation = paas.formation(app).await.unwrap_or_default();
     if formation.get("web").copied().unwrap_or(0) == 0 {
         return "no web process";
@@ -201,7 +205,7 @@ pub(crate) async fn overview(
                 .events()
                 .recent(&app.name, 30, |_| true)
                 .iter()
-                .map(|e| e.line())
+                .map(|e| e.line().trim_end().to_string())
                 .collect(),
             may_manage: signed_in.actor.is_admin() || role.as_deref() == Some("owner"),
             app: app.name.clone(),
@@ -512,7 +516,9 @@ pub(crate) async fn set_config(
         Err(page) => return page,
     };
     let key = form.key.trim().to_string();
-    let changes = BTreeMap::from([(key.clone(), Some(form.value.clone()))]);
+    // Browsers send a text box's line ends as CRLF; the value typed had LF.
+    let value = form.value.replace("\r\n", "\n");
+    let changes = BTreeMap::from([(key.clone(), Some(value))]);
     change_config(&paas, &signed_in, &app, changes, "key", (key, form.value, String::new())).await
 }
 
@@ -550,7 +556,7 @@ pub(crate) async fn paste_config(
         Err(page) => return page,
     };
     let draft = (String::new(), String::new(), form.text.clone());
-    let changes = match parse_env(&form.text) {
+    let changes = match parse_env(&form.text.replace("\r\n", "\n")) {
         Ok(pairs) => pairs.into_iter().map(|(k, v)| (k, Some(v))).collect(),
         Err(message) => {
             let error = FieldError { field: "paste", message };
@@ -600,6 +606,8 @@ pub(crate) fn parse_env(text: &str) -> Result<BTreeMap<String, String>, String> 
 }
 
 struct BranchRow {
+    /// The name is one paas deploys (some names git takes, paas does not).
+    deployable: bool,
     name: String,
     sha: String,
     subject: String,
@@ -614,6 +622,16 @@ struct LiveView {
     outcome: String,
     failed: bool,
     log: String,
+    /// The number of the log's next line: where the page's stream goes on from.
+    position: u64,
+}
+
+/// The app's GitHub link, on the Deploy page.
+struct GithubView {
+    repository: String,
+    branch: String,
+    /// When, delivery id, commit, outcome.
+    deliveries: Vec<(String, String, String, String)>,
 }
 
 #[derive(Template)]
@@ -624,6 +642,7 @@ struct DeployPage {
     deploy_branch: String,
     branches: Vec<BranchRow>,
     live: Option<LiveView>,
+    github: Option<GithubView>,
     notice: Option<String>,
 }
 
@@ -647,22 +666,37 @@ pub(crate) async fn deploy_page(
             Some(Ok(version)) => (format!("Released v{version}"), false),
             Some(Err(message)) => (format!("Failed: {message}"), true),
         };
+        let (log, position) = live.log.text_and_position();
         LiveView {
             branch: live.branch.clone(),
             sha: live.sha.chars().take(7).collect(),
             started_by: live.started_by.clone(),
             outcome,
             failed,
-            log: live.log.text(),
+            log,
+            position,
         }
+    });
+    let github = paas.github(&app).await.ok().flatten().map(|(link, deliveries)| GithubView {
+        repository: link.repository,
+        branch: link.branch,
+        deliveries: deliveries
+            .into_iter()
+            .map(|d| {
+                let commit = d.commit_sha.unwrap_or_default().chars().take(7).collect();
+                (d.created_at, d.delivery, commit, d.outcome)
+            })
+            .collect(),
     });
     let page = DeployPage {
         layout: signed_in.layout(format!("{} · Deploy", app.name)),
+        github,
         deploy_branch: app.deploy_branch.clone(),
         app: app.name,
         branches: branches
             .into_iter()
             .map(|b| BranchRow {
+                deployable: paas_server::core::validate::branch_name(&b.name).is_ok(),
                 sha: b.sha.chars().take(7).collect(),
                 name: b.name,
                 subject: b.subject,
@@ -800,7 +834,7 @@ struct RollbackPage {
 }
 
 fn parse_version(text: &str) -> Result<i64, Error> {
-    paas_server::http::api::parse_version(text)
+    paas_server::core::validate::release_version(text)
 }
 
 #[derive(Deserialize)]

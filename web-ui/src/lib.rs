@@ -59,7 +59,7 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Paas>)> {
 }
 
 /// The dashboard, to merge into the control plane's router.
-pub fn router(paas: Paas) -> Router {
+pub fn router() -> Router<Paas> {
     let mut router = Router::new()
         .route("/login", get(session::login_page).post(session::log_in))
         .route("/static/app.css", get(|| asset("text/css", include_str!("../static/app.css"))))
@@ -79,7 +79,35 @@ pub fn router(paas: Paas) -> Router {
     for (path, handler) in by_path {
         router = router.route(path, handler);
     }
-    router.with_state(paas)
+    router.layer(axum::middleware::from_fn(protective_headers))
+}
+
+/// Headers on every dashboard answer: scripts, styles and forms from this site only (no
+/// inline script runs, whatever a page shows), never inside another site's frame, and no
+/// caching of pages that hold secrets.
+async fn protective_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let set = [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "same-origin"),
+    ];
+    for (name, value) in set {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {

@@ -144,13 +144,44 @@ pub(crate) struct Next {
     next: Option<String>,
 }
 
-/// Only a path on this site: `next` must not send the browser elsewhere.
-fn local_path(next: Option<&str>) -> String {
+/// Only a path on this site: `next` must not send the browser elsewhere. Browsers drop tabs
+/// and newlines from URLs and read `\\` as `/`, so `/\t/evil.example` is refused too.
+pub(crate) fn local_path(next: Option<&str>) -> String {
+    let local = |path: &str| {
+        path.starts_with('/')
+            && !path.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control())
+            && !path.starts_with("//")
+    };
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
-            path.to_string()
-        }
+        Some(path) if local(path) => path.to_string(),
         _ => "/".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_stays_on_this_site() {
+        assert_eq!(local_path(Some("/apps/shop?x=1")), "/apps/shop?x=1");
+        for away in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "/\n/x",
+            "",
+        ] {
+            assert_eq!(local_path(Some(away)), "/", "{away:?}");
+        }
+        assert_eq!(local_path(None), "/");
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd") && !same_secret("abc", "ab") && !same_secret("", "a"));
     }
 }
 

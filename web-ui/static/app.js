@@ -28,8 +28,8 @@ function append(pre, text) {
 // (and, on a reconnect, from the last one seen: the browser sends Last-Event-ID).
 const deployLog = document.getElementById("deploy-log");
 if (deployLog && deployLog.dataset.done !== "true") {
-  const shown = deployLog.textContent === "" ? 0 : deployLog.textContent.split("\n").length - 1;
-  const source = new EventSource(deployLog.dataset.stream + "?from=" + shown);
+  // The server numbers the lines (a long log is cut in the middle): go on from its count.
+  const source = new EventSource(deployLog.dataset.stream + "?from=" + deployLog.dataset.from);
   source.onmessage = (event) => append(deployLog, asTerminal(JSON.parse(event.data)));
   source.addEventListener("done", (event) => {
     source.close();
@@ -56,7 +56,12 @@ if (appLog) {
     appLog.textContent = "";
     const ps = filter.value ? "?ps=" + encodeURIComponent(filter.value) : "";
     source = new EventSource(appLog.dataset.stream + ps);
-    source.onopen = () => { status.textContent = paused ? "paused" : "live"; };
+    // Each (re)connection starts with the recent history again: show it once.
+    source.onopen = () => {
+      appLog.textContent = "";
+      held = [];
+      status.textContent = paused ? "paused" : "live";
+    };
     source.onerror = () => { status.textContent = "reconnecting…"; };
     source.onmessage = (event) => {
       const line = logLine(JSON.parse(event.data));

@@ -7,6 +7,7 @@ pub(crate) mod build;
 pub(crate) mod builds;
 pub(crate) mod config;
 pub(crate) mod domains;
+pub(crate) mod github;
 pub(crate) mod ps;
 pub(crate) mod push;
 pub(crate) mod releases;

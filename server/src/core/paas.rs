@@ -36,6 +36,10 @@ pub struct Paas {
     pub(crate) keep_release_images: usize,
     /// Each app's latest deploy of a branch from the dashboard, for its viewers.
     pub(crate) live_deploys: Arc<super::branches::LiveDeploys>,
+    /// Where GitHub is, for linked repositories.
+    pub(crate) github: super::github::GithubSettings,
+    /// Each app's GitHub pushes waiting to deploy.
+    pub(crate) github_queue: Arc<super::github::GithubQueue>,
     /// Failed sign-ins per address.
     pub(crate) sign_in_limits: Arc<super::accounts::SignInLimits>,
     /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
@@ -60,6 +64,8 @@ impl Paas {
             keep_release_images: 5,
             sign_in_limits: Default::default(),
             live_deploys: Default::default(),
+            github: Default::default(),
+            github_queue: Default::default(),
             image_namespace: None,
         }
     }
@@ -84,6 +90,12 @@ impl Paas {
     /// Keeps the images of the newest `n` releases (at least one) for rollbacks.
     pub fn keeping_release_images(mut self, n: usize) -> Paas {
         self.keep_release_images = n.max(1);
+        self
+    }
+
+    /// Linked repositories are fetched from, and statuses sent to, this GitHub.
+    pub fn with_github(mut self, github: super::github::GithubSettings) -> Paas {
+        self.github = github;
         self
     }
 

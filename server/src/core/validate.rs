@@ -264,6 +264,13 @@ pub fn branch_name(name: &str) -> Result<()> {
     }
 }
 
+/// `v3` or `3`: a release version.
+pub fn release_version(text: &str) -> Result<i64> {
+    text.strip_prefix('v').unwrap_or(text).parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
+        Error::invalid("invalid_version", format!("{text:?} is not a release version like v3"))
+    })
+}
+
 /// Fewest characters a password may have; most bytes (argon2 hashes all of it).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;

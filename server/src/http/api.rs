@@ -72,6 +72,9 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/access", get(accounts::list_members)),
         (Method::POST, "/apps/{app}/access", post(accounts::add_member)),
         (Method::DELETE, "/apps/{app}/access/{email}", delete(accounts::remove_member)),
+        (Method::GET, "/apps/{app}/github", get(super::github::show)),
+        (Method::POST, "/apps/{app}/github", post(super::github::link)),
+        (Method::DELETE, "/apps/{app}/github", delete(super::github::unlink)),
     ]
 }
 
@@ -234,11 +237,8 @@ async fn show_release(
     Ok(Json(paas.release(&app, version).await?.into()))
 }
 
-/// `v3` or `3`.
-pub fn parse_version(text: &str) -> Result<i64> {
-    text.strip_prefix('v').unwrap_or(text).parse::<i64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-        Error::invalid("invalid_version", format!("{text:?} is not a release version like v3"))
-    })
+fn parse_version(text: &str) -> Result<i64> {
+    crate::core::validate::release_version(text)
 }
 
 async fn show_formation(

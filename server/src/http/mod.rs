@@ -8,6 +8,7 @@ pub mod api;
 pub(crate) mod auth;
 mod error;
 mod git;
+mod github;
 
 use std::time::Duration;
 
@@ -32,16 +33,21 @@ use crate::core::{Error, Paas, Result};
 const API_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 
 /// The whole control-plane HTTP surface.
-pub fn router(paas: Paas) -> Router {
+/// The whole control-plane HTTP surface, with the routes of `front_ends` (the dashboard)
+/// beside the API's, each behind the same request ids and request log.
+pub fn router(paas: Paas, front_ends: &[crate::FrontEndRoutes]) -> Router {
     let metrics = Router::new()
         .route("/metrics", get(metrics))
         .layer(middleware::from_fn(auth::require_admin))
         .layer(middleware::from_fn_with_state(paas.clone(), auth::require_token));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(healthz))
         .merge(metrics)
         .nest("/api/v1", api_layers(api::router(paas.clone())))
         .merge(git::router())
+        .merge(github::router());
+    let routes = front_ends.iter().fold(routes, |routes, front_end| routes.merge(front_end()));
+    routes
         .fallback(|| async { Error::NotFound("page".into()) })
         // After every route, so that each has it: a wrong method gets the error shape too.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

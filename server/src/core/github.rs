@@ -1,0 +1,500 @@
+//! GitHub auto-deploy: an app linked to a repository's branch deploys each push GitHub
+//! reports to its webhook, once per delivery and newest first.
+//!
+//! A delivery is trusted only once its `X-Hub-Signature-256` (HMAC-SHA256 of the raw body)
+//! matches a linked app's secret, checked before anything in it is read. While an app deploys,
+//! newer pushes wait in one slot, each replacing the last, and a build of an older commit
+//! still under way is abandoned for the newer one. With a token, each deploy's outcome goes
+//! back to GitHub as a commit status.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use paas_builder::BuildLog;
+use paas_store::{App, DeploySource, GithubDelivery, GithubLink, NewGithubLink};
+use serde::Deserialize;
+use sha2::Sha256;
+use tokio::process::Command;
+use tokio::sync::watch;
+
+use super::Paas;
+use super::audit::{Actor, FrontEnd};
+use super::deploy::SourceTree;
+use super::error::{Error, Result};
+use super::repos::{CheckoutError, io_error};
+use super::{auth, validate};
+
+/// GitHub sends at most 25 MB; a bigger body is not GitHub's.
+pub const MAX_DELIVERY_BYTES: usize = 25 * 1024 * 1024;
+/// The shortest webhook secret accepted.
+pub const MIN_SECRET_CHARS: usize = 16;
+
+/// Where GitHub is: its web (git) and API addresses, GitHub Enterprise's too.
+#[derive(Debug, Clone)]
+pub struct GithubSettings {
+    pub web_url: String,
+    pub api_url: String,
+}
+
+impl Default for GithubSettings {
+    fn default() -> GithubSettings {
+        GithubSettings {
+            web_url: "https://github.com".into(),
+            api_url: "https://api.github.com".into(),
+        }
+    }
+}
+
+/// A delivery's headers, as GitHub sends them.
+#[derive(Debug, Default)]
+pub struct Delivery<'a> {
+    pub event: Option<&'a str>,
+    pub id: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// What a delivery is answered: `200` (ping, a redelivery), or `202` with what will come of
+/// it.
+#[derive(Debug)]
+pub struct DeliveryAnswer {
+    pub status: u16,
+    pub message: String,
+}
+
+/// A push waiting to deploy.
+#[derive(Clone)]
+struct Job {
+    sha: String,
+    delivery: i64,
+    link: GithubLink,
+}
+
+/// Per app: the newest push waiting, whether a deploy runs, and a counter that moves when a
+/// newer push arrives (what abandons an older build).
+#[derive(Default)]
+pub(crate) struct GithubQueue {
+    apps: Mutex<HashMap<String, AppQueue>>,
+}
+
+struct AppQueue {
+    waiting: Option<Job>,
+    running: bool,
+    newer: watch::Sender<u64>,
+}
+
+#[derive(Deserialize)]
+struct PushPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    after: String,
+    #[serde(default)]
+    deleted: bool,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    full_name: String,
+}
+
+#[derive(Deserialize)]
+struct AnyPayload {
+    repository: Option<Repository>,
+}
+
+/// `OWNER/REPO`, as GitHub allows them.
+fn repository_name(text: &str) -> Result<String> {
+    let text = text.trim().trim_end_matches(".git");
+    let valid_part = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 100
+            && part.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && part != "."
+            && part != ".."
+    };
+    match text.split_once('/') {
+        Some((owner, repo)) if valid_part(owner) && valid_part(repo) => Ok(text.to_string()),
+        _ => Err(Error::invalid(
+            "invalid_repository",
+            format!("{text:?} is not a GitHub repository: use OWNER/REPO"),
+        )),
+    }
+}
+
+/// Whether `signature` (`sha256=HEX`) is `body` signed with `secret`, compared in constant time.
+fn signed_with(secret: &str, body: &[u8], signature: &str) -> bool {
+    let Some(hex_part) = signature.strip_prefix("sha256=") else { return false };
+    let Ok(expected) = hex::decode(hex_part) else { return false };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else { return false };
+    mac.update(body);
+    mac.verify_slice(&expected).is_ok()
+}
+
+impl Paas {
+    /// Links the app to `repository`'s `branch`: pushes there deploy. The secret is made when
+    /// not given (given, it must have [`MIN_SECRET_CHARS`]); it is returned to paste into
+    /// GitHub, the token never again.
+    pub async fn link_github(
+        &self,
+        actor: &Actor,
+        app: &App,
+        repository: &str,
+        branch: &str,
+        secret: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<GithubLink> {
+        let repository = repository_name(repository)?;
+        validate::branch_name(branch)?;
+        let secret = match secret.map(str::trim) {
+            Some(secret) if secret.chars().count() >= MIN_SECRET_CHARS => secret.to_string(),
+            Some(_) => {
+                return Err(Error::invalid(
+                    "invalid_secret",
+                    format!("a webhook secret needs at least {MIN_SECRET_CHARS} characters"),
+                ));
+            }
+            None => auth::random_secret(),
+        };
+        let token = token.map(str::trim).filter(|t| !t.is_empty());
+        if token.is_some_and(|t| t.chars().any(|c| c.is_control() || c.is_whitespace())) {
+            return Err(Error::invalid(
+                "invalid_token",
+                "that token has spaces or control characters",
+            ));
+        }
+        let new = NewGithubLink {
+            repository: repository.clone(),
+            branch: branch.to_string(),
+            secret,
+            token: token.map(str::to_string),
+            created_by: actor.email().to_string(),
+        };
+        let link = self.store().link_github(app, &new).await?;
+        let with_token = if token.is_some() { " with a token" } else { "" };
+        let detail = format!("linked {repository} ({branch}){with_token}");
+        self.audit(actor, Some(app), "github.link", detail).await;
+        Ok(link)
+    }
+
+    pub async fn unlink_github(&self, actor: &Actor, app: &App) -> Result<()> {
+        if !self.store().unlink_github(app).await? {
+            return Err(Error::NotFound(format!("a GitHub link of {}", app.name)));
+        }
+        self.audit(actor, Some(app), "github.unlink", "unlinked its GitHub repository").await;
+        Ok(())
+    }
+
+    /// The app's link and its newest deliveries.
+    pub async fn github(&self, app: &App) -> Result<Option<(GithubLink, Vec<GithubDelivery>)>> {
+        let Some(link) = self.store().github_link(app).await? else { return Ok(None) };
+        Ok(Some((link, self.store().deliveries(app, 20).await?)))
+    }
+
+    /// Takes one webhook delivery: refused (with nothing recorded) unless signed by a linked
+    /// app's secret and about that app's repository; then recorded once by its id, and a push
+    /// to the linked branch queued to deploy in the background.
+    pub async fn github_delivery(
+        &self,
+        delivery: Delivery<'_>,
+        body: &[u8],
+    ) -> Result<DeliveryAnswer> {
+        if body.len() > MAX_DELIVERY_BYTES {
+            return Err(Error::TooLarge);
+        }
+        let Some(signature) = delivery.signature else {
+            return Err(Error::Unauthorized(
+                "no X-Hub-Signature-256: set the webhook's secret in GitHub".into(),
+            ));
+        };
+        let links = self.store().github_links().await?;
+        let signed: Vec<GithubLink> =
+            links.into_iter().filter(|l| signed_with(&l.secret, body, signature)).collect();
+        if signed.is_empty() {
+            return Err(Error::Unauthorized("the signature matches no linked app's secret".into()));
+        }
+        // Signed: now the body may be read.
+        let payload: AnyPayload = serde_json::from_slice(body).map_err(|e| {
+            Error::BadRequest(format!("the delivery is not JSON GitHub sends: {e}"))
+        })?;
+        let repository = payload.repository.map(|r| r.full_name).unwrap_or_default();
+        let Some(link) =
+            signed.into_iter().find(|l| l.repository.eq_ignore_ascii_case(&repository))
+        else {
+            return Err(Error::NotFound(format!("a link to the repository {repository:?}")));
+        };
+        let app = self.store().app(&link.app).await?;
+        let event = delivery.event.unwrap_or("unknown");
+        let id = delivery
+            .id
+            .filter(|id| !id.is_empty() && id.len() <= 200)
+            .ok_or_else(|| Error::BadRequest("no X-GitHub-Delivery id".into()))?;
+        let answer = |status: u16, message: String| Ok(DeliveryAnswer { status, message });
+        if event == "ping" {
+            let Some(_) = self.store().record_delivery(id, Some(&app), event, None, "pong").await?
+            else {
+                return answer(200, format!("delivery {id} was received before"));
+            };
+            return answer(200, format!("pong: {} is linked to {}", app.name, link.repository));
+        }
+        if event != "push" {
+            let outcome = format!("ignored: paas acts on push events, not {event}");
+            return match self.store().record_delivery(id, Some(&app), event, None, &outcome).await?
+            {
+                Some(_) => answer(202, outcome),
+                None => answer(200, format!("delivery {id} was received before")),
+            };
+        }
+        let push: PushPayload = serde_json::from_slice(body)
+            .map_err(|e| Error::BadRequest(format!("not a push event GitHub sends: {e}")))?;
+        let wanted = format!("refs/heads/{}", link.branch);
+        let sha = push.after.to_ascii_lowercase();
+        let ignored = if push.git_ref != wanted {
+            Some(format!("ignored: {} is not the linked branch {}", push.git_ref, link.branch))
+        } else if push.deleted || sha.chars().all(|c| c == '0') {
+            Some(format!("ignored: {} was deleted", link.branch))
+        } else if sha.len() != 40 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+            Some(format!("ignored: {:?} is not a commit", push.after))
+        } else {
+            None
+        };
+        let (outcome, commit) = match &ignored {
+            Some(reason) => (reason.clone(), None),
+            None => (format!("queued {}", &sha[..7]), Some(sha.as_str())),
+        };
+        let Some(row) =
+            self.store().record_delivery(id, Some(&app), event, commit, &outcome).await?
+        else {
+            return answer(200, format!("delivery {id} was received before; nothing to do"));
+        };
+        if ignored.is_some() {
+            return answer(202, outcome);
+        }
+        self.queue_github_deploy(&app, Job { sha: sha.clone(), delivery: row, link });
+        answer(202, format!("deploying {} to {}", &sha[..7], app.name))
+    }
+
+    /// Puts a push in the app's waiting slot (replacing an older one, and telling a build
+    /// under way that a newer commit came) and starts the app's worker if none runs.
+    fn queue_github_deploy(&self, app: &App, job: Job) {
+        let mut apps = self.github_queue.apps.lock().unwrap_or_else(|p| p.into_inner());
+        let queue = apps.entry(app.name.clone()).or_insert_with(|| AppQueue {
+            waiting: None,
+            running: false,
+            newer: watch::channel(0).0,
+        });
+        if let Some(old) = queue.waiting.replace(job) {
+            let store = self.store().clone();
+            tokio::spawn(async move {
+                let _ =
+                    store.set_delivery_outcome(old.delivery, "superseded by a newer push").await;
+            });
+        }
+        queue.newer.send_modify(|n| *n += 1);
+        if !queue.running {
+            queue.running = true;
+            let paas = self.clone();
+            let name = app.name.clone();
+            tokio::spawn(async move { paas.github_worker(&name).await });
+        }
+    }
+
+    /// Deploys the app's waiting pushes, newest first, until none waits.
+    async fn github_worker(&self, name: &str) {
+        loop {
+            let (job, mut newer) = {
+                let mut apps = self.github_queue.apps.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(queue) = apps.get_mut(name) else { return };
+                match queue.waiting.take() {
+                    Some(job) => {
+                        let mut newer = queue.newer.subscribe();
+                        newer.borrow_and_update();
+                        (job, newer)
+                    }
+                    None => {
+                        queue.running = false;
+                        return;
+                    }
+                }
+            };
+            let superseded = async move {
+                let _ = newer.changed().await;
+            };
+            let outcome = match self.deploy_github_push(&job, superseded).await {
+                Ok(version) => format!("deployed v{version}"),
+                // Abandoned for a newer push, waiting for the lock or while building.
+                Err(Error::Conflict(message)) if message == super::deploy::INTERRUPTED => {
+                    "superseded by a newer push".to_string()
+                }
+                Err(Error::BuildFailed { code: "interrupted", .. }) => {
+                    "superseded by a newer push".to_string()
+                }
+                Err(err) => format!("failed: {}", err.public_message()),
+            };
+            if let Err(err) = self.store().set_delivery_outcome(job.delivery, &outcome).await {
+                tracing::warn!(error = %err, "could not record a delivery's outcome");
+            }
+        }
+    }
+
+    /// Fetches the pushed commit from GitHub into the app's repository, checks it out and
+    /// deploys it as the user who linked the repository; reports the outcome to GitHub.
+    async fn deploy_github_push(
+        &self,
+        job: &Job,
+        superseded: impl Future<Output = ()>,
+    ) -> Result<i64> {
+        let link = &job.link;
+        let app = self.store().app(&link.app).await?;
+        let user = self.store().user(&link.created_by).await.map_err(|_| {
+            Error::invalid(
+                "linker_removed",
+                format!("{} linked the repository and was removed; link it again", link.created_by),
+            )
+        })?;
+        let actor = Actor::new(user, None, FrontEnd::GitHub);
+        let short = &job.sha[..7];
+        self.report_status(link, &job.sha, "pending", &format!("deploying {short}"), None).await;
+        let log = BuildLog::new();
+        let result = async {
+            let git =
+                self.git.clone().ok_or_else(|| Error::Unavailable("git is not enabled".into()))?;
+            let repo = git.ensure_repo(&app.name).await?;
+            self.fetch_from_github(link, &repo).await?;
+            let checkout = git.scratch_dir(&app.name).await?;
+            let message = match git.checkout(&repo, &job.sha, &[], checkout.path()).await {
+                Ok(message) => message,
+                Err(CheckoutError::TooLarge(why)) => return Err(Error::invalid("too_large", why)),
+                Err(CheckoutError::Failed(err)) => return Err(err),
+            };
+            let tree = SourceTree {
+                dir: checkout.path().to_path_buf(),
+                source: DeploySource::Github,
+                commit_sha: Some(job.sha.clone()),
+                commit_message: Some(message),
+            };
+            let release = self.deploy_until(&actor, &app, &tree, &log, superseded).await?;
+            // The app's deploy branch follows what runs, as after a git push.
+            let refname = format!("refs/heads/{}", app.deploy_branch);
+            let _ = Command::new("git")
+                .arg("--git-dir")
+                .arg(&repo)
+                .args(["update-ref", &refname, &job.sha])
+                .output()
+                .await;
+            Ok(release.version)
+        }
+        .await;
+        match &result {
+            Ok(version) => {
+                let url = self.web_url(&app);
+                let text = format!("deployed as v{version}");
+                self.report_status(link, &job.sha, "success", &text, Some(&url)).await;
+            }
+            Err(err) => {
+                let reason = err.public_message();
+                let reason = reason.lines().next().unwrap_or_default();
+                self.report_status(link, &job.sha, "failure", reason, None).await;
+            }
+        }
+        result
+    }
+
+    /// `git fetch` of the linked branch; a token goes in an HTTP header through git's
+    /// environment, never on a command line or in a URL.
+    async fn fetch_from_github(&self, link: &GithubLink, repo: &std::path::Path) -> Result<()> {
+        let url = format!("{}/{}.git", self.github.web_url.trim_end_matches('/'), link.repository);
+        let mut command = Command::new("git");
+        command
+            .arg("--git-dir")
+            .arg(repo)
+            .args(["fetch", "--quiet", "--no-tags", &url])
+            .arg(format!("+refs/heads/{0}:refs/github/{0}", link.branch))
+            .env("GIT_TERMINAL_PROMPT", "0");
+        if let Some(token) = &link.token {
+            let basic =
+                base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
+            command
+                .env("GIT_CONFIG_COUNT", "1")
+                .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+                .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
+        }
+        let output = command.output().await.map_err(io_error)?;
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(Error::invalid(
+                "fetch_failed",
+                format!("could not fetch {} from GitHub: {}", link.repository, stderr.trim()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A commit status on GitHub (with a token): best effort, logged when it fails.
+    async fn report_status(
+        &self,
+        link: &GithubLink,
+        sha: &str,
+        state: &str,
+        description: &str,
+        target_url: Option<&str>,
+    ) {
+        let Some(token) = &link.token else { return };
+        let url = format!(
+            "{}/repos/{}/statuses/{sha}",
+            self.github.api_url.trim_end_matches('/'),
+            link.repository
+        );
+        let mut body = serde_json::json!({
+            "state": state,
+            "context": "paas",
+            "description": description.chars().take(140).collect::<String>(),
+        });
+        if let Some(target) = target_url {
+            body["target_url"] = target.into();
+        }
+        let sent = reqwest::Client::new()
+            .post(&url)
+            .bearer_auth(token)
+            .header("accept", "application/vnd.github+json")
+            .header("user-agent", "paas")
+            .json(&body)
+            .timeout(std::time::Duration::from_secs(10))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => {
+                tracing::warn!(status = %response.status(), "GitHub refused a commit status")
+            }
+            Err(err) => tracing::warn!(error = %err, "could not send a commit status to GitHub"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_hmac_sha256_of_the_body() {
+        let body = br#"{"zen":"Keep it logically awesome."}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"a secret of 16+ chars").unwrap();
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(signed_with("a secret of 16+ chars", body, &good));
+        assert!(!signed_with("another secret here!!", body, &good));
+        assert!(!signed_with("a secret of 16+ chars", b"{}", &good));
+        assert!(!signed_with("a secret of 16+ chars", body, &good.replace("sha256=", "sha1=")));
+        assert!(!signed_with("a secret of 16+ chars", body, "sha256=zz"));
+    }
+
+    #[test]
+    fn repositories_are_owner_slash_name() {
+        assert_eq!(repository_name("octo-org/hello.world").unwrap(), "octo-org/hello.world");
+        assert_eq!(repository_name("octo/repo.git").unwrap(), "octo/repo");
+        for bad in ["", "octo", "octo/", "/repo", "a/b/c", "octo/re po", "../x", "octo/.."] {
+            assert!(repository_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! GitHub auto-deploy against a stand-in GitHub that speaks the real protocols: the test
+//! pushes to a repository served over smart HTTP, signs `push` deliveries (the JSON GitHub
+//! sends) with the webhook secret, and checks the commit statuses paas sends back.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use paas_tests::developer::Developer;
+use paas_tests::github::FakeGithub;
+use paas_tests::{Db, TestServer, both_databases, wait_until};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+both_databases!(pushes_on_github_deploy_signed_once_and_newest_first);
+
+const TOKEN: &str = "ghp_test_token_for_statuses";
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// A `push` payload as GitHub sends it (the fields paas reads, and some it does not).
+fn push_payload(repository: &str, git_ref: &str, after: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "ref": git_ref,
+        "before": "0000000000000000000000000000000000000000",
+        "after": after,
+        "created": false,
+        "deleted": false,
+        "forced": false,
+        "repository": {"full_name": repository, "name": repository.split('/').nth(1)},
+        "pusher": {"name": "octocat"},
+        "head_commit": {"id": after, "message": "a change"},
+    }))
+    .unwrap()
+}
+
+async fn deliver(
+    server: &TestServer,
+    event: &str,
+    delivery: &str,
+    signature: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let mut request = server
+        .http
+        .post(format!("{}/hooks/github", server.url))
+        .header("content-type", "application/json")
+        .header("x-github-event", event)
+        .header("x-github-delivery", delivery)
+        .body(body);
+    if let Some(signature) = signature {
+        request = request.header("x-hub-signature-256", signature);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `Secret:        VALUE` from `paas github:link`'s output.
+fn secret_of(out: &str) -> String {
+    let line = out.lines().find(|l| l.trim_start().starts_with("Secret:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().to_string()
+}
+
+async fn page(server: &TestServer) -> String {
+    server.app_request("shop.localhost", "/").await.text().await.unwrap_or_default()
+}
+
+async fn pushes_on_github_deploy_signed_once_and_newest_first(db: Db) {
+    let github = FakeGithub::start().await;
+    let (web, api) = (github.url.clone(), format!("{}/api", github.url));
+    let server = TestServer::start_with(db, move |config| {
+        config.git.github_url = web;
+        config.git.github_api_url = api;
+    })
+    .await;
+    let remote = github.create_repo("octo/shop");
+    github.create_repo("octo/blog");
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.git(&["remote", "add", "github", remote.to_str().unwrap()]).success();
+    dev.paas(&["apps:create", "shop", "--no-remote"]).success();
+    dev.paas(&["apps:create", "blog", "--no-remote"]).success();
+
+    // Linking prints what to paste into GitHub; the token is read from stdin, never shown.
+    let out = dev
+        .paas_fed(
+            &["github:link", "octo/shop", "--token-stdin", "-a", "shop"],
+            format!("{TOKEN}\n").into_bytes(),
+        )
+        .success();
+    assert!(out.contains(&format!("Payload URL:   {}/hooks/github", server.url)), "{out}");
+    assert!(out.contains("Content type:  application/json") && !out.contains(TOKEN), "{out}");
+    let secret = secret_of(&out);
+    assert!(secret.len() >= 16, "{secret}");
+    let short = dev.paas(&["github:link", "octo/blog", "--secret", "too-short", "-a", "blog"]);
+    assert!(short.failure().contains("at least 16 characters"));
+    let out =
+        dev.paas(&["github:link", "octo/blog", "--secret", "blogs-own-secret-123", "-a", "blog"]);
+    assert_eq!(secret_of(&out.success()), "blogs-own-secret-123");
+
+    // GitHub's ping on adding the webhook.
+    let ping = serde_json::to_vec(
+        &json!({"zen": "Design for failure.", "repository": {"full_name": "octo/shop"}}),
+    )
+    .unwrap();
+    let (status, body) =
+        deliver(&server, "ping", "ping-1", Some(&sign(&secret, &ping)), ping).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // A push to main on GitHub deploys, and its statuses go back: pending, then success.
+    dev.git(&["push", "-q", "github", "main"]).success();
+    let first = dev.head();
+    let payload = push_payload("octo/shop", "refs/heads/main", &first);
+    let signature = sign(&secret, &payload);
+    let (status, body) =
+        deliver(&server, "push", "push-1", Some(&signature), payload.clone()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let serving = || async { page(&server).await.contains("python-stdlib") };
+    wait_until("the first push serves", Duration::from_secs(120), serving).await;
+    let two = || async { github.statuses().len() >= 2 };
+    wait_until("two commit statuses", Duration::from_secs(10), two).await;
+    let statuses = github.statuses();
+    assert_eq!(statuses[0].path, format!("/api/repos/octo/shop/statuses/{first}"));
+    assert_eq!(statuses[0].body["state"], "pending");
+    assert_eq!(statuses[0].authorization, format!("Bearer {TOKEN}"));
+    assert_eq!(statuses[1].body["state"], "success");
+    assert!(statuses[1].body["target_url"].as_str().unwrap().starts_with("http://shop.localhost"));
+    assert!(
+        github.git_authorizations().iter().any(|a| a.starts_with("Basic ")),
+        "the token fetched"
+    );
+    let builds = server.get_json("/apps/shop/builds").await;
+    assert_eq!(builds.as_array().unwrap().len(), 1);
+    assert_eq!((&builds[0]["source"], &builds[0]["commit_sha"]), (&json!("github"), &json!(first)));
+
+    // Refused, each with nothing recorded or built.
+    let deployed = || async {
+        let view = server.get_json("/apps/shop/github").await;
+        view["deliveries"][0]["outcome"].as_str().is_some_and(|o| o.starts_with("deployed v2"))
+    };
+    wait_until("push-1's outcome", Duration::from_secs(10), deployed).await;
+    let deliveries_before = server.get_json("/apps/shop/github").await["deliveries"].clone();
+    let unknown = push_payload("octo/unknown", "refs/heads/main", &first);
+    let cases: Vec<(Option<String>, Vec<u8>, StatusCode)> = vec![
+        (None, payload.clone(), StatusCode::UNAUTHORIZED),
+        (Some(sign("not the secret at all", &payload)), payload.clone(), StatusCode::UNAUTHORIZED),
+        (Some(sign("blogs-own-secret-123", &payload)), payload.clone(), StatusCode::NOT_FOUND),
+        (Some(sign(&secret, b"{not json")), b"{not json".to_vec(), StatusCode::BAD_REQUEST),
+        (Some(sign(&secret, &unknown)), unknown, StatusCode::NOT_FOUND),
+        (Some(signature.replace("sha256=", "sha1=")), payload.clone(), StatusCode::UNAUTHORIZED),
+    ];
+    for (n, (signature, body, expected)) in cases.into_iter().enumerate() {
+        let id = format!("refused-{n}");
+        let (status, answer) = deliver(&server, "push", &id, signature.as_deref(), body).await;
+        assert_eq!(status, expected, "case {n}: {answer}");
+    }
+    let huge = vec![b' '; paas_server::core::MAX_DELIVERY_BYTES + 1];
+    let (status, _) = deliver(&server, "push", "huge", Some(&sign(&secret, &huge)), huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    // A redelivery of push-1 deploys nothing again.
+    let (status, body) = deliver(&server, "push", "push-1", Some(&signature), payload).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("received before"), "{body}");
+    let after = server.get_json("/apps/shop/github").await["deliveries"].clone();
+    assert_eq!(after, deliveries_before, "refusals leave no trace");
+    assert_eq!(server.get_json("/apps/shop/builds").await.as_array().unwrap().len(), 1);
+
+    // Other branches, tags and deletions: accepted with the reason, nothing built.
+    for (n, git_ref) in ["refs/heads/feature", "refs/tags/v1"].iter().enumerate() {
+        let body = push_payload("octo/shop", git_ref, &first);
+        let (status, answer) =
+            deliver(&server, "push", &format!("other-{n}"), Some(&sign(&secret, &body)), body)
+                .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        assert!(answer["message"].as_str().unwrap().starts_with("ignored"), "{answer}");
+    }
+
+    // Five pushes in quick succession: at most two builds, ending on the newest commit.
+    let mut shas = Vec::new();
+    for n in 1..=5 {
+        let before = match n {
+            1 => "\"app\": \"python-stdlib\"".to_string(),
+            n => format!("\"app\": \"push-{}\"", n - 1),
+        };
+        dev.edit("app.py", &before, &format!("\"app\": \"push-{n}\""));
+        shas.push(dev.commit(&format!("Push {n}")));
+        dev.git(&["push", "-q", "github", "main"]).success();
+        let body = push_payload("octo/shop", "refs/heads/main", shas.last().unwrap());
+        let (status, answer) =
+            deliver(&server, "push", &format!("burst-{n}"), Some(&sign(&secret, &body)), body)
+                .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{answer}");
+    }
+    let newest = shas.last().unwrap().clone();
+    let settled = || async {
+        let view = server.get_json("/apps/shop/github").await;
+        let burst: Vec<&Value> = view["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["delivery"].as_str().unwrap().starts_with("burst-"))
+            .collect();
+        burst.len() == 5
+            && burst.iter().all(|d| !d["outcome"].as_str().unwrap().starts_with("queued"))
+    };
+    wait_until("the five pushes settle", Duration::from_secs(180), settled).await;
+    assert!(page(&server).await.contains("\"app\": \"push-5\""), "ends on the newest commit");
+    let builds = server.get_json("/apps/shop/builds").await;
+    assert!(
+        builds.as_array().unwrap().len() <= 1 + 2,
+        "at most two builds for five pushes: {builds}"
+    );
+    assert_eq!(builds[0]["commit_sha"], json!(newest));
+    let view = server.get_json("/apps/shop/github").await;
+    let outcome_of = |id: &str| {
+        let d =
+            view["deliveries"].as_array().unwrap().iter().find(|d| d["delivery"] == id).unwrap();
+        d["outcome"].as_str().unwrap().to_string()
+    };
+    assert!(outcome_of("burst-5").starts_with("deployed v"), "{view}");
+    assert_eq!(outcome_of("burst-3"), "superseded by a newer push");
+    let last = github.statuses().into_iter().rev().find(|s| s.path.ends_with(&newest)).unwrap();
+    assert_eq!(last.body["state"], "success");
+
+    // The CLI shows the link and the deliveries; the audit log who linked it.
+    let out = dev.paas(&["github", "-a", "shop"]).success();
+    assert!(out.contains("deploys pushes to main of octo/shop") && out.contains("burst-5"));
+    assert!(!out.contains(&secret) && !out.contains(TOKEN), "{out}");
+    let audit = server.get_json("/audit?app=shop").await;
+    let vias: Vec<&str> =
+        audit.as_array().unwrap().iter().map(|e| e["via"].as_str().unwrap()).collect();
+    assert!(vias.contains(&"github"), "{vias:?}");
+    assert!(!audit.to_string().contains(&secret) && !audit.to_string().contains(TOKEN));
+    dev.paas(&["github:unlink", "-a", "shop"]).success();
+    let body = push_payload("octo/shop", "refs/heads/main", &newest);
+    let (status, _) =
+        deliver(&server, "push", "after-unlink", Some(&sign(&secret, &body)), body).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "an unlinked app's secret is no longer good");
+}

@@ -228,6 +228,21 @@ async fn pushes_on_github_deploy_signed_once_and_newest_first(db: Db) {
     let last = github.statuses().into_iter().rev().find(|s| s.path.ends_with(&newest)).unwrap();
     assert_eq!(last.body["state"], "success");
 
+    // The Deploy page's list of the repository's branches on GitHub, and deploying one.
+    dev.edit("app.py", "\"app\": \"push-5\"", "\"app\": \"github-feature\"");
+    dev.commit("A feature on GitHub");
+    dev.git(&["push", "-q", "github", "HEAD:refs/heads/feature"]).success();
+    let paas = &server.server.paas;
+    let app = paas.store().app("shop").await.unwrap();
+    let branches = paas.github_branches(&app).await.unwrap();
+    assert_eq!(branches, ["feature", "main"]);
+    paas.fetch_github_branch(&app, "feature").await.unwrap();
+    let live = paas.deploy_branch(&server.admin().await, &app, "feature").await.unwrap();
+    let done = || async { live.outcome().is_some() };
+    wait_until("the feature deploy", Duration::from_secs(120), done).await;
+    assert!(matches!(live.outcome(), Some(Ok(_))), "{}", live.log.text());
+    assert!(page(&server).await.contains("github-feature"));
+
     // The CLI shows the link and the deliveries; the audit log who linked it.
     let out = dev.paas(&["github", "-a", "shop"]).success();
     assert!(out.contains("deploys pushes to main of octo/shop") && out.contains("burst-5"));

@@ -630,6 +630,8 @@ struct LiveView {
 struct GithubView {
     repository: String,
     branch: String,
+    /// The repository's branches on GitHub, or why they could not be listed.
+    branches: Result<Vec<String>, String>,
     /// When, delivery id, commit, outcome.
     deliveries: Vec<(String, String, String, String)>,
 }
@@ -677,9 +679,11 @@ pub(crate) async fn deploy_page(
             position,
         }
     });
+    let github_branches = paas.github_branches(&app).await.map_err(|e| e.public_message());
     let github = paas.github(&app).await.ok().flatten().map(|(link, deliveries)| GithubView {
         repository: link.repository,
         branch: link.branch,
+        branches: github_branches,
         deliveries: deliveries
             .into_iter()
             .map(|d| {
@@ -712,6 +716,8 @@ pub(crate) async fn deploy_page(
 #[derive(Deserialize)]
 pub(crate) struct DeployBranch {
     branch: String,
+    /// Set: the branch of the linked GitHub repository, fetched first.
+    github: Option<String>,
 }
 
 pub(crate) async fn deploy(
@@ -725,12 +731,87 @@ pub(crate) async fn deploy(
         signed_in,
         name,
         |app| async {
+            if form.github.is_some() {
+                paas.fetch_github_branch(&app, &form.branch).await?;
+            }
             let live = paas.deploy_branch(&actor, &app, &form.branch).await?;
             Ok::<_, Error>(format!(
                 "Deploying {} ({})",
                 live.branch,
                 &live.sha[..7.min(live.sha.len())]
             ))
+        },
+        "/deploy"
+    )
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LinkForm {
+    #[serde(default)]
+    repository: String,
+    #[serde(default)]
+    branch: String,
+    #[serde(default)]
+    token: String,
+}
+
+#[derive(Template)]
+#[template(path = "linked.html")]
+struct LinkedPage {
+    layout: Layout,
+    app: String,
+    repository: String,
+    branch: String,
+    payload_url: String,
+    secret: String,
+}
+
+/// Links the app to a GitHub repository and shows, once, what to paste into GitHub.
+pub(crate) async fn link_github(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    CsrfForm { signed_in, form }: CsrfForm<LinkForm>,
+) -> Response {
+    let app = match app_for(&paas, &signed_in, &name).await {
+        Ok(app) => app,
+        Err(page) => return page,
+    };
+    let branch = Some(form.branch.trim()).filter(|b| !b.is_empty()).unwrap_or("main");
+    let token = Some(form.token.as_str()).filter(|t| !t.trim().is_empty());
+    let linked =
+        paas.link_github(&signed_in.actor, &app, &form.repository, branch, None, token).await;
+    match linked {
+        Ok(link) => {
+            let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("PAAS-HOST");
+            let https = headers.get("x-forwarded-proto").is_some_and(|p| p.as_bytes() == b"https");
+            let scheme = if https { "https" } else { "http" };
+            render(&LinkedPage {
+                layout: signed_in.layout(format!("{} · GitHub", app.name)),
+                app: app.name,
+                repository: link.repository,
+                branch: link.branch,
+                payload_url: format!("{scheme}://{host}/hooks/github"),
+                secret: link.secret,
+            })
+        }
+        Err(err) => page::error_page(Some(signed_in.layout(app.name)), &err),
+    }
+}
+
+pub(crate) async fn unlink_github(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    CsrfForm { signed_in, .. }: CsrfForm<crate::session::Empty>,
+) -> Response {
+    let actor = signed_in.actor.clone();
+    change!(
+        paas,
+        signed_in,
+        name,
+        |app| async {
+            paas.unlink_github(&actor, &app).await?;
+            Ok::<_, Error>("Unlinked from GitHub".to_string())
         },
         "/deploy"
     )

@@ -40,6 +40,8 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Paas>)> {
         ("GET", "/apps/{app}/deploy", get(apps::deploy_page)),
         ("POST", "/apps/{app}/deploy", post(apps::deploy)),
         ("GET", "/apps/{app}/deploy/stream", get(stream::deploy_log)),
+        ("POST", "/apps/{app}/github", post(apps::link_github)),
+        ("POST", "/apps/{app}/github/unlink", post(apps::unlink_github)),
         ("GET", "/apps/{app}/releases", get(apps::releases)),
         ("GET", "/apps/{app}/rollback", get(apps::confirm_rollback)),
         ("POST", "/apps/{app}/rollback", post(apps::rollback)),

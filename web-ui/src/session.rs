@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use paas_server::core::{Actor, FrontEnd, Paas, SESSION_SECS};
+use paas_server::core::{Actor, Error, FrontEnd, Paas, SESSION_SECS};
 use paas_store::Session;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -185,10 +185,19 @@ mod tests {
     }
 }
 
-fn login_form(headers: &HeaderMap, next: &str, email: &str, error: Option<String>) -> Response {
+/// The sign-in page; with an error, answered `status` (401, or 429 when locked out).
+fn login_form(
+    headers: &HeaderMap,
+    next: &str,
+    email: &str,
+    error: Option<(u16, String)>,
+) -> Response {
     let csrf = paas_server::core::random_secret();
+    let (status, error) = match error {
+        Some((status, message)) => (status, Some(message)),
+        None => (200, None),
+    };
     let page = LoginPage { csrf: csrf.clone(), next: next.to_string(), email: email.into(), error };
-    let status = if page.error.is_some() { 401 } else { 200 };
     let mut response = page::render_status(status, &page);
     if let Ok(value) = set_cookie(headers, LOGIN_CSRF_COOKIE, &csrf, 3600).parse() {
         response.headers_mut().append(header::SET_COOKIE, value);
@@ -226,7 +235,7 @@ pub(crate) async fn log_in(State(paas): State<Paas>, request: Request) -> Respon
     let expected = cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_secret(&form.csrf, expected) {
         let error = "The sign-in form expired; please try again.".to_string();
-        return login_form(&headers, &next, &form.email, Some(error));
+        return login_form(&headers, &next, &form.email, Some((401, error)));
     }
     match paas.start_session(&form.email, &form.password, address).await {
         Ok(token) => {
@@ -242,7 +251,13 @@ pub(crate) async fn log_in(State(paas): State<Paas>, request: Request) -> Respon
             }
             response
         }
-        Err(err) => login_form(&headers, &next, &form.email, Some(err.public_message())),
+        Err(err) => {
+            let status = match &err {
+                Error::TooManyAttempts { .. } => 429,
+                _ => 401,
+            };
+            login_form(&headers, &next, &form.email, Some((status, err.public_message())))
+        }
     }
 }
 
@@ -254,7 +269,7 @@ pub(crate) async fn log_out(
     headers: HeaderMap,
     CsrfForm { signed_in, .. }: CsrfForm<Empty>,
 ) -> Response {
-    if let Err(err) = paas.end_session(&signed_in.session).await {
+    if let Err(err) = paas.end_session(&signed_in.actor, &signed_in.session).await {
         return page::error_page(None, &err);
     }
     let mut response = Redirect::to("/login").into_response();

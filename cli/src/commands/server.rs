@@ -132,8 +132,8 @@ pub(crate) async fn run(args: ServerArgs) -> Result<()> {
         println!(
             "\nCreated the admin user. Its API token is shown this once (only a hash is kept):\n\n    \
              {token}\n\nLog in from another shell with:\n\n    paas login http://{host} --token {token}\n\n\
-             Then `paas passwd` sets a password for signing in, and `paas users:add EMAIL` invites \
-             your team.\n"
+             Then `paas passwd` sets a password for signing in (here, and to the dashboard at \
+             http://{host}/), and `paas users:add EMAIL` invites your team.\n"
         );
     }
     server.run_until(shutdown_signal()).await.context("server stopped with an error")?;

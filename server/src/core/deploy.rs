@@ -15,6 +15,8 @@ use super::Paas;
 use super::audit::Actor;
 use super::error::{Error, Result};
 
+/// Why a build was not released: a newer commit is waiting to deploy.
+pub(crate) const SUPERSEDED: &str = "superseded by a newer commit";
 pub(crate) const INTERRUPTED: &str = "the deploy was interrupted: whoever started it went away";
 
 /// One lock per app: deploys of an app queue up, deploys of different apps never wait.
@@ -127,8 +129,24 @@ impl Paas {
         log: &BuildLog,
         interrupted: impl Future<Output = ()>,
     ) -> Result<Release> {
+        self.deploy_locked_unless(actor, app, tree, log, interrupted, &|| false).await
+    }
+
+    /// [`Paas::deploy_locked`], releasing nothing if `superseded()` says, once the build is
+    /// done, that a newer commit is waiting: an older build is never released over it.
+    pub(crate) async fn deploy_locked_unless(
+        &self,
+        actor: &Actor,
+        app: &App,
+        tree: &SourceTree,
+        log: &BuildLog,
+        interrupted: impl Future<Output = ()>,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<Release> {
         let deployed = async {
-            let release = self.build_and_release(actor, app, tree, log, interrupted).await?;
+            let release = self
+                .build_and_release_unless(actor, app, tree, log, interrupted, superseded)
+                .await?;
             let rolled_out = self.roll_out(app, &release, log).await;
             // The stored log gets the rollout's lines too: a failed health check is there.
             if let Some(build_id) = release.build_id {
@@ -163,6 +181,18 @@ impl Paas {
         tree: &SourceTree,
         log: &BuildLog,
         interrupted: impl Future<Output = ()>,
+    ) -> Result<Release> {
+        self.build_and_release_unless(actor, app, tree, log, interrupted, &|| false).await
+    }
+
+    async fn build_and_release_unless(
+        &self,
+        actor: &Actor,
+        app: &App,
+        tree: &SourceTree,
+        log: &BuildLog,
+        interrupted: impl Future<Output = ()>,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
     ) -> Result<Release> {
         let builder = self.builder.as_ref().ok_or_else(|| Error::docker_unavailable("builds"))?;
         let build = self
@@ -236,6 +266,10 @@ impl Paas {
             None => format!("Deploy build {}", build.id),
         };
         self.events().emit(&app.name, "deploy", format!("Build {} succeeded", build.id));
+        if superseded() {
+            log.step("A newer commit came while this one built: it is not released");
+            return Err(Error::Conflict(SUPERSEDED.into()));
+        }
         let release = self
             .store()
             .create_release_from_build(app, &build, &description, actor.email())

@@ -4,7 +4,7 @@
 //! A delivery is trusted only once its `X-Hub-Signature-256` (HMAC-SHA256 of the raw body)
 //! matches a linked app's secret, checked before anything in it is read. While an app deploys,
 //! newer pushes wait in one slot, each replacing the last, and a build of an older commit
-//! still under way is abandoned for the newer one. With a token, each deploy's outcome goes
+//! still under way is not released once a newer one waits. With a token, each deploy's outcome goes
 //! back to GitHub as a commit status.
 
 use std::collections::HashMap;
@@ -72,7 +72,7 @@ struct Job {
 }
 
 /// Per app: the newest push waiting, whether a deploy runs, and a counter that moves when a
-/// newer push arrives (what abandons an older build).
+/// newer push arrives (what keeps an older build from being released).
 #[derive(Default)]
 pub(crate) struct GithubQueue {
     apps: Mutex<HashMap<String, AppQueue>>,
@@ -302,7 +302,7 @@ impl Paas {
     /// Deploys the app's waiting pushes, newest first, until none waits.
     async fn github_worker(&self, name: &str) {
         loop {
-            let (job, mut newer) = {
+            let (job, newer) = {
                 let mut apps = self.github_queue.apps.lock().unwrap_or_else(|p| p.into_inner());
                 let Some(queue) = apps.get_mut(name) else { return };
                 match queue.waiting.take() {
@@ -317,16 +317,12 @@ impl Paas {
                     }
                 }
             };
-            let superseded = async move {
-                let _ = newer.changed().await;
-            };
-            let outcome = match self.deploy_github_push(&job, superseded).await {
+            // A newer push makes this one's build go unreleased (it finishes: interrupting
+            // each build for the next would build every commit of a burst in part).
+            let superseded = move || newer.has_changed().unwrap_or(false);
+            let outcome = match self.deploy_github_push(&job, &superseded).await {
                 Ok(version) => format!("deployed v{version}"),
-                // Abandoned for a newer push, waiting for the lock or while building.
-                Err(Error::Conflict(message)) if message == super::deploy::INTERRUPTED => {
-                    "superseded by a newer push".to_string()
-                }
-                Err(Error::BuildFailed { code: "interrupted", .. }) => {
+                Err(Error::Conflict(message)) if message == super::deploy::SUPERSEDED => {
                     "superseded by a newer push".to_string()
                 }
                 Err(err) => format!("failed: {}", err.public_message()),
@@ -342,7 +338,7 @@ impl Paas {
     async fn deploy_github_push(
         &self,
         job: &Job,
-        superseded: impl Future<Output = ()>,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
     ) -> Result<i64> {
         let link = &job.link;
         let app = self.store().app(&link.app).await?;
@@ -360,7 +356,8 @@ impl Paas {
             let git =
                 self.git.clone().ok_or_else(|| Error::Unavailable("git is not enabled".into()))?;
             let repo = git.ensure_repo(&app.name).await?;
-            self.fetch_from_github(link, &repo).await?;
+            let refspec = format!("+refs/heads/{0}:refs/github/{0}", link.branch);
+            self.fetch_from_github(link, &repo, &refspec).await?;
             let checkout = git.scratch_dir(&app.name).await?;
             let message = match git.checkout(&repo, &job.sha, &[], checkout.path()).await {
                 Ok(message) => message,
@@ -373,7 +370,13 @@ impl Paas {
                 commit_sha: Some(job.sha.clone()),
                 commit_message: Some(message),
             };
-            let release = self.deploy_until(&actor, &app, &tree, &log, superseded).await?;
+            let _lock = self.lock_deploys(&app, &log).await?;
+            if superseded() {
+                return Err(Error::Conflict(super::deploy::SUPERSEDED.into()));
+            }
+            let release = self
+                .deploy_locked_unless(&actor, &app, &tree, &log, std::future::pending(), superseded)
+                .await?;
             // The app's deploy branch follows what runs, as after a git push.
             let refname = format!("refs/heads/{}", app.deploy_branch);
             let _ = Command::new("git")
@@ -400,17 +403,12 @@ impl Paas {
         result
     }
 
-    /// `git fetch` of the linked branch; a token goes in an HTTP header through git's
-    /// environment, never on a command line or in a URL.
-    async fn fetch_from_github(&self, link: &GithubLink, repo: &std::path::Path) -> Result<()> {
+    /// The linked repository's URL, and a `git` command that reaches it: a token goes in an
+    /// HTTP header through git's environment, never on a command line or in a URL.
+    fn github_git(&self, link: &GithubLink) -> (String, Command) {
         let url = format!("{}/{}.git", self.github.web_url.trim_end_matches('/'), link.repository);
         let mut command = Command::new("git");
-        command
-            .arg("--git-dir")
-            .arg(repo)
-            .args(["fetch", "--quiet", "--no-tags", &url])
-            .arg(format!("+refs/heads/{0}:refs/github/{0}", link.branch))
-            .env("GIT_TERMINAL_PROMPT", "0");
+        command.env("GIT_TERMINAL_PROMPT", "0").kill_on_drop(true);
         if let Some(token) = &link.token {
             let basic =
                 base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"));
@@ -419,15 +417,62 @@ impl Paas {
                 .env("GIT_CONFIG_KEY_0", "http.extraHeader")
                 .env("GIT_CONFIG_VALUE_0", format!("Authorization: Basic {basic}"));
         }
-        let output = command.output().await.map_err(io_error)?;
+        (url, command)
+    }
+
+    /// Runs a git command against GitHub, within a minute; its stderr becomes the error.
+    async fn run_github_git(&self, link: &GithubLink, mut command: Command) -> Result<String> {
+        let limit = std::time::Duration::from_secs(60);
+        let output = tokio::time::timeout(limit, command.output()).await.map_err(|_| {
+            Error::Unavailable(format!("{} did not answer within a minute", link.repository))
+        })?;
+        let output = output.map_err(io_error)?;
         if !output.status.success() {
             let stderr = String::from_utf8_lossy(&output.stderr);
             return Err(Error::invalid(
-                "fetch_failed",
-                format!("could not fetch {} from GitHub: {}", link.repository, stderr.trim()),
+                "github_unreachable",
+                format!("could not reach {} on GitHub: {}", link.repository, stderr.trim()),
             ));
         }
-        Ok(())
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    /// Fetches `refspec` of the linked repository into the app's repository.
+    async fn fetch_from_github(
+        &self,
+        link: &GithubLink,
+        repo: &std::path::Path,
+        refspec: &str,
+    ) -> Result<()> {
+        let (url, mut command) = self.github_git(link);
+        command.arg("--git-dir").arg(repo).args(["fetch", "--quiet", "--no-tags", &url, refspec]);
+        self.run_github_git(link, command).await.map(|_| ())
+    }
+
+    /// The branches of the app's linked repository on GitHub; none when it is not linked.
+    pub async fn github_branches(&self, app: &App) -> Result<Vec<String>> {
+        let Some(link) = self.store().github_link(app).await? else { return Ok(Vec::new()) };
+        let (url, mut command) = self.github_git(&link);
+        command.args(["ls-remote", "--heads", &url]);
+        let listing = self.run_github_git(&link, command).await?;
+        Ok(listing
+            .lines()
+            .filter_map(|line| line.split_once("\trefs/heads/").map(|(_, name)| name.to_string()))
+            .collect())
+    }
+
+    /// Fetches `branch` of the linked repository into the app's repository as a branch of
+    /// that name (GitHub's wins over one pushed here), to deploy it with
+    /// [`Paas::deploy_branch`].
+    pub async fn fetch_github_branch(&self, app: &App, branch: &str) -> Result<()> {
+        validate::branch_name(branch)?;
+        let link = self.store().github_link(app).await?;
+        let link = link.ok_or_else(|| Error::NotFound(format!("a GitHub link of {}", app.name)))?;
+        let git =
+            self.git.clone().ok_or_else(|| Error::Unavailable("git is not enabled".into()))?;
+        let repo = git.ensure_repo(&app.name).await?;
+        let refspec = format!("+refs/heads/{branch}:refs/heads/{branch}");
+        self.fetch_from_github(&link, &repo, &refspec).await
     }
 
     /// A commit status on GitHub (with a token): best effort, logged when it fails.

@@ -55,8 +55,10 @@ impl Paas {
     }
 
     /// Signs out: the session ends.
-    pub async fn end_session(&self, session: &Session) -> Result<()> {
-        Ok(self.store().delete_session(session.id).await?)
+    pub async fn end_session(&self, actor: &Actor, session: &Session) -> Result<()> {
+        self.store().delete_session(session.id).await?;
+        self.audit(actor, None, "session.end", "signed out of the dashboard").await;
+        Ok(())
     }
 
     /// Ends the actor's other sessions (a lost laptop); returns how many.

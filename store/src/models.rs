@@ -48,8 +48,9 @@ pub struct ApiToken {
     pub expires_at: Option<String>,
 }
 
-/// An app linked to a GitHub repository: pushes to `branch` there deploy it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An app linked to a GitHub repository: pushes to `branch` there deploy it. Its `Debug`
+/// leaves the secret and token out, so no log line can hold them.
+#[derive(Clone, sqlx::FromRow)]
 pub struct GithubLink {
     pub app_id: i64,
     pub app: String,
@@ -64,8 +65,19 @@ pub struct GithubLink {
     pub created_at: String,
 }
 
+impl std::fmt::Debug for GithubLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GithubLink")
+            .field("app", &self.app)
+            .field("repository", &self.repository)
+            .field("branch", &self.branch)
+            .field("token_set", &self.token.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
 /// A link to make.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewGithubLink {
     pub repository: String,
     pub branch: String,

@@ -228,6 +228,21 @@ async fn pushes_on_github_deploy_signed_once_and_newest_first(db: Db) {
     let last = github.statuses().into_iter().rev().find(|s| s.path.ends_with(&newest)).unwrap();
     assert_eq!(last.body["state"], "success");
 
+    // A delivery that comes late, naming an older commit, deploys the branch's tip: here
+    // already running, so nothing changes.
+    let late = push_payload("octo/shop", "refs/heads/main", &first);
+    let (status, _) = deliver(&server, "push", "late-1", Some(&sign(&secret, &late)), late).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let settled = || async {
+        let view = server.get_json("/apps/shop/github").await;
+        view["deliveries"][0]["outcome"].as_str().is_some_and(|o| !o.starts_with("queued"))
+    };
+    wait_until("the late delivery", Duration::from_secs(60), settled).await;
+    let view = server.get_json("/apps/shop/github").await;
+    let outcome = view["deliveries"][0]["outcome"].as_str().unwrap();
+    assert!(outcome.contains("already deployed"), "{outcome}");
+    assert!(page(&server).await.contains("\"app\": \"push-5\""), "the newest still serves");
+
     // The Deploy page's list of the repository's branches on GitHub, and deploying one.
     dev.edit("app.py", "\"app\": \"push-5\"", "\"app\": \"github-feature\"");
     dev.commit("A feature on GitHub");

@@ -91,6 +91,8 @@ impl Paas {
             }
         }
         self.events().forget(&app.name);
+        self.live_deploys.forget(&app.name);
+        self.github_queue.forget(&app.name);
         // A later app of this name starts with a deploy lock and token of its own.
         self.destroy_tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&app.name);
         self.audit(actor, Some(app), "app.destroy", format!("destroyed {name}")).await;

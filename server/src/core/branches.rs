@@ -58,6 +58,13 @@ pub(crate) struct LiveDeploys {
     count: std::sync::atomic::AtomicU64,
 }
 
+impl LiveDeploys {
+    /// Forgets a destroyed app's deploy: an app made later with its name is another app.
+    pub(crate) fn forget(&self, app: &str) {
+        self.by_app.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
+    }
+}
+
 impl Paas {
     /// The app's branches, newest commit first.
     pub async fn branches(&self, app: &App) -> Result<Vec<Branch>> {

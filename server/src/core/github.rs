@@ -63,10 +63,9 @@ pub struct DeliveryAnswer {
     pub message: String,
 }
 
-/// A push waiting to deploy.
+/// A push waiting to deploy: what deploys is the branch's tip when its turn comes.
 #[derive(Clone)]
 struct Job {
-    sha: String,
     delivery: i64,
     link: GithubLink,
 }
@@ -82,6 +81,13 @@ struct AppQueue {
     waiting: Option<Job>,
     running: bool,
     newer: watch::Sender<u64>,
+}
+
+impl GithubQueue {
+    /// Drops a destroyed app's waiting push; a worker under way finds nothing more to do.
+    pub(crate) fn forget(&self, app: &str) {
+        self.apps.lock().unwrap_or_else(|p| p.into_inner()).remove(app);
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,7 +152,11 @@ impl Paas {
     ) -> Result<GithubLink> {
         let repository = repository_name(repository)?;
         validate::branch_name(branch)?;
-        let secret = match secret.map(str::trim) {
+        if secret.is_some_and(|s| s != s.trim()) {
+            // GitHub signs with the secret as typed: trimming it here would fail every delivery.
+            return Err(Error::invalid("invalid_secret", "the secret starts or ends with a space"));
+        }
+        let secret = match secret {
             Some(secret) if secret.chars().count() >= MIN_SECRET_CHARS => secret.to_string(),
             Some(_) => {
                 return Err(Error::invalid(
@@ -270,7 +280,7 @@ impl Paas {
         if ignored.is_some() {
             return answer(202, outcome);
         }
-        self.queue_github_deploy(&app, Job { sha: sha.clone(), delivery: row, link });
+        self.queue_github_deploy(&app, Job { delivery: row, link });
         answer(202, format!("deploying {} to {}", &sha[..7], app.name))
     }
 
@@ -321,7 +331,7 @@ impl Paas {
             // each build for the next would build every commit of a burst in part).
             let superseded = move || newer.has_changed().unwrap_or(false);
             let outcome = match self.deploy_github_push(&job, &superseded).await {
-                Ok(version) => format!("deployed v{version}"),
+                Ok(outcome) => outcome,
                 Err(Error::Conflict(message)) if message == super::deploy::SUPERSEDED => {
                     "superseded by a newer push".to_string()
                 }
@@ -333,33 +343,78 @@ impl Paas {
         }
     }
 
-    /// Fetches the pushed commit from GitHub into the app's repository, checks it out and
-    /// deploys it as the user who linked the repository; reports the outcome to GitHub.
+    /// Deploys the tip of the linked branch as the user who linked the repository, if the
+    /// link, the app and that user's access are still what they were when the push came;
+    /// reports the outcome to GitHub. Returns what came of it, in words.
     async fn deploy_github_push(
         &self,
         job: &Job,
         superseded: &(dyn Fn() -> bool + Send + Sync),
-    ) -> Result<i64> {
-        let link = &job.link;
-        let app = self.store().app(&link.app).await?;
-        let user = self.store().user(&link.created_by).await.map_err(|_| {
-            Error::invalid(
-                "linker_removed",
-                format!("{} linked the repository and was removed; link it again", link.created_by),
-            )
-        })?;
+    ) -> Result<String> {
+        // The app and link as they are now: destroyed, unlinked or linked elsewhere since the
+        // push came means nothing to do (an app of the same name is another app).
+        let app = match self.store().app(&job.link.app).await {
+            Ok(app) if app.id == job.link.app_id => app,
+            _ => return Ok("skipped: the app is gone".into()),
+        };
+        let unchanged = |l: &GithubLink| {
+            l.repository == job.link.repository
+                && l.branch == job.link.branch
+                && l.secret == job.link.secret
+        };
+        let Some(link) = self.store().github_link(&app).await?.filter(unchanged) else {
+            return Ok("skipped: the GitHub link changed since".into());
+        };
+        let user = match self.store().user(&link.created_by).await {
+            Ok(user) => user,
+            Err(paas_store::StoreError::NotFound(_)) => {
+                return Err(Error::invalid(
+                    "linker_removed",
+                    format!(
+                        "{} linked the repository and was removed; link it again",
+                        link.created_by
+                    ),
+                ));
+            }
+            Err(err) => return Err(err.into()),
+        };
         let actor = Actor::new(user, None, FrontEnd::GitHub);
-        let short = &job.sha[..7];
-        self.report_status(link, &job.sha, "pending", &format!("deploying {short}"), None).await;
+        // Deploys act as whoever linked the repository, so they must still have access.
+        if self.app_for(&actor, &app.name).await.is_err() {
+            return Err(Error::Forbidden(format!(
+                "{} linked the repository and no longer has access to {}; link it again",
+                link.created_by, app.name
+            )));
+        }
         let log = BuildLog::new();
+        // Fetching too happens under the deploy lock: a destroyed app's repository is not
+        // made again, and the tip read is the one deployed.
+        let _lock = self.lock_deploys(&app, &log).await?;
+        if superseded() {
+            return Err(Error::Conflict(super::deploy::SUPERSEDED.into()));
+        }
+        let git =
+            self.git.clone().ok_or_else(|| Error::Unavailable("git is not enabled".into()))?;
+        let repo = git.ensure_repo(&app.name).await?;
+        let tracking = format!("refs/github/{}", link.branch);
+        self.fetch_from_github(&link, &repo, &format!("+refs/heads/{}:{tracking}", link.branch))
+            .await?;
+        // The branch's tip on GitHub is what deploys: a delivery that came late names an
+        // older commit, which must not replace a newer one.
+        let Some(sha) = super::repos::branch_head(&repo, &tracking).await? else {
+            return Err(Error::invalid(
+                "no_branch",
+                format!("{} has no branch {}", link.repository, link.branch),
+            ));
+        };
+        let short = sha[..7.min(sha.len())].to_string();
+        if let Some(version) = super::push::deployed_version(self, &app, &sha).await? {
+            return Ok(format!("{short}, the branch's tip, is already deployed as v{version}"));
+        }
+        self.report_status(&link, &sha, "pending", &format!("deploying {short}"), None).await;
         let result = async {
-            let git =
-                self.git.clone().ok_or_else(|| Error::Unavailable("git is not enabled".into()))?;
-            let repo = git.ensure_repo(&app.name).await?;
-            let refspec = format!("+refs/heads/{0}:refs/github/{0}", link.branch);
-            self.fetch_from_github(link, &repo, &refspec).await?;
             let checkout = git.scratch_dir(&app.name).await?;
-            let message = match git.checkout(&repo, &job.sha, &[], checkout.path()).await {
+            let message = match git.checkout(&repo, &sha, &[], checkout.path()).await {
                 Ok(message) => message,
                 Err(CheckoutError::TooLarge(why)) => return Err(Error::invalid("too_large", why)),
                 Err(CheckoutError::Failed(err)) => return Err(err),
@@ -367,13 +422,9 @@ impl Paas {
             let tree = SourceTree {
                 dir: checkout.path().to_path_buf(),
                 source: DeploySource::Github,
-                commit_sha: Some(job.sha.clone()),
+                commit_sha: Some(sha.clone()),
                 commit_message: Some(message),
             };
-            let _lock = self.lock_deploys(&app, &log).await?;
-            if superseded() {
-                return Err(Error::Conflict(super::deploy::SUPERSEDED.into()));
-            }
             let release = self
                 .deploy_locked_unless(&actor, &app, &tree, &log, std::future::pending(), superseded)
                 .await?;
@@ -382,7 +433,7 @@ impl Paas {
             let _ = Command::new("git")
                 .arg("--git-dir")
                 .arg(&repo)
-                .args(["update-ref", &refname, &job.sha])
+                .args(["update-ref", &refname, &sha])
                 .output()
                 .await;
             Ok(release.version)
@@ -392,15 +443,17 @@ impl Paas {
             Ok(version) => {
                 let url = self.web_url(&app);
                 let text = format!("deployed as v{version}");
-                self.report_status(link, &job.sha, "success", &text, Some(&url)).await;
+                self.report_status(&link, &sha, "success", &text, Some(&url)).await;
             }
+            // Not released because a newer commit waits: that one's status tells.
+            Err(Error::Conflict(message)) if message == super::deploy::SUPERSEDED => {}
             Err(err) => {
                 let reason = err.public_message();
                 let reason = reason.lines().next().unwrap_or_default();
-                self.report_status(link, &job.sha, "failure", reason, None).await;
+                self.report_status(&link, &sha, "failure", reason, None).await;
             }
         }
-        result
+        result.map(|version| format!("deployed v{version} ({short})"))
     }
 
     /// The linked repository's URL, and a `git` command that reaches it: a token goes in an

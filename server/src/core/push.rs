@@ -244,7 +244,7 @@ async fn refusal(events: &mpsc::Sender<HookEvent>, message: &str) {
 }
 
 /// The version serving `sha` right now, if one does.
-async fn deployed_version(paas: &Paas, app: &App, sha: &str) -> Result<Option<i64>> {
+pub(crate) async fn deployed_version(paas: &Paas, app: &App, sha: &str) -> Result<Option<i64>> {
     let Some(current) = paas.store().current_release(app).await? else {
         return Ok(None);
     };

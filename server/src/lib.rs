@@ -94,6 +94,13 @@ pub async fn start_with(
     let (listener, addr) = bind(config.listen).await?;
     let (router_listener, router_addr) = bind(config.router.listen).await?;
     let router = paas_router::Router::new(config.router.router_config());
+    let lost = store.mark_lost_deliveries().await?;
+    if lost > 0 {
+        tracing::warn!(
+            deliveries = lost,
+            "GitHub pushes queued at the last stop were not deployed"
+        );
+    }
     let interrupted = store.fail_unfinished_builds().await?;
     if interrupted > 0 {
         tracing::warn!(

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// The outcome of a delivery queued when paas stopped.
+const LOST: &str = "lost: paas stopped before deploying it; redeliver it from GitHub";
+
 const LINK_COLUMNS: &str = "l.app_id, a.name AS app, l.repository, l.branch, l.secret, l.token, \
                             l.created_by, l.created_at";
 
@@ -87,6 +90,38 @@ impl Store {
             Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Ok(None),
             Err(err) => Err(err.into()),
         }
+    }
+
+    /// Deliveries that were queued when paas stopped will never deploy: say so, and let a
+    /// redelivery of each go through ([`Store::retry_delivery`]). Returns how many.
+    pub async fn mark_lost_deliveries(&self) -> Result<u64> {
+        let done =
+            sqlx::query("UPDATE github_deliveries SET outcome = $1 WHERE outcome LIKE 'queued%'")
+                .bind(LOST)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// A redelivery of a delivery that was lost (queued when paas stopped): recorded again
+    /// with `outcome`; `None` for any other delivery seen before.
+    pub async fn retry_delivery(
+        &self,
+        delivery: &str,
+        commit_sha: Option<&str>,
+        outcome: &str,
+    ) -> Result<Option<i64>> {
+        let row = sqlx::query(
+            "UPDATE github_deliveries SET outcome = $1, commit_sha = $2
+             WHERE delivery = $3 AND outcome = $4 RETURNING id",
+        )
+        .bind(outcome)
+        .bind(commit_sha)
+        .bind(delivery)
+        .bind(LOST)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|row| row.try_get(0)).transpose()?)
     }
 
     /// What came of a delivery, once known (deployed v5, failed, superseded).

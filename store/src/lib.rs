@@ -348,4 +348,21 @@ mod tests {
         let only = AuditFilter { app_id: Some(theirs.id), limit: 10, ..Default::default() };
         assert_eq!(store.audit_events(&only).await.unwrap()[0].actor, "admin");
     }
+
+    #[tokio::test]
+    async fn a_delivery_counts_once_unless_a_stop_lost_it() {
+        let (_dir, store) = scratch_store().await;
+        let admin = store.bootstrap_admin("admin", "h0").await.unwrap().unwrap();
+        let app = store.create_app("shop", &admin).await.unwrap();
+        let first = store.record_delivery("d1", Some(&app), "push", Some("a"), "queued a").await;
+        assert!(first.unwrap().is_some());
+        assert!(
+            store.record_delivery("d1", Some(&app), "push", None, "x").await.unwrap().is_none()
+        );
+        store.record_delivery("d2", Some(&app), "push", Some("b"), "deployed v2").await.unwrap();
+        assert_eq!(store.mark_lost_deliveries().await.unwrap(), 1, "only the queued one");
+        assert!(store.retry_delivery("d1", Some("a"), "queued a").await.unwrap().is_some());
+        assert!(store.retry_delivery("d1", Some("a"), "queued a").await.unwrap().is_none());
+        assert!(store.retry_delivery("d2", Some("b"), "queued b").await.unwrap().is_none());
+    }
 }

@@ -218,8 +218,19 @@ impl Paas {
             ));
         };
         let links = self.store().github_links().await?;
-        let signed: Vec<GithubLink> =
-            links.into_iter().filter(|l| signed_with(&l.secret, body, signature)).collect();
+        // One HMAC of the whole body per link: off the async threads, a few at a time, so
+        // unsigned floods cannot stall the API.
+        let _turn =
+            self.github_checks.acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+        let (body_copy, signature_copy) = (body.to_vec(), signature.to_string());
+        let signed: Vec<GithubLink> = tokio::task::spawn_blocking(move || {
+            links
+                .into_iter()
+                .filter(|l| signed_with(&l.secret, &body_copy, &signature_copy))
+                .collect()
+        })
+        .await
+        .map_err(|e| Error::Internal(e.to_string()))?;
         if signed.is_empty() {
             return Err(Error::Unauthorized("the signature matches no linked app's secret".into()));
         }
@@ -272,9 +283,13 @@ impl Paas {
             Some(reason) => (reason.clone(), None),
             None => (format!("queued {}", &sha[..7]), Some(sha.as_str())),
         };
-        let Some(row) =
-            self.store().record_delivery(id, Some(&app), event, commit, &outcome).await?
-        else {
+        let store = self.store();
+        let row = match store.record_delivery(id, Some(&app), event, commit, &outcome).await? {
+            Some(row) => Some(row),
+            // Seen before: only one lost to a stop of paas goes through again.
+            None => store.retry_delivery(id, commit, &outcome).await?,
+        };
+        let Some(row) = row else {
             return answer(200, format!("delivery {id} was received before; nothing to do"));
         };
         if ignored.is_some() {
@@ -330,7 +345,13 @@ impl Paas {
             // A newer push makes this one's build go unreleased (it finishes: interrupting
             // each build for the next would build every commit of a burst in part).
             let superseded = move || newer.has_changed().unwrap_or(false);
-            let outcome = match self.deploy_github_push(&job, &superseded).await {
+            // A panic in a deploy must not leave the app's worker marked running forever.
+            let deployed = std::panic::AssertUnwindSafe(self.deploy_github_push(&job, &superseded));
+            let deployed =
+                futures_util::FutureExt::catch_unwind(deployed).await.unwrap_or_else(|_| {
+                    Err(Error::Internal("the deploy of a GitHub push panicked".into()))
+                });
+            let outcome = match deployed {
                 Ok(outcome) => outcome,
                 Err(Error::Conflict(message)) if message == super::deploy::SUPERSEDED => {
                     "superseded by a newer push".to_string()

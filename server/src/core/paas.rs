@@ -38,6 +38,8 @@ pub struct Paas {
     pub(crate) live_deploys: Arc<super::branches::LiveDeploys>,
     /// Where GitHub is, for linked repositories.
     pub(crate) github: super::github::GithubSettings,
+    /// GitHub deliveries whose signatures are being checked at once.
+    pub(crate) github_checks: Arc<tokio::sync::Semaphore>,
     /// Each app's GitHub pushes waiting to deploy.
     pub(crate) github_queue: Arc<super::github::GithubQueue>,
     /// Failed sign-ins per address.
@@ -66,6 +68,7 @@ impl Paas {
             live_deploys: Default::default(),
             github: Default::default(),
             github_queue: Default::default(),
+            github_checks: Arc::new(tokio::sync::Semaphore::new(4)),
             image_namespace: None,
         }
     }

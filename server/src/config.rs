@@ -47,6 +47,13 @@ pub struct ServerConfig {
     #[command(flatten)]
     pub git: GitSettings,
 
+    /// Proxies in front of the control plane (the API, git, the dashboard, webhooks), such as
+    /// nginx terminating TLS: comma-separated addresses or CIDR ranges. From them, the
+    /// client's address is taken from X-Forwarded-For, for the sign-in limits and the audit
+    /// log; from anyone else the header is ignored. Nobody by default.
+    #[arg(long, env = "PAAS_TRUSTED_PROXIES", value_name = "CIDRS", default_value = "")]
+    pub trusted_proxies: paas_router::TrustedProxies,
+
     /// On the very first start, write the admin's API token to this file (mode 0600)
     /// instead of printing it.
     #[arg(long, env = "PAAS_INIT_TOKEN_FILE")]
@@ -249,6 +256,7 @@ impl ServerConfig {
                 build_timeout: "15m".into(),
             },
             git: GitSettings::default(),
+            trusted_proxies: paas_router::TrustedProxies::default(),
             init_token_file: None,
         }
     }

@@ -130,6 +130,7 @@ pub async fn start_with(
     let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)
         .with_git(git)
+        .with_trusted_proxies(config.trusted_proxies.clone())
         .with_github(core::GithubSettings {
             web_url: config.git.github_url.clone(),
             api_url: config.git.github_api_url.clone(),

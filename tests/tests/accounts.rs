@@ -16,6 +16,7 @@ both_databases!(
     bad_account_input_changes_nothing,
     failed_sign_ins_lock_the_account,
     the_cli_invites_signs_in_and_manages_tokens,
+    behind_a_trusted_proxy_the_client_address_counts,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -542,4 +543,42 @@ async fn the_cli_invites_signs_in_and_manages_tokens(db: Db) {
     admin_dev.paas(&["users:remove", "carl@example.com"]).success();
     assert!(!admin_dev.paas(&["users"]).success().contains("carl@"));
     assert!(carl.paas(&["whoami"]).failure().contains("invalid API token"));
+}
+
+/// Behind nginx on the same host (the seeds' set-up), the audit log and the sign-in limits
+/// see the client nginx names, not nginx.
+async fn behind_a_trusted_proxy_the_client_address_counts(db: Db) {
+    let server = TestServer::start_with(db, |config| {
+        config.trusted_proxies = "127.0.0.1".parse().unwrap();
+    })
+    .await;
+    add_user(&server, "ann@example.com").await;
+    let body = json!({"email": "ann@example.com", "password": PASSWORD, "description": "proxied"});
+    let url = format!("{}/api/v1/login", server.url);
+    let response = server
+        .http
+        .post(&url)
+        .header("x-forwarded-for", "198.51.100.7, 203.0.113.9")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let events = admin(&server).call(&server, Method::GET, "/audit").await.1;
+    let newest = &events[0];
+    assert_eq!(
+        (&newest["action"], &newest["detail"]),
+        (&json!("token.create"), &json!("created token 3 (proxied)"))
+    );
+    assert_eq!(newest["address"], "203.0.113.9", "the address the proxy appended: {newest}");
+    // Failures from one client behind the proxy do not hold up another.
+    for _ in 0..paas_server::core::ADDRESS_FAILURES {
+        let wrong = json!({"email": "nobody@example.com", "password": "x", "description": "x"});
+        let request = server.http.post(&url).header("x-forwarded-for", "203.0.113.66");
+        request.json(&wrong).send().await.unwrap();
+    }
+    let response = server.http.post(&url).header("x-forwarded-for", "203.0.113.66").json(&body);
+    assert_eq!(response.send().await.unwrap().status(), StatusCode::TOO_MANY_REQUESTS);
+    let response = server.http.post(&url).header("x-forwarded-for", "203.0.113.9").json(&body);
+    assert_eq!(response.send().await.unwrap().status(), StatusCode::CREATED);
 }

@@ -53,8 +53,12 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
+/// The client's address, as the control plane worked it out (behind trusted proxies too).
 fn peer(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+    match parts.extensions.get::<paas_server::http::ClientAddr>() {
+        Some(client) => client.0,
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip()),
+    }
 }
 
 /// Whether the browser reached paas over HTTPS (directly or through a TLS proxy that says

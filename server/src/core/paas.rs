@@ -38,6 +38,8 @@ pub struct Paas {
     pub(crate) live_deploys: Arc<super::branches::LiveDeploys>,
     /// Where GitHub is, for linked repositories.
     pub(crate) github: super::github::GithubSettings,
+    /// Proxies in front of the control plane, whose X-Forwarded-For names the client.
+    trusted_proxies: paas_router::TrustedProxies,
     /// GitHub deliveries whose signatures are being checked at once.
     pub(crate) github_checks: Arc<tokio::sync::Semaphore>,
     /// Each app's GitHub pushes waiting to deploy.
@@ -69,6 +71,7 @@ impl Paas {
             github: Default::default(),
             github_queue: Default::default(),
             github_checks: Arc::new(tokio::sync::Semaphore::new(4)),
+            trusted_proxies: Default::default(),
             image_namespace: None,
         }
     }
@@ -94,6 +97,16 @@ impl Paas {
     pub fn keeping_release_images(mut self, n: usize) -> Paas {
         self.keep_release_images = n.max(1);
         self
+    }
+
+    /// Takes the client's address from X-Forwarded-For of these proxies.
+    pub fn with_trusted_proxies(mut self, proxies: paas_router::TrustedProxies) -> Paas {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    pub fn trusted_proxies(&self) -> &paas_router::TrustedProxies {
+        &self.trusted_proxies
     }
 
     /// Linked repositories are fetched from, and statuses sent to, this GitHub.

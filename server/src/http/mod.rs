@@ -10,6 +10,8 @@ mod error;
 mod git;
 mod github;
 
+pub use auth::ClientAddr;
+
 use std::time::Duration;
 
 use axum::extract::{Request, State};
@@ -48,6 +50,7 @@ pub fn router(paas: Paas, front_ends: &[crate::FrontEndRoutes]) -> Router {
         .merge(github::router());
     let routes = front_ends.iter().fold(routes, |routes, front_end| routes.merge(front_end()));
     routes
+        .layer(middleware::from_fn_with_state(paas.clone(), auth::client_address))
         .fallback(|| async { Error::NotFound("page".into()) })
         // After every route, so that each has it: a wrong method gets the error shape too.
         .method_not_allowed_fallback(|| async { Error::MethodNotAllowed })

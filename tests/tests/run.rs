@@ -94,7 +94,9 @@ fn rss(pid: u32) -> u64 {
 const MB: u64 = 1 << 20;
 
 /// Writes base64 noise as fast as it is read, counting the 64 KB blocks it has written.
-const PRODUCER: &str = "i=0; while true; do head -c 49152 /dev/urandom | base64; i=$((i+1)); echo $i > /tmp/blocks; done";
+// The count is written beside and renamed into place: a reader of a file being rewritten in
+// place once saw it empty.
+const PRODUCER: &str = "i=0; while true; do head -c 49152 /dev/urandom | base64; i=$((i+1)); echo $i > /tmp/blocks.new; mv /tmp/blocks.new /tmp/blocks; done";
 
 /// How many blocks the one-off of `app` has written so far. `docker exec` gets 10 s: Docker
 /// holds up a container killed under the test (by another test run's clean-up, say) until

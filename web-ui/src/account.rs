@@ -181,7 +181,7 @@ async fn users_page(
         Ok(users) => users,
         Err(err) => return page::error_page(Some(signed_in.layout("Users")), &err),
     };
-    let now = paas_store::now();
+    let now = paas_server::core::now();
     let rows = users
         .into_iter()
         .map(|u| {

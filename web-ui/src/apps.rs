@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{Redirect, Response};
-use paas_builder::BuildLog;
-use paas_runner::ProcessState;
-use paas_server::core::{Error, Paas};
-use paas_store::App;
+use paas_server::core::{App, BuildLog, Error, Paas, ProcessState};
 use serde::Deserialize;
 
 use crate::page::{self, Layout, duration, encode, render, render_status};
@@ -871,7 +868,7 @@ pub(crate) async fn releases(
                 ReleaseRow {
                     current: current == Some(r.version),
                     can_roll_back: r.image.is_some()
-                        && r.status == paas_store::ReleaseStatus::Succeeded
+                        && r.status == paas_server::core::ReleaseStatus::Succeeded
                         && current != Some(r.version),
                     version: r.version,
                     description: r.description,

@@ -13,8 +13,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Query, Request, 
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use paas_server::core::{Actor, Error, FrontEnd, Paas, SESSION_SECS};
-use paas_store::Session;
+use paas_server::core::{Actor, Error, FrontEnd, Paas, SESSION_SECS, Session};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 

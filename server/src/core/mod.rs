@@ -32,6 +32,8 @@ pub use accounts::{
 pub use apps::{MAX_PROCESSES, MAX_QUANTITY};
 pub use audit::{Actor, FrontEnd, MAX_AUDIT_EVENTS};
 pub use auth::random_secret;
+// What the core's operations take and give, for front ends built on it (the dashboard), so
+// that they depend on the core alone, never on the leaves beneath it.
 pub use branches::{Branch, LiveDeploy};
 pub use deploy::SourceTree;
 pub use error::{Error, Result};
@@ -39,5 +41,8 @@ pub use events::AppEvents;
 pub use github::{Delivery, DeliveryAnswer, GithubSettings, MAX_DELIVERY_BYTES, MIN_SECRET_CHARS};
 pub use logs::LogQuery;
 pub use paas::Paas;
+pub use paas_builder::BuildLog;
+pub use paas_runner::ProcessState;
+pub use paas_store::{App, ReleaseStatus, Session, now};
 pub use repos::Git;
 pub use sessions::SESSION_SECS;

@@ -49,6 +49,14 @@ impl Client {
         self.send(Method::PATCH, path, Some(body)).await
     }
 
+    pub(crate) async fn put<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<T> {
+        self.send(Method::PUT, path, Some(body)).await
+    }
+
     /// A GET whose body the caller reads as it streams in.
     pub(crate) async fn get_stream(&self, path: &str) -> Result<reqwest::Response> {
         self.request(Method::GET, path, None::<&()>).await

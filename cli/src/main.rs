@@ -162,6 +162,117 @@ enum Command {
     GithubUnlink(AppArg),
     /// Show the app's GitHub link and its latest webhook deliveries with what came of each.
     Github(AppArg),
+    /// List add-ons: the app's (-a APP, or this checkout's), or every one you can see.
+    Addons {
+        #[command(flatten)]
+        app: AppArg,
+        /// Every add-on you can see, whatever the checkout's app.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Create a PostgreSQL (with PostGIS) or Redis add-on for the app and attach it: the app
+    /// gets DATABASE_URL or REDIS_URL (or AS_URL) in a new release, rolled out with no
+    /// downtime. Its data lives in a volume on this server, reachable only by attached apps.
+    #[command(
+        name = "addons:create",
+        after_help = "Examples:\n  paas addons:create postgres -a shop          # DATABASE_URL\n  \
+            paas addons:create redis -a shop             # REDIS_URL\n  \
+            paas addons:create postgres --as ANALYTICS   # ANALYTICS_URL"
+    )]
+    AddonsCreate {
+        #[command(flatten)]
+        app: AppArg,
+        /// `postgres` or `redis` (Heroku's `heroku-postgresql`, `heroku-redis` work too).
+        service: String,
+        /// Attach as this name: the app gets NAME_URL (default: DATABASE or REDIS).
+        #[arg(long = "as", value_name = "NAME")]
+        attach_as: Option<String>,
+        /// The add-on's name (default: APP-postgres, APP-redis).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Show an add-on: its service and version, state, the apps it is attached to, backups.
+    #[command(name = "addons:info")]
+    AddonsInfo { name: String },
+    /// Attach an existing add-on to another app as well (a staging copy sharing the
+    /// database): that app gets NAME_URL in a new release.
+    #[command(name = "addons:attach")]
+    AddonsAttach {
+        name: String,
+        #[command(flatten)]
+        app: AppArg,
+        #[arg(long = "as", value_name = "NAME")]
+        attach_as: Option<String>,
+    },
+    /// Detach an add-on from an app (not the app it was created for): the app loses its
+    /// NAME_URL in a new release. The add-on and its data stay.
+    #[command(name = "addons:detach")]
+    AddonsDetach {
+        name: String,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Destroy an add-on and its data (its backups stay on the server); every attached app
+    /// loses its URL.
+    #[command(name = "addons:destroy")]
+    AddonsDestroy {
+        name: String,
+        /// The add-on's name again, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// List the backups of the app's PostgreSQL add-on (or of ADDON), with size and status.
+    #[command(name = "pg:backups")]
+    PgBackups {
+        addon: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Back up the app's PostgreSQL add-on now (pg_dump, custom format, on the server).
+    #[command(name = "pg:backups:capture")]
+    PgBackupsCapture {
+        addon: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Replace everything in the add-on with a backup (pg_restore --clean, in one
+    /// transaction: all of it or, on an error, nothing).
+    #[command(name = "pg:backups:restore")]
+    PgBackupsRestore {
+        /// The backup, like b003 (from `paas pg:backups`).
+        id: String,
+        addon: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+        /// The add-on's name, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// Back the add-on up on a schedule: a cron expression in UTC, e.g. "0 3 * * *" for
+    /// every night at 03:00. A failed backup shows in `paas pg:backups` and the app's logs.
+    #[command(name = "pg:backups:schedule")]
+    PgBackupsSchedule {
+        schedule: String,
+        addon: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Stop the add-on's scheduled backups.
+    #[command(name = "pg:backups:unschedule")]
+    PgBackupsUnschedule {
+        addon: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Run psql against the app's PostgreSQL add-on, in a one-off container beside the app;
+    /// SQL comes from standard input (`paas pg:psql < schema.sql`, or typed, ending with
+    /// Ctrl-D).
+    #[command(name = "pg:psql")]
+    PgPsql {
+        addon: Option<String>,
+        #[command(flatten)]
+        app: AppArg,
+    },
     /// Show the audit log, newest first: who changed what, when, from where, through what.
     /// Admins see everything; others the apps they can access and their own doing.
     Audit {
@@ -422,7 +533,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {
-    use commands::{accounts, apps, builds, config, domains, ps, releases, session};
+    use commands::{accounts, addons, apps, builds, config, domains, ps, releases, session};
     match command {
         Command::Server(args) => commands::server::run(*args).await,
         Command::Router(args) => commands::router::run(args).await,
@@ -452,6 +563,28 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::GithubUnlink(app) => commands::github::unlink(&app).await,
         Command::Github(app) => commands::github::show(&app).await,
+        Command::Addons { app, all } => addons::list(&app, all).await,
+        Command::AddonsCreate { app, service, attach_as, name } => {
+            addons::create(&app, &service, attach_as, name).await
+        }
+        Command::AddonsInfo { name } => addons::info(&name).await,
+        Command::AddonsAttach { name, app, attach_as } => {
+            addons::attach(&name, &app, attach_as).await
+        }
+        Command::AddonsDetach { name, app } => addons::detach(&name, &app).await,
+        Command::AddonsDestroy { name, confirm } => addons::destroy(&name, confirm).await,
+        Command::PgBackups { addon, app } => addons::backups(addon.as_deref(), &app).await,
+        Command::PgBackupsCapture { addon, app } => addons::capture(addon.as_deref(), &app).await,
+        Command::PgBackupsRestore { id, addon, app, confirm } => {
+            addons::restore(&id, addon.as_deref(), &app, confirm).await
+        }
+        Command::PgBackupsSchedule { schedule, addon, app } => {
+            addons::schedule(Some(&schedule), addon.as_deref(), &app).await
+        }
+        Command::PgBackupsUnschedule { addon, app } => {
+            addons::schedule(None, addon.as_deref(), &app).await
+        }
+        Command::PgPsql { addon, app } => addons::psql(addon, &app).await,
         Command::Audit { app, num, json } => accounts::audit(app.as_deref(), num, json).await,
         Command::Apps => apps::list().await,
         Command::AppsCreate { name, no_remote, remote } => {

@@ -11,9 +11,12 @@
 #   paas/go:bookworm             golang-go + git
 #   paas/ruby:bookworm           ruby + bundler
 #   paas/static:bookworm         busybox httpd serving $STATIC_ROOT on $PORT
+#   paas/postgres:15             the PostgreSQL add-on: PostgreSQL 15 + PostGIS 3
+#   paas/redis:7                 the Redis add-on: Redis 7
 #
 # Usage: deploy/stack/build.sh [--force] [--verbose] [IMAGE...]
-#   IMAGE is one of: stack python python-build node go ruby static (default: all).
+#   IMAGE is one of: stack python python-build node go ruby static postgres redis
+#   (default: all).
 #   Images that already exist are skipped; --force rebuilds the named ones (with no args:
 #   all of them, the base included). The base, and paas/python for python-build, are
 #   built first whenever they are missing.
@@ -35,8 +38,10 @@ DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BASE=stack
-LANGS=(python python-build node go ruby static)   # build order
+LANGS=(python python-build node go ruby static postgres redis)   # build order
 declare -A DEP=([python-build]=python)             # image -> image it is built FROM
+# Service images are tagged with the major version they run, which an add-on records.
+declare -A TAG=([postgres]=15 [redis]=7)
 
 FORCE=0
 VERBOSE=0
@@ -44,7 +49,7 @@ ROOTFS=""     # debootstrap dir, removed by the EXIT trap
 LOGDIR=""     # build logs, removed on success, kept on failure
 OK=0
 
-image() { printf 'paas/%s:%s' "$1" "$SUITE"; }
+image() { printf 'paas/%s:%s' "$1" "${TAG[$1]:-$SUITE}"; }
 say() { printf '%s\n' "$*"; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p}}' "${BASH_SOURCE[0]}"; }
@@ -191,8 +196,13 @@ build_lang() {
   local args=(build -t "$(image "$name")")
   (( ! FORCE )) || args+=(--no-cache)
   # Classic builder on purpose: it needs no BuildKit, no registry and no frontend image.
-  # The Dockerfile itself is the whole build context.
-  run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" - <"$df"
+  # The build context is the image's folder beside its Dockerfile (its entrypoint script),
+  # or, without one, the Dockerfile alone.
+  if [[ -d "$HERE/$name" ]]; then
+    run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" -f "$df" "$HERE/$name"
+  else
+    run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" - <"$df"
+  fi
 }
 
 # ensure NAME FORCED : build NAME unless present (or FORCED), print one status line.

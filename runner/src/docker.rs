@@ -77,8 +77,8 @@ impl Default for RunnerConfig {
 /// Runs processes on one Docker engine. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Runner {
-    docker: Docker,
-    config: RunnerConfig,
+    pub(crate) docker: Docker,
+    pub(crate) config: RunnerConfig,
     /// The paas network's id: containers join it by id, so a name that Docker 20.10 let two
     /// racing creators register twice is never ambiguous. Shared by clones, and looked up
     /// again when the network went away (a duplicate removed by another runner, an operator's
@@ -462,6 +462,11 @@ impl Runner {
         })
     }
 
+    /// The last lines of a service's log, for error reports.
+    pub async fn service_log_tail(&self, name: &str) -> String {
+        self.log_tail(&self.service_container(name)).await
+    }
+
     /// The last lines of a container's log as one text, for error reports.
     async fn log_tail(&self, container_id: &str) -> String {
         let lines: Vec<Result<LogLine, RunError>> =
@@ -546,6 +551,10 @@ impl Runner {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let body = self.container_body(spec, launch);
         let id = self.docker.create_container(Some(options), body).await?.id;
+        if let Err(error) = self.join_networks(&id, &spec.networks).await {
+            self.remove_quietly(&id).await;
+            return Err(error);
+        }
         // A one-off's output is read from its attached streams, attached before the start as
         // `docker run` does: no output is missed, and no early look at stdin finds it empty.
         let attached = match launch {
@@ -747,7 +756,7 @@ pub type StdinStream = BoxStream<'static, std::io::Result<Vec<u8>>>;
 
 /// Writes `input` to a container's attached `stdin`, then closes it. A process that has
 /// exited, or stops reading, just gets no more; input that breaks off kills it.
-async fn feed_stdin(
+pub(crate) async fn feed_stdin(
     docker: Docker,
     id: String,
     mut stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,

@@ -18,6 +18,9 @@
 //!   [`Runner::events`] reports starts, exits and removals, so the server can take a crashed
 //!   process out of the router and put it back when it is up again.
 //!
+//! - [`Runner::ensure_service`] runs an add-on's container (a database, a cache) with a
+//!   named volume for its data, joined to the private networks of the apps attached to it.
+//!
 //! Nothing here knows about the store or the router: specs in, processes, lines and events
 //! out, all plain data. `docs/deploys.md` explains the choices (environment, labels,
 //! security settings, restart policy, log rotation) for users.
@@ -26,6 +29,7 @@ mod docker;
 mod error;
 mod health;
 mod process;
+mod service;
 mod spec;
 
 pub use docker::{DROPPED_CAPABILITIES, Runner, RunnerConfig, StdinStream};
@@ -34,6 +38,7 @@ pub use health::HealthCheck;
 pub use process::{
     LogLine, LogStream, OutputChunk, Process, ProcessEvent, ProcessEventKind, ProcessState,
 };
+pub use service::{LABEL_MAJOR, LABEL_SERVICE, Service, ServiceSpec};
 pub use spec::{
     LABEL_APP, LABEL_INDEX, LABEL_MANAGED, LABEL_NETWORK, LABEL_ONE_OFF, LABEL_PORT, LABEL_PROCESS,
     LABEL_RELEASE, ProcessSpec,

@@ -46,6 +46,10 @@ pub struct ProcessSpec {
     pub port: Option<u16>,
     /// Memory limit; `None`: the runner's default.
     pub memory_mb: Option<u64>,
+    /// App networks to join besides the paas network: where the add-ons attached to the app
+    /// are (see [`crate::Runner::app_network`]). Empty for an app without add-ons.
+    #[serde(default)]
+    pub networks: Vec<String>,
 }
 
 impl ProcessSpec {
@@ -66,6 +70,7 @@ impl ProcessSpec {
             env: BTreeMap::new(),
             port: None,
             memory_mb: None,
+            networks: Vec::new(),
         }
     }
 

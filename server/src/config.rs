@@ -54,6 +54,10 @@ pub struct ServerConfig {
     #[arg(long, env = "PAAS_TRUSTED_PROXIES", value_name = "CIDRS", default_value = "")]
     pub trusted_proxies: paas_router::TrustedProxies,
 
+    /// Where backups of PostgreSQL add-ons are written (default: DATA_DIR/backups).
+    #[arg(long, env = "PAAS_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
+
     /// On the very first start, write the admin's API token to this file (mode 0600)
     /// instead of printing it.
     #[arg(long, env = "PAAS_INIT_TOKEN_FILE")]
@@ -258,6 +262,7 @@ impl ServerConfig {
             git: GitSettings::default(),
             trusted_proxies: paas_router::TrustedProxies::default(),
             init_token_file: None,
+            backup_dir: None,
         }
     }
 
@@ -270,6 +275,7 @@ impl ServerConfig {
             self.build.build_ca_file.as_mut(),
             self.init_token_file.as_mut(),
             self.git.hook_bin.as_mut(),
+            self.backup_dir.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -277,6 +283,11 @@ impl ServerConfig {
             *path = std::path::absolute(&*path)?;
         }
         Ok(self)
+    }
+
+    /// Where add-on backups go: `--backup-dir`, else `DATA_DIR/backups`.
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir.clone().unwrap_or_else(|| self.data_dir.join("backups"))
     }
 
     /// `DATABASE_URL` when set, else the SQLite file under the data directory.

@@ -45,6 +45,7 @@ pub struct RunningServer {
     stop: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     crash_watch: Option<JoinHandle<()>>,
+    scheduler: JoinHandle<()>,
 }
 
 impl RunningServer {
@@ -54,6 +55,7 @@ impl RunningServer {
         if let Some(watch) = &self.crash_watch {
             watch.abort();
         }
+        self.scheduler.abort();
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.paas.store().close().await;
         result
@@ -138,9 +140,15 @@ pub async fn start_with(
         .with_image_namespace(
             (config.docker_network != DEFAULT_NETWORK).then(|| config.docker_network.clone()),
         )
+        .with_backup_dir(config.backup_dir())
         .keeping_release_images(usize::from(config.keep_releases));
+    // Add-ons first: the apps adopted next find their databases up.
+    if let Err(err) = paas.start_addons().await {
+        tracing::error!(error = %err, "add-ons could not be started");
+    }
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
+    let scheduler = paas.schedule_loop();
 
     let app = http::router(paas.clone(), front_ends);
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -165,7 +173,7 @@ pub async fn start_with(
         api.and(edge)
     });
     tracing::info!(%addr, "control plane listening");
-    Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task, crash_watch })
+    Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task, crash_watch, scheduler })
 }
 
 /// The builder, or `None` when Docker is not reachable: the control plane still serves, and

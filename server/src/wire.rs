@@ -531,3 +531,158 @@ mod tests {
         assert!(serde_json::from_str::<RunEvent>(r#"{"out":"not base64!"}"#).is_err());
     }
 }
+
+/// An add-on, as the API shows it: never its password (the attached apps' config has it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddonView {
+    pub name: String,
+    /// `postgres` or `redis`.
+    pub service: String,
+    /// The major version its data was made with.
+    pub major: String,
+    pub image: String,
+    /// The app it was created for.
+    pub app: Option<String>,
+    /// `running`, `stopped`, `missing` or `unknown`.
+    pub state: String,
+    pub attachments: Vec<AttachmentView>,
+    /// Backups' cron schedule (UTC), and when the next one is due.
+    pub backup_schedule: Option<String>,
+    pub next_backup: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl From<crate::core::AddonInfo> for AddonView {
+    fn from(info: crate::core::AddonInfo) -> AddonView {
+        let addon = info.addon;
+        let next_backup = addon
+            .backup_schedule
+            .as_deref()
+            .and_then(|s| crate::core::cron::Schedule::parse(s).ok())
+            .and_then(|s| s.next_after(time::OffsetDateTime::now_utc()))
+            .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok());
+        AddonView {
+            name: addon.name,
+            service: addon.service,
+            major: addon.major,
+            image: addon.image,
+            app: addon.app,
+            state: info.state,
+            attachments: views(info.attachments),
+            backup_schedule: addon.backup_schedule,
+            next_backup,
+            created_by: addon.created_by,
+            created_at: addon.created_at,
+        }
+    }
+}
+
+/// An app an add-on is attached to, and as what.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachmentView {
+    pub app: String,
+    /// `DATABASE`.
+    pub name: String,
+    /// `DATABASE_URL`.
+    pub config_var: String,
+    pub created_at: String,
+}
+
+impl From<paas_store::Attachment> for AttachmentView {
+    fn from(attachment: paas_store::Attachment) -> AttachmentView {
+        AttachmentView {
+            config_var: attachment.config_var(),
+            app: attachment.app,
+            name: attachment.name,
+            created_at: attachment.created_at,
+        }
+    }
+}
+
+fn views<Row, View: From<Row>>(rows: Vec<Row>) -> Vec<View> {
+    rows.into_iter().map(View::from).collect()
+}
+
+/// `POST /apps/{app}/addons`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateAddon {
+    /// `postgres` or `redis`.
+    pub service: String,
+    /// Attach as this name (`DATABASE` → `DATABASE_URL`); the service's default if absent.
+    #[serde(rename = "as", default, skip_serializing_if = "Option::is_none")]
+    pub attach_as: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// What `addons:create` and `addons:attach` did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddonAttached {
+    pub addon: AddonView,
+    pub app: String,
+    pub config_var: String,
+    /// The release that set it.
+    pub release: i64,
+}
+
+/// `POST /addons/{addon}/attachments`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttachAddon {
+    pub app: String,
+    #[serde(rename = "as", default, skip_serializing_if = "Option::is_none")]
+    pub attach_as: Option<String>,
+}
+
+/// `DELETE /addons/{addon}?confirm=NAME`: the name typed again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConfirmQuery {
+    #[serde(default)]
+    pub confirm: String,
+}
+
+/// `PUT /addons/{addon}/backups/schedule`: a cron expression in UTC, or none to stop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupSchedule {
+    pub schedule: Option<String>,
+}
+
+/// A backup, as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupView {
+    /// `b007`.
+    pub id: String,
+    pub addon: String,
+    /// `running`, `succeeded` or `failed`.
+    pub status: String,
+    pub size_bytes: Option<i64>,
+    pub error: Option<String>,
+    pub file: Option<String>,
+    pub created_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl From<paas_store::Backup> for BackupView {
+    fn from(backup: paas_store::Backup) -> BackupView {
+        BackupView {
+            id: backup.label(),
+            addon: backup.addon,
+            status: backup.status,
+            size_bytes: backup.size_bytes,
+            error: backup.error,
+            file: backup.file,
+            created_by: backup.created_by,
+            started_at: backup.started_at,
+            finished_at: backup.finished_at,
+        }
+    }
+}
+
+/// The first line of a piped `POST /apps/{app}/psql`: which add-on (the app's only
+/// PostgreSQL one, or the one attached as DATABASE, when absent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Psql {
+    #[serde(default)]
+    pub addon: Option<String>,
+}

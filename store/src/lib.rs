@@ -5,6 +5,7 @@
 //! migrations under `migrations/`. Every write that must be all-or-nothing (a config change and
 //! the release it makes) happens in one transaction.
 
+mod addons;
 mod apps;
 mod audit;
 mod builds;

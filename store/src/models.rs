@@ -397,3 +397,93 @@ impl TryFrom<ReleaseRow> for Release {
         })
     }
 }
+
+/// A database or cache paas runs for apps.
+#[derive(Clone, sqlx::FromRow)]
+pub struct Addon {
+    pub id: i64,
+    /// Unique among add-ons that exist; the host name attached apps reach it by.
+    pub name: String,
+    /// `postgres` or `redis`.
+    pub service: String,
+    /// The major version its data was made with (`15`, `7`).
+    pub major: String,
+    pub image: String,
+    /// The app it was created for, unless that app was destroyed.
+    pub app_id: Option<i64>,
+    pub app: Option<String>,
+    pub username: Option<String>,
+    pub password: String,
+    pub database: Option<String>,
+    pub backup_schedule: Option<String>,
+    pub created_by: String,
+    pub created_at: String,
+    pub destroyed_at: Option<String>,
+}
+
+impl std::fmt::Debug for Addon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Addon")
+            .field("name", &self.name)
+            .field("service", &self.service)
+            .field("major", &self.major)
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An add-on to record.
+#[derive(Clone)]
+pub struct NewAddon {
+    pub name: String,
+    pub service: String,
+    pub major: String,
+    pub image: String,
+    pub username: Option<String>,
+    pub password: String,
+    pub database: Option<String>,
+    pub created_by: String,
+}
+
+/// An add-on attached to an app as `NAME_URL`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Attachment {
+    pub addon_id: i64,
+    pub addon: String,
+    pub app_id: i64,
+    pub app: String,
+    /// `DATABASE`: the app has `DATABASE_URL`.
+    pub name: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+impl Attachment {
+    /// The config var the app gets: `DATABASE_URL`.
+    pub fn config_var(&self) -> String {
+        format!("{}_URL", self.name)
+    }
+}
+
+/// A backup of an add-on, taken or being taken.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Backup {
+    pub id: i64,
+    pub addon_id: i64,
+    pub addon: String,
+    /// `running`, `succeeded` or `failed`: only `succeeded` has a file to restore.
+    pub status: String,
+    pub size_bytes: Option<i64>,
+    pub error: Option<String>,
+    pub file: Option<String>,
+    pub created_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+impl Backup {
+    /// `b007`, as it is shown and named on the command line.
+    pub fn label(&self) -> String {
+        format!("b{:03}", self.id)
+    }
+}

@@ -48,6 +48,8 @@ impl Store {
         &self,
         app: &App,
         from: &Release,
+        config: &BTreeMap<String, String>,
+        description: &str,
         created_by: &str,
     ) -> Result<Release> {
         let mut tx = self.begin().await?;
@@ -55,7 +57,7 @@ impl Store {
             .bind(app.id)
             .execute(&mut *tx)
             .await?;
-        for (key, value) in &from.config {
+        for (key, value) in config {
             sqlx::query("INSERT INTO config_vars (app_id, key, value) VALUES ($1, $2, $3)")
                 .bind(app.id)
                 .bind(key)
@@ -67,13 +69,13 @@ impl Store {
             &mut tx,
             app,
             NewRelease {
-                description: format!("Rollback to v{}", from.version),
+                description: description.to_string(),
                 created_by: created_by.into(),
                 build_id: from.build_id,
                 image: from.image.clone(),
                 process_types: from.process_types.clone(),
             },
-            &from.config,
+            config,
         )
         .await?;
         tx.commit().await?;

@@ -37,6 +37,12 @@ impl Developer {
         developer
     }
 
+    /// Logs in again, to `server` restarted on new ports.
+    pub fn logged_in_to(self, server: &TestServer) -> Developer {
+        self.paas(&["login", &server.url, "--token", &server.token]).success();
+        self
+    }
+
     pub fn command(&self, program: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(program);
         command

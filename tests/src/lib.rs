@@ -252,8 +252,8 @@ pub fn test_network() -> String {
     format!("paas-test-{:08x}", rand::rng().random::<u32>())
 }
 
-/// Removes the containers on the network `name`, the images a server on it built (tagged
-/// `paas/NAME/…`), and the network.
+/// Removes the containers on the network `name` (add-ons' too, with their volumes), the
+/// images a server on it built (tagged `paas/NAME/…`), its apps' networks, and the network.
 pub fn remove_docker_network(name: &str) {
     let docker = |args: &[&str]| {
         std::process::Command::new("docker")
@@ -267,6 +267,12 @@ pub fn remove_docker_network(name: &str) {
     let label = format!("label=io.paas.network={name}");
     for id in docker(&["ps", "-aq", "--filter", &label]).split_whitespace() {
         docker(&["rm", "-f", "-v", id]);
+    }
+    for volume in docker(&["volume", "ls", "-q", "--filter", &label]).split_whitespace() {
+        docker(&["volume", "rm", "-f", volume]);
+    }
+    for network in docker(&["network", "ls", "-q", "--filter", &label]).split_whitespace() {
+        docker(&["network", "rm", network]);
     }
     let reference = format!("reference=paas/{name}/*");
     let images = docker(&["images", "--filter", &reference, "--format", "{{.ID}}"]);

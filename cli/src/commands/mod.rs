@@ -2,6 +2,7 @@
 //! progress ("Creating app… done") on stderr, as the Heroku CLI does.
 
 pub(crate) mod accounts;
+pub(crate) mod addons;
 pub(crate) mod apps;
 pub(crate) mod build;
 pub(crate) mod builds;

@@ -130,7 +130,7 @@ pub(crate) async fn run(arg: &AppArg, command: &[String], no_input: bool) -> Res
 ///
 /// The writes block: while whoever reads this program's output is behind, the response is
 /// not read, and so the server and the command wait too.
-async fn relay<B, E>(
+pub(crate) async fn relay<B, E>(
     mut body: impl futures_util::Stream<Item = Result<B, E>> + Unpin,
     stdout: &mut impl Write,
     stderr: &mut impl Write,
@@ -166,7 +166,8 @@ where
 }
 
 /// This program's standard input, as it is read.
-fn stdin_chunks() -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
+pub(crate) fn stdin_chunks()
+-> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> + Send + 'static {
     use tokio::io::AsyncReadExt;
     futures_util::stream::unfold(tokio::io::stdin(), |mut stdin| async move {
         let mut buffer = vec![0; 64 * 1024];

@@ -74,11 +74,39 @@ impl Paas {
                 "only {name}'s owner or an admin can destroy it"
             )));
         }
+        // Its add-ons hold data that must never go as a side effect: they are destroyed on
+        // their own, by name.
+        let owned: Vec<String> = self
+            .store()
+            .addons()
+            .await?
+            .into_iter()
+            .filter(|addon| addon.app_id == Some(app.id))
+            .map(|addon| addon.name)
+            .collect();
+        if !owned.is_empty() {
+            return Err(Error::Conflict(format!(
+                "{name} has add-ons made for it, whose data would go with it: {}. Destroy \
+                 them first (`paas addons:destroy NAME --confirm NAME`; capture a backup \
+                 before, if you want the data)",
+                owned.join(", ")
+            )));
+        }
+        let attached = self.store().attachments_of(app).await?;
         self.destroying(&app.name).cancel();
         let _lock = self.wait_for_deploy_lock(app, &paas_builder::BuildLog::new()).await;
         let images: Vec<String> =
             self.store().releases(app).await?.into_iter().filter_map(|r| r.image).collect();
         self.stop_all(&app.name).await?;
+        if let Some(runner) = &self.runner {
+            // Other apps' add-ons it shared: they stay, off its network, which goes.
+            for attachment in &attached {
+                if let Err(err) = runner.detach_service(&attachment.addon, name).await {
+                    tracing::warn!(addon = %attachment.addon, error = %err, "add-on still on a destroyed app's network");
+                }
+            }
+            runner.remove_app_network(name).await;
+        }
         self.store().delete_app(name).await?;
         if let Some(git) = &self.git {
             git.remove_repo(&app.name).await;
@@ -143,7 +171,32 @@ impl Paas {
         &self,
         actor: &Actor,
         app: &App,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<(Release, bool)> {
+        // An add-on's URL changes with its attachment, never by hand: a typo would cut the
+        // app off its database, and the add-on would still count as attached.
+        let managed = self.addon_vars(app).await?;
+        if let Some((key, addon)) = changes.keys().find_map(|k| Some((k, managed.get(k)?))) {
+            return Err(Error::invalid(
+                "addon_config_var",
+                format!(
+                    "{key} is set by add-on {addon} and changes only with it: `paas \
+                     addons:detach {addon} -a {}` removes it",
+                    app.name
+                ),
+            ));
+        }
+        self.change_config(actor, app, changes, None).await
+    }
+
+    /// [`Paas::update_config`] without the add-on guard, with the release's description
+    /// given (`Attach DATABASE (shop-postgres)`) or made from the changes.
+    pub(crate) async fn change_config(
+        &self,
+        actor: &Actor,
+        app: &App,
         mut changes: BTreeMap<String, Option<String>>,
+        description: Option<String>,
     ) -> Result<(Release, bool)> {
         if changes.is_empty() {
             return Err(Error::invalid("no_config_changes", "no config vars given"));
@@ -172,7 +225,7 @@ impl Paas {
         let kept = stored.iter().filter(|(key, _)| !changes.contains_key(*key));
         let set = changes.iter().filter_map(|(key, value)| Some((key, value.as_ref()?)));
         validate::config_size(kept, set)?;
-        let description = config_description(&changes);
+        let description = description.unwrap_or_else(|| config_description(&changes));
         let changes: Vec<_> = changes.into_iter().collect();
         let release =
             self.store().update_config(app, &changes, &description, actor.email()).await?;

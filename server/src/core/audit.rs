@@ -19,6 +19,8 @@ pub enum FrontEnd {
     Dashboard,
     /// A GitHub webhook.
     GitHub,
+    /// paas's own timer: scheduled backups.
+    Scheduler,
 }
 
 impl FrontEnd {
@@ -28,6 +30,7 @@ impl FrontEnd {
             FrontEnd::Git => "git",
             FrontEnd::Dashboard => "dashboard",
             FrontEnd::GitHub => "github",
+            FrontEnd::Scheduler => "scheduler",
         }
     }
 }
@@ -44,6 +47,13 @@ pub struct Actor {
 impl Actor {
     pub fn new(user: User, address: Option<IpAddr>, via: FrontEnd) -> Actor {
         Actor { user, address, via }
+    }
+
+    /// paas itself, running what was scheduled.
+    pub fn scheduler() -> Actor {
+        let user =
+            User { id: 0, email: "scheduler".to_string(), is_admin: 1, created_at: String::new() };
+        Actor { user, address: None, via: FrontEnd::Scheduler }
     }
 
     pub fn email(&self) -> &str {

@@ -8,10 +8,12 @@
 
 mod access;
 mod accounts;
+mod addons;
 mod apps;
 mod audit;
 pub(crate) mod auth;
 mod branches;
+pub mod cron;
 mod deploy;
 mod error;
 mod events;
@@ -29,6 +31,7 @@ pub mod validate;
 pub use accounts::{
     ADDRESS_FAILURES, INVITATION_SECS, LOCK_AFTER_FAILURES, LOCK_SECS, MAX_TOKEN_SECS,
 };
+pub use addons::{AddonInfo, SERVICES, human_size, url as addon_url};
 pub use apps::{MAX_PROCESSES, MAX_QUANTITY};
 pub use audit::{Actor, FrontEnd, MAX_AUDIT_EVENTS};
 pub use auth::random_secret;
@@ -43,6 +46,6 @@ pub use logs::LogQuery;
 pub use paas::Paas;
 pub use paas_builder::BuildLog;
 pub use paas_runner::ProcessState;
-pub use paas_store::{App, ReleaseStatus, Session, now};
+pub use paas_store::{Addon, App, Attachment, Backup, ReleaseStatus, Session, now};
 pub use repos::Git;
 pub use sessions::SESSION_SECS;

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use super::Paas;
 use super::audit::Actor;
 use super::error::{Error, Result};
-use super::rollout::{OUTPUT_CHUNKS, spec_for};
+use super::rollout::OUTPUT_CHUNKS;
 use crate::wire::RunEvent;
 
 /// Longest a one-off command may run.
@@ -31,7 +31,7 @@ impl Paas {
         if command.trim().is_empty() {
             return Err(Error::invalid("invalid_command", "give a command to run"));
         }
-        let runner = self.runner()?.clone();
+        self.runner()?;
         let release = self.store().current_release(app).await?;
         let Some((release, image)) = release.and_then(|r| r.image.clone().map(|i| (r, i))) else {
             return Err(Error::invalid(
@@ -45,7 +45,26 @@ impl Paas {
         // Not the command itself: it may carry a secret on its command line.
         let detail = format!("ran a one-off command in v{}", release.version);
         self.audit(actor, Some(app), "run", detail).await;
-        let mut spec = spec_for(app, &release, &image, "run", 1);
+        self.run_in_image(app, &image, command, input).await
+    }
+
+    /// Runs `command` once in a fresh container of `image` (the current release's, or an
+    /// add-on's for `pg:psql`) with the current release's config, on the app's network.
+    pub(crate) async fn run_in_image(
+        &self,
+        app: &App,
+        image: &str,
+        command: &str,
+        input: Option<paas_runner::StdinStream>,
+    ) -> Result<mpsc::Receiver<RunEvent>> {
+        let runner = self.runner()?.clone();
+        let Some(release) = self.store().current_release(app).await? else {
+            return Err(Error::invalid(
+                "not_deployed",
+                format!("{} has no release to run a command in; deploy it first", app.name),
+            ));
+        };
+        let mut spec = self.process_spec(app, &release, image, "run", 1).await?;
         spec.command = Some(command.to_string());
         let (events, receiver) = mpsc::channel(OUTPUT_CHUNKS);
         let destroyed = self.destroying(&app.name);

@@ -49,6 +49,8 @@ pub struct Paas {
     /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
     /// default one, since another paas then shares the engine.
     pub(crate) image_namespace: Option<String>,
+    /// Where add-on backups are written.
+    pub(crate) backup_dir: std::path::PathBuf,
 }
 
 impl Paas {
@@ -73,6 +75,7 @@ impl Paas {
             github_checks: Arc::new(tokio::sync::Semaphore::new(4)),
             trusted_proxies: Default::default(),
             image_namespace: None,
+            backup_dir: std::path::PathBuf::from("backups"),
         }
     }
 
@@ -90,6 +93,12 @@ impl Paas {
     /// Tags this server's images under `paas/NAMESPACE/`.
     pub fn with_image_namespace(mut self, namespace: Option<String>) -> Paas {
         self.image_namespace = namespace;
+        self
+    }
+
+    /// Writes add-on backups under `dir`.
+    pub fn with_backup_dir(mut self, dir: std::path::PathBuf) -> Paas {
+        self.backup_dir = dir;
         self
     }
 

@@ -130,7 +130,7 @@ impl Paas {
         let outcome = async {
             for (process_type, quantity) in formation {
                 for index in 1..=*quantity {
-                    let spec = spec_for(app, release, image, process_type, index);
+                    let spec = self.process_spec(app, release, image, process_type, index).await?;
                     let process = runner.start(&spec).await?;
                     started.push(process);
                 }
@@ -211,7 +211,7 @@ impl Paas {
     ) -> Result<()> {
         log.step(format!("Running release command: {command}"));
         self.events().emit(&app.name, "deploy", format!("Running release command: {command}"));
-        let spec = spec_for(app, release, image, "release", 1);
+        let spec = self.process_spec(app, release, image, "release", 1).await?;
         let (sender, receiver) = tokio::sync::mpsc::channel(OUTPUT_CHUNKS);
         let run = runner.run_once(&spec, sender, RELEASE_PHASE_LIMIT);
         let (exit, ()) = tokio::join!(run, log_output(receiver, log));
@@ -341,7 +341,23 @@ pub(super) fn web_backends<'a>(
         .collect()
 }
 
-pub(crate) fn spec_for(
+impl Paas {
+    /// What to run for one process of `release`, on the app's network when it has add-ons.
+    pub(crate) async fn process_spec(
+        &self,
+        app: &App,
+        release: &Release,
+        image: &str,
+        process_type: &str,
+        index: u32,
+    ) -> Result<ProcessSpec> {
+        let mut spec = spec_for(app, release, image, process_type, index);
+        spec.networks = self.app_networks(app).await?;
+        Ok(spec)
+    }
+}
+
+fn spec_for(
     app: &App,
     release: &Release,
     image: &str,
@@ -437,7 +453,16 @@ impl Paas {
                 ),
             ));
         }
-        let release = self.store().create_rollback_release(app, &target, actor.email()).await?;
+        // Add-ons stay as they are: today's URLs, none of a destroyed one.
+        let (config, notes) = self.config_for_rollback(app, &target).await?;
+        let mut description = format!("Rollback to v{}", target.version);
+        if !notes.is_empty() {
+            description = format!("{description} ({})", notes.join("; "));
+        }
+        let release = self
+            .store()
+            .create_rollback_release(app, &target, &config, &description, actor.email())
+            .await?;
         self.announce_release(app, &release);
         log.step(format!("Rolling back to v{} as v{}", target.version, release.version));
         let rolled_out = self.roll_out(app, &release, log).await;
@@ -490,7 +515,7 @@ impl Paas {
         );
         let mut others = Vec::new();
         for (process_type, index) in missing {
-            let spec = spec_for(app, &release, &image, &process_type, index);
+            let spec = self.process_spec(app, &release, &image, &process_type, index).await?;
             let process = runner.start(&spec).await?;
             if process_type == "web" {
                 if let Err(err) = runner.wait_healthy(&process, &health).await {

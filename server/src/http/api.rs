@@ -75,6 +75,18 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/github", get(super::github::show)),
         (Method::POST, "/apps/{app}/github", post(super::github::link)),
         (Method::DELETE, "/apps/{app}/github", delete(super::github::unlink)),
+        (Method::GET, "/apps/{app}/addons", get(super::addons::list_for_app)),
+        (Method::POST, "/apps/{app}/addons", post(super::addons::create)),
+        (Method::POST, "/apps/{app}/psql", post(super::addons::psql)),
+        (Method::GET, "/addons", get(super::addons::list)),
+        (Method::GET, "/addons/{addon}", get(super::addons::show)),
+        (Method::DELETE, "/addons/{addon}", delete(super::addons::destroy)),
+        (Method::POST, "/addons/{addon}/attachments", post(super::addons::attach)),
+        (Method::DELETE, "/addons/{addon}/attachments/{app}", delete(super::addons::detach)),
+        (Method::GET, "/addons/{addon}/backups", get(super::addons::list_backups)),
+        (Method::POST, "/addons/{addon}/backups", post(super::addons::capture_backup)),
+        (Method::POST, "/addons/{addon}/backups/{id}/restore", post(super::addons::restore_backup)),
+        (Method::PUT, "/addons/{addon}/backups/schedule", put(super::addons::schedule_backups)),
     ]
 }
 
@@ -366,35 +378,44 @@ async fn run_one_off(
     Path(name): Path<String>,
     request: axum::extract::Request,
 ) -> Result<axum::response::Response> {
-    use futures_util::StreamExt;
     let app = paas.app_for(&actor, &name).await?;
     let piped = request
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/octet-stream"));
-    let (command, input) = if piped {
-        let (command, input) = command_then_input(request.into_body()).await?;
+    let (RunCommand { command }, input) = if piped {
+        let (command, input) = first_line_then_input(request.into_body()).await?;
         (command, Some(input))
     } else {
         let Json(body) = Json::<RunCommand>::from_request(request, &paas).await?;
-        (body.command, None)
+        (body, None)
     };
     let events = paas.run_one_off(&actor, &app, &command, input).await?;
+    Ok(run_events(events))
+}
+
+/// A one-off run's events as the answer: one JSON object a line, as they come.
+pub(crate) fn run_events(
+    events: tokio::sync::mpsc::Receiver<crate::wire::RunEvent>,
+) -> axum::response::Response {
+    use futures_util::StreamExt;
     let lines = futures_util::stream::unfold(events, |mut events| async move {
         let event = events.recv().await?;
         let mut line = serde_json::to_vec(&event).unwrap_or_default();
         line.push(b'\n');
         Some((Ok::<_, std::convert::Infallible>(bytes::Bytes::from(line)), events))
     });
-    Ok(axum::response::Response::builder()
+    axum::response::Response::builder()
         .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
         .body(axum::body::Body::from_stream(lines.boxed()))
-        .unwrap_or_default())
+        .unwrap_or_default()
 }
 
-/// Splits a piped run's body: the command (the first line, as JSON), then the rest, which
-/// ends where the body does, or breaks off with an error where the body does.
-async fn command_then_input(body: axum::body::Body) -> Result<(String, paas_runner::StdinStream)> {
+/// Splits a piped run's body: what to run (the first line, as JSON: `{"command": …}`), then
+/// the rest, which ends where the body does, or breaks off with an error where the body does.
+pub(crate) async fn first_line_then_input<T: serde::de::DeserializeOwned>(
+    body: axum::body::Body,
+) -> Result<(T, paas_runner::StdinStream)> {
     use futures_util::StreamExt;
     let mut chunks = body.into_data_stream();
     let mut head = Vec::new();
@@ -412,12 +433,12 @@ async fn command_then_input(body: axum::body::Body) -> Result<(String, paas_runn
         }
     };
     let rest = head.split_off(newline + 1);
-    let RunCommand { command } = serde_json::from_slice(&head).map_err(|e| {
-        Error::invalid("invalid_body", format!("the first line must be {{\"command\": …}}: {e}"))
+    let what = serde_json::from_slice(&head).map_err(|e| {
+        Error::invalid("invalid_body", format!("the first line must be a JSON object: {e}"))
     })?;
     let first = futures_util::stream::iter((!rest.is_empty()).then_some(Ok(rest)));
     let more = chunks.map(|chunk| chunk.map(|c| c.to_vec()).map_err(std::io::Error::other));
-    Ok((command, first.chain(more).boxed()))
+    Ok((what, first.chain(more).boxed()))
 }
 
 async fn restart_processes(

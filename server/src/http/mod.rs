@@ -4,6 +4,7 @@
 //! them.
 
 mod accounts;
+mod addons;
 pub mod api;
 pub(crate) mod auth;
 mod error;

@@ -246,3 +246,48 @@ async fn addons_are_reachable_only_by_their_apps() {
             .contains("\"Name\"")
     );
 }
+
+/// The host's CA bundle: on this project's machines it holds the TLS proxy's CA.
+const HOST_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A Django app (dj-database-url, psycopg2 from PyPI) with a PostgreSQL add-on made before
+/// its first push: the release phase migrates into the add-on, the web process reads it, the
+/// app's own code runs a PostGIS query, and a redeploy finds the same database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn django_migrates_into_its_postgres_addon() {
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.build.build_ca_file = Some(HOST_CA_BUNDLE.into());
+    })
+    .await;
+    let app = "blog";
+    let dev = Developer::new(&server, "django-monorepo");
+    dev.write(
+        "backend/postgis.py",
+        "import os\nimport psycopg2\n\nconnection = psycopg2.connect(os.environ[\"DATABASE_URL\"])\n\
+         cursor = connection.cursor()\ncursor.execute(\"SELECT PostGIS_Version()\")\n\
+         print(\"postgis\", cursor.fetchone()[0])\n",
+    );
+    dev.commit("A PostGIS probe");
+    dev.paas(&["apps:create", app]).success();
+    let created = dev.paas(&["addons:create", "heroku-postgresql:essential-0"]).success();
+    assert!(created.contains("as DATABASE_URL"), "{created}");
+
+    let pushed = dev.git(&["push", "paas", "main"]).success();
+    for expected in [
+        "Running release command: cd backend && python manage.py migrate --noinput",
+        "Applying auth.0001_initial... OK",
+        "remote: -----> Released v",
+    ] {
+        assert!(pushed.contains(expected), "no {expected:?} in:\n{pushed}");
+    }
+    let db = server.app_request(&format!("{app}.localhost"), "/api/db/").await;
+    let db: serde_json::Value = db.json().await.unwrap();
+    assert_eq!(db["vendor"], "postgresql", "{db}");
+    assert!(db["migrations"].as_i64().unwrap() >= 10, "{db}");
+    let postgis = dev.paas(&["run", "python", "backend/postgis.py"]).success();
+    assert!(postgis.contains("postgis 3."), "{postgis}");
+
+    dev.git(&["commit", "-q", "--allow-empty", "-m", "Redeploy"]).success();
+    let again = dev.git(&["push", "paas", "main"]).success();
+    assert!(again.contains("No migrations to apply."), "the same database: {again}");
+}

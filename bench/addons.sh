@@ -23,7 +23,7 @@ cleanup() {
   docker rm -f -v paas-bench-peer-pg >/dev/null 2>&1 || true
   docker volume ls -q --filter "label=io.paas.network=$network" | xargs -r docker volume rm -f >/dev/null
   docker volume rm -f paas-bench-peer-pg >/dev/null 2>&1 || true
-  docker network ls -q --filter "label=io.paas.network=$network" | xargs -r docker network rm >/dev/null 2>&1 || true
+  docker network ls --format '{{.Name}}' | grep "^$network-app-" | xargs -r docker network rm >/dev/null 2>&1 || true
   docker network rm "$network" >/dev/null 2>&1 || true
   rm -rf "$work"
 }

@@ -97,7 +97,7 @@ impl Runner {
     /// Uses an existing client (its API version is negotiated again).
     pub async fn with_docker(docker: Docker, config: RunnerConfig) -> Result<Runner, RunError> {
         let docker = docker.negotiate_version().await?;
-        let network_id = ensure_network(&docker, &config.network).await?;
+        let network_id = ensure_network(&docker, &config.network, true).await?;
         Ok(Runner { docker, config, network_id: Arc::new(RwLock::new(network_id)) })
     }
 
@@ -356,7 +356,7 @@ impl Runner {
             // Beside the output (a process may answer before it has read all its input), and
             // stopped with the run however it ends.
             let _feeding = input.map(|input| {
-                let feed = feed_stdin(self.docker.clone(), id.clone(), stdin, input);
+                let feed = feed_stdin(self.docker.clone(), Some(id.clone()), stdin, input);
                 AbortOnDrop(tokio::spawn(feed))
             });
             self.output_and_exit(&id, streams, output).await
@@ -526,7 +526,7 @@ impl Runner {
                 {
                     tracing::warn!(network = %self.config.network, "{message}: looking it up again");
                     tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                    let id = ensure_network(&self.docker, &self.config.network).await?;
+                    let id = ensure_network(&self.docker, &self.config.network, true).await?;
                     *self.network_id.write().unwrap_or_else(|p| p.into_inner()) = id;
                 }
                 result => break result,
@@ -611,32 +611,38 @@ impl Runner {
             // `docker stop` from anyone (or the daemon shutting down) gives the same grace.
             stop_timeout: Some(grace),
             host_config: Some(HostConfig {
-                network_mode: Some(self.network_id()),
-                restart_policy: Some(RestartPolicy {
-                    name: Some(restart),
-                    maximum_retry_count: None,
-                }),
-                memory: Some(memory),
-                // No swap beyond the limit: over it, the process is OOM-killed and restarted.
-                memory_swap: Some(memory),
-                pids_limit: Some(self.config.pids_limit),
-                // A tiny init as PID 1 forwards signals to the app and reaps zombies.
-                init: Some(true),
-                privileged: Some(false),
-                security_opt: Some(vec!["no-new-privileges".to_string()]),
-                cap_drop: Some(DROPPED_CAPABILITIES.map(String::from).to_vec()),
                 // The name Docker Desktop gives the host, for services the server runs
                 // itself (`DATABASE_URL=postgres://…@host.docker.internal/…`): the default
                 // bridge's gateway, which containers could reach by address anyway.
                 extra_hosts: Some(vec![format!("{HOST_ALIAS}:host-gateway")]),
-                log_config: Some(HostConfigLogConfig {
-                    typ: Some("json-file".to_string()),
-                    config: Some(HashMap::from([
-                        ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
-                        ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                    ])),
-                }),
-                ..Default::default()
+                ..self.locked_down(restart, memory)
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// What every container paas starts has: on the paas network, restarted as `restart`
+    /// says, memory and process limits, no privileges or new ones through setuid binaries,
+    /// fewer capabilities, rotated logs.
+    pub(crate) fn locked_down(&self, restart: RestartPolicyNameEnum, memory: i64) -> HostConfig {
+        HostConfig {
+            network_mode: Some(self.network_id()),
+            restart_policy: Some(RestartPolicy { name: Some(restart), maximum_retry_count: None }),
+            memory: Some(memory),
+            // No swap beyond the limit: over it, the process is OOM-killed and restarted.
+            memory_swap: Some(memory),
+            pids_limit: Some(self.config.pids_limit),
+            // A tiny init as PID 1 forwards signals to the app and reaps zombies.
+            init: Some(true),
+            privileged: Some(false),
+            security_opt: Some(vec!["no-new-privileges".to_string()]),
+            cap_drop: Some(DROPPED_CAPABILITIES.map(String::from).to_vec()),
+            log_config: Some(HostConfigLogConfig {
+                typ: Some("json-file".to_string()),
+                config: Some(HashMap::from([
+                    ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
+                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
+                ])),
             }),
             ..Default::default()
         }
@@ -755,10 +761,12 @@ enum Launch {
 pub type StdinStream = BoxStream<'static, std::io::Result<Vec<u8>>>;
 
 /// Writes `input` to a container's attached `stdin`, then closes it. A process that has
-/// exited, or stops reading, just gets no more; input that breaks off kills it.
+/// exited, or stops reading, just gets no more. Input that breaks off kills the container
+/// `kill` names (a one-off's own); without one (a command run inside a service, whose
+/// container must live on), the input is cut without its end, and the command fails on it.
 pub(crate) async fn feed_stdin(
     docker: Docker,
-    id: String,
+    kill: Option<String>,
     mut stdin: std::pin::Pin<Box<dyn tokio::io::AsyncWrite + Send>>,
     mut input: StdinStream,
 ) {
@@ -771,8 +779,10 @@ pub(crate) async fn feed_stdin(
                 }
             }
             Err(error) => {
-                tracing::info!(container = %id, %error, "input broke off; killing the process");
-                let _ = docker.kill_container(&id, None).await;
+                tracing::info!(%error, "input broke off; stopping the process");
+                if let Some(id) = kill {
+                    let _ = docker.kill_container(&id, None).await;
+                }
                 return;
             }
         }
@@ -781,7 +791,7 @@ pub(crate) async fn feed_stdin(
 }
 
 /// A task that ends with its handle.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
+pub(crate) struct AbortOnDrop(pub(crate) tokio::task::JoinHandle<()>);
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
@@ -878,7 +888,11 @@ const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
 /// The id of the bridge network `name`, created if missing. Safe against other runners doing
 /// the same at the same time: Docker 20.10 lets two racing creates of one name both succeed,
 /// so every runner then keeps the oldest and removes the others.
-async fn ensure_network(docker: &Docker, name: &str) -> Result<String, RunError> {
+pub(crate) async fn ensure_network(
+    docker: &Docker,
+    name: &str,
+    isolated: bool,
+) -> Result<String, RunError> {
     // Docker 20.10 lets two racing creates of one name both succeed, and a runner that looked
     // before the other created would keep a different one. Runners on this host take turns
     // through a lock file; the duplicate clean-up below covers runners on other hosts.
@@ -894,12 +908,18 @@ async fn ensure_network(docker: &Docker, name: &str) -> Result<String, RunError>
         name: name.to_string(),
         message: format!("cannot take the network lock: {e}"),
     })?;
-    let result = find_or_create_network(docker, name).await;
+    let result = find_or_create_network(docker, name, isolated).await;
     drop(lock);
     result
 }
 
-async fn find_or_create_network(docker: &Docker, name: &str) -> Result<String, RunError> {
+/// `isolated`: with traffic between its containers off (the paas network); an app's own
+/// network, where its processes meet its add-ons, has it on.
+async fn find_or_create_network(
+    docker: &Docker,
+    name: &str,
+    isolated: bool,
+) -> Result<String, RunError> {
     for _ in 0..5 {
         let filters = HashMap::from([("name", vec![name])]);
         let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
@@ -915,7 +935,8 @@ async fn find_or_create_network(docker: &Docker, name: &str) -> Result<String, R
                 name: name.to_string(),
                 driver: Some("bridge".to_string()),
                 labels: Some(HashMap::from([(LABEL_MANAGED.to_string(), "true".to_string())])),
-                options: Some(HashMap::from([(ICC_OPTION.to_string(), "false".to_string())])),
+                options: isolated
+                    .then(|| HashMap::from([(ICC_OPTION.to_string(), "false".to_string())])),
                 ..Default::default()
             };
             match docker.create_network(request).await {
@@ -938,8 +959,9 @@ async fn find_or_create_network(docker: &Docker, name: &str) -> Result<String, R
                 let _ = docker.remove_network(id).await;
             }
         }
-        if keep.options.as_ref().and_then(|o| o.get(ICC_OPTION)).map(String::as_str)
-            != Some("false")
+        if isolated
+            && keep.options.as_ref().and_then(|o| o.get(ICC_OPTION)).map(String::as_str)
+                != Some("false")
         {
             tracing::warn!(
                 network = name,

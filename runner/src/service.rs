@@ -13,16 +13,15 @@ use std::time::Duration;
 use bollard::errors::Error as DockerError;
 use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::{
-    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, HostConfigLogConfig, Mount,
-    MountType, NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest,
-    RestartPolicy, RestartPolicyNameEnum, VolumeCreateRequest,
+    ContainerCreateBody, EndpointSettings, ExecConfig, HostConfig, Mount, MountType,
+    NetworkConnectRequest, NetworkDisconnectRequest, RestartPolicyNameEnum, VolumeCreateRequest,
 };
 use bollard::query_parameters::{CreateContainerOptionsBuilder, RemoveContainerOptionsBuilder};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use crate::docker::{DROPPED_CAPABILITIES, feed_stdin};
+use crate::docker::{AbortOnDrop, ensure_network, feed_stdin};
 use crate::error::{is_not_found, status};
 use crate::spec::{LABEL_MANAGED, LABEL_NETWORK};
 use crate::{LogStream, OutputChunk, RunError, Runner, StdinStream};
@@ -33,7 +32,7 @@ pub const LABEL_SERVICE: &str = "io.paas.service";
 pub const LABEL_MAJOR: &str = "io.paas.major";
 
 /// One service to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     /// The add-on's name, also its host name on the networks of the apps attached to it.
     pub name: String,
@@ -44,6 +43,18 @@ pub struct ServiceSpec {
     /// Where the data volume is mounted inside.
     pub data_dir: String,
     pub memory_mb: u64,
+}
+
+/// Without `env`, which holds passwords.
+impl std::fmt::Debug for ServiceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSpec")
+            .field("name", &self.name)
+            .field("image", &self.image)
+            .field("data_dir", &self.data_dir)
+            .field("memory_mb", &self.memory_mb)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A service's container as Docker sees it now.
@@ -121,33 +132,16 @@ impl Runner {
             env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
             labels: Some(labels),
             host_config: Some(HostConfig {
-                network_mode: Some(self.network_id()),
                 mounts: Some(vec![Mount {
                     target: Some(spec.data_dir.clone()),
                     source: Some(volume),
                     typ: Some(MountType::VOLUME),
                     ..Default::default()
                 }]),
+                // Docker's 64 MB /dev/shm fails PostgreSQL's parallel queries on big tables.
+                shm_size: Some(memory / 4),
                 // Up again after a crash, a `docker restart` or a reboot, until paas stops it.
-                restart_policy: Some(RestartPolicy {
-                    name: Some(RestartPolicyNameEnum::UNLESS_STOPPED),
-                    maximum_retry_count: None,
-                }),
-                memory: Some(memory),
-                memory_swap: Some(memory),
-                pids_limit: Some(self.config.pids_limit),
-                init: Some(true),
-                privileged: Some(false),
-                security_opt: Some(vec!["no-new-privileges".to_string()]),
-                cap_drop: Some(DROPPED_CAPABILITIES.map(String::from).to_vec()),
-                log_config: Some(HostConfigLogConfig {
-                    typ: Some("json-file".to_string()),
-                    config: Some(HashMap::from([
-                        ("max-size".to_string(), "10m".to_string()),
-                        ("max-file".to_string(), "3".to_string()),
-                    ])),
-                }),
-                ..Default::default()
+                ..self.locked_down(RestartPolicyNameEnum::UNLESS_STOPPED, memory)
             }),
             ..Default::default()
         };
@@ -166,6 +160,19 @@ impl Runner {
         self.docker.start_container(&container, None).await?;
         tracing::info!(service = %spec.name, image = %spec.image, "service created");
         self.service(&spec.name).await?.ok_or(RunError::NotFound { container })
+    }
+
+    /// Whether a container or a volume of service `name` is on this host: left from an
+    /// earlier add-on of that name whose removal failed, it must not become a new one's.
+    pub async fn service_leftovers(&self, name: &str) -> Result<bool, RunError> {
+        if self.service(name).await?.is_some() {
+            return Ok(true);
+        }
+        match self.docker.inspect_volume(&self.service_volume(name)).await {
+            Ok(_) => Ok(true),
+            Err(error) if is_not_found(&error) => Ok(false),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// The service's container, `None` when there is none.
@@ -262,8 +269,11 @@ impl Runner {
 
     /// Runs `cmd` inside the running service (`pg_dump`, `pg_restore`, `pg_isready`) as
     /// `user`, with `input` as its stdin when given; its output goes to `output` as it comes
-    /// (a slow reader slows it down). Returns its exit code. It is killed with the service
-    /// if it runs past `timeout`.
+    /// (a slow reader slows it down). Returns its exit code. Past `timeout` it is ended from
+    /// inside (coreutils' `timeout`), so nothing of it runs on unseen.
+    ///
+    /// Input that breaks off is cut without its end, which the command then fails on; the
+    /// service itself is never stopped for it.
     pub async fn exec_in_service(
         &self,
         name: &str,
@@ -274,11 +284,17 @@ impl Runner {
         timeout: Duration,
     ) -> Result<i64, RunError> {
         let container = self.service_container(name);
+        let limit = timeout.as_secs().max(1).to_string();
+        let command: Vec<String> = ["timeout", "-s", "TERM", "-k", "10", &limit]
+            .into_iter()
+            .chain(cmd.iter().copied())
+            .map(str::to_string)
+            .collect();
         let config = ExecConfig {
             attach_stdin: Some(input.is_some()),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            cmd: Some(cmd.iter().map(|s| s.to_string()).collect()),
+            cmd: Some(command),
             user: Some(user.to_string()),
             ..Default::default()
         };
@@ -290,8 +306,8 @@ impl Runner {
             else {
                 return Err(RunError::NotFound { container: container.clone() });
             };
-            let feeding = input.map(|input| {
-                tokio::spawn(feed_stdin(self.docker.clone(), container.clone(), stdin, input))
+            let _feeding = input.map(|input| {
+                AbortOnDrop(tokio::spawn(feed_stdin(self.docker.clone(), None, stdin, input)))
             });
             while let Some(frame) = stream.next().await {
                 let (stream, bytes) = match frame? {
@@ -306,48 +322,31 @@ impl Runner {
                 };
                 let _ = output.send(OutputChunk { stream, bytes }).await;
             }
-            if let Some(feeding) = feeding {
-                feeding.abort();
-            }
             // The stream ends as the process does; Docker may take a moment to record the code.
-            for _ in 0..50 {
+            loop {
                 let inspect = self.docker.inspect_exec(&exec).await?;
-                if inspect.running != Some(true) {
-                    return Ok(inspect.exit_code.unwrap_or(-1));
+                match (inspect.running, inspect.exit_code) {
+                    (Some(false), Some(code)) => return Ok(code),
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            Ok(-1)
         };
-        match tokio::time::timeout(timeout, run).await {
+        // The command's own `timeout` ends it first; this is for a daemon that stops answering.
+        match tokio::time::timeout(timeout + Duration::from_secs(30), run).await {
+            Ok(Ok(124)) => Err(RunError::TimedOut { process: cmd.join(" "), limit: timeout }),
             Ok(result) => result,
             Err(_) => Err(RunError::TimedOut { process: cmd.join(" "), limit: timeout }),
         }
     }
 
-    /// Creates `network` (an app's, where containers may talk) unless it exists.
+    /// Creates `network` (an app's, where containers may talk) unless it exists, safely
+    /// against others doing the same at once, as for the paas network.
     async fn ensure_app_network(&self, network: &str) -> Result<(), RunError> {
         match self.docker.inspect_network(network, None).await {
-            Ok(_) => return Ok(()),
-            Err(error) if is_not_found(&error) => {}
-            Err(error) => return Err(error.into()),
-        }
-        let request = NetworkCreateRequest {
-            name: network.to_string(),
-            driver: Some("bridge".to_string()),
-            // Checked by name by Docker 20.10 too: a racing second create is refused.
-            labels: Some(HashMap::from([
-                (LABEL_MANAGED.to_string(), "true".to_string()),
-                (LABEL_NETWORK.to_string(), self.config.network.clone()),
-            ])),
-            ..Default::default()
-        };
-        match self.docker.create_network(request).await {
-            Ok(_) => {
-                tracing::info!(%network, "app network created");
-                Ok(())
+            Ok(_) => Ok(()),
+            Err(error) if is_not_found(&error) => {
+                ensure_network(&self.docker, network, false).await.map(drop)
             }
-            Err(error) if status(&error) == Some(409) => Ok(()),
             Err(error) => Err(error.into()),
         }
     }

@@ -142,9 +142,17 @@ pub async fn start_with(
         )
         .with_backup_dir(config.backup_dir())
         .keeping_release_images(usize::from(config.keep_releases));
-    // Add-ons first: the apps adopted next find their databases up.
-    if let Err(err) = paas.start_addons().await {
-        tracing::error!(error = %err, "add-ons could not be started");
+    // Add-ons first, so the apps adopted next find their databases up; but one that takes
+    // long to come up (a big recovery) must not keep every app off the air: after a while
+    // the rest of the start goes on, and the add-ons come up beside it.
+    let addons = paas.clone();
+    let mut addons = tokio::spawn(async move {
+        if let Err(err) = addons.start_addons().await {
+            tracing::error!(error = %err, "add-ons could not be started");
+        }
+    });
+    if tokio::time::timeout(ADDONS_WAIT, &mut addons).await.is_err() {
+        tracing::warn!("add-ons still starting; starting the apps meanwhile");
     }
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
@@ -175,6 +183,9 @@ pub async fn start_with(
     tracing::info!(%addr, "control plane listening");
     Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task, crash_watch, scheduler })
 }
+
+/// Longest the start waits for add-ons before it starts the apps anyway.
+const ADDONS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The builder, or `None` when Docker is not reachable: the control plane still serves, and
 /// builds fail with the reason. Bad build settings stop the start.

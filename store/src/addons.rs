@@ -86,15 +86,14 @@ impl Store {
             .await?)
     }
 
-    /// Marks the add-on destroyed and ends its attachments; its backups' records go with it.
+    /// Marks the add-on destroyed and ends its attachments. Its backups' records stay, with
+    /// the files they name.
     pub async fn destroy_addon(&self, addon: &Addon) -> Result<()> {
         let mut tx = self.begin().await?;
-        for table in ["addon_attachments", "addon_backups"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE addon_id = $1"))
-                .bind(addon.id)
-                .execute(&mut *tx)
-                .await?;
-        }
+        sqlx::query("DELETE FROM addon_attachments WHERE addon_id = $1")
+            .bind(addon.id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("UPDATE addons SET destroyed_at = $1 WHERE id = $2")
             .bind(now())
             .bind(addon.id)
@@ -106,7 +105,15 @@ impl Store {
 
     /// Forgets an add-on that never came up: there is nothing of it to remember.
     pub async fn forget_addon(&self, addon: &Addon) -> Result<()> {
-        sqlx::query("DELETE FROM addons WHERE id = $1").bind(addon.id).execute(&self.pool).await?;
+        let mut tx = self.begin().await?;
+        for table in ["addon_attachments", "addon_backups"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE addon_id = $1"))
+                .bind(addon.id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM addons WHERE id = $1").bind(addon.id).execute(&mut *tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -78,12 +78,19 @@ impl Store {
                 .await?;
         let app = app.ok_or_else(|| StoreError::NotFound(format!("app {name}")))?;
         // Explicit deletes rather than relying on ON DELETE CASCADE being switched on.
-        for table in ["domains", "formation", "releases", "builds", "config_vars"] {
+        for table in
+            ["domains", "formation", "releases", "builds", "config_vars", "addon_attachments"]
+        {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
                 .bind(app.id)
                 .execute(&mut *tx)
                 .await?;
         }
+        // Add-ons made for it outlive it (they are destroyed on their own, by name).
+        sqlx::query("UPDATE addons SET app_id = NULL WHERE app_id = $1")
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM apps WHERE id = $1").bind(app.id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())

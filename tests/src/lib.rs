@@ -271,8 +271,12 @@ pub fn remove_docker_network(name: &str) {
     for volume in docker(&["volume", "ls", "-q", "--filter", &label]).split_whitespace() {
         docker(&["volume", "rm", "-f", volume]);
     }
-    for network in docker(&["network", "ls", "-q", "--filter", &label]).split_whitespace() {
-        docker(&["network", "rm", network]);
+    // Its apps' own networks, where they meet their add-ons: `NAME-app-APP`.
+    let apps = format!("{name}-app-");
+    for network in docker(&["network", "ls", "--format", "{{.Name}}"]).split_whitespace() {
+        if network.starts_with(&apps) {
+            docker(&["network", "rm", network]);
+        }
     }
     let reference = format!("reference=paas/{name}/*");
     let images = docker(&["images", "--filter", &reference, "--format", "{{.ID}}"]);

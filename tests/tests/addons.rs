@@ -172,6 +172,46 @@ async fn addons_are_reachable_only_by_their_apps() {
     }
     assert!(probe("web", "web-postgres").contains("reached"));
 
+    // Another user, without access to web, sees no add-on of it: not by name, not its
+    // backups, not in lists, and cannot back it up or destroy it.
+    let password = "eve's long password";
+    let added = server
+        .api(reqwest::Method::POST, "/users")
+        .json(&serde_json::json!({ "email": "eve@example.com", "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert!(added.status().is_success(), "{:?}", added.text().await);
+    let login = serde_json::json!({ "email": "eve@example.com", "password": password, "description": "test" });
+    let eve: serde_json::Value = server
+        .http
+        .post(format!("{}/api/v1/login", server.url))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eve = eve["token"].as_str().unwrap().to_string();
+    let as_eve = |method: reqwest::Method, path: &str| {
+        server.http.request(method, format!("{}/api/v1{path}", server.url)).bearer_auth(&eve)
+    };
+    for (method, path) in [
+        (reqwest::Method::GET, "/addons/web-postgres"),
+        (reqwest::Method::GET, "/addons/web-postgres/backups"),
+        (reqwest::Method::POST, "/addons/web-postgres/backups"),
+        (reqwest::Method::DELETE, "/addons/web-postgres?confirm=web-postgres"),
+        (reqwest::Method::GET, "/apps/web/addons"),
+    ] {
+        let answer =
+            as_eve(method.clone(), path).json(&serde_json::json!({})).send().await.unwrap();
+        assert_eq!(answer.status(), 404, "{method} {path}");
+    }
+    let listed: serde_json::Value =
+        as_eve(reqwest::Method::GET, "/addons").send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed, serde_json::json!([]));
+
     // Attached, the other app reaches it too; detached, no more.
     let attached = dev.paas(&["addons:attach", "web-postgres", "-a", "other"]).success();
     assert!(attached.contains("other has DATABASE_URL now"), "{attached}");
@@ -184,6 +224,10 @@ async fn addons_are_reachable_only_by_their_apps() {
     let cases: &[(&[&str], &str)] = &[
         (&["addons:create", "mysql"], "paas runs `postgres` (with PostGIS) and `redis`"),
         (&["addons:create", "postgres", "--as", "1DB"], "cannot name an attachment"),
+        (
+            &["addons:create", "postgres", "--as", "X", "--name", "Bad_Name"],
+            "cannot name an add-on",
+        ),
         (&["addons:create", "postgres"], "already has web-postgres attached as DATABASE"),
         (&["config:set", "DATABASE_URL=postgres://elsewhere/db"], "set by add-on web-postgres"),
         (&["config:unset", "DATABASE_URL"], "set by add-on web-postgres"),

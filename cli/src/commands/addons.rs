@@ -7,7 +7,7 @@ use paas_server::wire::{
 };
 
 use super::ps::{relay, stdin_chunks};
-use super::{app_name, checked, client, nothing, progress, table};
+use super::{app_name, client, nothing, progress, table};
 use crate::client::{Client, path};
 use crate::{AppArg, git};
 
@@ -264,9 +264,8 @@ pub(crate) async fn psql(addon: Option<String>, arg: &AppArg) -> Result<()> {
     Ok(())
 }
 
-/// Add-on names follow app names' rule; checked before they go into a URL.
+/// An add-on's name, checked as the server checks it, before it goes into a URL.
 fn checked_addon(name: &str) -> Result<String> {
-    checked(name).map_err(|_| {
-        anyhow::anyhow!("{name:?} is not an add-on name (lowercase letters, digits, hyphens)")
-    })
+    paas_server::core::validate::addon_name(name).map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(name.to_string())
 }

@@ -114,6 +114,22 @@ fn random_password() -> String {
     (0..32).map(|_| char::from(CHARS[rng.random_range(0..CHARS.len())])).collect()
 }
 
+/// The PostgreSQL database and role an add-on gets: its name, `-` as `_`, with `app_` in
+/// front of what PostgreSQL keeps for itself (`postgres`, `template1`, `pg_…` roles).
+fn database_name(addon: &str) -> String {
+    let name = addon.replace('-', "_");
+    let reserved = ["postgres", "template0", "template1"].contains(&name.as_str());
+    if reserved || name.starts_with("pg_") { format!("app_{name}") } else { name }
+}
+
+/// Runs `work` on a task of its own to its end, even if the caller stops waiting for it (a
+/// closed connection drops the request's future): what it changes is never left half done.
+async fn to_the_end<T: Send + 'static>(
+    work: impl Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::spawn(work).await.map_err(|e| Error::Internal(format!("add-on task failed: {e}")))?
+}
+
 /// `DATABASE`, `HEROKU_POSTGRESQL_RED`: what goes before `_URL`.
 fn attachment_name(name: &str) -> Result<String> {
     let name = name.trim().trim_end_matches("_URL").to_ascii_uppercase().replace('-', "_");
@@ -134,21 +150,21 @@ fn attachment_name(name: &str) -> Result<String> {
 }
 
 impl Paas {
-    /// Where backups are written.
-    pub fn backup_dir(&self) -> &std::path::Path {
-        &self.backup_dir
-    }
-
     /// The add-on named `name`, if the actor may see it: an admin, or someone with access to
     /// an app it is attached to. Otherwise, as for apps, "not found".
     pub async fn addon_for(&self, actor: &Actor, name: &str) -> Result<Addon> {
         let missing = || Error::NotFound(format!("add-on {name}"));
-        let addon = self.store().addon(name).await.map_err(|_| missing())?;
+        let addon = match self.store().addon(name).await {
+            Err(paas_store::StoreError::NotFound(_)) => return Err(missing()),
+            other => other?,
+        };
         if actor.is_admin() {
             return Ok(addon);
         }
-        for attachment in self.store().attachments_to(&addon).await? {
-            if self.app_for(actor, &attachment.app).await.is_ok() {
+        let attached = self.store().attachments_to(&addon).await?;
+        let apps = addon.app.iter().chain(attached.iter().map(|t| &t.app));
+        for app in apps {
+            if self.app_for(actor, app).await.is_ok() {
                 return Ok(addon);
             }
         }
@@ -200,7 +216,28 @@ impl Paas {
     /// random password (PostgreSQL) or a password (Redis), waits until it accepts
     /// connections, and attaches it as `AS_URL`: a new release, rolled out with no downtime.
     /// Nothing is left behind if it does not come up.
+    ///
+    /// It runs to its end even if whoever asked goes away (a closed connection): stopping
+    /// half-way would leave an add-on that is neither made nor gone.
     pub async fn create_addon(
+        &self,
+        actor: &Actor,
+        app: &App,
+        service_name: &str,
+        attach_as: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<(AddonInfo, Release)> {
+        let (paas, actor, app) = (self.clone(), actor.clone(), app.clone());
+        let (service_name, attach_as) = (service_name.to_string(), attach_as.map(str::to_string));
+        let name = name.map(str::to_string);
+        to_the_end(async move {
+            let (attach_as, name) = (attach_as.as_deref(), name.as_deref());
+            paas.create_addon_now(&actor, &app, &service_name, attach_as, name).await
+        })
+        .await
+    }
+
+    async fn create_addon_now(
         &self,
         actor: &Actor,
         app: &App,
@@ -212,23 +249,23 @@ impl Paas {
         let attach_as = attachment_name(attach_as.unwrap_or(kind.default_as))?;
         self.check_attachable(app, &attach_as).await?;
         let runner = self.runner.clone().ok_or_else(|| Error::docker_unavailable("add-ons"))?;
-        let major = image_major(&runner, kind).await?;
+        let major = image_major(&runner, kind, kind.image).await?;
         let name = match name {
             Some(name) => {
-                validate::app_name(name).map_err(|_| {
-                    Error::invalid(
-                        "invalid_addon_name",
-                        format!(
-                            "{name:?} cannot name an add-on: use lowercase letters, digits and \
-                             single hyphens"
-                        ),
-                    )
-                })?;
+                validate::addon_name(name)?;
                 name.to_string()
             }
             None => self.free_addon_name(app, kind).await?,
         };
-        let database = (kind.name == "postgres").then(|| name.replace('-', "_"));
+        if runner.service_leftovers(&name).await? {
+            return Err(Error::Conflict(format!(
+                "a container or volume of an earlier add-on named {name} is still on this host \
+                 ({}); paas will not hand its data to a new add-on. Remove it (`docker rm -f`, \
+                 `docker volume rm`) or choose another --name",
+                runner.service_volume(&name)
+            )));
+        }
+        let database = (kind.name == "postgres").then(|| database_name(&name));
         let new = NewAddon {
             name: name.clone(),
             service: kind.name.to_string(),
@@ -241,15 +278,29 @@ impl Paas {
         };
         let addon = self.store().create_addon(app, &new, &attach_as).await?;
         let started = Instant::now();
-        if let Err(err) = self.provision(&runner, &addon).await {
-            // Nothing of it was used yet: leave no container, volume or record behind.
-            if let Err(cleanup) = runner.remove_service(&addon.name).await {
-                tracing::warn!(addon = %addon.name, error = %cleanup, "cannot remove a failed add-on");
-            }
-            self.store().forget_addon(&addon).await?;
-            return Err(err);
+        let var = format!("{attach_as}_URL");
+        let made = async {
+            self.provision(&runner, &addon).await?;
+            runner.attach_service(&addon.name, &app.name).await?;
+            let description = attachment_description(&attach_as, &addon);
+            self.set_addon_config(actor, app, &var, Some(url(&addon)), &description).await
         }
-        runner.attach_service(&addon.name, &app.name).await?;
+        .await;
+        let release = match made {
+            Ok(release) => release,
+            // The URL is saved and the add-on up; only the rollout of the new release failed,
+            // which the message says: the add-on stays.
+            Err(err) if err.code() == "rollout_failed" => return Err(err),
+            Err(err) => {
+                // Nothing of it was used yet: leave no container, volume or record behind.
+                if let Err(cleanup) = runner.remove_service(&addon.name).await {
+                    tracing::warn!(addon = %addon.name, error = %cleanup, "cannot remove a failed add-on");
+                }
+                runner.remove_app_network(&app.name).await;
+                self.store().forget_addon(&addon).await?;
+                return Err(err);
+            }
+        };
         let took = started.elapsed().as_secs_f64();
         tracing::info!(addon = %addon.name, app = %app.name, seconds = took, "add-on ready");
         self.audit(
@@ -264,16 +315,6 @@ impl Paas {
             "addons",
             format!("{} ({} {}) created, ready in {took:.1}s", addon.name, kind.name, addon.major),
         );
-        let var = format!("{attach_as}_URL");
-        let release = self
-            .set_addon_config(
-                actor,
-                app,
-                &var,
-                Some(url(&addon)),
-                &attachment_description(&attach_as, &addon),
-            )
-            .await?;
         Ok((self.addon_info(addon).await?, release))
     }
 
@@ -290,23 +331,25 @@ impl Paas {
         self.check_attachable(app, &attach_as).await?;
         let runner = self.runner()?.clone();
         self.store().attach_addon(addon, app, &attach_as, actor.email()).await?;
-        runner.attach_service(&addon.name, &app.name).await?;
-        self.audit(
-            actor,
-            Some(app),
-            "addon.attach",
-            format!("attached {} as {attach_as}", addon.name),
-        )
+        let attached = async {
+            runner.attach_service(&addon.name, &app.name).await?;
+            let var = format!("{attach_as}_URL");
+            let description = attachment_description(&attach_as, addon);
+            self.set_addon_config(actor, app, &var, Some(url(addon)), &description).await
+        }
         .await;
-        let var = format!("{attach_as}_URL");
-        self.set_addon_config(
-            actor,
-            app,
-            &var,
-            Some(url(addon)),
-            &attachment_description(&attach_as, addon),
-        )
-        .await
+        match &attached {
+            // Saved, only not rolled out (the message says so): it stays attached.
+            Err(err) if err.code() != "rollout_failed" => {
+                self.store().detach_addon(addon, app).await?;
+                self.leave_app_network(addon, app).await;
+            }
+            _ => {
+                let detail = format!("attached {} as {attach_as}", addon.name);
+                self.audit(actor, Some(app), "addon.attach", detail).await;
+            }
+        }
+        attached
     }
 
     /// Detaches an add-on from an app that is not the one it was made for: the app loses its
@@ -335,10 +378,11 @@ impl Paas {
         self.audit(actor, Some(app), "addon.detach", format!("detached {}", addon.name)).await;
         let description = format!("Detach {} ({})", attachment.name, addon.name);
         let release =
-            self.set_addon_config(actor, app, &attachment.config_var(), None, &description).await?;
-        // The new release's processes are off its network; take the add-on off too.
+            self.set_addon_config(actor, app, &attachment.config_var(), None, &description).await;
+        // Detached, it is off the app's network, whether or not the release rolled out:
+        // the app's new processes do not join it, and old ones must not keep a way in.
         self.leave_app_network(addon, app).await;
-        Ok(release)
+        release
     }
 
     /// Destroys an add-on and its data: every attached app loses its URL (a new release
@@ -359,6 +403,7 @@ impl Paas {
                 addon.name
             )));
         }
+        let runner = self.runner()?.clone();
         let attachments = self.store().attachments_to(addon).await?;
         for attachment in &attachments {
             let app = self.store().app(&attachment.app).await?;
@@ -372,11 +417,13 @@ impl Paas {
                 tracing::warn!(app = %app.name, error = %err, "could not remove an add-on's URL");
             }
         }
-        let runner = self.runner()?.clone();
+        // A failure here leaves it recorded, unattached, for its app's owner to destroy again.
         runner.remove_service(&addon.name).await?;
         self.store().destroy_addon(addon).await?;
         for attachment in &attachments {
-            runner.remove_app_network(&attachment.app).await;
+            if let Ok(app) = self.store().app(&attachment.app).await {
+                self.leave_app_network(addon, &app).await;
+            }
             self.events().emit(&attachment.app, "addons", format!("{} destroyed", addon.name));
         }
         let apps: Vec<&str> = attachments.iter().map(|t| t.app.as_str()).collect();
@@ -403,17 +450,22 @@ impl Paas {
         if failed > 0 {
             tracing::warn!(backups = failed, "backups cut short by the last stop marked failed");
         }
+        remove_partial_dumps(&self.backup_dir).await;
         let Some(runner) = self.runner.clone() else { return Ok(()) };
-        for addon in self.store().addons().await? {
-            if let Err(err) = self.start_addon(&runner, &addon).await {
-                tracing::error!(addon = %addon.name, "add-on not started: {err}");
-                for attachment in self.store().attachments_to(&addon).await? {
-                    self.events().emit(
-                        &attachment.app,
-                        "addons",
-                        format!("{} not started: {}", addon.name, err.public_message()),
-                    );
-                }
+        let addons = self.store().addons().await?;
+        // All at once: one slow or broken add-on holds up no other.
+        let started = addons.iter().map(|addon| self.start_addon(&runner, addon));
+        let started = futures_util::future::join_all(started).await;
+        for (addon, result) in addons.iter().zip(started) {
+            let Err(err) = result else { continue };
+            tracing::error!(addon = %addon.name, "add-on not started: {err}");
+            let attachments = self.store().attachments_to(addon).await.unwrap_or_default();
+            for attachment in attachments {
+                self.events().emit(
+                    &attachment.app,
+                    "addons",
+                    format!("{} not started: {}", addon.name, err.public_message()),
+                );
             }
         }
         Ok(())
@@ -436,18 +488,20 @@ impl Paas {
     /// accepts connections. Refuses an image of another major version than the data's.
     async fn provision(&self, runner: &Runner, addon: &Addon) -> Result<()> {
         let kind = service(&addon.service)?;
-        let major = image_major(runner, kind).await?;
+        // Its own image, the one its data was made with: a newer paas that names another
+        // tag leaves it on the one it has.
+        let major = image_major(runner, kind, &addon.image).await?;
         if major != addon.major {
             return Err(Error::invalid(
                 "addon_major_version",
                 format!(
                     "{} holds {} {} data, and {} now runs {} {major}: paas never upgrades data \
-                     in place. Keep running the {} {} image, or capture a backup with it and \
-                     restore it into a new add-on (docs/addons.md, \"Upgrading\")",
+                     in place. Keep running the {} {} image, or dump the data with it and \
+                     restore the dump into a new add-on (docs/addons.md, \"Upgrading\")",
                     addon.name,
                     kind.name,
                     addon.major,
-                    kind.image,
+                    addon.image,
                     kind.name,
                     kind.name,
                     addon.major
@@ -458,6 +512,9 @@ impl Paas {
         match kind.name {
             "redis" => {
                 env.insert("REDIS_PASSWORD".to_string(), addon.password.clone());
+                // Under the container's limit: a full Redis refuses writes with an error
+                // the app sees, rather than being killed and replaying its file in a loop.
+                env.insert("REDIS_MAXMEMORY".to_string(), format!("{}mb", kind.memory_mb * 3 / 4));
             }
             _ => {
                 env.insert("POSTGRES_USER".into(), addon.username.clone().unwrap_or_default());
@@ -486,7 +543,8 @@ impl Paas {
             _ => vec!["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"],
         };
         loop {
-            let (output, _ignored) = mpsc::channel(OUTPUT_CHUNKS);
+            // Nobody reads the check's output: dropped at once, it is discarded.
+            let (output, _) = mpsc::channel(OUTPUT_CHUNKS);
             let answered = runner
                 .exec_in_service(&addon.name, "root", &check, None, output, Duration::from_secs(10))
                 .await;
@@ -565,7 +623,6 @@ impl Paas {
     async fn free_addon_name(&self, app: &App, kind: &Service) -> Result<String> {
         let taken: Vec<String> = self.store().addons().await?.into_iter().map(|a| a.name).collect();
         let base = format!("{}-{}", app.name, kind.name);
-        let base = base.chars().take(56).collect::<String>().trim_end_matches('-').to_string();
         (1..1000)
             .map(|n| if n == 1 { base.clone() } else { format!("{base}-{n}") })
             .find(|name| !taken.contains(name))
@@ -589,7 +646,10 @@ impl Paas {
             if attached.iter().any(|t| t.config_var() == *key) {
                 continue;
             }
-            if let Some(gone) = ever.iter().find(|a| url(a) == *value) {
+            // Only add-ons the app has no longer: a hand-made copy of a URL still attached
+            // (READ_DATABASE_URL) stays.
+            let still = |a: &Addon| attached.iter().any(|t| t.addon_id == a.id);
+            if let Some(gone) = ever.iter().find(|a| !still(a) && url(a) == *value) {
                 config.remove(key);
                 let why = if gone.destroyed_at.is_some() { "was destroyed" } else { "is detached" };
                 notes.push(format!("without {key}: it named add-on {}, which {why}", gone.name));
@@ -647,10 +707,23 @@ impl Paas {
 
     /// Captures a backup now: `pg_dump` in PostgreSQL's custom format, into a file that
     /// only gets its name once the dump exited 0 and starts as a dump does. A failure is
-    /// recorded as failed (never as success), said in the apps' logs, and returned.
+    /// recorded as failed (never as success), said in the apps' logs, and returned. One runs
+    /// at a time per add-on; it runs to its end even if whoever asked goes away.
     pub async fn capture_backup(&self, actor: &Actor, addon: &Addon) -> Result<Backup> {
+        let (paas, actor, addon) = (self.clone(), actor.clone(), addon.clone());
+        to_the_end(async move { paas.capture_backup_now(&actor, &addon).await }).await
+    }
+
+    async fn capture_backup_now(&self, actor: &Actor, addon: &Addon) -> Result<Backup> {
         postgres_only(addon)?;
         let runner = self.runner()?.clone();
+        if let Some(running) = self.running_backup(addon).await? {
+            return Err(Error::Conflict(format!(
+                "backup {} of {} is still running; wait for it (`paas pg:backups`)",
+                running.label(),
+                addon.name
+            )));
+        }
         let backup = self.store().start_backup(addon, actor.email()).await?;
         let dir = self.backup_dir.join(&addon.name);
         let file = dir.join(format!("{}.dump", backup.label()));
@@ -691,8 +764,14 @@ impl Paas {
     }
 
     /// Restores a backup that succeeded into the add-on it was taken of: `pg_restore
-    /// --clean` in one transaction, so it is all restored or, on any error, not at all.
+    /// --clean` in one transaction, so it is all restored or, on any error, not at all. It
+    /// runs to its end even if whoever asked goes away.
     pub async fn restore_backup(&self, actor: &Actor, addon: &Addon, id: &str) -> Result<Backup> {
+        let (paas, actor, addon, id) = (self.clone(), actor.clone(), addon.clone(), id.to_string());
+        to_the_end(async move { paas.restore_backup_now(&actor, &addon, &id).await }).await
+    }
+
+    async fn restore_backup_now(&self, actor: &Actor, addon: &Addon, id: &str) -> Result<Backup> {
         postgres_only(addon)?;
         let backup = self.backup(addon, id).await?;
         let file = match (&backup.status[..], &backup.file) {
@@ -717,6 +796,10 @@ impl Paas {
         let runner = self.runner()?.clone();
         let database = addon.database.clone().unwrap_or_default();
         let cmd = [
+            // An app holding a lock on a table makes the restore fail after a minute, with
+            // PostgreSQL's words, rather than wait for hours.
+            "env",
+            "PGOPTIONS=-c lock_timeout=60000",
             "pg_restore",
             "--clean",
             "--if-exists",
@@ -769,6 +852,10 @@ impl Paas {
         Ok(backup)
     }
 
+    async fn running_backup(&self, addon: &Addon) -> Result<Option<Backup>> {
+        Ok(self.store().backups(addon).await?.into_iter().find(|b| b.status == "running"))
+    }
+
     pub async fn backups(&self, addon: &Addon) -> Result<Vec<Backup>> {
         Ok(self.store().backups(addon).await?)
     }
@@ -803,7 +890,21 @@ impl Paas {
                 .into_iter()
                 .find(|(t, a)| a.name == wanted || t.name == wanted || t.config_var() == wanted),
             None if postgres.len() == 1 => postgres.pop(),
-            None => postgres.into_iter().find(|(t, _)| t.name == "DATABASE"),
+            None => match postgres.iter().position(|(t, _)| t.name == "DATABASE") {
+                Some(at) => Some(postgres.swap_remove(at)),
+                None if postgres.is_empty() => None,
+                None => {
+                    let names: Vec<&str> = postgres.iter().map(|(_, a)| a.name.as_str()).collect();
+                    return Err(Error::invalid(
+                        "several_postgres_addons",
+                        format!(
+                            "{} has several PostgreSQL add-ons; name one: {}",
+                            app.name,
+                            names.join(", ")
+                        ),
+                    ));
+                }
+            },
         };
         let Some((attachment, addon)) = chosen else {
             return Err(Error::invalid(
@@ -816,9 +917,19 @@ impl Paas {
                 ),
             ));
         };
-        let command = format!("psql -v ON_ERROR_STOP=1 \"${}\"", attachment.config_var());
+        // The password goes to psql through PGPASSWORD, not its command line, which `ps` on
+        // the server shows; paas's passwords are letters and digits, so sed can cut it out.
+        let var = attachment.config_var();
+        let command = format!(
+            "export PGPASSWORD=\"$(printf %s \"${var}\" | sed -E 's|^[^:]+://[^:]*:([^@]*)@.*|\\1|')\"; \
+             exec psql -v ON_ERROR_STOP=1 \"$(printf %s \"${var}\" | sed -E 's|^([^:]+://[^:]*):[^@]*@|\\1@|')\""
+        );
         self.audit(actor, Some(app), "addon.psql", format!("opened psql on {}", addon.name)).await;
-        self.run_in_image(app, &addon.image, &command, input).await
+        // The config as it is now: an add-on attached a moment ago is in it.
+        let Some(release) = self.store().current_release(app).await? else {
+            return Err(Error::invalid("not_deployed", format!("{} has no release yet", app.name)));
+        };
+        self.run_in_image(app, &release, &addon.image, &command, input).await
     }
 
     /// The app of the add-on's owner, for the audit log.
@@ -853,7 +964,8 @@ impl Paas {
                         .as_deref()
                         .and_then(|s| Schedule::parse(s).ok())
                         .is_some_and(|s| s.matches(now));
-                    if due {
+                    // One at a time: a dump that outlasts the interval skips a turn.
+                    if due && matches!(paas.running_backup(&addon).await, Ok(None)) {
                         let paas = paas.clone();
                         tokio::spawn(async move {
                             let actor = Actor::scheduler();
@@ -887,17 +999,17 @@ fn attachment_description(attach_as: &str, addon: &Addon) -> String {
 }
 
 /// The major version the service's image runs, or why there is none.
-async fn image_major(runner: &Runner, kind: &Service) -> Result<String> {
-    match runner.image_major(kind.image).await? {
+async fn image_major(runner: &Runner, kind: &Service, image: &str) -> Result<String> {
+    match runner.image_major(image).await? {
         Some(major) if !major.is_empty() => Ok(major),
         Some(_) => Err(Error::Unavailable(format!(
-            "{} has no io.paas.major label: build it with deploy/stack/build.sh {}",
-            kind.image, kind.name
+            "{image} has no io.paas.major label: build it with deploy/stack/build.sh {}",
+            kind.name
         ))),
         None => Err(Error::Unavailable(format!(
-            "the {} image {} is not on this Docker host; build it with `deploy/stack/build.sh \
-             {}` (offline, from Debian packages)",
-            kind.name, kind.image, kind.name
+            "the {} image {image} is not on this Docker host; build it with \
+             `deploy/stack/build.sh {}` (offline, from Debian packages)",
+            kind.name, kind.name
         ))),
     }
 }
@@ -909,11 +1021,19 @@ async fn dump(
     dir: &std::path::Path,
     file: &std::path::Path,
 ) -> std::result::Result<i64, String> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    // Dumps hold all of a database: for paas's user only.
+    let mut folder = tokio::fs::DirBuilder::new();
+    folder.recursive(true);
+    #[cfg(unix)]
+    folder.mode(0o700);
+    folder.create(dir).await.map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let partial = file.with_extension("dump.partial");
-    let mut out = tokio::fs::File::create(&partial)
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    options.mode(0o600);
+    let mut out = options
+        .open(&partial)
         .await
         .map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
     let database = addon.database.clone().unwrap_or_default();
@@ -956,10 +1076,15 @@ async fn dump(
         if head != b"PGDMP" {
             return Err(format!("pg_dump's output is not a dump ({written} bytes)"));
         }
-        out.sync_all().await.map_err(|e| format!("cannot write {}: {e}", partial.display()))?;
-        tokio::fs::rename(&partial, file)
-            .await
-            .map_err(|e| format!("cannot rename {}: {e}", partial.display()))?;
+        // Flushed first: only that reports the last write's failure (a full disk).
+        let synced = async {
+            out.flush().await?;
+            out.sync_all().await?;
+            tokio::fs::rename(&partial, file).await?;
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await?
+        };
+        synced.await.map_err(|e| format!("cannot write {}: {e}", file.display()))?;
         Ok(written)
     }
     .await;
@@ -967,6 +1092,19 @@ async fn dump(
         let _ = tokio::fs::remove_file(&partial).await;
     }
     finished
+}
+
+/// Dumps that a stop of paas cut short: never a backup, only disk used.
+async fn remove_partial_dumps(backups: &std::path::Path) {
+    let Ok(mut addons) = tokio::fs::read_dir(backups).await else { return };
+    while let Ok(Some(addon)) = addons.next_entry().await {
+        let Ok(mut files) = tokio::fs::read_dir(addon.path()).await else { continue };
+        while let Ok(Some(file)) = files.next_entry().await {
+            if file.file_name().to_string_lossy().ends_with(".dump.partial") {
+                let _ = tokio::fs::remove_file(file.path()).await;
+            }
+        }
+    }
 }
 
 async fn collect_stderr(mut chunks: mpsc::Receiver<paas_runner::OutputChunk>) -> String {
@@ -1050,6 +1188,14 @@ mod tests {
         let password = random_password();
         assert_eq!(password.len(), 32);
         assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    }
+
+    #[test]
+    fn databases_avoid_what_postgres_keeps() {
+        assert_eq!(database_name("shop-postgres"), "shop_postgres");
+        assert_eq!(database_name("postgres"), "app_postgres");
+        assert_eq!(database_name("template1"), "app_template1");
+        assert_eq!(database_name("pg-shop-postgres"), "app_pg_shop_postgres");
     }
 
     #[test]

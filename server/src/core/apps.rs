@@ -181,7 +181,8 @@ impl Paas {
                 "addon_config_var",
                 format!(
                     "{key} is set by add-on {addon} and changes only with it: `paas \
-                     addons:detach {addon} -a {}` removes it",
+                     addons:detach {addon} -a {}` removes it (or, on the app it was made for, \
+                     `paas addons:destroy {addon}`)",
                     app.name
                 ),
             ));

@@ -30,48 +30,69 @@ impl Schedule {
                 fields.len()
             ));
         };
+        let minutes = field(minute, "minute", 0, 59)?;
+        let hours = field(hour, "hour", 0, 23)?;
+        let days = field(day, "day of month", 1, 31)?;
+        let months = field(month, "month", 1, 12)?;
         // Sunday is 0 or 7.
         let weekdays = field(weekday, "weekday", 0, 7)?;
-        let weekdays = (weekdays | (weekdays >> 7)) & 0x7f;
         Ok(Schedule {
             text: fields.join(" "),
-            minutes: field(minute, "minute", 0, 59)?,
-            hours: field(hour, "hour", 0, 23)?,
-            days: field(day, "day of month", 1, 31)?,
-            months: field(month, "month", 1, 12)?,
-            weekdays,
-            days_restricted: day != "*",
-            weekdays_restricted: weekday != "*",
+            minutes,
+            hours,
+            days,
+            months,
+            weekdays: (weekdays | (weekdays >> 7)) & 0x7f,
+            // As in crontab, a day field starting with `*` (`*`, `*/2`) does not restrict.
+            days_restricted: !day.starts_with('*'),
+            weekdays_restricted: !weekday.starts_with('*'),
         })
     }
 
     /// Whether a run is due in the minute of `at` (UTC).
     pub fn matches(&self, at: OffsetDateTime) -> bool {
         let at = at.to_offset(time::UtcOffset::UTC);
-        let bit = |set: u64, value: u8| set & (1 << value) != 0;
-        let day = bit(self.days, at.day());
-        let weekday = bit(self.weekdays, at.weekday().number_days_from_sunday());
+        self.day_matches(at.date()) && bit(self.minutes, at.minute()) && bit(self.hours, at.hour())
+    }
+
+    fn day_matches(&self, date: time::Date) -> bool {
+        let day = bit(self.days, date.day());
+        let weekday = bit(self.weekdays, date.weekday().number_days_from_sunday());
         let day_ok = match (self.days_restricted, self.weekdays_restricted) {
             (true, true) => day || weekday,
             _ => day && weekday,
         };
-        bit(self.minutes, at.minute())
-            && bit(self.hours, at.hour())
-            && bit(self.months, u8::from(at.month()))
-            && day_ok
+        day_ok && bit(self.months, u8::from(date.month()))
     }
 
-    /// The first minute after `after` when a run is due, within a year (else `None`: a
-    /// schedule such as "0 0 31 2 *" never is).
+    /// The first minute after `after` when a run is due, within eight years (a leap day's
+    /// schedule comes round in four); `None` for one that never is, such as "0 0 31 2 *".
     pub fn next_after(&self, after: OffsetDateTime) -> Option<OffsetDateTime> {
-        let start = after.to_offset(time::UtcOffset::UTC).replace_second(0).ok()?;
-        let start = start.replace_nanosecond(0).ok()?;
-        (1..=366 * 24 * 60).map(|m| start + time::Duration::minutes(m)).find(|at| self.matches(*at))
+        let after = after.to_offset(time::UtcOffset::UTC);
+        let mut date = after.date();
+        for _ in 0..=8 * 366 {
+            if self.day_matches(date) {
+                for hour in (0..24).filter(|h| bit(self.hours, *h)) {
+                    for minute in (0..60).filter(|m| bit(self.minutes, *m)) {
+                        let at = date.with_hms(hour, minute, 0).ok()?.assume_utc();
+                        if at > after {
+                            return Some(at);
+                        }
+                    }
+                }
+            }
+            date = date.next_day()?;
+        }
+        None
     }
 
     pub fn as_str(&self) -> &str {
         &self.text
     }
+}
+
+fn bit(set: u64, value: u8) -> bool {
+    set & (1 << value) != 0
 }
 
 /// The set of values (bit n for value n) one field matches.
@@ -86,8 +107,8 @@ fn field(text: &str, name: &str, min: u8, max: u8) -> Result<u64, String> {
     for part in text.split(',') {
         let (range, step) = match part.split_once('/') {
             Some((range, step)) => match step.parse::<u8>() {
-                Ok(step) if step > 0 => (range, step),
-                _ => return wrong("has a step that is not a positive number"),
+                Ok(step) if step > 0 && step <= max => (range, step),
+                _ => return wrong(&format!("has a step that is not from 1 to {max}")),
             },
             None => (part, 1),
         };
@@ -149,10 +170,17 @@ mod tests {
         let either = Schedule::parse("0 0 1 * 3").unwrap();
         assert!(either.matches(datetime!(2026-12-02 00:00 UTC)), "a Wednesday");
         assert!(either.matches(datetime!(2027-01-01 00:00 UTC)), "the 1st");
+        let never = Schedule::parse("0 0 31 2 *").unwrap();
+        assert_eq!(never.next_after(datetime!(2026-01-01 0:00 UTC)), None);
+        let leap = Schedule::parse("0 12 29 2 *").unwrap();
         assert_eq!(
-            Schedule::parse("0 0 31 2 *").unwrap().next_after(datetime!(2026-01-01 0:00 UTC)),
-            None
+            leap.next_after(datetime!(2026-12-02 10:00 UTC)),
+            Some(datetime!(2028-02-29 12:00 UTC))
         );
+        // `*/2` restricts nothing as a day field: the weekday alone decides, as in crontab.
+        let mondays = Schedule::parse("0 0 */2 * 1").unwrap();
+        assert!(!mondays.matches(datetime!(2026-12-01 00:00 UTC)), "a Tuesday, the 1st");
+        assert!(mondays.matches(datetime!(2026-12-07 00:00 UTC)), "a Monday, the 7th");
     }
 
     #[test]

@@ -45,26 +45,21 @@ impl Paas {
         // Not the command itself: it may carry a secret on its command line.
         let detail = format!("ran a one-off command in v{}", release.version);
         self.audit(actor, Some(app), "run", detail).await;
-        self.run_in_image(app, &image, command, input).await
+        self.run_in_image(app, &release, &image, command, input).await
     }
 
-    /// Runs `command` once in a fresh container of `image` (the current release's, or an
-    /// add-on's for `pg:psql`) with the current release's config, on the app's network.
+    /// Runs `command` once in a fresh container of `image` (`release`'s, or an add-on's for
+    /// `pg:psql`) with `release`'s config, on the app's network.
     pub(crate) async fn run_in_image(
         &self,
         app: &App,
+        release: &paas_store::Release,
         image: &str,
         command: &str,
         input: Option<paas_runner::StdinStream>,
     ) -> Result<mpsc::Receiver<RunEvent>> {
         let runner = self.runner()?.clone();
-        let Some(release) = self.store().current_release(app).await? else {
-            return Err(Error::invalid(
-                "not_deployed",
-                format!("{} has no release to run a command in; deploy it first", app.name),
-            ));
-        };
-        let mut spec = self.process_spec(app, &release, image, "run", 1).await?;
+        let mut spec = self.process_spec(app, release, image, "run", 1).await?;
         spec.command = Some(command.to_string());
         let (events, receiver) = mpsc::channel(OUTPUT_CHUNKS);
         let destroyed = self.destroying(&app.name);

@@ -28,6 +28,26 @@ const MAX_CONFIG_KEY_BYTES: usize = 256;
 
 /// `^[a-z][a-z0-9-]{1,29}$`, no trailing or double hyphen, not reserved: an app name is a
 /// DNS label in `APP.domain` and a path segment in `APP.git`.
+/// An add-on's name: an app name's characters, up to 56 of them (its database and role are
+/// named after it, within PostgreSQL's 63, with room for a prefix).
+pub fn addon_name(name: &str) -> Result<()> {
+    let valid = (2..=56).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--");
+    if !valid {
+        return Err(Error::invalid(
+            "invalid_addon_name",
+            format!(
+                "{name:?} cannot name an add-on: use 2 to 56 lowercase letters, digits and single \
+                 hyphens, starting with a letter"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn app_name(name: &str) -> Result<()> {
     let invalid = |why: &str| {
         Error::invalid(

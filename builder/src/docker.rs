@@ -186,10 +186,20 @@ impl Builder {
         let started = Instant::now();
         let running = Arc::new(Mutex::new(None));
         let limit = self.config.timeout;
-        let result = match tokio::time::timeout(limit, self.run(req, log, &running, started)).await
-        {
-            Ok(result) => result,
-            Err(_) => Err(BuildError::TimedOut { limit, log_tail: log.tail(TAIL) }),
+        let mut tries = 0;
+        let result = loop {
+            tries += 1;
+            let result =
+                match tokio::time::timeout(limit, self.run(req, log, &running, started)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(BuildError::TimedOut { limit, log_tail: log.tail(TAIL) }),
+                };
+            match &result {
+                Err(error) if tries == 1 && lost_cached_layer(error) => {
+                    log.step("Docker lost a cached layer mid-build (an image was removed meanwhile); building again");
+                }
+                _ => break result,
+            }
         };
         if let Err(error) = &result {
             let leftover = running.lock().ok().and_then(|mut r| r.take());
@@ -769,6 +779,15 @@ fn human_size(bytes: u64) -> String {
         unit += 1;
     }
     if unit == 0 { format!("{bytes} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// Docker 20.10 removes an untagged layer when the last image on it goes, also while a build
+/// has just chosen it from its cache; the build then fails to find it. Building again picks
+/// (or makes) another.
+fn lost_cached_layer(error: &BuildError) -> bool {
+    let BuildError::Failed { message, .. } = error else { return false };
+    message.contains("failed to get digest")
+        || (message.contains("no such file or directory") && message.contains("imagedb"))
 }
 
 #[cfg(test)]

@@ -162,6 +162,58 @@ enum Command {
     GithubUnlink(AppArg),
     /// Show the app's GitHub link and its latest webhook deliveries with what came of each.
     Github(AppArg),
+    /// List the app's scheduled jobs with their last run, runs and skipped runs.
+    Cron(AppArg),
+    /// Run a command on a schedule (Heroku Scheduler): five cron fields in UTC, MINUTE HOUR
+    /// DAY MONTH WEEKDAY. Each run is a one-off container of the current release; a run due
+    /// while the last one still goes is skipped.
+    #[command(
+        name = "cron:add",
+        after_help = "Examples:\n  paas cron:add \"0 11 * * *\" python manage.py run_daily_tasks\n  \
+            paas cron:add \"*/10 * * * *\" python manage.py clearsessions"
+    )]
+    CronAdd {
+        #[command(flatten)]
+        app: AppArg,
+        /// When, in UTC: "0 11 * * *" is every day at 11:00.
+        schedule: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Stop a scheduled job, by its ID from `paas cron` (cron.3 or 3).
+    #[command(name = "cron:remove")]
+    CronRemove {
+        #[command(flatten)]
+        app: AppArg,
+        id: String,
+    },
+    /// List the app's persistent volumes.
+    Volumes(AppArg),
+    /// Add a persistent volume: a folder kept across deploys, rollbacks and restarts,
+    /// mounted at PATH in every process of the app (and `paas run`). The app's processes
+    /// are replaced with no downtime to mount it.
+    #[command(
+        name = "volumes:add",
+        after_help = "Example:\n  paas volumes:add media /app/media   # Django's MEDIA_ROOT"
+    )]
+    VolumesAdd {
+        #[command(flatten)]
+        app: AppArg,
+        /// Its name: lowercase letters, digits, - and _.
+        name: String,
+        /// Where it is mounted, an absolute path such as /app/media.
+        path: String,
+    },
+    /// Remove a volume and every file in it; the app's processes are replaced without it.
+    #[command(name = "volumes:remove")]
+    VolumesRemove {
+        #[command(flatten)]
+        app: AppArg,
+        name: String,
+        /// The volume's name again, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
     /// List add-ons: the app's (-a APP, or this checkout's), or every one you can see.
     Addons {
         #[command(flatten)]
@@ -563,6 +615,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::GithubUnlink(app) => commands::github::unlink(&app).await,
         Command::Github(app) => commands::github::show(&app).await,
+        Command::Cron(app) => commands::cron::list(&app).await,
+        Command::CronAdd { app, schedule, command } => {
+            commands::cron::add(&app, &schedule, &command).await
+        }
+        Command::CronRemove { app, id } => commands::cron::remove(&app, &id).await,
+        Command::Volumes(app) => commands::volumes::list(&app).await,
+        Command::VolumesAdd { app, name, path } => commands::volumes::add(&app, &name, &path).await,
+        Command::VolumesRemove { app, name, confirm } => {
+            commands::volumes::remove(&app, &name, confirm).await
+        }
         Command::Addons { app, all } => addons::list(&app, all).await,
         Command::AddonsCreate { app, service, attach_as, name } => {
             addons::create(&app, &service, attach_as, name).await

@@ -10,12 +10,14 @@ use bollard::container::{AttachContainerResults, LogOutput};
 use bollard::errors::Error as DockerError;
 use bollard::models::{
     ContainerCreateBody, ContainerStateStatusEnum, EventMessage, HostConfig, HostConfigLogConfig,
-    NetworkCreateRequest, RestartPolicy, RestartPolicyNameEnum,
+    Mount, MountType, NetworkCreateRequest, RestartPolicy, RestartPolicyNameEnum,
+    VolumeCreateRequest,
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptions, StopContainerOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use futures_util::stream::BoxStream;
 use futures_util::{Stream, StreamExt};
@@ -462,6 +464,41 @@ impl Runner {
         })
     }
 
+    /// The Docker volume behind an app's volume `name`: `paas-app-APP.NAME` (a `.` cannot
+    /// be in an app's name or a volume's, so two apps never share one).
+    pub fn app_volume(&self, app: &str, name: &str) -> String {
+        format!("{}-app-{app}.{name}", self.config.network)
+    }
+
+    /// Creates an app's volume unless it exists, labelled as paas's.
+    async fn ensure_app_volume(&self, app: &str, name: &str) -> Result<(), DockerError> {
+        let labels = HashMap::from([
+            (LABEL_MANAGED.to_string(), "true".to_string()),
+            (LABEL_NETWORK.to_string(), self.config.network.clone()),
+            (LABEL_APP.to_string(), app.to_string()),
+        ]);
+        let request = VolumeCreateRequest {
+            name: Some(self.app_volume(app, name)),
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker.create_volume(request).await.map(drop)
+    }
+
+    /// Removes an app's volume and its data; gone already is fine. Fails while a container
+    /// still uses it.
+    pub async fn remove_app_volume(&self, app: &str, name: &str) -> Result<(), RunError> {
+        let volume = self.app_volume(app, name);
+        match self.docker.remove_volume(&volume, None::<RemoveVolumeOptions>).await {
+            Ok(()) => {
+                tracing::info!(%volume, "app volume removed");
+                Ok(())
+            }
+            Err(error) if is_not_found(&error) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
+    }
+
     /// The last lines of a service's log, for error reports.
     pub async fn service_log_tail(&self, name: &str) -> String {
         self.log_tail(&self.service_container(name)).await
@@ -548,6 +585,9 @@ impl Runner {
         name: &str,
         launch: Launch,
     ) -> Result<(String, Option<AttachContainerResults>), DockerError> {
+        for volume in &spec.volumes {
+            self.ensure_app_volume(&spec.app, &volume.name).await?;
+        }
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         let body = self.container_body(spec, launch);
         let id = self.docker.create_container(Some(options), body).await?.id;
@@ -611,6 +651,15 @@ impl Runner {
             // `docker stop` from anyone (or the daemon shutting down) gives the same grace.
             stop_timeout: Some(grace),
             host_config: Some(HostConfig {
+                mounts: (!spec.volumes.is_empty()).then(|| {
+                    let mount = |v: &crate::VolumeMount| Mount {
+                        target: Some(v.path.clone()),
+                        source: Some(self.app_volume(&spec.app, &v.name)),
+                        typ: Some(MountType::VOLUME),
+                        ..Default::default()
+                    };
+                    spec.volumes.iter().map(mount).collect()
+                }),
                 // The name Docker Desktop gives the host, for services the server runs
                 // itself (`DATABASE_URL=postgres://…@host.docker.internal/…`): the default
                 // bridge's gateway, which containers could reach by address anyway.

@@ -41,5 +41,5 @@ pub use process::{
 pub use service::{LABEL_MAJOR, LABEL_SERVICE, Service, ServiceSpec};
 pub use spec::{
     LABEL_APP, LABEL_INDEX, LABEL_MANAGED, LABEL_NETWORK, LABEL_ONE_OFF, LABEL_PORT, LABEL_PROCESS,
-    LABEL_RELEASE, ProcessSpec,
+    LABEL_RELEASE, ProcessSpec, VolumeMount,
 };

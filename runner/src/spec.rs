@@ -50,6 +50,19 @@ pub struct ProcessSpec {
     /// are (see [`crate::Runner::app_network`]). Empty for an app without add-ons.
     #[serde(default)]
     pub networks: Vec<String>,
+    /// The app's persistent volumes, mounted in this process.
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+}
+
+/// One of an app's named volumes (see [`crate::Runner::app_volume`]) and where it is
+/// mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    /// The volume's name within the app: `media`.
+    pub name: String,
+    /// An absolute path in the container: `/app/media`.
+    pub path: String,
 }
 
 impl ProcessSpec {
@@ -71,6 +84,7 @@ impl ProcessSpec {
             port: None,
             memory_mb: None,
             networks: Vec::new(),
+            volumes: Vec::new(),
         }
     }
 
@@ -117,6 +131,20 @@ impl ProcessSpec {
         }
         if self.command.as_deref().is_some_and(|c| c.contains('\0')) {
             return Err(RunError::InvalidSpec("the command contains a NUL byte".into()));
+        }
+        for volume in &self.volumes {
+            let name_ok = !volume.name.is_empty()
+                && volume
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+            if !name_ok || !volume.path.starts_with('/') || volume.path.contains('\0') {
+                return Err(RunError::InvalidSpec(format!(
+                    "volume {:?} at {:?}: a name of lowercase letters, digits, - and _, at an \
+                     absolute path",
+                    volume.name, volume.path
+                )));
+            }
         }
         for (key, value) in &self.env {
             if key.is_empty() || key.contains(['=', '\0']) {

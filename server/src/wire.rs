@@ -604,6 +604,22 @@ fn views<Row, View: From<Row>>(rows: Vec<Row>) -> Vec<View> {
     rows.into_iter().map(View::from).collect()
 }
 
+/// `POST /apps/{app}/cron`: five cron fields in UTC, and the command.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddCronJob {
+    pub schedule: String,
+    pub command: String,
+}
+
+/// `POST /apps/{app}/volumes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddVolume {
+    /// `media`.
+    pub name: String,
+    /// Where it is mounted: `/app/media`.
+    pub path: String,
+}
+
 /// `POST /apps/{app}/addons`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CreateAddon {

@@ -78,9 +78,16 @@ impl Store {
                 .await?;
         let app = app.ok_or_else(|| StoreError::NotFound(format!("app {name}")))?;
         // Explicit deletes rather than relying on ON DELETE CASCADE being switched on.
-        for table in
-            ["domains", "formation", "releases", "builds", "config_vars", "addon_attachments"]
-        {
+        for table in [
+            "domains",
+            "formation",
+            "releases",
+            "builds",
+            "config_vars",
+            "addon_attachments",
+            "app_volumes",
+            "cron_jobs",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
                 .bind(app.id)
                 .execute(&mut *tx)

@@ -10,6 +10,7 @@ mod apps;
 mod audit;
 mod builds;
 mod config_vars;
+mod cron;
 mod domains;
 mod formation;
 mod github;
@@ -19,6 +20,7 @@ mod releases;
 mod sessions;
 mod tokens;
 mod users;
+mod volumes;
 
 use std::collections::BTreeMap;
 

@@ -487,3 +487,33 @@ impl Backup {
         format!("b{:03}", self.id)
     }
 }
+
+/// A persistent volume of an app, mounted at `path` in its processes.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Volume {
+    pub name: String,
+    pub path: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// A command an app runs on a schedule, with what came of its last run.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct CronJob {
+    pub id: i64,
+    pub app: String,
+    /// Five cron fields, UTC.
+    pub schedule: String,
+    pub command: String,
+    pub created_by: String,
+    pub created_at: String,
+    pub last_minute: Option<String>,
+    pub running: i64,
+    pub last_started_at: Option<String>,
+    pub last_finished_at: Option<String>,
+    pub last_exit_code: Option<i64>,
+    pub last_error: Option<String>,
+    /// Runs started, and runs skipped because the one before was still going.
+    pub runs: i64,
+    pub skipped: i64,
+}

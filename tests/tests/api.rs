@@ -136,6 +136,7 @@ fn concrete(path: &str, app: &str) -> String {
         .replace("{id}", "1")
         .replace("{email}", "admin")
         .replace("{hostname}", "www.example.com")
+        .replace("{name}", "media")
 }
 
 /// A body each app route accepts, so that only access decides the answer.
@@ -147,6 +148,9 @@ fn valid_body(path: &str) -> Value {
         "access" => json!({"email": "eve@example.com"}),
         "run" => json!({"command": "true"}),
         "github" => json!({"repository": "octo/shop"}),
+        "addons" => json!({"service": "postgres"}),
+        "volumes" => json!({"name": "media", "path": "/app/media"}),
+        "cron" => json!({"schedule": "0 3 * * *", "command": "true"}),
         _ => json!({}),
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod apps;
 pub(crate) mod build;
 pub(crate) mod builds;
 pub(crate) mod config;
+pub(crate) mod cron;
 pub(crate) mod domains;
 pub(crate) mod github;
 pub(crate) mod ps;
@@ -15,6 +16,7 @@ pub(crate) mod releases;
 pub(crate) mod router;
 pub(crate) mod server;
 pub(crate) mod session;
+pub(crate) mod volumes;
 
 use anyhow::{Result, bail};
 

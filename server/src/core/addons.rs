@@ -947,36 +947,27 @@ impl Paas {
         }
     }
 
-    /// Every minute, captures the backups whose schedule is due; runs for the server's life.
-    pub fn schedule_loop(&self) -> tokio::task::JoinHandle<()> {
-        let paas = self.clone();
-        tokio::spawn(async move {
-            loop {
-                // Wake a second into each minute, so that a minute is never checked twice.
-                let now = time::OffsetDateTime::now_utc();
-                let wait = 61 - u64::from(now.second());
-                tokio::time::sleep(Duration::from_secs(wait)).await;
-                let now = time::OffsetDateTime::now_utc();
-                let Ok(addons) = paas.store().addons().await else { continue };
-                for addon in addons {
-                    let due = addon
-                        .backup_schedule
-                        .as_deref()
-                        .and_then(|s| Schedule::parse(s).ok())
-                        .is_some_and(|s| s.matches(now));
-                    // One at a time: a dump that outlasts the interval skips a turn.
-                    if due && matches!(paas.running_backup(&addon).await, Ok(None)) {
-                        let paas = paas.clone();
-                        tokio::spawn(async move {
-                            let actor = Actor::scheduler();
-                            if let Err(err) = paas.capture_backup(&actor, &addon).await {
-                                tracing::warn!(addon = %addon.name, "scheduled backup: {err}");
-                            }
-                        });
+    /// Starts the backups whose schedule is due in the minute of `now` (the scheduler's
+    /// timer calls this once a minute).
+    pub(crate) async fn capture_due_backups(&self, now: time::OffsetDateTime) -> Result<()> {
+        for addon in self.store().addons().await? {
+            let due = addon
+                .backup_schedule
+                .as_deref()
+                .and_then(|s| Schedule::parse(s).ok())
+                .is_some_and(|s| s.matches(now));
+            // One at a time: a dump that outlasts the interval skips a turn.
+            if due && self.running_backup(&addon).await?.is_none() {
+                let paas = self.clone();
+                tokio::spawn(async move {
+                    let actor = Actor::scheduler();
+                    if let Err(err) = paas.capture_backup(&actor, &addon).await {
+                        tracing::warn!(addon = %addon.name, "scheduled backup: {err}");
                     }
-                }
+                });
             }
-        })
+        }
+        Ok(())
     }
 }
 

@@ -93,6 +93,7 @@ impl Paas {
             )));
         }
         let attached = self.store().attachments_of(app).await?;
+        let volumes = self.store().volumes(app).await?;
         self.destroying(&app.name).cancel();
         let _lock = self.wait_for_deploy_lock(app, &paas_builder::BuildLog::new()).await;
         let images: Vec<String> =
@@ -106,6 +107,11 @@ impl Paas {
                 }
             }
             runner.remove_app_network(name).await;
+            for volume in &volumes {
+                if let Err(err) = runner.remove_app_volume(name, &volume.name).await {
+                    tracing::warn!(volume = %volume.name, error = %err, "a destroyed app's volume is left");
+                }
+            }
         }
         self.store().delete_app(name).await?;
         if let Some(git) = &self.git {

@@ -23,12 +23,16 @@ pub struct AppEvent {
     /// `deploy` for the control plane's work, or the process (`web.1`) it is about.
     pub source: String,
     pub text: String,
+    /// A line the app's own process wrote (a scheduled job's output, whose container is
+    /// gone once it ends), shown as `app[…]` rather than `paas[…]`.
+    pub from_app: bool,
 }
 
 impl AppEvent {
     /// `2026-12-01T12:00:00.000000000Z paas[deploy]: Release v3 created by admin`
     pub fn line(&self) -> String {
-        format!("{} paas[{}]: {}\n", self.timestamp, self.source, self.text)
+        let who = if self.from_app { "app" } else { "paas" };
+        format!("{} {who}[{}]: {}\n", self.timestamp, self.source, self.text)
     }
 }
 
@@ -48,6 +52,16 @@ impl Default for AppEvents {
 impl AppEvents {
     /// Records `text` about `app`, from `source`.
     pub fn emit(&self, app: &str, source: &str, text: impl Into<String>) {
+        self.record(app, source, text.into(), false);
+    }
+
+    /// Records a line `process` of `app` wrote, for processes whose own log goes with their
+    /// container (scheduled jobs).
+    pub fn output(&self, app: &str, process: &str, line: impl Into<String>) {
+        self.record(app, process, line.into(), true);
+    }
+
+    fn record(&self, app: &str, source: &str, text: String, from_app: bool) {
         // Stamped, stored and sent under the lock, so that listeners get events in the order
         // of their timestamps, which is what they skip history by.
         let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
@@ -55,7 +69,8 @@ impl AppEvents {
             app: app.to_string(),
             timestamp: now(),
             source: source.to_string(),
-            text: text.into(),
+            text,
+            from_app,
         };
         let lines = recent.entry(app.to_string()).or_default();
         if lines.len() == KEEP_PER_APP {

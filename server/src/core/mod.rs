@@ -18,6 +18,7 @@ mod deploy;
 mod error;
 mod events;
 mod github;
+mod jobs;
 mod logs;
 mod one_off;
 mod paas;
@@ -27,6 +28,7 @@ mod rollout;
 mod sessions;
 mod supervise;
 pub mod validate;
+mod volumes;
 
 pub use accounts::{
     ADDRESS_FAILURES, INVITATION_SECS, LOCK_AFTER_FAILURES, LOCK_SECS, MAX_TOKEN_SECS,
@@ -42,10 +44,14 @@ pub use deploy::SourceTree;
 pub use error::{Error, Result};
 pub use events::AppEvents;
 pub use github::{Delivery, DeliveryAnswer, GithubSettings, MAX_DELIVERY_BYTES, MIN_SECRET_CHARS};
+pub use jobs::MAX_JOBS;
 pub use logs::LogQuery;
 pub use paas::Paas;
 pub use paas_builder::BuildLog;
 pub use paas_runner::ProcessState;
-pub use paas_store::{Addon, App, Attachment, Backup, ReleaseStatus, Session, now};
+pub use paas_store::{
+    Addon, App, Attachment, Backup, CronJob, ReleaseStatus, Session, Volume, now,
+};
 pub use repos::Git;
 pub use sessions::SESSION_SECS;
+pub use volumes::MAX_VOLUMES;

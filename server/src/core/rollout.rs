@@ -353,6 +353,7 @@ impl Paas {
     ) -> Result<ProcessSpec> {
         let mut spec = spec_for(app, release, image, process_type, index);
         spec.networks = self.app_networks(app).await?;
+        spec.volumes = self.volume_mounts(app).await?;
         Ok(spec)
     }
 }

@@ -75,6 +75,12 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/github", get(super::github::show)),
         (Method::POST, "/apps/{app}/github", post(super::github::link)),
         (Method::DELETE, "/apps/{app}/github", delete(super::github::unlink)),
+        (Method::GET, "/apps/{app}/cron", get(list_cron_jobs)),
+        (Method::POST, "/apps/{app}/cron", post(add_cron_job)),
+        (Method::DELETE, "/apps/{app}/cron/{id}", delete(remove_cron_job)),
+        (Method::GET, "/apps/{app}/volumes", get(list_volumes)),
+        (Method::POST, "/apps/{app}/volumes", post(add_volume)),
+        (Method::DELETE, "/apps/{app}/volumes/{name}", delete(remove_volume)),
         (Method::GET, "/apps/{app}/addons", get(super::addons::list_for_app)),
         (Method::POST, "/apps/{app}/addons", post(super::addons::create)),
         (Method::POST, "/apps/{app}/psql", post(super::addons::psql)),
@@ -334,6 +340,79 @@ async fn rollback(
     let version = body.version.as_deref().map(parse_version).transpose()?;
     let log = paas_builder::BuildLog::new();
     Ok(Json(paas.rollback(&actor, &app, version, &log).await?.into()))
+}
+
+async fn list_cron_jobs(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<paas_store::CronJob>>> {
+    let app = paas.app_for(&actor, &name).await?;
+    Ok(Json(paas.cron_jobs(&app).await?))
+}
+
+async fn add_cron_job(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<crate::wire::AddCronJob>,
+) -> Result<(StatusCode, Json<paas_store::CronJob>)> {
+    let app = paas.app_for(&actor, &name).await?;
+    let job = paas.add_cron_job(&actor, &app, &body.schedule, &body.command).await?;
+    Ok((StatusCode::CREATED, Json(job)))
+}
+
+async fn remove_cron_job(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    let app = paas.app_for(&actor, &name).await?;
+    let id = id.parse::<i64>().map_err(|_| {
+        Error::invalid("invalid_job_id", format!("{id:?} is not a job id (see `paas cron`)"))
+    })?;
+    paas.remove_cron_job(&actor, &app, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn list_volumes(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<paas_store::Volume>>> {
+    let app = paas.app_for(&actor, &name).await?;
+    Ok(Json(paas.volumes(&app).await?))
+}
+
+async fn add_volume(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<crate::wire::AddVolume>,
+) -> Result<(StatusCode, Json<paas_store::Volume>)> {
+    let app = paas.app_for(&actor, &name).await?;
+    let volume = paas.add_volume(&actor, &app, &body.name, &body.path).await?;
+    Ok((StatusCode::CREATED, Json(volume)))
+}
+
+/// `?confirm=NAME`: its data goes with it.
+async fn remove_volume(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path((name, volume)): Path<(String, String)>,
+    Query(query): Query<crate::wire::ConfirmQuery>,
+) -> Result<StatusCode> {
+    let app = paas.app_for(&actor, &name).await?;
+    if query.confirm != volume {
+        return Err(Error::invalid(
+            "confirmation_required",
+            format!(
+                "removing volume {volume} deletes its files; confirm with its name (?confirm={volume})"
+            ),
+        ));
+    }
+    paas.remove_volume(&actor, &app, &volume).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The app's containers: type and index, release, state, restarts, since when.

@@ -26,12 +26,12 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use table::{Route, RouteTable};
+pub use table::{PathRoute, Route, RouteTable};
 pub use trust::TrustedProxies;
 
 use backend::Backend;
 use metrics::AppMetrics;
-use table::{CompiledTable, LiveRoute};
+use table::{CompiledTable, LivePath, LiveRoute};
 
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -120,29 +120,43 @@ impl Router {
         let mut next_backends: HashMap<SocketAddr, Arc<Backend>> = HashMap::new();
         let mut compiled = CompiledTable::default();
         for route in &table.routes {
-            let live_backends = route
-                .backends
+            // A backend in this table and the last keeps its state (connections, pool).
+            let mut live_backends = |addrs: &[SocketAddr]| -> Vec<Arc<Backend>> {
+                addrs
+                    .iter()
+                    .map(|addr| {
+                        let backend = next_backends
+                            .entry(*addr)
+                            .or_insert_with(|| {
+                                backends
+                                    .get(addr)
+                                    .cloned()
+                                    .unwrap_or_else(|| Arc::new(Backend::new(*addr)))
+                            })
+                            .clone();
+                        if backend.is_retired() {
+                            backend.unretire();
+                        }
+                        backend
+                    })
+                    .collect()
+            };
+            let web = live_backends(&route.backends);
+            let mut paths: Vec<LivePath> = route
+                .paths
                 .iter()
-                .map(|addr| {
-                    let backend = next_backends
-                        .entry(*addr)
-                        .or_insert_with(|| {
-                            backends
-                                .get(addr)
-                                .cloned()
-                                .unwrap_or_else(|| Arc::new(Backend::new(*addr)))
-                        })
-                        .clone();
-                    if backend.is_retired() {
-                        backend.unretire();
-                    }
-                    backend
+                .map(|p| LivePath {
+                    prefix: p.prefix.clone(),
+                    process_type: p.process_type.clone(),
+                    backends: live_backends(&p.backends),
                 })
                 .collect();
+            paths.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
             let app_metrics = metrics.entry(route.app.clone()).or_default().clone();
             let live = Arc::new(LiveRoute {
                 app: route.app.clone(),
-                backends: live_backends,
+                backends: web,
+                paths,
                 metrics: app_metrics,
             });
             for host in &route.hosts {

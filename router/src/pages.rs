@@ -35,13 +35,13 @@ pub(crate) fn unknown_host(host: &str, request_id: &str) -> Page {
     )
 }
 
-pub(crate) fn no_backends(app: &str, request_id: &str) -> Page {
+pub(crate) fn no_backends(app: &str, process_type: &str, request_id: &str) -> Page {
     error_page(
         StatusCode::SERVICE_UNAVAILABLE,
         "Application not running",
         &format!(
-            "{app} has no web processes running. Deploy it, or scale it up with \
-             `paas ps:scale web=1 -a {app}`."
+            "{app} has no {process_type} processes running. Deploy it, or scale it up with \
+             `paas ps:scale {process_type}=1 -a {app}`."
         ),
         request_id,
     )

@@ -20,7 +20,7 @@ use crate::Shared;
 use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
 use crate::metrics::AppMetrics;
 use crate::pages::{self, Page};
-use crate::table::{LiveRoute, strip_port};
+use crate::table::strip_port;
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
@@ -222,8 +222,11 @@ pub(crate) async fn handle(
     };
     log.app = Some(route.app.clone().into());
     log.metrics = Some(route.metrics.clone());
-    if route.backends.is_empty() {
-        return Ok(page(pages::no_backends(&route.app, id_str(&request_id)), &request_id, log));
+    // Chosen once by the path as sent; the route outlives a table swap meanwhile.
+    let (process_type, backends) = route.serving(request.uri().path());
+    if backends.is_empty() {
+        let unavailable = pages::no_backends(&route.app, process_type, id_str(&request_id));
+        return Ok(page(unavailable, &request_id, log));
     }
 
     let limit = shared.config.max_body_bytes;
@@ -259,7 +262,8 @@ pub(crate) async fn handle(
         &request_id,
     );
 
-    let (mut response, sender, guard) = match forward(&shared, &route, outgoing, upgrade).await {
+    let forwarded = forward(&shared, &route.app, backends, outgoing, upgrade).await;
+    let (mut response, sender, guard) = match forwarded {
         Ok(answer) => answer,
         Err(Failure::Timeout) => {
             return Ok(page(pages::timeout(&route.app, id_str(&request_id)), &request_id, log));
@@ -304,19 +308,20 @@ enum Failure {
 /// cannot be made or the request was provably never sent (the only retries that are safe).
 async fn forward(
     shared: &Shared,
-    route: &LiveRoute,
+    app: &str,
+    backends: &[Arc<Backend>],
     mut outgoing: Request<BackendBody>,
     upgrade: bool,
 ) -> Result<(Response<Incoming>, Option<Sender>, InflightGuard), Failure> {
     let config = &shared.config;
     let mut tried: Vec<usize> = Vec::new();
     let mut timed_out = false;
-    let attempts = route.backends.len() + 2;
+    let attempts = backends.len() + 2;
     for _ in 0..attempts {
-        let Some(index) = pick(shared, &route.backends, &tried) else {
+        let Some(index) = pick(shared, backends, &tried) else {
             break;
         };
-        let backend = &route.backends[index];
+        let backend = &backends[index];
         let guard = backend.begin();
         let connection = if upgrade {
             backend.upgradable_connection(config.connect_timeout).await
@@ -326,7 +331,7 @@ async fn forward(
         let mut sender = match connection {
             Ok(sender) => sender,
             Err(err) => {
-                tracing::warn!(backend = %backend.addr, app = %route.app, error = %err, "backend unreachable");
+                tracing::warn!(backend = %backend.addr, %app, error = %err, "backend unreachable");
                 timed_out |= matches!(err, crate::backend::ConnectError::Timeout(_));
                 tried.push(index);
                 continue;
@@ -343,7 +348,7 @@ async fn forward(
                     continue;
                 }
                 None => {
-                    tracing::warn!(backend = %backend.addr, app = %route.app, error = %err.error(), "backend failed");
+                    tracing::warn!(backend = %backend.addr, %app, error = %err.error(), "backend failed");
                     return Err(Failure::Backend);
                 }
             },

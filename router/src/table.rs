@@ -24,13 +24,47 @@ pub struct Route {
     pub hosts: Vec<String>,
     /// Where the app's `web` processes listen. Empty: the app is down (503).
     pub backends: Vec<SocketAddr>,
+    /// Paths served by another process type (`/ws/` → `channels`): the longest prefix that
+    /// starts the request's path wins; everything else goes to `backends`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<PathRoute>,
+}
+
+/// Requests whose path starts with `prefix` go to these backends instead of `web`'s.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathRoute {
+    /// `/ws/`: matched against the path as sent, byte for byte.
+    pub prefix: String,
+    /// The process type serving it, for pages and logs.
+    pub process_type: String,
+    /// Empty: that process type is down (503), even if `web` is up.
+    pub backends: Vec<SocketAddr>,
 }
 
 /// One app as the proxy sees it.
 pub(crate) struct LiveRoute {
     pub app: String,
     pub backends: Vec<Arc<Backend>>,
+    /// Longest prefix first.
+    pub paths: Vec<LivePath>,
     pub metrics: Arc<AppMetrics>,
+}
+
+pub(crate) struct LivePath {
+    pub prefix: String,
+    pub process_type: String,
+    pub backends: Vec<Arc<Backend>>,
+}
+
+impl LiveRoute {
+    /// The process type and backends serving `path`: the longest matching prefix's, else
+    /// `web`'s.
+    pub(crate) fn serving(&self, path: &str) -> (&str, &[Arc<Backend>]) {
+        match self.paths.iter().find(|p| path.starts_with(&p.prefix)) {
+            Some(route) => (&route.process_type, &route.backends),
+            None => ("web", &self.backends),
+        }
+    }
 }
 
 /// A routing table ready for lookups.
@@ -90,6 +124,7 @@ mod tests {
         Arc::new(LiveRoute {
             app: app.into(),
             backends: vec![],
+            paths: vec![],
             metrics: Arc::new(AppMetrics::default()),
         })
     }

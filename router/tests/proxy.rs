@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use paas_router::{Route, RouteTable, Router, RouterConfig};
+use paas_router::{PathRoute, Route, RouteTable, Router, RouterConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -86,7 +86,7 @@ async fn respond(
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let body = match path.as_str() {
-        "/name" => full(name),
+        p if p.ends_with("/name") => full(name),
         "/headers" => {
             let mut text = String::new();
             for (key, value) in req.headers() {
@@ -145,6 +145,7 @@ fn route(app: &str, hosts: &[&str], backends: &[SocketAddr]) -> Route {
         app: app.into(),
         hosts: hosts.iter().map(|h| h.to_string()).collect(),
         backends: backends.to_vec(),
+        paths: vec![],
     }
 }
 
@@ -187,6 +188,46 @@ async fn routes_by_host() {
     let response = get(addr, "alpha.localhost", "/missing").await;
     assert_eq!(response.status(), 404);
     assert_eq!(response.text().await.unwrap(), "not here");
+}
+
+/// Paths go to the process type routed for their longest prefix, the rest to `web`; a
+/// routed type with nothing up answers 503 naming it while `web` serves on; WebSockets
+/// upgrade on a routed path.
+#[tokio::test]
+async fn routes_by_path_to_process_types() {
+    let (web, channels, admin) =
+        (backend("web").await, backend("channels").await, backend("admin").await);
+    let mut app = route("shop", &["shop.localhost"], &[web.addr]);
+    app.paths = vec![
+        PathRoute {
+            prefix: "/ws/".into(),
+            process_type: "channels".into(),
+            backends: vec![channels.addr],
+        },
+        PathRoute {
+            prefix: "/ws/admin/".into(),
+            process_type: "admin".into(),
+            backends: vec![admin.addr],
+        },
+        PathRoute { prefix: "/jobs/".into(), process_type: "worker".into(), backends: vec![] },
+    ];
+    let (_router, addr) = router(RouterConfig::default(), RouteTable { routes: vec![app] }).await;
+    for (path, expected) in [
+        ("/name", "web"),
+        ("/other/name", "web"),
+        ("/ws/name", "channels"),
+        ("/ws/admin/name", "admin"),
+        ("/wsx/name", "web"),
+    ] {
+        let response = get(addr, "shop.localhost", path).await;
+        assert_eq!(response.text().await.unwrap(), expected, "{path}");
+    }
+    let down = get(addr, "shop.localhost", "/jobs/x").await;
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(down.text().await.unwrap().contains("no worker processes running"));
+    let mut tunnel = open_tunnel_to(addr, "shop.localhost", "/ws/chat").await;
+    let frame = [0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58];
+    assert_eq!(echo_roundtrip(&mut tunnel, &frame).await.unwrap(), frame);
 }
 
 #[tokio::test]
@@ -422,9 +463,13 @@ async fn bodies_stream_both_ways() {
 
 /// Opens a WebSocket-style upgrade through the router and returns the raw stream.
 async fn open_tunnel(addr: SocketAddr, host: &str) -> TcpStream {
+    open_tunnel_to(addr, host, "/ws").await
+}
+
+async fn open_tunnel_to(addr: SocketAddr, host: &str, path: &str) -> TcpStream {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let handshake = format!(
-        "GET /ws HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
     stream.write_all(handshake.as_bytes()).await.unwrap();

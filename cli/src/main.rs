@@ -162,6 +162,31 @@ enum Command {
     GithubUnlink(AppArg),
     /// Show the app's GitHub link and its latest webhook deliveries with what came of each.
     Github(AppArg),
+    /// List the app's routes: which paths go to which process type (the rest to web).
+    Routes(AppArg),
+    /// Send requests whose path starts with PREFIX to another process type than web (daphne
+    /// on /ws/ beside gunicorn): the longest prefix wins. That type's processes listen on
+    /// $PORT, are health-checked and roll out with no downtime, as web's do.
+    #[command(
+        name = "routes:add",
+        after_help = "Example (Procfile: web: gunicorn …, channels: daphne -p $PORT …):\n  \
+            paas routes:add /ws/ channels\n  paas ps:scale channels=1"
+    )]
+    RoutesAdd {
+        #[command(flatten)]
+        app: AppArg,
+        /// The path prefix, such as /ws/.
+        prefix: String,
+        /// The process type that serves it, from the Procfile.
+        process_type: String,
+    },
+    /// Stop routing a prefix: its requests go to web again.
+    #[command(name = "routes:remove")]
+    RoutesRemove {
+        #[command(flatten)]
+        app: AppArg,
+        prefix: String,
+    },
     /// List the app's scheduled jobs with their last run, runs and skipped runs.
     Cron(AppArg),
     /// Run a command on a schedule (Heroku Scheduler): five cron fields in UTC, MINUTE HOUR
@@ -615,6 +640,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::GithubUnlink(app) => commands::github::unlink(&app).await,
         Command::Github(app) => commands::github::show(&app).await,
+        Command::Routes(app) => commands::routes::list(&app).await,
+        Command::RoutesAdd { app, prefix, process_type } => {
+            commands::routes::add(&app, &prefix, &process_type).await
+        }
+        Command::RoutesRemove { app, prefix } => commands::routes::remove(&app, &prefix).await,
         Command::Cron(app) => commands::cron::list(&app).await,
         Command::CronAdd { app, schedule, command } => {
             commands::cron::add(&app, &schedule, &command).await

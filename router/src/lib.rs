@@ -151,7 +151,7 @@ impl Router {
                     backends: live_backends(&p.backends),
                 })
                 .collect();
-            paths.sort_by(|a, b| b.prefix.len().cmp(&a.prefix.len()));
+            paths.sort_by_key(|p| std::cmp::Reverse(p.prefix.len()));
             let app_metrics = metrics.entry(route.app.clone()).or_default().clone();
             let live = Arc::new(LiveRoute {
                 app: route.app.clone(),

@@ -604,6 +604,20 @@ fn views<Row, View: From<Row>>(rows: Vec<Row>) -> Vec<View> {
     rows.into_iter().map(View::from).collect()
 }
 
+/// `POST /apps/{app}/routes`: paths starting with `prefix` go to `process_type`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddRoute {
+    pub prefix: String,
+    pub process_type: String,
+}
+
+/// `DELETE /apps/{app}/routes?prefix=/ws/`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RouteQuery {
+    #[serde(default)]
+    pub prefix: String,
+}
+
 /// `POST /apps/{app}/cron`: five cron fields in UTC, and the command.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AddCronJob {

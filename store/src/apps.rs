@@ -87,6 +87,7 @@ impl Store {
             "addon_attachments",
             "app_volumes",
             "cron_jobs",
+            "app_routes",
         ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE app_id = $1"))
                 .bind(app.id)

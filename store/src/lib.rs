@@ -17,6 +17,7 @@ mod github;
 mod members;
 mod models;
 mod releases;
+mod routes;
 mod sessions;
 mod tokens;
 mod users;

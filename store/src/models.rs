@@ -517,3 +517,13 @@ pub struct CronJob {
     pub runs: i64,
     pub skipped: i64,
 }
+
+/// Requests to an app whose path starts with `prefix` go to `process_type`.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AppRoute {
+    pub app: String,
+    pub prefix: String,
+    pub process_type: String,
+    pub created_by: String,
+    pub created_at: String,
+}

@@ -151,6 +151,7 @@ fn valid_body(path: &str) -> Value {
         "addons" => json!({"service": "postgres"}),
         "volumes" => json!({"name": "media", "path": "/app/media"}),
         "cron" => json!({"schedule": "0 3 * * *", "command": "true"}),
+        "routes" => json!({"prefix": "/ws/", "process_type": "ws"}),
         _ => json!({}),
     }
 }

@@ -14,6 +14,7 @@ pub(crate) mod ps;
 pub(crate) mod push;
 pub(crate) mod releases;
 pub(crate) mod router;
+pub(crate) mod routes;
 pub(crate) mod server;
 pub(crate) mod session;
 pub(crate) mod volumes;

@@ -177,10 +177,12 @@ mod tests {
             leap.next_after(datetime!(2026-12-02 10:00 UTC)),
             Some(datetime!(2028-02-29 12:00 UTC))
         );
-        // `*/2` restricts nothing as a day field: the weekday alone decides, as in crontab.
-        let mondays = Schedule::parse("0 0 */2 * 1").unwrap();
-        assert!(!mondays.matches(datetime!(2026-12-01 00:00 UTC)), "a Tuesday, the 1st");
-        assert!(mondays.matches(datetime!(2026-12-07 00:00 UTC)), "a Monday, the 7th");
+        // A day field starting with `*` (`*/2`) does not make either day enough: both must
+        // match, as in crontab.
+        let odd_mondays = Schedule::parse("0 0 */2 * 1").unwrap();
+        assert!(!odd_mondays.matches(datetime!(2026-12-01 00:00 UTC)), "a Tuesday, the 1st");
+        assert!(odd_mondays.matches(datetime!(2026-12-07 00:00 UTC)), "a Monday, the 7th");
+        assert!(!odd_mondays.matches(datetime!(2026-12-14 00:00 UTC)), "a Monday, the 14th");
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod paas;
 pub(crate) mod push;
 pub(crate) mod repos;
 mod rollout;
+mod routes;
 mod sessions;
 mod supervise;
 pub mod validate;
@@ -50,8 +51,9 @@ pub use paas::Paas;
 pub use paas_builder::BuildLog;
 pub use paas_runner::ProcessState;
 pub use paas_store::{
-    Addon, App, Attachment, Backup, CronJob, ReleaseStatus, Session, Volume, now,
+    Addon, App, AppRoute, Attachment, Backup, CronJob, ReleaseStatus, Session, Volume, now,
 };
 pub use repos::Git;
+pub use routes::MAX_ROUTES;
 pub use sessions::SESSION_SECS;
 pub use volumes::MAX_VOLUMES;

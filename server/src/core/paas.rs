@@ -10,6 +10,9 @@ use paas_store::{App, Release, Store};
 
 use super::error::Result;
 
+/// A process that serves HTTP: its type and where it listens.
+pub(crate) type Served = (String, SocketAddr);
+
 #[derive(Clone)]
 pub struct Paas {
     store: Store,
@@ -28,8 +31,9 @@ pub struct Paas {
     pub(crate) destroy_tokens: super::deploy::DestroyTokens,
     /// git push and clone; `None` in a server built without it (some tests).
     pub(crate) git: Option<Arc<super::repos::Git>>,
-    /// Each app's healthy `web` processes (container id → address): the router's backends.
-    pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, SocketAddr>>>>,
+    /// Each app's healthy processes that serve HTTP (`web`, and the types routes send
+    /// paths to): container id → process type and address. The router's backends.
+    pub(crate) backends: Arc<Mutex<HashMap<String, BTreeMap<String, Served>>>>,
     /// What paas did to each app, for `paas logs`.
     events: super::events::AppEvents,
     /// Images of this many newest releases are kept for rollbacks.
@@ -164,22 +168,35 @@ impl Paas {
     }
 
     /// The routing table: every app at `APP.DOMAIN` and its custom domains, with its healthy
-    /// `web` processes as backends; an app without any answers 503.
+    /// `web` processes as backends, and its routed paths with their process types'; an app
+    /// (or a path) with none answers 503.
     pub async fn route_table(&self) -> Result<RouteTable> {
         let backends = self.backends.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let of_type = |app: &str, process_type: &str| -> Vec<SocketAddr> {
+            let served = backends.get(app).into_iter().flat_map(|b| b.values());
+            served.filter(|(t, _)| t == process_type).map(|(_, addr)| *addr).collect()
+        };
         let mut routes: BTreeMap<String, Route> = BTreeMap::new();
         for app in self.store.apps().await? {
             let host = format!("{}.{}", app.name, self.domain);
-            let live =
-                backends.get(&app.name).map(|b| b.values().copied().collect()).unwrap_or_default();
-            routes.insert(
-                app.name.clone(),
-                Route { app: app.name, hosts: vec![host], backends: live },
-            );
+            let web = of_type(&app.name, "web");
+            let route =
+                Route { app: app.name.clone(), hosts: vec![host], backends: web, paths: vec![] };
+            routes.insert(app.name, route);
         }
         for (app, hostname) in self.store.all_domains().await? {
             if let Some(route) = routes.get_mut(&app) {
                 route.hosts.push(hostname);
+            }
+        }
+        for path in self.store.routes(None).await? {
+            if let Some(route) = routes.get_mut(&path.app) {
+                let backends = of_type(&path.app, &path.process_type);
+                route.paths.push(paas_router::PathRoute {
+                    prefix: path.prefix,
+                    process_type: path.process_type,
+                    backends,
+                });
             }
         }
         Ok(RouteTable { routes: routes.into_values().collect() })
@@ -203,12 +220,27 @@ impl Paas {
         &self.domain
     }
 
-    pub(crate) fn set_backends(&self, app: &str, web: BTreeMap<String, SocketAddr>) {
+    /// Replaces the app's backends with `served`, or with `only` a type given, that type's.
+    pub(crate) fn set_backends(
+        &self,
+        app: &str,
+        only: Option<&str>,
+        served: BTreeMap<String, Served>,
+    ) {
         let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        if web.is_empty() {
-            backends.remove(app);
+        let mut now = match only {
+            Some(only) => {
+                let mut kept = backends.remove(app).unwrap_or_default();
+                kept.retain(|_, (t, _)| t != only);
+                kept
+            }
+            None => BTreeMap::new(),
+        };
+        now.extend(served);
+        if !now.is_empty() {
+            backends.insert(app.to_string(), now);
         } else {
-            backends.insert(app.to_string(), web);
+            backends.remove(app);
         }
     }
 
@@ -217,13 +249,15 @@ impl Paas {
         &self,
         app: &str,
         container_id: &str,
-        addr: Option<SocketAddr>,
+        served: Option<Served>,
     ) -> bool {
         let mut backends = self.backends.lock().unwrap_or_else(|p| p.into_inner());
-        let web = backends.entry(app.to_string()).or_default();
-        match addr {
-            Some(addr) => web.insert(container_id.to_string(), addr) != Some(addr),
-            None => web.remove(container_id).is_some(),
+        let app_backends = backends.entry(app.to_string()).or_default();
+        match served {
+            Some(served) => {
+                app_backends.insert(container_id.to_string(), served.clone()) != Some(served)
+            }
+            None => app_backends.remove(container_id).is_some(),
         }
     }
 }

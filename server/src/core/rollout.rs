@@ -3,7 +3,6 @@
 //! before the switch stops what was started and leaves the old release serving untouched.
 
 use std::collections::{BTreeMap, HashSet};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use paas_builder::BuildLog;
@@ -126,7 +125,7 @@ impl Paas {
             formation.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>().join(" ")
         ));
         let mut started: Vec<Process> = Vec::new();
-        let health = self.health_check(app, release);
+        let health = Health::new(self.health_check(app, release));
         let outcome = async {
             for (process_type, quantity) in formation {
                 for index in 1..=*quantity {
@@ -135,15 +134,15 @@ impl Paas {
                     started.push(process);
                 }
             }
-            // All web processes are checked at once: a deploy of web=4 takes as long as one.
-            let web: Vec<&Process> = started.iter().filter(|p| p.process_type == "web").collect();
-            for process in &web {
+            // Every process that serves HTTP (web, and the types routes send paths to) is
+            // checked, all at once: a deploy of web=4 takes as long as one.
+            let served: Vec<&Process> = started.iter().filter(|p| p.port.is_some()).collect();
+            for process in &served {
                 let name = process.process_name();
                 log.info(format!("Waiting for {name} to answer on port {WEB_PORT}"));
             }
-            futures_util::future::try_join_all(web.iter().map(|p| runner.wait_healthy(p, &health)))
-                .await
-                .map_err(|e| unhealthy(e, log))?;
+            let checks = served.iter().map(|p| runner.wait_healthy(p, health.of(&p.process_type)));
+            futures_util::future::try_join_all(checks).await.map_err(|e| unhealthy(e, log))?;
             Ok::<(), Error>(())
         }
         .await;
@@ -156,17 +155,15 @@ impl Paas {
         }
     }
 
-    /// Points the router at the `started` web processes (when web is among what changes);
-    /// returns the backends it replaced, to be drained.
+    /// Points the router at the `started` processes that serve HTTP (of `only` that type,
+    /// when given); returns the backends it replaced, to be drained.
     async fn switch(
         &self,
         app: &App,
         started: &[Process],
         only: Option<&str>,
     ) -> Option<paas_router::Draining> {
-        if only.is_none_or(|only| only == "web") {
-            self.set_backends(&app.name, web_backends(started.iter()));
-        }
+        self.set_backends(&app.name, only, served_backends(started.iter()));
         match self.apply_routes().await {
             Ok(draining) => Some(draining),
             Err(err) => {
@@ -268,7 +265,7 @@ impl Paas {
     /// Stops every process of an app (when it is destroyed).
     pub(crate) async fn stop_all(&self, app: &str) -> Result<()> {
         let Ok(runner) = self.runner() else { return Ok(()) };
-        self.set_backends(app, BTreeMap::new());
+        self.set_backends(app, None, BTreeMap::new());
         for process in runner.list(Some(app)).await? {
             runner.stop(&process.container_id, Duration::from_secs(5)).await?;
         }
@@ -330,15 +327,33 @@ fn line_text(line: &[u8]) -> String {
     String::from_utf8_lossy(line).into_owned()
 }
 
-/// The `web` processes among `processes` that have an address, as router backends.
-pub(super) fn web_backends<'a>(
+/// The processes among `processes` that serve HTTP and have an address (running, with a
+/// port), as router backends.
+pub(super) fn served_backends<'a>(
     processes: impl IntoIterator<Item = &'a Process>,
-) -> BTreeMap<String, SocketAddr> {
+) -> BTreeMap<String, super::paas::Served> {
     processes
         .into_iter()
-        .filter(|p| p.process_type == "web")
-        .filter_map(|p| Some((p.container_id.clone(), p.addr?)))
+        .filter_map(|p| Some((p.container_id.clone(), (p.process_type.clone(), p.addr?))))
         .collect()
+}
+
+/// The health check of each process type: `web`'s may GET a path of the app's; the others a
+/// route sends paths to (daphne's `/ws/`) need only accept connections.
+pub(super) struct Health {
+    web: HealthCheck,
+    others: HealthCheck,
+}
+
+impl Health {
+    pub(super) fn new(web: HealthCheck) -> Health {
+        let others = HealthCheck { path: None, ..web.clone() };
+        Health { web, others }
+    }
+
+    pub(super) fn of(&self, process_type: &str) -> &HealthCheck {
+        if process_type == "web" { &self.web } else { &self.others }
+    }
 }
 
 impl Paas {
@@ -352,6 +367,11 @@ impl Paas {
         index: u32,
     ) -> Result<ProcessSpec> {
         let mut spec = spec_for(app, release, image, process_type, index);
+        // A type a route sends paths to listens on PORT like web, and is health-checked.
+        let routed = self.store().routes(Some(app)).await?;
+        if routed.iter().any(|r| r.process_type == process_type) {
+            spec.port = Some(WEB_PORT);
+        }
         spec.networks = self.app_networks(app).await?;
         spec.volumes = self.volume_mounts(app).await?;
         Ok(spec)
@@ -510,25 +530,25 @@ impl Paas {
             );
         }
 
-        let health = self.health_check(app, &release);
-        let mut web = web_backends(
+        let health = Health::new(self.health_check(app, &release));
+        let mut served = served_backends(
             running.iter().filter(|p| !extra.iter().any(|e| e.container_id == p.container_id)),
         );
         let mut others = Vec::new();
         for (process_type, index) in missing {
             let spec = self.process_spec(app, &release, &image, &process_type, index).await?;
             let process = runner.start(&spec).await?;
-            if process_type == "web" {
-                if let Err(err) = runner.wait_healthy(&process, &health).await {
+            if process.port.is_some() {
+                if let Err(err) = runner.wait_healthy(&process, health.of(&process_type)).await {
                     let _ = runner.stop(&process.container_id, Duration::from_secs(2)).await;
                     return Err(unhealthy(err, &log));
                 }
-                web.extend(web_backends([&process]));
+                served.extend(served_backends([&process]));
             } else {
                 others.push(process);
             }
         }
-        self.set_backends(&app.name, web);
+        self.set_backends(&app.name, None, served);
         let draining = self.apply_routes().await?;
         draining.wait(DRAIN_DEADLINE).await;
         let grace = runner.config().stop_grace;

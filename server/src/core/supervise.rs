@@ -7,7 +7,7 @@ use paas_runner::{Process, Runner};
 
 use super::Paas;
 use super::error::Result;
-use super::rollout::web_backends;
+use super::rollout::served_backends;
 
 impl Paas {
     /// On start-up: adopt the containers of each app's current release (healthy apps are not
@@ -29,9 +29,9 @@ impl Paas {
             let mine: Vec<&Process> =
                 processes.iter().filter(|p| p.release == current.version && !p.one_off).collect();
             keep.extend(mine.iter().map(|p| p.container_id.clone()));
-            let web = web_backends(mine.iter().copied());
+            let served = served_backends(mine.iter().copied());
             tracing::info!(app = %app.name, release = current.version, processes = mine.len(), "adopted");
-            self.set_backends(&app.name, web);
+            self.set_backends(&app.name, None, served);
         }
         let removed = runner.remove_strays(None, &keep).await?;
         if !removed.is_empty() {
@@ -57,9 +57,6 @@ impl Paas {
                     continue;
                 }
                 paas.record_process_event(&event);
-                if event.process_type != "web" {
-                    continue;
-                }
                 let paas = paas.clone();
                 let runner = runner.clone();
                 tokio::spawn(async move { paas.on_web_event(&runner, event).await });
@@ -110,8 +107,12 @@ impl Paas {
                 if current.version != process.release {
                     return;
                 }
-                if runner.wait_healthy(&process, &self.health_check(&app, &current)).await.is_ok()
-                    && self.update_backend(&app.name, &process.container_id, process.addr)
+                // Only processes that serve HTTP (they have an address) go back to the router.
+                let Some(addr) = process.addr else { return };
+                let health = super::rollout::Health::new(self.health_check(&app, &current));
+                let served = Some((process.process_type.clone(), addr));
+                if runner.wait_healthy(&process, health.of(&process.process_type)).await.is_ok()
+                    && self.update_backend(&app.name, &process.container_id, served)
                 {
                     tracing::info!(app = %app.name, process = %name, restarts = process.restart_count, "restarted web process is healthy; back in the router");
                     self.events().emit(

@@ -96,9 +96,13 @@ impl Paas {
             )));
         }
         let volume = self.store().add_volume(app, name, &path, actor.email()).await?;
+        if let Err(err) = self.restart_onto_volumes(actor, app).await {
+            // The processes could not be restarted onto it: as if it was never asked for.
+            self.store().remove_volume(app, name).await?;
+            return Err(err);
+        }
         self.audit(actor, Some(app), "volume.add", format!("added volume {name} at {path}")).await;
         self.events().emit(&app.name, "deploy", format!("Volume {name} added at {path}"));
-        self.restart_onto_volumes(actor, app).await?;
         Ok(volume)
     }
 

@@ -75,6 +75,9 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/github", get(super::github::show)),
         (Method::POST, "/apps/{app}/github", post(super::github::link)),
         (Method::DELETE, "/apps/{app}/github", delete(super::github::unlink)),
+        (Method::GET, "/apps/{app}/routes", get(list_routes)),
+        (Method::POST, "/apps/{app}/routes", post(add_route)),
+        (Method::DELETE, "/apps/{app}/routes", delete(remove_route)),
         (Method::GET, "/apps/{app}/cron", get(list_cron_jobs)),
         (Method::POST, "/apps/{app}/cron", post(add_cron_job)),
         (Method::DELETE, "/apps/{app}/cron/{id}", delete(remove_cron_job)),
@@ -340,6 +343,38 @@ async fn rollback(
     let version = body.version.as_deref().map(parse_version).transpose()?;
     let log = paas_builder::BuildLog::new();
     Ok(Json(paas.rollback(&actor, &app, version, &log).await?.into()))
+}
+
+async fn list_routes(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<Json<Vec<paas_store::AppRoute>>> {
+    let app = paas.app_for(&actor, &name).await?;
+    Ok(Json(paas.routes(&app).await?))
+}
+
+async fn add_route(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<crate::wire::AddRoute>,
+) -> Result<(StatusCode, Json<paas_store::AppRoute>)> {
+    let app = paas.app_for(&actor, &name).await?;
+    let route = paas.add_route(&actor, &app, &body.prefix, &body.process_type).await?;
+    Ok((StatusCode::CREATED, Json(route)))
+}
+
+/// `?prefix=/ws/`: a prefix is a path, so it travels as a query value.
+async fn remove_route(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    Query(query): Query<crate::wire::RouteQuery>,
+) -> Result<StatusCode> {
+    let app = paas.app_for(&actor, &name).await?;
+    paas.remove_route(&actor, &app, &query.prefix).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn list_cron_jobs(

@@ -45,6 +45,17 @@ pub(crate) async fn list(arg: &AppArg) -> Result<()> {
 }
 
 pub(crate) async fn add(arg: &AppArg, schedule: &str, command: &[String]) -> Result<()> {
+    // Everything after the schedule is the command, so `-a shop` at the end would be run,
+    // not read: say where it goes rather than schedule the wrong thing on the wrong app.
+    if let [.., flag, app] = command
+        && ["-a", "--app", "-r", "--remote"].contains(&flag.as_str())
+    {
+        anyhow::bail!(
+            "`{flag} {app}` after the command would be part of the command; put it before the \
+             schedule: paas cron:add {flag} {app} \"{schedule}\" {}",
+            command[..command.len() - 2].join(" ")
+        );
+    }
     let app = app_name(arg)?;
     let client = client()?;
     let body = AddCronJob { schedule: schedule.to_string(), command: command.join(" ") };

@@ -59,7 +59,11 @@ impl Paas {
                 ),
             ));
         }
-        let latest = self.store().latest_release(app).await?;
+        // The release that serves: the one whose processes the route will reach.
+        let latest = match self.store().current_release(app).await? {
+            Some(current) => Some(current),
+            None => self.store().latest_release(app).await?,
+        };
         if let Some(known) = latest.as_ref().map(|r| &r.process_types)
             && !known.is_empty()
             && !known.contains_key(process_type)
@@ -82,15 +86,26 @@ impl Paas {
                 format!("{} has {MAX_ROUTES} routes, the most an app may have", app.name),
             ));
         }
+        let before = self.store().routes(Some(app)).await?.into_iter().find(|r| r.prefix == path);
         self.store().set_route(app, &path, process_type, actor.email()).await?;
-        self.audit(actor, Some(app), "route.add", format!("routed {path} to {process_type}")).await;
-        self.events().emit(&app.name, "deploy", format!("Routing {path} to {process_type}"));
-        // Its processes listen on PORT from now on: replace the running ones.
+        // Its processes listen on PORT from now on: replace the running ones. If they cannot
+        // be, the route is as it was, and the old processes serve on.
         let running = self.store().formation(app).await?.get(process_type).copied().unwrap_or(0);
         let deployed = latest.as_ref().is_some_and(|r| r.image.is_some());
-        if deployed && running > 0 {
-            self.restart(actor, app, Some(process_type), &BuildLog::new()).await?;
+        if deployed
+            && running > 0
+            && let Err(err) = self.restart(actor, app, Some(process_type), &BuildLog::new()).await
+        {
+            match before {
+                Some(old) => {
+                    self.store().set_route(app, &path, &old.process_type, &old.created_by).await?
+                }
+                None => drop(self.store().remove_route(app, &path).await?),
+            }
+            return Err(err);
         }
+        self.audit(actor, Some(app), "route.add", format!("routed {path} to {process_type}")).await;
+        self.events().emit(&app.name, "deploy", format!("Routing {path} to {process_type}"));
         self.sync_routes().await?;
         let routes = self.store().routes(Some(app)).await?;
         routes

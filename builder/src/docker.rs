@@ -782,11 +782,13 @@ fn human_size(bytes: u64) -> String {
 }
 
 /// Docker 20.10 removes an untagged layer when the last image on it goes, also while a build
-/// has just chosen it from its cache; the build then fails to find it. Building again picks
-/// (or makes) another.
+/// has just chosen it from its cache; the build then fails to find it (when it reads the
+/// layer, or when it sets it as the next one's parent). Building again picks (or makes)
+/// another.
 fn lost_cached_layer(error: &BuildError) -> bool {
     let BuildError::Failed { message, .. } = error else { return false };
     message.contains("failed to get digest")
+        || message.contains("unknown parent image ID")
         || (message.contains("no such file or directory") && message.contains("imagedb"))
 }
 

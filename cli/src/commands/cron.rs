@@ -1,8 +1,8 @@
 //! `paas cron`, `cron:add`, `cron:remove`: commands run on a schedule (Heroku Scheduler).
 
 use anyhow::Result;
+use paas_server::core::CronJob;
 use paas_server::wire::AddCronJob;
-use paas_store::CronJob;
 
 use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;

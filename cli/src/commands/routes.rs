@@ -2,8 +2,8 @@
 //! web.
 
 use anyhow::Result;
+use paas_server::core::AppRoute;
 use paas_server::wire::AddRoute;
-use paas_store::AppRoute;
 
 use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;

@@ -1,8 +1,8 @@
 //! `paas volumes`, `volumes:add`, `volumes:remove`: persistent folders of an app.
 
 use anyhow::{Result, bail};
+use paas_server::core::Volume;
 use paas_server::wire::AddVolume;
-use paas_store::Volume;
 
 use super::{app_name, client, nothing, progress, table};
 use crate::AppArg;

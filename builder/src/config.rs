@@ -303,6 +303,9 @@ pub struct BuilderConfig {
     /// A CA bundle (PEM) every build step trusts and images keep, for servers that reach
     /// package indexes through a TLS-intercepting proxy (`PAAS_BUILD_CA_FILE`).
     pub ca_file: Option<PathBuf>,
+    /// Adds the CA bundle after every `FROM` of an app's own Dockerfile, whatever its base
+    /// (`PAAS_BUILD_CA_INJECT=1`); Dockerfiles on paas stack images get it regardless.
+    pub ca_inject: bool,
     /// A build that runs longer is stopped and fails (`PAAS_BUILD_TIMEOUT`).
     pub timeout: Duration,
 }
@@ -312,6 +315,7 @@ impl Default for BuilderConfig {
         BuilderConfig {
             base_images: BaseImages::auto(),
             ca_file: None,
+            ca_inject: false,
             timeout: Duration::from_secs(15 * 60),
         }
     }
@@ -333,6 +337,17 @@ impl BuilderConfig {
         };
         config.ca_file =
             lookup("PAAS_BUILD_CA_FILE").filter(|path| !path.trim().is_empty()).map(PathBuf::from);
+        if let Some(value) = lookup("PAAS_BUILD_CA_INJECT") {
+            config.ca_inject = match value.trim() {
+                "1" | "true" | "yes" => true,
+                "" | "0" | "false" | "no" => false,
+                _ => {
+                    return Err(BuildError::InvalidRequest(format!(
+                        "PAAS_BUILD_CA_INJECT={value:?}: give 1 or 0"
+                    )));
+                }
+            };
+        }
         if let Some(value) = lookup("PAAS_BUILD_TIMEOUT") {
             config.timeout = parse_duration(&value).ok_or_else(|| {
                 BuildError::InvalidRequest(format!(

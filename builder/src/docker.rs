@@ -243,7 +243,8 @@ impl Builder {
 
         let images = self.base_images().await?;
         let plan = detect(&dir, &images, &req.config, log).await?;
-        let ca = self.ca_bundle(&plan, log).await?;
+        let inject = self.injects_ca(&plan);
+        let ca = self.ca_bundle(&plan, inject, log).await?;
         let mut args = build_args(&plan, &req.config, log);
         if ca.is_some() && plan.build_args.iter().any(|a| a == CA_BUILD_ARG) {
             // Set after the config vars are logged: this is paas's value, not a config var.
@@ -258,20 +259,42 @@ impl Builder {
         if let Some(commit) = &req.commit {
             labels.insert("io.paas.commit".to_string(), commit.clone());
         }
-        let generated = crate::generate_dockerfile(&plan, &arg_names, ca.is_some(), &labels);
+        let recipe = match crate::generate_dockerfile(&plan, &arg_names, ca.is_some(), &labels) {
+            Some(generated) => Recipe::Generated(generated),
+            None => {
+                let path = plan.dockerfile.clone().unwrap_or_else(|| "Dockerfile".into());
+                if inject {
+                    let root = dir.clone();
+                    let own = path.clone();
+                    let (text, ignore) = tokio::task::spawn_blocking(move || {
+                        Ok::<_, BuildError>((
+                            crate::files::read(&root, &own)?.unwrap_or_default(),
+                            crate::files::read(&root, ".dockerignore")?,
+                        ))
+                    })
+                    .await
+                    .map_err(|e| {
+                        BuildError::failed(format!("reading the Dockerfile stopped: {e}"), "")
+                    })??;
+                    Recipe::Injected { path, text: crate::dockerfile::inject_ca(&text).0, ignore }
+                } else {
+                    Recipe::Own(path)
+                }
+            }
+        };
 
         self.ensure_images(&plan, log).await?;
 
-        let context = pack(dir.clone(), generated.clone(), ca).await?;
+        let context = pack(dir.clone(), recipe.clone(), ca).await?;
         log.step(format!(
             "Sending build context ({} files, {})",
             context.files,
             human_size(context.bytes)
         ));
 
-        let dockerfile = match &generated {
-            Some(_) => GENERATED_DOCKERFILE,
-            None => plan.dockerfile.as_deref().unwrap_or("Dockerfile"),
+        let dockerfile = match &recipe {
+            Recipe::Own(path) => path.as_str(),
+            Recipe::Generated(_) | Recipe::Injected { .. } => GENERATED_DOCKERFILE,
         };
         let buildargs: HashMap<String, String> = args.into_iter().collect();
         let mut options = BuildImageOptionsBuilder::default()
@@ -282,7 +305,7 @@ impl Builder {
             .forcerm(true)
             .buildargs(&buildargs)
             .version(BuilderVersion::BuilderV1);
-        if generated.is_none() {
+        if !matches!(recipe, Recipe::Generated(_)) {
             // The daemon adds these as a final step; generated Dockerfiles carry them already.
             let labels: HashMap<String, String> = labels.into_iter().collect();
             options = options.labels(&labels);
@@ -308,6 +331,7 @@ impl Builder {
                     let hint = hints::Failure {
                         plan: &plan,
                         ca_file: self.config.ca_file.as_deref(),
+                        ca_injected: inject,
                         step: &output.step,
                         output: &output.step_output(),
                         message: &error.to_string(),
@@ -345,10 +369,24 @@ impl Builder {
         })
     }
 
+    /// Whether the CA bundle goes into the app's own Dockerfile after every `FROM`: with
+    /// `PAAS_BUILD_CA_INJECT=1`, or when every image it starts from is a paas stack image
+    /// (ours, so trusting the server's CA in them is what `build.sh` would have done). Not
+    /// when the Dockerfile takes the bundle itself through `PAAS_CA_FILE`.
+    fn injects_ca(&self, plan: &BuildPlan) -> bool {
+        let stack_only =
+            !plan.images.is_empty() && plan.images.iter().all(|image| image.starts_with("paas/"));
+        plan.kind == Kind::Dockerfile
+            && self.config.ca_file.is_some()
+            && !plan.build_args.iter().any(|a| a == CA_BUILD_ARG)
+            && (self.config.ca_inject || stack_only)
+    }
+
     /// The CA bundle `PAAS_BUILD_CA_FILE` names, when set, and what the build does with it.
     async fn ca_bundle(
         &self,
         plan: &BuildPlan,
+        inject: bool,
         log: &BuildLog,
     ) -> Result<Option<Vec<u8>>, BuildError> {
         let declared = plan.build_args.iter().any(|a| a == CA_BUILD_ARG);
@@ -362,7 +400,19 @@ impl Builder {
             return Ok(None);
         };
         let bundle = read_ca_bundle(path).await?;
+        let dockerfile = plan.dockerfile.as_deref().unwrap_or("Dockerfile");
         match plan.kind {
+            Kind::Dockerfile if inject => log.info(format!(
+                "Trusting the CA bundle in PAAS_BUILD_CA_FILE in every build step: paas adds it \
+                 after each FROM of {dockerfile} ({}), as build args the image does not keep; \
+                 Docker's line numbers count the {} lines added after each FROM",
+                if self.config.ca_inject {
+                    "PAAS_BUILD_CA_INJECT=1"
+                } else {
+                    "it starts from paas stack images"
+                },
+                crate::dockerfile::inject_ca("").1,
+            )),
             Kind::Dockerfile if declared => log.info(format!(
                 "The CA bundle PAAS_BUILD_CA_FILE names is in the build context as \
                  {CA_CONTEXT_FILE}; build arg {CA_BUILD_ARG} names it"
@@ -479,27 +529,56 @@ async fn detect(
     Ok(plan)
 }
 
+/// The Dockerfile the daemon builds with.
+#[derive(Debug, Clone)]
+enum Recipe {
+    /// Generated from a detected app's plan.
+    Generated(String),
+    /// The app's own, at this path in the context.
+    Own(String),
+    /// The app's own (at `path`) with the CA bundle added, and its `.dockerignore` if any.
+    Injected { path: String, text: String, ignore: Option<String> },
+}
+
 /// Packs the build context (on a blocking thread): the app's files, and the generated
 /// Dockerfile and the CA bundle when there are.
 async fn pack(
     dir: PathBuf,
-    generated: Option<String>,
+    recipe: Recipe,
     ca: Option<Vec<u8>>,
 ) -> Result<context::Context, BuildError> {
     tokio::task::spawn_blocking(move || {
-        let ignore = format!(".dockerignore\n{GENERATED_DOCKERFILE}\n");
+        // A `.dockerignore` that names the Dockerfile the daemon builds with makes the daemon
+        // drop it after reading, so `COPY . ./` does not copy it into the image.
+        let (dockerfile, ignore, own) = match &recipe {
+            Recipe::Generated(text) => {
+                (Some(text), Some(format!(".dockerignore\n{GENERATED_DOCKERFILE}\n")), None)
+            }
+            Recipe::Own(path) => (None, None, Some(path)),
+            Recipe::Injected { path, text, ignore } => {
+                let ignore = match ignore {
+                    Some(own) => format!("{own}\n{GENERATED_DOCKERFILE}\n"),
+                    None => format!(".dockerignore\n{GENERATED_DOCKERFILE}\n"),
+                };
+                (Some(text), Some(ignore), Some(path))
+            }
+        };
         let mut extra: Vec<(&str, &[u8])> = Vec::new();
-        if let Some(dockerfile) = &generated {
-            extra.push((GENERATED_DOCKERFILE, dockerfile.as_bytes()));
+        if let Some(text) = dockerfile {
+            extra.push((GENERATED_DOCKERFILE, text.as_bytes()));
+        }
+        if let Some(ignore) = &ignore {
             extra.push((".dockerignore", ignore.as_bytes()));
         }
         if let Some(ca) = &ca {
             extra.push((CA_CONTEXT_FILE, ca));
         }
         // As with the docker CLI, an app's own Dockerfile is sent even if it ignores itself.
-        let always: &[&str] =
-            if generated.is_some() { &[] } else { &["Dockerfile", ".dockerignore"] };
-        context::write(&dir, &extra, always)
+        let always: Vec<&str> = match own {
+            Some(path) => vec![path.as_str(), ".dockerignore"],
+            None => Vec::new(),
+        };
+        context::write(&dir, &extra, &always)
     })
     .await
     .map_err(|e| {
@@ -529,7 +608,7 @@ fn build_args(
     config: &BTreeMap<String, String>,
     log: &BuildLog,
 ) -> BTreeMap<String, String> {
-    let args: BTreeMap<String, String> = config
+    let mut args: BTreeMap<String, String> = config
         .iter()
         .filter(|(key, _)| match plan.kind {
             Kind::Dockerfile => plan.build_args.contains(key),
@@ -542,6 +621,21 @@ fn build_args(
         let how =
             if plan.kind == Kind::Dockerfile { "build args" } else { "build-time environment" };
         log.info(format!("Config vars passed as {how}: {}", names.join(", ")));
+    }
+    if !plan.build_config.is_empty() {
+        let names: Vec<&str> = plan.build_config.keys().map(String::as_str).collect();
+        let shadowed: Vec<&str> =
+            names.iter().copied().filter(|name| args.contains_key(*name)).collect();
+        let mut line =
+            format!("heroku.yml's build.config passed as build args: {}", names.join(", "));
+        if !shadowed.is_empty() {
+            line.push_str(&format!(
+                " (in place of the config vars {}, as on Heroku)",
+                shadowed.join(", ")
+            ));
+        }
+        log.info(line);
+        args.extend(plan.build_config.clone());
     }
     args
 }
@@ -745,6 +839,7 @@ fn log_process_types(plan: &BuildPlan, log: &BuildLog) {
         let source = match source {
             ProcessSource::Procfile => "Procfile declares types",
             ProcessSource::PaasToml => "paas.toml declares types",
+            ProcessSource::HerokuYml => "heroku.yml declares types",
             ProcessSource::Inferred => "Default types for this app",
             ProcessSource::Image => "The image's CMD runs",
         };

@@ -38,6 +38,40 @@ const CA_VARS: [&str; 8] = [
 const CA_TRUST_STORE: &str = "RUN if [ -d /etc/ssl/certs ]; then \
 { echo; cat /etc/paas/ca.pem; } >> /etc/ssl/certs/ca-certificates.crt; fi\n";
 
+/// An app's own Dockerfile with the build's CA bundle added after every `FROM`: copied to
+/// [`CA_IMAGE_PATH`] and named by the [`CA_VARS`] as build args, so the stage's build steps
+/// trust it while the image's `ENV` and trust store stay the app's own. The second value
+/// is how many lines were added to each stage, which Docker's line numbers count.
+pub(crate) fn inject_ca(dockerfile: &str) -> (String, usize) {
+    let mut added = format!("COPY {}\n", json_array(&[CA_CONTEXT_FILE, CA_IMAGE_PATH]));
+    for var in CA_VARS {
+        added.push_str(&format!("ARG {var}={CA_IMAGE_PATH}\n"));
+    }
+    let mut out = String::with_capacity(dockerfile.len() + 4 * added.len());
+    // Whether the previous line ended in `\`, and whether the instruction it continues is a
+    // FROM: the lines go after the instruction's last line.
+    let (mut continuing, mut is_from) = (false, false);
+    for line in dockerfile.lines() {
+        out.push_str(line);
+        out.push('\n');
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if !continuing {
+            is_from = trimmed
+                .split_whitespace()
+                .next()
+                .is_some_and(|word| word.eq_ignore_ascii_case("FROM"));
+        }
+        continuing = trimmed.ends_with('\\');
+        if is_from && !continuing {
+            out.push_str(&added);
+        }
+    }
+    (out, 1 + CA_VARS.len())
+}
+
 /// The Dockerfile for a detected app; `None` for a Dockerfile app, which brings its own.
 ///
 /// `build_args` are the config var names the build steps see: declared as `ARG` in the
@@ -394,5 +428,35 @@ mod tests {
         let dir = tree(&[("Dockerfile", "FROM scratch\n")]);
         let plan = plan(dir.path(), &BaseImages::local()).unwrap();
         assert_eq!(generate(&plan, &[], false, &BTreeMap::new()), None);
+    }
+
+    #[test]
+    fn ca_is_added_after_every_from_and_nowhere_else() {
+        let original = "# syntax comment\nARG BASE=paas/python-build:bookworm\nFROM $BASE AS build\n\
+                        RUN pip install \\\n  -r requirements.txt\nFROM \\\n  paas/python:bookworm\n\
+                        RUN echo \\\nFROM not-an-instruction\nCMD [\"python\"]\n";
+        let (text, added) = inject_ca(original);
+        assert_eq!(added, 9);
+        let copy = format!("COPY [\"{CA_CONTEXT_FILE}\",\"{CA_IMAGE_PATH}\"]");
+        assert_eq!(text.matches(&copy).count(), 2, "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        // After the one-line FROM, and after the last line of the one continued over two.
+        assert_eq!(lines[3], copy, "{text}");
+        assert_eq!(lines[4], format!("ARG SSL_CERT_FILE={CA_IMAGE_PATH}"));
+        let second = lines.iter().position(|l| *l == "  paas/python:bookworm").unwrap();
+        assert_eq!(lines[second + 1], copy, "{text}");
+        // A RUN continued onto a line that starts with FROM is not a FROM.
+        let tail: Vec<&str> = lines.iter().rev().take(3).rev().copied().collect();
+        assert_eq!(tail, ["RUN echo \\", "FROM not-an-instruction", "CMD [\"python\"]"], "{text}");
+        // Everything the app wrote is still there, in its order.
+        let kept: Vec<&str> = lines
+            .iter()
+            .filter(|l| {
+                !l.starts_with("COPY [\".paas") && !l.starts_with("ARG ")
+                    || l.starts_with("ARG BASE")
+            })
+            .copied()
+            .collect();
+        assert_eq!(kept.join("\n") + "\n", original);
     }
 }

@@ -60,6 +60,8 @@ pub(crate) struct Failure<'a> {
     pub plan: &'a BuildPlan,
     /// `PAAS_BUILD_CA_FILE`, when set.
     pub ca_file: Option<&'a Path>,
+    /// paas added the bundle after every FROM of the app's own Dockerfile.
+    pub ca_injected: bool,
     /// The instruction that failed, e.g. `RUN pip install -r requirements.txt`.
     pub step: &'a str,
     /// The failing step's own output, oldest first.
@@ -83,7 +85,7 @@ impl Failure<'_> {
     fn untrusted(&self, line: &str) -> String {
         let seen = format!("A TLS certificate was not trusted ({})", quote(complaint(line)));
         let dockerfile = self.plan.kind == Kind::Dockerfile;
-        let copies_ca = self.plan.build_args.iter().any(|a| a == CA_BUILD_ARG);
+        let copies_ca = self.ca_injected || self.plan.build_args.iter().any(|a| a == CA_BUILD_ARG);
         match self.ca_file {
             None => {
                 let mut hint = format!(
@@ -101,11 +103,12 @@ impl Failure<'_> {
             Some(path) if dockerfile && !copies_ca => format!(
                 "{seen}. The bundle PAAS_BUILD_CA_FILE names is in the build context as \
                  {CA_CONTEXT_FILE}, but a Dockerfile build trusts it only if the Dockerfile \
-                 copies it in: add {DOCKERFILE_CA_LINES} before the step that failed ({}).",
+                 copies it in: add {DOCKERFILE_CA_LINES} before the step that failed, or set \
+                 PAAS_BUILD_CA_INJECT=1 on the server for paas to add it ({}).",
                 path.display()
             ),
             Some(path) if dockerfile => format!(
-                "{seen}, although the Dockerfile copies in PAAS_BUILD_CA_FILE ({}). Add the \
+                "{seen}, although the build has PAAS_BUILD_CA_FILE's bundle ({}). Add the \
                  CA that signed the certificate to that bundle, and point tools that carry \
                  their own CA list at it (PIP_CERT, REQUESTS_CA_BUNDLE, NODE_EXTRA_CA_CERTS).",
                 path.display()
@@ -211,6 +214,7 @@ mod tests {
         let failure = Failure {
             plan: &plan,
             ca_file: None,
+            ca_injected: false,
             step: "RUN pip install -r requirements.txt",
             output: &output,
             message: "The command '/bin/sh -c pip install' returned a non-zero code: 1",
@@ -238,6 +242,7 @@ mod tests {
         let failure = Failure {
             plan: &plan,
             ca_file: Some(Path::new("/ca.pem")),
+            ca_injected: false,
             step: "RUN curl https://example.com",
             output: &output,
             message: "returned a non-zero code: 60",
@@ -250,6 +255,7 @@ mod tests {
         let missing = Failure {
             plan: &plan,
             ca_file: None,
+            ca_injected: false,
             step: "COPY $PAAS_CA_FILE /etc/ssl/certs/ca-certificates.crt",
             output: &[],
             message: "COPY failed: file not found in build context: stat .paas-ca.pem: file does not exist",
@@ -275,6 +281,7 @@ mod tests {
         let failure = Failure {
             plan: &plan,
             ca_file: None,
+            ca_injected: false,
             step: "RUN python manage.py collectstatic --noinput",
             output: &output,
             message: "returned a non-zero code: 1",

@@ -24,6 +24,7 @@ mod docker;
 mod dockerfile;
 mod error;
 mod files;
+mod heroku_yml;
 mod hints;
 mod ignore;
 mod log;

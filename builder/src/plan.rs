@@ -8,7 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::providers::{self, App};
-use crate::{BaseImages, BuildError, procfile};
+use crate::{BaseImages, BuildError, heroku_yml, procfile};
 
 /// What kind of app the tree is, which decides how it is built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -108,6 +108,7 @@ pub struct Stage {
 pub enum ProcessSource {
     Procfile,
     PaasToml,
+    HerokuYml,
     Inferred,
     /// The image's own ENTRYPOINT/CMD (a Dockerfile app without a Procfile).
     Image,
@@ -118,6 +119,7 @@ impl fmt::Display for ProcessSource {
         f.write_str(match self {
             ProcessSource::Procfile => "Procfile",
             ProcessSource::PaasToml => "paas.toml",
+            ProcessSource::HerokuYml => "heroku.yml",
             ProcessSource::Inferred => "inferred",
             ProcessSource::Image => "the image's CMD",
         })
@@ -158,6 +160,9 @@ pub struct BuildPlan {
     pub dockerfile: Option<String>,
     /// Build args that Dockerfile declares: config vars of these names are passed to it.
     pub build_args: Vec<String>,
+    /// Build args `heroku.yml` sets (`build.config`); they win over config vars of the same
+    /// name, as on Heroku, where the build sees only these.
+    pub build_config: BTreeMap<String, String>,
     /// Every image the build starts FROM, checked (and pulled if allowed) before building.
     pub images: Vec<String>,
     /// Things the developer should know: fallbacks taken, overrides applied.
@@ -225,6 +230,7 @@ impl BuildPlan {
             process_sources: BTreeMap::new(),
             dockerfile: None,
             build_args: Vec::new(),
+            build_config: BTreeMap::new(),
             images: Vec::new(),
             notes: Vec::new(),
             inferred_notes: BTreeMap::new(),
@@ -264,7 +270,8 @@ impl BuildPlan {
     /// `-----> Python app detected (Django)`'s words.
     pub fn detected_line(&self) -> String {
         match (&self.kind, &self.framework) {
-            (Kind::Dockerfile, _) => "Dockerfile detected".to_string(),
+            (Kind::Dockerfile, Some(manifest)) => format!("Dockerfile detected ({manifest})"),
+            (Kind::Dockerfile, None) => "Dockerfile detected".to_string(),
             (kind, Some(framework)) => format!("{} app detected ({framework})", kind.title()),
             (kind, None) => format!("{} app detected", kind.title()),
         }
@@ -300,10 +307,32 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
         Some(text) => toml::from_str(&text).map_err(|e| BuildError::manifest("paas.toml", e))?,
         None => PaasToml::default(),
     };
-    let procfile = app.read("Procfile")?.map(|text| procfile::parse(&text)).transpose()?;
+    let heroku = app.read("heroku.yml")?.map(|text| heroku_yml::parse(&text)).transpose()?;
+    // heroku.yml wins over a Procfile, as on Heroku's container stack.
+    let procfile = match &heroku {
+        Some(_) => None,
+        None => app.read("Procfile")?.map(|text| procfile::parse(&text)).transpose()?,
+    };
 
-    let mut plan = if app.is_file("Dockerfile") {
-        dockerfile_plan(&app)?
+    let mut plan = if let Some(manifest) = heroku {
+        let mut plan = dockerfile_plan(&app, &manifest.dockerfile)?;
+        plan.framework = Some(format!("heroku.yml, {}", manifest.dockerfile));
+        plan.notes.extend(manifest.notes);
+        if app.is_file("Procfile") {
+            plan.notes.push(
+                "heroku.yml and a Procfile are both here: heroku.yml wins, as on Heroku's \
+                 container stack, and the Procfile is not read"
+                    .into(),
+            );
+        }
+        plan.build_config = manifest.build_config;
+        for (name, command) in manifest.processes {
+            plan.process_sources.insert(name.clone(), ProcessSource::HerokuYml);
+            plan.process_types.insert(name, command);
+        }
+        plan
+    } else if app.is_file("Dockerfile") {
+        dockerfile_plan(&app, "Dockerfile")?
     } else {
         let provider = providers::all()
             .into_iter()
@@ -326,7 +355,7 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
             plan.process_types.insert(name, command);
         }
     }
-    check_processes(&plan.process_types)?;
+    check_processes(&plan.process_types, &plan.process_sources)?;
     for (name, note) in std::mem::take(&mut plan.inferred_notes) {
         if plan.process_sources.get(&name) == Some(&ProcessSource::Inferred) {
             plan.notes.push(note);
@@ -345,6 +374,11 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
             }
             _ => plan.apt_packages = packages,
         }
+    }
+    if app.is_file("heroku.yaml") && !app.is_file("heroku.yml") {
+        plan.notes.push(
+            "found heroku.yaml; paas, like Heroku, reads heroku.yml, so it is ignored".into(),
+        );
     }
     if app.is_file(".paas.toml") && !app.is_file("paas.toml") {
         plan.notes.push("found .paas.toml; paas reads paas.toml (no dot), so it is ignored".into());
@@ -370,8 +404,15 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
     Ok(plan)
 }
 
-fn check_processes(processes: &BTreeMap<String, String>) -> Result<(), BuildError> {
+fn check_processes(
+    processes: &BTreeMap<String, String>,
+    sources: &BTreeMap<String, ProcessSource>,
+) -> Result<(), BuildError> {
     for (name, command) in processes {
+        // heroku.yml's types without a `run` entry run the image's CMD; it checked the rest.
+        if sources.get(name) == Some(&ProcessSource::HerokuYml) {
+            continue;
+        }
         let bad_name = name.is_empty()
             || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
         if bad_name || command.trim().is_empty() {
@@ -451,8 +492,10 @@ fn apply_build_overrides(plan: &mut BuildPlan, build: BuildOverrides) -> Result<
 }
 
 /// A Dockerfile app: its images and build args come from the Dockerfile itself.
-fn dockerfile_plan(app: &App) -> Result<BuildPlan, BuildError> {
-    let text = app.read("Dockerfile")?.unwrap_or_default();
+fn dockerfile_plan(app: &App, dockerfile: &str) -> Result<BuildPlan, BuildError> {
+    let text = app.read(dockerfile)?.ok_or_else(|| {
+        BuildError::manifest("heroku.yml", format!("names {dockerfile}, which is not in the app"))
+    })?;
     let instructions = instructions(&text);
     let mut stages: Vec<String> = Vec::new();
     let mut images = Vec::new();
@@ -490,7 +533,7 @@ fn dockerfile_plan(app: &App) -> Result<BuildPlan, BuildError> {
     images.dedup();
     Ok(BuildPlan {
         base_image: None,
-        dockerfile: Some("Dockerfile".into()),
+        dockerfile: Some(dockerfile.to_string()),
         build_args,
         images,
         ..BuildPlan::detected(Kind::Dockerfile, String::new())
@@ -567,6 +610,10 @@ impl fmt::Display for BuildPlan {
             }
             if !self.build_args.is_empty() {
                 row(f, "build args", &self.build_args.join(", "))?;
+            }
+            if !self.build_config.is_empty() {
+                let names: Vec<&str> = self.build_config.keys().map(String::as_str).collect();
+                row(f, "build config", &names.join(", "))?;
             }
         }
         if let Some(image) = &self.base_image {

@@ -25,6 +25,10 @@
 #   DEBIAN_MIRROR           default http://deb.debian.org/debian
 #   DEBIAN_SECURITY_MIRROR  default http://deb.debian.org/debian-security ("" = no security suite)
 #   STACK_SLIM              1 (default) strips man pages, docs and locales from the images
+#   PAAS_BUILD_CA_FILE      a PEM bundle every image trusts (system store), for servers behind
+#                           a TLS-intercepting proxy: apps' own Dockerfiles FROM these images
+#                           then reach PyPI unchanged. Images built with another bundle, or
+#                           none, are rebuilt.
 #
 # Building the base image needs root (debootstrap); debootstrap is installed with apt-get
 # when missing. Language images only need access to the Docker daemon.
@@ -34,6 +38,8 @@ SUITE=bookworm
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}
 STACK_SLIM=${STACK_SLIM:-1}
+CA_FILE=${PAAS_BUILD_CA_FILE:-}
+CA_ID=none    # which bundle the images trust: a label on each, so a change rebuilds them
 DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -65,6 +71,13 @@ size_of() {
   printf '%d MB' $(( (b + 500000) / 1000000 ))
 }
 exists() { docker image inspect "$1" >/dev/null 2>&1; }
+# The CA bundle an image was built trusting ("none" for images older than the label).
+ca_of() {
+  local id
+  id=$(docker image inspect -f '{{index .Config.Labels "io.paas.ca"}}' "$1" 2>/dev/null) || true
+  [[ -n "$id" && "$id" != "<no value>" ]] || id=none
+  printf '%s' "$id"
+}
 
 # run LOGNAME CMD... : run a step, its output in $LOGDIR/LOGNAME.log (and on the terminal
 # with --verbose); on failure show the end of the log.
@@ -157,6 +170,11 @@ EOF
   run base "${in_root[@]}" apt-get update
   run base "${in_root[@]}" apt-get -y -o Dpkg::Options::=--force-confold dist-upgrade
   run base "${in_root[@]}" apt-get clean
+  # Where update-ca-certificates looks, so the package's later runs in child images keep it.
+  if [[ -n "$CA_FILE" ]]; then
+    install -m 0644 "$CA_FILE" "$r/usr/local/share/ca-certificates/paas-build-ca.crt"
+    run base "${in_root[@]}" update-ca-certificates
+  fi
 
   if (( STACK_SLIM )); then
     rm -rf "$r"/usr/share/{man,info,groff,linda,locale}/* "$r"/usr/share/lintian/overrides/*
@@ -182,9 +200,9 @@ build_base() {
   configure_rootfs "$ROOTFS"
   run base bash -c 'tar --numeric-owner -C "$1" -cf - . | docker import \
       --change "ENV PATH=$2" --change "ENV LANG=C.UTF-8" \
-      --change "LABEL io.paas.stack=$3" --change "CMD [\"bash\"]" \
+      --change "LABEL io.paas.stack=$3" --change "LABEL io.paas.ca=$6" --change "CMD [\"bash\"]" \
       --message "paas stack: debootstrap minbase $3 from $4" - "$5"' \
-    _ "$ROOTFS" "$DEFAULT_PATH" "$SUITE" "$DEBIAN_MIRROR" "$(image "$BASE")"
+    _ "$ROOTFS" "$DEFAULT_PATH" "$SUITE" "$DEBIAN_MIRROR" "$(image "$BASE")" "$CA_ID"
   umount_below "$ROOTFS"
   rm -rf --one-file-system "$ROOTFS"
   ROOTFS=""
@@ -211,8 +229,11 @@ ensure() {
   img=$(image "$name")
   t0=$(now_us)
   if exists "$img" && (( ! forced )); then
-    printf '%-28s already present  (%s, %s)\n' "$img" "$(size_of "$img")" "$(since "$t0")"
-    return
+    if [[ "$(ca_of "$img")" == "$CA_ID" ]]; then
+      printf '%-28s already present  (%s, %s)\n' "$img" "$(size_of "$img")" "$(since "$t0")"
+      return
+    fi
+    say "$img trusts a different CA bundle than PAAS_BUILD_CA_FILE ($(ca_of "$img"), not $CA_ID): rebuilding"
   fi
   old=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
   if [[ "$name" == "$BASE" ]]; then build_base; else build_lang "$name"; fi
@@ -250,6 +271,12 @@ main() {
     done
   fi
 
+  if [[ -n "$CA_FILE" ]]; then
+    [[ -r "$CA_FILE" ]] || die "PAAS_BUILD_CA_FILE=$CA_FILE cannot be read"
+    grep -q -- '-----BEGIN CERTIFICATE-----' "$CA_FILE" ||
+      die "PAAS_BUILD_CA_FILE=$CA_FILE holds no PEM certificate (-----BEGIN CERTIFICATE-----)"
+    CA_ID=$(sha256sum <"$CA_FILE" | cut -c1-16)
+  fi
   command -v docker >/dev/null 2>&1 || die "docker CLI not found"
   docker info >/dev/null 2>&1 || die "cannot reach the Docker daemon (is it running, may this user use it?)"
 

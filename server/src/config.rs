@@ -80,6 +80,12 @@ pub struct BuildSettings {
     #[arg(long, env = "PAAS_BUILD_CA_FILE")]
     pub build_ca_file: Option<PathBuf>,
 
+    /// Also add that bundle after every FROM of an app's own Dockerfile whatever its base
+    /// (Dockerfiles FROM paas stack images always get it): their build steps trust the proxy
+    /// with no change to the Dockerfile. See docs/builds.md for the trade-off.
+    #[arg(long, env = "PAAS_BUILD_CA_INJECT", value_parser = clap::builder::FalseyValueParser::new())]
+    pub build_ca_inject: bool,
+
     /// Longest a build may run: seconds, or with a unit (15m, 1h).
     #[arg(long, env = "PAAS_BUILD_TIMEOUT", default_value = "15m")]
     pub build_timeout: String,
@@ -94,6 +100,7 @@ impl BuildSettings {
             "PAAS_BUILD_CA_FILE" => {
                 self.build_ca_file.as_ref().map(|path| path.display().to_string())
             }
+            "PAAS_BUILD_CA_INJECT" => Some(if self.build_ca_inject { "1" } else { "0" }.into()),
             "PAAS_BUILD_TIMEOUT" => Some(self.build_timeout.clone()),
             other => std::env::var(other).ok(),
         })
@@ -257,6 +264,7 @@ impl ServerConfig {
             build: BuildSettings {
                 base_images: "auto".into(),
                 build_ca_file: None,
+                build_ca_inject: false,
                 build_timeout: "15m".into(),
             },
             git: GitSettings::default(),

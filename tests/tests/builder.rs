@@ -30,6 +30,7 @@ fn settings() -> BuilderConfig {
     BuilderConfig {
         base_images: BaseImages::local(),
         ca_file: None,
+        ca_inject: false,
         timeout: Duration::from_secs(600),
     }
 }
@@ -753,4 +754,42 @@ async fn dockerfile_app_uses_the_ca_bundle() {
     let (error, log) = failed_request(&req, settings()).await;
     assert!(error.to_string().contains("does not set it"), "{error}");
     assert_log(&log, "PAAS_BUILD_CA_FILE is not set on this server");
+}
+
+/// A Dockerfile on a base paas did not build reaches PyPI through the proxy only with
+/// PAAS_BUILD_CA_INJECT=1, which adds the bundle after its FROM; without it the failure
+/// names both ways out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_injection_into_a_dockerfile_on_another_base() {
+    let mut cleanup = Cleanup::default();
+    // Any image not named paas/*: a second name for the local Python image.
+    let base = format!("paas-test/other-{:08x}:base", rand::random::<u32>());
+    let tagged = std::process::Command::new("docker")
+        .args(["tag", "paas/python:bookworm", &base])
+        .status()
+        .unwrap();
+    assert!(tagged.success());
+    cleanup.images.push(base.clone());
+    // The echo makes the step new to Docker's cache, so it runs.
+    let dockerfile = format!(
+        "FROM {base}\nRUN python3 -c \"import urllib.request as r; \
+         print('PyPI answered', r.urlopen('https://pypi.org/simple/six/').status)\" \
+         && echo {base}\nCMD [\"python3\", \"-m\", \"http.server\"]\n"
+    );
+    let files = [("Dockerfile", dockerfile.as_str())];
+
+    let (error, log) = failed_build("ca-other", &files, with_ca()).await;
+    assert!(error.to_string().contains("CERTIFICATE_VERIFY_FAILED"), "{error}");
+    assert_log(&log, "the Dockerfile trusts it only if it copies it in");
+
+    let dir = app_dir(&files);
+    let req = BuildRequest::new(unique_app("ca-inject"), 1, dir.path());
+    let config = BuilderConfig { ca_inject: true, ..with_ca() };
+    let (image, log) = build_ok_with(config, &req, &mut cleanup).await;
+    assert_log(&log, "paas adds it after each FROM of Dockerfile (PAAS_BUILD_CA_INJECT=1)");
+    assert_log(&log, "PyPI answered 200");
+    // The image's environment is the Dockerfile's own: the bundle was the build's.
+    let inspect = docker().await.inspect_image(&image.image).await.unwrap();
+    let env = inspect.config.unwrap().env.unwrap_or_default();
+    assert!(!env.iter().any(|e| e.starts_with("SSL_CERT_FILE")), "{env:?}");
 }

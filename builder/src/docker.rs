@@ -143,6 +143,8 @@ pub struct BuiltImage {
     pub kind: String,
     /// Process type → command; an empty command means the image's own ENTRYPOINT/CMD.
     pub process_types: BTreeMap<String, String>,
+    /// Routes, volumes and jobs the app declares, for the server to apply on release.
+    pub manifest: crate::AppManifest,
     pub duration: Duration,
 }
 
@@ -365,6 +367,7 @@ impl Builder {
             size,
             kind: plan.kind.to_string(),
             process_types: plan.process_types,
+            manifest: plan.manifest,
             duration,
         })
     }

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::{self, AppManifest, CronEntry};
 use crate::providers::{self, App};
 use crate::{BaseImages, BuildError, heroku_yml, procfile};
 
@@ -165,6 +166,8 @@ pub struct BuildPlan {
     pub build_config: BTreeMap<String, String>,
     /// Every image the build starts FROM, checked (and pulled if allowed) before building.
     pub images: Vec<String>,
+    /// Routes, volumes and scheduled jobs the app declares, applied when it is released.
+    pub manifest: AppManifest,
     /// Things the developer should know: fallbacks taken, overrides applied.
     pub notes: Vec<String>,
     /// Notes about inferred process types, shown only if the Procfile does not replace them.
@@ -232,6 +235,7 @@ impl BuildPlan {
             build_args: Vec::new(),
             build_config: BTreeMap::new(),
             images: Vec::new(),
+            manifest: AppManifest::default(),
             notes: Vec::new(),
             inferred_notes: BTreeMap::new(),
             build_disabled_by: None,
@@ -286,6 +290,9 @@ struct PaasToml {
     build: BuildOverrides,
     #[serde(default)]
     processes: BTreeMap<String, String>,
+    routes: Option<BTreeMap<String, String>>,
+    volumes: Option<BTreeMap<String, String>>,
+    cron: Option<Vec<CronEntry>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -361,6 +368,19 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
             plan.notes.push(note);
         }
     }
+    plan.manifest =
+        AppManifest { routes: overrides.routes, volumes: overrides.volumes, cron: overrides.cron };
+    if let Some(text) = app.read("app.json")? {
+        let cron = manifest::app_json_cron(&text)?;
+        match (&plan.manifest.cron, cron) {
+            (Some(_), Some(_)) => {
+                plan.notes.push("paas.toml has [[cron]], so app.json's cron is not read".into())
+            }
+            (None, cron) => plan.manifest.cron = cron,
+            (Some(_), None) => {}
+        }
+    }
+    plan.manifest.check(&plan.process_types)?;
     apply_build_overrides(&mut plan, overrides.build)?;
     if let Some(text) = app.read("Aptfile")? {
         let packages = parse_aptfile(&text)?;
@@ -674,6 +694,15 @@ impl fmt::Display for BuildPlan {
                 .unwrap_or_default();
             let command = if command.is_empty() { "(the image's ENTRYPOINT/CMD)" } else { command };
             writeln!(f, "  {:<width$}  {command}{source}", format!("{name}:"), width = width + 1)?;
+        }
+        for (prefix, process_type) in self.manifest.routes.iter().flatten() {
+            row(f, "route", &format!("{prefix} -> {process_type}"))?;
+        }
+        for (name, path) in self.manifest.volumes.iter().flatten() {
+            row(f, "volume", &format!("{name} at {path}"))?;
+        }
+        for job in self.manifest.cron.iter().flatten() {
+            row(f, "cron", &format!("{}  {}", job.schedule, job.command))?;
         }
         if !self.notes.is_empty() {
             writeln!(f, "notes:")?;

@@ -188,34 +188,52 @@ async fn django_push_without_the_ca_bundle_names_the_setting() {
 }
 
 /// One text message over a WebSocket to `path` through the router; the text that comes back.
-/// (The handshake and one frame each way, written out: no client library is needed for it.)
 async fn websocket_echo(server: &TestServer, host: &str, path: &str, text: &str) -> String {
+    websocket_session(server.router, host, path, text, std::time::Duration::ZERO).await.unwrap()
+}
+
+/// Opens a WebSocket to `path` through the router at `router`, holds it open for `hold`, then
+/// sends `text` and returns the answer. (The handshake and one frame each way, written out:
+/// no client library is needed for it.) Errors say what went wrong, for a load test to count.
+async fn websocket_session(
+    router: std::net::SocketAddr,
+    host: &str,
+    path: &str,
+    text: &str,
+    hold: std::time::Duration,
+) -> Result<String, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(server.router).await.unwrap();
+    let io = |e: std::io::Error| e.to_string();
+    let mut stream = tokio::net::TcpStream::connect(router).await.map_err(io)?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
     );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.map_err(io)?;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
-        head.push(stream.read_u8().await.unwrap());
+        head.push(stream.read_u8().await.map_err(io)?);
     }
     let head = String::from_utf8_lossy(&head);
-    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    if !head.starts_with("HTTP/1.1 101") {
+        return Err(format!("no upgrade: {head}"));
+    }
+    tokio::time::sleep(hold).await;
     // A final text frame, masked as a client's must be.
     assert!(text.len() < 126);
     let mask = [7u8, 1, 9, 4];
     let mut frame = vec![0x81, 0x80 | text.len() as u8];
     frame.extend_from_slice(&mask);
     frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    stream.write_all(&frame).await.unwrap();
-    let (fin_text, length) = (stream.read_u8().await.unwrap(), stream.read_u8().await.unwrap());
-    assert_eq!((fin_text, length & 0x80), (0x81, 0), "an unmasked final text frame");
-    assert!(length < 126, "a short answer");
+    stream.write_all(&frame).await.map_err(io)?;
+    let fin_text = stream.read_u8().await.map_err(io)?;
+    let length = stream.read_u8().await.map_err(io)?;
+    if (fin_text, length & 0x80) != (0x81, 0) || length >= 126 {
+        return Err(format!("not a short unmasked final text frame: {fin_text:#x} {length:#x}"));
+    }
     let mut payload = vec![0; usize::from(length)];
-    stream.read_exact(&mut payload).await.unwrap();
-    String::from_utf8(payload).unwrap()
+    stream.read_exact(&mut payload).await.map_err(io)?;
+    String::from_utf8(payload).map_err(|e| e.to_string())
 }
 
 /// Seed 004's shape: a Django Channels app with no `web:` line gets daphne from
@@ -243,5 +261,110 @@ async fn django_channels_app_serves_websockets_on_daphne() {
     assert_eq!(page["client"], "127.0.0.1", "{page}");
     let echo = websocket_echo(&server, &host, "/ws/echo/", "hello over the router").await;
     assert_eq!(echo, "echo: hello over the router");
+    destroy(&server, app).await;
+}
+
+/// Seed 004's other shape: gunicorn serves HTTP as `web`, daphne serves `/ws/` as `channels`,
+/// the route declared in paas.toml. Ten rollouts under HTTP load and WebSocket sessions that
+/// stay open across them fail nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channels_on_daphne_behind_a_ws_route_beside_gunicorn() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let server = TestServer::start_with(Db::Sqlite, |config| {
+        config.build.build_ca_file = Some(HOST_CA_BUNDLE.into());
+    })
+    .await;
+    let app = &format!("split-{:08x}", rand::random::<u32>());
+    let dev = Developer::new(&server, "django-channels");
+    dev.write(
+        "requirements.txt",
+        "Django==5.2.19\nchannels==4.3.2\ndaphne==4.2.3\ngunicorn==23.0.0\n",
+    );
+    dev.write(
+        "Procfile",
+        "release: python manage.py migrate --noinput\n\
+         web: gunicorn chat.wsgi --bind 0.0.0.0:$PORT\n\
+         channels: daphne -b 0.0.0.0 -p $PORT --proxy-headers chat.asgi:application\n",
+    );
+    dev.write("paas.toml", "[routes]\n\"/ws/\" = \"channels\"\n");
+    dev.commit("gunicorn for HTTP, daphne for /ws/");
+    dev.paas(&["apps:create", app]).success();
+    let out = dev.git(&["push", "paas", "main"]).success();
+    for expected in [
+        "Applying the routes, volumes and jobs the app declares",
+        "routed /ws/ to channels",
+        "channels is scaled to 0: /ws/ answers 503 until `paas ps:scale channels=1`",
+    ] {
+        assert!(out.contains(expected), "no {expected:?} in:\n{out}");
+    }
+    dev.paas(&["ps:scale", "channels=1"]).success();
+    let listed = dev.paas(&["routes"]).success();
+    assert!(listed.contains("/ws/*") && listed.contains("channels"), "{listed}");
+
+    let host = format!("{app}.localhost");
+    let page: serde_json::Value = serde_json::from_str(&get(&server, app, "/").await).unwrap();
+    assert!(page["server"].as_str().unwrap().starts_with("gunicorn/"), "{page}");
+    let echo = websocket_echo(&server, &host, "/ws/echo/", "hello daphne").await;
+    assert_eq!(echo, "echo: hello daphne");
+
+    // HTTP requests one after another, and WebSocket sessions held open a second each,
+    // while the app rolls out ten times.
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let (http_done, ws_done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (failures, done, stop) = (failures.clone(), http_done.clone(), stop.clone());
+        let (http, router, host) = (server.http.clone(), server.router, host.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let answer =
+                    http.get(format!("http://{router}/")).header("host", &host).send().await;
+                match answer {
+                    Ok(r) if r.status() == 200 => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(r) => failures.lock().unwrap().push(format!("HTTP {}", r.status())),
+                    Err(e) => failures.lock().unwrap().push(format!("HTTP {e}")),
+                }
+            }
+        }));
+    }
+    for client in 0..3 {
+        let (failures, done, stop) = (failures.clone(), ws_done.clone(), stop.clone());
+        let (router, host) = (server.router, host.clone());
+        clients.push(tokio::spawn(async move {
+            let hold = std::time::Duration::from_millis(1000);
+            while !stop.load(Ordering::Relaxed) {
+                let text = format!("client {client}");
+                match websocket_session(router, &host, "/ws/echo/", &text, hold).await {
+                    Ok(echo) if echo == format!("echo: {text}") => {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(other) => failures.lock().unwrap().push(format!("WebSocket said {other}")),
+                    Err(e) => failures.lock().unwrap().push(format!("WebSocket {e}")),
+                }
+            }
+        }));
+    }
+    for rollout in 1..=10 {
+        dev.paas(&["config:set", &format!("ROLLOUT={rollout}")]).success();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let failures = failures.lock().unwrap().clone();
+    let (http_done, ws_done) = (http_done.load(Ordering::Relaxed), ws_done.load(Ordering::Relaxed));
+    assert!(
+        failures.is_empty(),
+        "{} failed ({http_done} HTTP, {ws_done} WebSocket ok): {failures:?}",
+        failures.len()
+    );
+    assert!(http_done > 100 && ws_done > 10, "{http_done} HTTP, {ws_done} WebSocket");
+    let releases = server.get_json(&format!("/apps/{app}/releases")).await;
+    assert_eq!(releases[0]["version"], 12, "ten config releases after v2");
     destroy(&server, app).await;
 }

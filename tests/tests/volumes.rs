@@ -119,3 +119,52 @@ async fn an_uploaded_file_outlives_deploys_rollbacks_and_restarts() {
     dev.paas(&["apps:destroy", "-a", "files", "--confirm", "files"]).success();
     assert!(!docker_volume_exists(&volume));
 }
+
+/// paas.toml declares the volumes and jobs: a deploy adds what is new, replaces the jobs,
+/// never removes a volume, and a declaration paas refuses rejects the push with nothing
+/// changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paas_toml_declares_volumes_and_jobs() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.write("app.py", UPLOADS);
+    dev.write(
+        "paas.toml",
+        "[volumes]\nmedia = \"/app/media\"\n\n[[cron]]\nschedule = \"0 11 * * *\"\n\
+         command = \"python -c 'print(1)'\"\n",
+    );
+    dev.commit("Declared volume and job");
+    dev.paas(&["apps:create", "files"]).success();
+    let pushed = dev.git(&["push", "paas", "main"]).success();
+    for expected in ["added volume media at /app/media", "scheduled job", "Released v2"] {
+        assert!(pushed.contains(expected), "no {expected:?} in:\n{pushed}");
+    }
+    upload(&server, "kept").await;
+    assert!(dev.paas(&["volumes"]).success().contains("/app/media"));
+    assert!(dev.paas(&["cron"]).success().contains("print(1)"));
+
+    // The volume is no longer declared and the job changed: the volume stays, with its file.
+    dev.write(
+        "paas.toml",
+        "[[cron]]\nschedule = \"30 4 * * *\"\ncommand = \"python -c 'print(2)'\"\n",
+    );
+    dev.commit("Another job");
+    let pushed = dev.git(&["push", "paas", "main"]).success();
+    assert!(pushed.contains("removed scheduled job"), "{pushed}");
+    assert_eq!(uploaded(&server).await, "kept");
+    let jobs = dev.paas(&["cron"]).success();
+    assert!(jobs.contains("print(2)") && !jobs.contains("print(1)"), "{jobs}");
+    assert!(dev.paas(&["volumes"]).success().contains("/app/media"));
+
+    // A volume over the system's folders is refused before anything is released.
+    dev.write("paas.toml", "[volumes]\netc = \"/etc\"\n");
+    dev.commit("A bad volume");
+    let refused = dev.git(&["push", "paas", "main"]).failure();
+    assert!(refused.contains("paas.toml [volumes]") && refused.contains("/etc"), "{refused}");
+    assert!(refused.contains("Push rejected"), "{refused}");
+    assert_eq!(uploaded(&server).await, "kept");
+    let releases = server.get_json("/apps/files/releases").await;
+    assert_eq!(releases[0]["version"], 3, "{releases}");
+
+    dev.paas(&["apps:destroy", "--confirm", "files"]).success();
+}

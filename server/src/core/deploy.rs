@@ -163,9 +163,19 @@ impl Paas {
         self.audit(actor, Some(app), "deploy", detail).await;
         let release = deployed?;
         // Deployed, yet serving nothing: say so, or "deployed" reads as "up".
-        let web = self.store().formation(app).await?.get("web").copied();
+        let formation = self.store().formation(app).await?;
+        let web = formation.get("web").copied();
         if release.process_types.contains_key("web") && web == Some(0) {
             log.error("web is scaled to 0: the app will answer 503 until `paas ps:scale web=1`");
+        }
+        for route in self.store().routes(Some(app)).await? {
+            let (path, process_type) = (&route.prefix, &route.process_type);
+            if formation.get(process_type).copied().unwrap_or(0) == 0 {
+                log.info(format!(
+                    "Note: {process_type} is scaled to 0: {path} answers 503 until `paas \
+                     ps:scale {process_type}=1`"
+                ));
+            }
         }
         log.info(format!("{} deployed to paas", self.web_url(app)));
         Ok(release)
@@ -270,10 +280,19 @@ impl Paas {
             log.step("A newer commit came while this one built: it is not released");
             return Err(Error::Conflict(SUPERSEDED.into()));
         }
+        let manifest = built.map(|image| image.manifest).unwrap_or_default();
+        let changes = match self.check_manifest(app, &manifest).await {
+            Ok(changes) => changes,
+            Err(err) => {
+                log.error(err.to_string());
+                return Err(err);
+            }
+        };
         let release = self
             .store()
             .create_release_from_build(app, &build, &description, actor.email())
             .await?;
+        self.apply_manifest(actor, app, changes, log).await?;
         self.announce_release(app, &release);
         tracing::info!(app = %app.name, build = build.id, release = release.version, "build released");
         Ok(release)

@@ -27,6 +27,19 @@ const MAX_COMMAND: usize = 4096;
 /// Longest a run may take before it is stopped.
 const RUN_LIMIT: Duration = Duration::from_secs(6 * 60 * 60);
 
+/// A job as paas allows it: its schedule parsed, its command trimmed.
+pub(super) fn check_job(schedule: &str, command: &str) -> Result<(Schedule, String)> {
+    let schedule = Schedule::parse(schedule).map_err(|e| Error::invalid("invalid_schedule", e))?;
+    let command = command.trim();
+    if command.is_empty() || command.len() > MAX_COMMAND || command.contains('\0') {
+        return Err(Error::invalid(
+            "invalid_command",
+            format!("give a command to run, of at most {MAX_COMMAND} characters"),
+        ));
+    }
+    Ok((schedule, command.to_string()))
+}
+
 impl Paas {
     pub async fn cron_jobs(&self, app: &App) -> Result<Vec<CronJob>> {
         Ok(self.store().cron_jobs(Some(app)).await?)
@@ -40,22 +53,15 @@ impl Paas {
         schedule: &str,
         command: &str,
     ) -> Result<CronJob> {
-        let schedule =
-            Schedule::parse(schedule).map_err(|e| Error::invalid("invalid_schedule", e))?;
-        let command = command.trim();
-        if command.is_empty() || command.len() > MAX_COMMAND || command.contains('\0') {
-            return Err(Error::invalid(
-                "invalid_command",
-                format!("give a command to run, of at most {MAX_COMMAND} characters"),
-            ));
-        }
+        let (schedule, command) = check_job(schedule, command)?;
         if self.store().cron_jobs(Some(app)).await?.len() >= MAX_JOBS {
             return Err(Error::invalid(
                 "too_many_jobs",
                 format!("{} has {MAX_JOBS} scheduled jobs, the most an app may have", app.name),
             ));
         }
-        let job = self.store().add_cron_job(app, schedule.as_str(), command, actor.email()).await?;
+        let job =
+            self.store().add_cron_job(app, schedule.as_str(), &command, actor.email()).await?;
         // The schedule, not the command: it may carry a secret.
         let detail = format!("scheduled job {} at {:?}", job.id, job.schedule);
         self.audit(actor, Some(app), "cron.add", detail).await;

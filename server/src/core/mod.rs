@@ -20,6 +20,7 @@ mod events;
 mod github;
 mod jobs;
 mod logs;
+mod manifest;
 mod one_off;
 mod paas;
 pub(crate) mod push;

@@ -34,6 +34,22 @@ fn prefix(prefix: &str) -> Result<String> {
     Ok(prefix.to_string())
 }
 
+/// A route as paas allows it: its prefix as stored, to a type other than `web` and `release`.
+pub(super) fn check_route(path: &str, process_type: &str) -> Result<String> {
+    let path = prefix(path)?;
+    validate::process_type(process_type)?;
+    if ["web", "release"].contains(&process_type) {
+        return Err(Error::invalid(
+            "invalid_route_process",
+            format!(
+                "routes send paths to a process type other than web (which gets the rest); \
+                 {process_type:?} cannot take one"
+            ),
+        ));
+    }
+    Ok(path)
+}
+
 impl Paas {
     pub async fn routes(&self, app: &App) -> Result<Vec<AppRoute>> {
         Ok(self.store().routes(Some(app)).await?)
@@ -48,17 +64,7 @@ impl Paas {
         path: &str,
         process_type: &str,
     ) -> Result<AppRoute> {
-        let path = prefix(path)?;
-        validate::process_type(process_type)?;
-        if ["web", "release"].contains(&process_type) {
-            return Err(Error::invalid(
-                "invalid_route_process",
-                format!(
-                    "routes send paths to a process type other than web (which gets the rest); \
-                     {process_type:?} cannot take one"
-                ),
-            ));
-        }
+        let path = check_route(path, process_type)?;
         // The release that serves: the one whose processes the route will reach.
         let latest = match self.store().current_release(app).await? {
             Some(current) => Some(current),

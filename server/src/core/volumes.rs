@@ -67,6 +67,30 @@ fn volume_path(path: &str) -> Result<String> {
     Ok(trimmed.to_string())
 }
 
+/// A new volume `name` at `path` beside the app's `existing` ones (name, path): the path as
+/// stored.
+pub(super) fn check_volume(
+    existing: &[(String, String)],
+    name: &str,
+    path: &str,
+) -> Result<String> {
+    volume_name(name)?;
+    let path = volume_path(path)?;
+    if existing.len() >= MAX_VOLUMES {
+        return Err(Error::invalid(
+            "too_many_volumes",
+            format!("an app may have {MAX_VOLUMES} volumes at most"),
+        ));
+    }
+    if let Some((other, other_path)) = existing.iter().find(|(_, p)| nested(p, &path)) {
+        return Err(Error::Conflict(format!(
+            "{path} and volume {other}'s {other_path} would be inside one another; choose \
+             separate folders"
+        )));
+    }
+    Ok(path)
+}
+
 impl Paas {
     pub async fn volumes(&self, app: &App) -> Result<Vec<Volume>> {
         Ok(self.store().volumes(app).await?)
@@ -80,21 +104,9 @@ impl Paas {
         name: &str,
         path: &str,
     ) -> Result<Volume> {
-        volume_name(name)?;
-        let path = volume_path(path)?;
-        let volumes = self.store().volumes(app).await?;
-        if volumes.len() >= MAX_VOLUMES {
-            return Err(Error::invalid(
-                "too_many_volumes",
-                format!("{} has {MAX_VOLUMES} volumes, the most an app may have", app.name),
-            ));
-        }
-        if let Some(other) = volumes.iter().find(|v| nested(&v.path, &path)) {
-            return Err(Error::Conflict(format!(
-                "{path} and volume {}'s {} would be inside one another; choose separate folders",
-                other.name, other.path
-            )));
-        }
+        let existing: Vec<(String, String)> =
+            self.store().volumes(app).await?.into_iter().map(|v| (v.name, v.path)).collect();
+        let path = check_volume(&existing, name, path)?;
         let volume = self.store().add_volume(app, name, &path, actor.email()).await?;
         if let Err(err) = self.restart_onto_volumes(actor, app).await {
             // The processes could not be restarted onto it: as if it was never asked for.

@@ -10,7 +10,7 @@ use bollard::Docker;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -67,10 +67,7 @@ impl BuildRequest {
 
     /// The image's tag: `paas/app-NAME:bID`, or `paas/NAMESPACE/app-NAME:bID`.
     pub fn image_tag(&self) -> String {
-        match &self.namespace {
-            Some(namespace) => format!("paas/{namespace}/app-{}:b{}", self.app, self.build_id),
-            None => format!("paas/app-{}:b{}", self.app, self.build_id),
-        }
+        app_image_tag(self.namespace.as_deref(), &self.app, self.build_id)
     }
 
     /// The directory to build: `source_dir`, or `base_dir` inside it.
@@ -127,6 +124,16 @@ impl BuildRequest {
             )));
         }
         Ok(())
+    }
+}
+
+/// The image tag of build `build_id` for `app`: `paas/app-shop:b42`, under
+/// `paas/NAMESPACE/` when several servers share an engine. Build ids are unique across apps,
+/// so another app's build promoted here gets a tag of its own.
+pub fn app_image_tag(namespace: Option<&str>, app: &str, build_id: i64) -> String {
+    match namespace {
+        Some(namespace) => format!("paas/{namespace}/app-{app}:b{build_id}"),
+        None => format!("paas/app-{app}:b{build_id}"),
     }
 }
 
@@ -212,6 +219,20 @@ impl Builder {
             tracing::info!(app = %req.app, build = req.build_id, code = error.code(), "build failed: {error}");
         }
         result
+    }
+
+    /// Gives `image` a second name, `tag` (`repo:tag`): the same image id under another
+    /// app's name, so each app's image is removed only with its own releases.
+    pub async fn tag_image(&self, image: &str, tag: &str) -> Result<(), BuildError> {
+        let (repo, tag) = tag.rsplit_once(':').unwrap_or((tag, "latest"));
+        let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
+        self.docker.tag_image(image, Some(options)).await?;
+        Ok(())
+    }
+
+    /// The id (`sha256:…`) of an image, by name.
+    pub async fn image_id(&self, image: &str) -> Result<String, BuildError> {
+        Ok(self.docker.inspect_image(image).await?.id.unwrap_or_default())
     }
 
     /// Removes an image this builder made (e.g. an old build's), keeping shared layers.

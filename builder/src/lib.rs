@@ -34,7 +34,7 @@ mod procfile;
 mod providers;
 
 pub use config::{BaseImages, BuilderConfig, ImageRole, ImageSource};
-pub use docker::{BuildRequest, Builder, BuiltImage};
+pub use docker::{BuildRequest, Builder, BuiltImage, app_image_tag};
 pub use dockerfile::{GENERATED_DOCKERFILE, generate as generate_dockerfile};
 pub use error::BuildError;
 pub use log::{BuildLog, LogSubscription};

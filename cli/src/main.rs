@@ -187,6 +187,51 @@ enum Command {
         app: AppArg,
         prefix: String,
     },
+    /// List pipelines, or show one: each stage's apps, what they run, and how many commits
+    /// each is behind the stage before.
+    Pipelines { name: Option<String> },
+    /// Create a pipeline: apps in stages (development, staging, production) that promote the
+    /// image one stage tested to the next, with no rebuild.
+    #[command(
+        name = "pipelines:create",
+        after_help = "Example:\n  paas pipelines:create shop\n  \
+            paas pipelines:add shop -a shop-staging --stage staging\n  \
+            paas pipelines:add shop -a shop-production --stage production\n  \
+            paas pipelines:promote -a shop-staging"
+    )]
+    PipelinesCreate { name: String },
+    /// Put an app at a stage of a pipeline (moving it within the pipeline).
+    #[command(name = "pipelines:add")]
+    PipelinesAdd {
+        name: String,
+        #[command(flatten)]
+        app: AppArg,
+        /// development, staging or production.
+        #[arg(long)]
+        stage: String,
+    },
+    /// Take an app out of its pipeline (the app stays as it is).
+    #[command(name = "pipelines:remove")]
+    PipelinesRemove(AppArg),
+    /// Delete a pipeline; its apps stay, in no pipeline.
+    #[command(name = "pipelines:destroy")]
+    PipelinesDestroy {
+        name: String,
+        /// The pipeline's name again, to confirm.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
+    /// Release the image the app runs on the apps of the next stage (or on --to APP), each
+    /// with its own config vars and release phase, with no build. Refused unless the app's
+    /// latest release is the one that serves.
+    #[command(name = "pipelines:promote")]
+    PipelinesPromote {
+        #[command(flatten)]
+        app: AppArg,
+        /// Promote to these apps (of a later stage) only; repeat for several.
+        #[arg(long)]
+        to: Vec<String>,
+    },
     /// List the app's scheduled jobs with their last run, runs and skipped runs.
     Cron(AppArg),
     /// Run a command on a schedule (Heroku Scheduler): five cron fields in UTC, MINUTE HOUR
@@ -640,6 +685,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::GithubUnlink(app) => commands::github::unlink(&app).await,
         Command::Github(app) => commands::github::show(&app).await,
+        Command::Pipelines { name: None } => commands::pipelines::list().await,
+        Command::Pipelines { name: Some(name) } => commands::pipelines::show(&name).await,
+        Command::PipelinesCreate { name } => commands::pipelines::create(&name).await,
+        Command::PipelinesAdd { name, app, stage } => {
+            commands::pipelines::add(&name, &app, &stage).await
+        }
+        Command::PipelinesRemove(app) => commands::pipelines::remove(&app).await,
+        Command::PipelinesDestroy { name, confirm } => {
+            commands::pipelines::destroy(&name, confirm).await
+        }
+        Command::PipelinesPromote { app, to } => commands::pipelines::promote(&app, to).await,
         Command::Routes(app) => commands::routes::list(&app).await,
         Command::RoutesAdd { app, prefix, process_type } => {
             commands::routes::add(&app, &prefix, &process_type).await

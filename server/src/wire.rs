@@ -716,3 +716,30 @@ pub struct Psql {
     #[serde(default)]
     pub addon: Option<String>,
 }
+
+/// `POST /pipelines`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreatePipeline {
+    pub name: String,
+}
+
+/// `POST /pipelines/{pipeline}/apps`: put an app at a stage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddToPipeline {
+    pub app: String,
+    pub stage: String,
+}
+
+/// `POST /apps/{app}/promote`: to the next stage's apps, or to `to`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Promote {
+    #[serde(default)]
+    pub to: Vec<String>,
+}
+
+/// A release a promotion made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Promoted {
+    pub app: String,
+    pub release: ReleaseView,
+}

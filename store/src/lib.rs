@@ -16,6 +16,7 @@ mod formation;
 mod github;
 mod members;
 mod models;
+mod pipelines;
 mod releases;
 mod routes;
 mod sessions;

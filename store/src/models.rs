@@ -527,3 +527,22 @@ pub struct AppRoute {
     pub created_by: String,
     pub created_at: String,
 }
+
+/// A pipeline: apps in stages, promoted from one stage to the next.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct Pipeline {
+    pub id: i64,
+    pub name: String,
+    pub created_by: String,
+    pub created_at: String,
+}
+
+/// An app's place in a pipeline: `development`, `staging` or `production`.
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
+pub struct PipelineStage {
+    pub app: String,
+    pub pipeline: String,
+    pub stage: String,
+    pub added_by: String,
+    pub added_at: String,
+}

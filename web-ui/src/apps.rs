@@ -877,7 +877,8 @@ pub(crate) async fn releases(
                     created_at: r.created_at,
                     commit,
                     message: message.lines().next().unwrap_or_default().to_string(),
-                    build_id: r.build_id,
+                    // A promoted release runs another app's build: its log is that app's.
+                    build_id: r.build_id.filter(|id| builds.contains_key(id)),
                 }
             })
             .collect();

@@ -10,6 +10,7 @@ pub(crate) mod config;
 pub(crate) mod cron;
 pub(crate) mod domains;
 pub(crate) mod github;
+pub(crate) mod pipelines;
 pub(crate) mod ps;
 pub(crate) mod push;
 pub(crate) mod releases;

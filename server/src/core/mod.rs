@@ -23,6 +23,7 @@ mod logs;
 mod manifest;
 mod one_off;
 mod paas;
+mod pipelines;
 pub(crate) mod push;
 pub(crate) mod repos;
 mod rollout;
@@ -54,6 +55,7 @@ pub use paas_runner::ProcessState;
 pub use paas_store::{
     Addon, App, AppRoute, Attachment, Backup, CronJob, ReleaseStatus, Session, Volume, now,
 };
+pub use pipelines::{PipelineStatus, STAGES, StagedApp};
 pub use repos::Git;
 pub use routes::MAX_ROUTES;
 pub use sessions::SESSION_SECS;

@@ -251,8 +251,9 @@ pub(crate) async fn deployed_version(paas: &Paas, app: &App, sha: &str) -> Resul
     let Some(build_id) = current.build_id else {
         return Ok(None);
     };
-    let build = paas.store().build(app, build_id).await?;
-    Ok((build.commit_sha.as_deref() == Some(sha)).then_some(current.version))
+    // A promoted release runs another app's build: its commit is looked up by id alone.
+    let commit = paas.store().build_commit(build_id).await?;
+    Ok((commit.as_deref() == Some(sha)).then_some(current.version))
 }
 
 #[cfg(test)]

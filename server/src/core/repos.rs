@@ -244,6 +244,22 @@ pub(crate) async fn branch_head(repo: &Path, refname: &str) -> Result<Option<Str
     Ok((output.status.success() && !sha.is_empty()).then_some(sha))
 }
 
+/// How many commits `to` has that `from` lacks (`git rev-list --count from..to`), if the
+/// repository has both.
+pub(crate) async fn commits_between(repo: &Path, from: &str, to: &str) -> Option<u64> {
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-list", "--count", &format!("{from}..{to}"), "--"])
+        .output()
+        .await
+        .ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&output.stdout).trim().parse().ok()
+}
+
 /// The hook's quarantine variables, each checked to point inside the app's repository: the
 /// hook token proves the push, not the paths it reports.
 pub(crate) fn quarantine_env(

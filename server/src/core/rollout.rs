@@ -367,6 +367,12 @@ impl Paas {
         index: u32,
     ) -> Result<ProcessSpec> {
         let mut spec = spec_for(app, release, image, process_type, index);
+        // The commit it runs, as Heroku names it; a promoted release's is its build's.
+        if let Some(build) = release.build_id
+            && let Some(commit) = self.store().build_commit(build).await?
+        {
+            spec.env.insert("SOURCE_VERSION".into(), commit);
+        }
         // A type a route sends paths to listens on PORT like web, and is health-checked.
         let routed = self.store().routes(Some(app)).await?;
         if routed.iter().any(|r| r.process_type == process_type) {

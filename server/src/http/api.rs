@@ -96,6 +96,13 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::POST, "/addons/{addon}/backups", post(super::addons::capture_backup)),
         (Method::POST, "/addons/{addon}/backups/{id}/restore", post(super::addons::restore_backup)),
         (Method::PUT, "/addons/{addon}/backups/schedule", put(super::addons::schedule_backups)),
+        (Method::GET, "/pipelines", get(super::pipelines::list)),
+        (Method::POST, "/pipelines", post(super::pipelines::create)),
+        (Method::GET, "/pipelines/{pipeline}", get(super::pipelines::show)),
+        (Method::DELETE, "/pipelines/{pipeline}", delete(super::pipelines::destroy)),
+        (Method::POST, "/pipelines/{pipeline}/apps", post(super::pipelines::add_app)),
+        (Method::DELETE, "/apps/{app}/pipeline", delete(super::pipelines::remove_app)),
+        (Method::POST, "/apps/{app}/promote", post(super::pipelines::promote)),
     ]
 }
 

@@ -10,6 +10,7 @@ pub(crate) mod auth;
 mod error;
 mod git;
 mod github;
+mod pipelines;
 
 pub use auth::ClientAddr;
 

@@ -1,0 +1,18 @@
+-- Pipelines: apps in stages (development → staging → production). A promotion releases one
+-- stage's current image on the next stage's apps, with their own config, without a rebuild.
+CREATE TABLE pipelines (
+    id          BIGSERIAL PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    created_by  TEXT NOT NULL,
+    created_at  TEXT NOT NULL
+);
+
+-- An app is in at most one pipeline, at one stage.
+CREATE TABLE pipeline_apps (
+    app_id       BIGINT NOT NULL PRIMARY KEY REFERENCES apps(id) ON DELETE CASCADE,
+    pipeline_id  BIGINT NOT NULL REFERENCES pipelines(id) ON DELETE CASCADE,
+    stage        TEXT NOT NULL,
+    added_by     TEXT NOT NULL,
+    added_at     TEXT NOT NULL
+);
+CREATE INDEX pipeline_apps_by_pipeline ON pipeline_apps (pipeline_id);

@@ -430,6 +430,13 @@ enum Command {
         /// Deploy pushes to this branch only (default: main, with master also accepted).
         #[arg(long, value_name = "BRANCH")]
         deploy_branch: Option<String>,
+        /// Build pushed tags matching PATTERN (`v*`; `*` matches anything) into releases
+        /// that wait for `paas releases:approve`; the running release serves until then.
+        #[arg(long, value_name = "PATTERN", conflicts_with = "no_deploy_tags")]
+        deploy_tags: Option<String>,
+        /// Refuse pushed tags again.
+        #[arg(long)]
+        no_deploy_tags: bool,
     },
     /// Point a git remote of this checkout (default `paas`) at the app: then
     /// `git push paas main` deploys it.
@@ -578,6 +585,23 @@ enum Command {
         app: AppArg,
         /// Version to roll back to, like v3.
         version: Option<String>,
+    },
+    /// Roll out a release that waits for approval (a tag deploy, see apps:update
+    /// --deploy-tags). You are recorded as who approved it.
+    #[command(name = "releases:approve")]
+    ReleasesApprove {
+        #[command(flatten)]
+        app: AppArg,
+        /// The waiting release, like v7.
+        version: String,
+    },
+    /// Turn down a release that waits for approval: it never runs.
+    #[command(name = "releases:reject")]
+    ReleasesReject {
+        #[command(flatten)]
+        app: AppArg,
+        /// The waiting release, like v7.
+        version: String,
     },
     /// Set how many containers run per process type (web=2 worker=1); no arguments shows it.
     #[command(name = "ps:scale")]
@@ -739,7 +763,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             apps::create(name, (!no_remote).then_some(remote)).await
         }
         Command::AppsInfo(app) => apps::info(&app).await,
-        Command::AppsUpdate { app, deploy_branch } => apps::update(&app, deploy_branch).await,
+        Command::AppsUpdate { app, deploy_branch, deploy_tags, no_deploy_tags } => {
+            let tags = if no_deploy_tags { Some(String::new()) } else { deploy_tags };
+            apps::update(&app, deploy_branch, tags).await
+        }
         Command::GitRemote(app) => commands::push::remote(&app),
         Command::GitCredential { action } => commands::push::credential(&action),
         Command::GitHook => unreachable!("handled before the runtime runs commands"),
@@ -758,6 +785,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Run { app, no_input, command } => ps::run(&app, &command, no_input).await,
         Command::Logs { app, tail, ps, num } => ps::logs(&app, tail, ps.as_deref(), num).await,
         Command::Rollback { app, version } => releases::rollback(&app, version).await,
+        Command::ReleasesApprove { app, version } => {
+            releases::decide(&app, &version, "approve").await
+        }
+        Command::ReleasesReject { app, version } => {
+            releases::decide(&app, &version, "reject").await
+        }
         Command::Domains(app) => domains::list(&app).await,
         Command::DomainsAdd { app, hostname } => domains::add(&app, &hostname).await,
         Command::DomainsRemove { app, hostname } => domains::remove(&app, &hostname).await,

@@ -16,3 +16,11 @@ CREATE TABLE pipeline_apps (
     added_at     TEXT NOT NULL
 );
 CREATE INDEX pipeline_apps_by_pipeline ON pipeline_apps (pipeline_id);
+
+-- Tag deploys: a pushed tag matching this pattern (`*`, `v*`) builds a release that waits
+-- for approval; NULL refuses tags as before.
+ALTER TABLE apps ADD COLUMN deploy_tags TEXT;
+-- The tag a build was made of, and what its paas.toml declares (JSON), applied when its
+-- release goes out: at once, or when a waiting release is approved.
+ALTER TABLE builds ADD COLUMN git_tag TEXT;
+ALTER TABLE builds ADD COLUMN manifest TEXT;

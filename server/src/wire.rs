@@ -21,6 +21,9 @@ pub struct AppView {
     pub name: String,
     /// The branch whose pushes deploy.
     pub deploy_branch: String,
+    /// Which pushed tags deploy (waiting for approval), if any.
+    #[serde(default)]
+    pub deploy_tags: Option<String>,
     pub created_by: String,
     pub created_at: String,
 }
@@ -30,6 +33,7 @@ impl From<App> for AppView {
         AppView {
             name: app.name,
             deploy_branch: app.deploy_branch,
+            deploy_tags: app.deploy_tags,
             created_by: app.created_by,
             created_at: app.created_at,
         }
@@ -143,6 +147,10 @@ pub struct CreateApp {
 pub struct UpdateApp {
     /// The branch whose pushes deploy.
     pub deploy_branch: Option<String>,
+    /// Pushed tags matching this pattern (`v*`) build releases that wait for approval; an
+    /// empty string stops tag deploys.
+    #[serde(default)]
+    pub deploy_tags: Option<String>,
 }
 
 /// What a config change answers: the release it made and the whole config after it.

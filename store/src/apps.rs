@@ -68,6 +68,18 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("app {}", app.name)))
     }
 
+    /// Sets which pushed tags deploy (waiting for approval); `None` refuses tags.
+    pub async fn set_deploy_tags(&self, app: &App, pattern: Option<&str>) -> Result<App> {
+        sqlx::query_as(&format!(
+            "UPDATE apps SET deploy_tags = $1 WHERE id = $2 RETURNING {APP_COLUMNS}"
+        ))
+        .bind(pattern)
+        .bind(app.id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("app {}", app.name)))
+    }
+
     /// Deletes an app and everything that hangs off it.
     pub async fn delete_app(&self, name: &str) -> Result<()> {
         let mut tx = self.begin().await?;
@@ -105,4 +117,4 @@ impl Store {
     }
 }
 
-pub(crate) const APP_COLUMNS: &str = "id, name, deploy_branch, created_by, created_at";
+pub(crate) const APP_COLUMNS: &str = "id, name, deploy_branch, deploy_tags, created_by, created_at";

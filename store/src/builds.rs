@@ -5,14 +5,15 @@ use super::*;
 impl Store {
     pub async fn create_build(&self, app: &App, new: &NewBuild) -> Result<Build> {
         let row: BuildRow = sqlx::query_as(&format!(
-            "INSERT INTO builds (app_id, status, source, commit_sha, commit_message, created_by,
-                                 created_at)
-             VALUES ($1, 'building', $2, $3, $4, $5, $6) RETURNING {BUILD_COLUMNS}"
+            "INSERT INTO builds (app_id, status, source, commit_sha, commit_message, git_tag,
+                                 created_by, created_at)
+             VALUES ($1, 'building', $2, $3, $4, $5, $6, $7) RETURNING {BUILD_COLUMNS}"
         ))
         .bind(app.id)
         .bind(new.source.as_str())
         .bind(&new.commit_sha)
         .bind(&new.commit_message)
+        .bind(&new.git_tag)
         .bind(&new.created_by)
         .bind(now())
         .fetch_one(&self.pool)
@@ -25,8 +26,9 @@ impl Store {
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let row: BuildRow = sqlx::query_as(&format!(
             "UPDATE builds SET status = $1, kind = $2, image = $3, image_size = $4,
-                               process_types = $5, log = $6, error = $7, finished_at = $8
-             WHERE id = $9 RETURNING {BUILD_COLUMNS}"
+                               process_types = $5, log = $6, error = $7, finished_at = $8,
+                               manifest = $9
+             WHERE id = $10 RETURNING {BUILD_COLUMNS}"
         ))
         .bind(match outcome.succeeded {
             true => BuildStatus::Succeeded.as_str(),
@@ -39,6 +41,7 @@ impl Store {
         .bind(&outcome.log)
         .bind(&outcome.error)
         .bind(now())
+        .bind(&outcome.manifest)
         .bind(build_id)
         .fetch_one(&self.pool)
         .await?;
@@ -94,15 +97,25 @@ impl Store {
     }
 
     /// Records the release of a successful build: its image and process types with the app's
-    /// current config, in one transaction.
+    /// current config, in one transaction. With `waits`, the release waits for approval
+    /// (a tag deploy), and any release that waited before it is superseded.
     pub async fn create_release_from_build(
         &self,
         app: &App,
         build: &Build,
         description: &str,
         created_by: &str,
+        waits: bool,
     ) -> Result<Release> {
         let mut tx = self.begin().await?;
+        if waits {
+            sqlx::query(
+                "UPDATE releases SET status = 'superseded' WHERE app_id = $1 AND status = 'waiting'",
+            )
+            .bind(app.id)
+            .execute(&mut *tx)
+            .await?;
+        }
         let config = config_of(&mut tx, app.id).await?;
         let release = insert_release(
             &mut tx,
@@ -117,14 +130,23 @@ impl Store {
             &config,
         )
         .await?;
+        let release = if waits {
+            sqlx::query("UPDATE releases SET status = 'waiting' WHERE id = $1")
+                .bind(release.id)
+                .execute(&mut *tx)
+                .await?;
+            Release { status: ReleaseStatus::Waiting, ..release }
+        } else {
+            release
+        };
         tx.commit().await?;
         Ok(release)
     }
 }
 
-const BUILD_COLUMNS: &str = "id, status, source, commit_sha, commit_message, kind, image, \
-                             image_size, process_types, log, error, created_by, created_at, \
-                             finished_at";
-const BUILD_COLUMNS_NO_LOG: &str = "id, status, source, commit_sha, commit_message, kind, \
-                                    image, image_size, process_types, '' AS log, error, \
-                                    created_by, created_at, finished_at";
+const BUILD_COLUMNS: &str = "id, status, source, commit_sha, commit_message, git_tag, manifest, \
+                             kind, image, image_size, process_types, log, error, created_by, \
+                             created_at, finished_at";
+const BUILD_COLUMNS_NO_LOG: &str = "id, status, source, commit_sha, commit_message, git_tag, \
+                                    manifest, kind, image, image_size, process_types, \
+                                    '' AS log, error, created_by, created_at, finished_at";

@@ -234,6 +234,7 @@ mod tests {
                         source: DeploySource::Git,
                         commit_sha: None,
                         commit_message: None,
+                        git_tag: None,
                         created_by: "admin".into(),
                     };
                     let build = store.create_build(&app, &new).await?;
@@ -243,7 +244,7 @@ mod tests {
                         ..Default::default()
                     };
                     let build = store.finish_build(build.id, &outcome).await?;
-                    store.create_release_from_build(&app, &build, "Deploy", "admin").await
+                    store.create_release_from_build(&app, &build, "Deploy", "admin", false).await
                 })
             })
         });

@@ -139,6 +139,9 @@ pub struct App {
     pub id: i64,
     pub name: String,
     pub deploy_branch: String,
+    /// Pushed tags matching this pattern (`*`, `v*`) build a release that waits for
+    /// approval; `None`: tags are refused.
+    pub deploy_tags: Option<String>,
     pub created_by: String,
     pub created_at: String,
 }
@@ -151,6 +154,12 @@ pub enum ReleaseStatus {
     Pending,
     Succeeded,
     Failed,
+    /// Built from a tag, waiting for someone to approve it; the running release serves on.
+    Waiting,
+    /// A waiting release someone turned down.
+    Rejected,
+    /// A waiting release a newer one replaced, or approved as a newer release.
+    Superseded,
 }
 
 /// Where a build is: `building` until it ends `succeeded` or `failed`.
@@ -168,14 +177,24 @@ impl ReleaseStatus {
             ReleaseStatus::Pending => "pending",
             ReleaseStatus::Succeeded => "succeeded",
             ReleaseStatus::Failed => "failed",
+            ReleaseStatus::Waiting => "waiting",
+            ReleaseStatus::Rejected => "rejected",
+            ReleaseStatus::Superseded => "superseded",
         }
     }
 
     fn parse(text: &str) -> Result<ReleaseStatus, StoreError> {
-        [ReleaseStatus::Pending, ReleaseStatus::Succeeded, ReleaseStatus::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown release status {text:?}")))
+        [
+            ReleaseStatus::Pending,
+            ReleaseStatus::Succeeded,
+            ReleaseStatus::Failed,
+            ReleaseStatus::Waiting,
+            ReleaseStatus::Rejected,
+            ReleaseStatus::Superseded,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown release status {text:?}")))
     }
 }
 
@@ -254,6 +273,10 @@ pub struct Build {
     pub source: DeploySource,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
+    /// The tag pushed, for a tag deploy.
+    pub git_tag: Option<String>,
+    /// What the build's paas.toml declares (routes, volumes, jobs), as JSON.
+    pub manifest: Option<String>,
     /// What the builder detected: `python`, `node`, `dockerfile`, …
     pub kind: Option<String>,
     pub image: Option<String>,
@@ -274,6 +297,8 @@ pub(crate) struct BuildRow {
     source: String,
     commit_sha: Option<String>,
     commit_message: Option<String>,
+    git_tag: Option<String>,
+    manifest: Option<String>,
     kind: Option<String>,
     image: Option<String>,
     image_size: Option<i64>,
@@ -300,6 +325,8 @@ impl TryFrom<BuildRow> for Build {
             source: DeploySource::parse(&row.source)?,
             commit_sha: row.commit_sha,
             commit_message: row.commit_message,
+            git_tag: row.git_tag,
+            manifest: row.manifest,
             kind: row.kind,
             image: row.image,
             image_size: row.image_size,
@@ -318,6 +345,7 @@ impl TryFrom<BuildRow> for Build {
 pub struct NewBuild {
     pub source: DeploySource,
     pub commit_sha: Option<String>,
+    pub git_tag: Option<String>,
     pub commit_message: Option<String>,
     pub created_by: String,
 }
@@ -330,6 +358,8 @@ pub struct BuildOutcome {
     pub image: Option<String>,
     pub image_size: Option<i64>,
     pub process_types: BTreeMap<String, String>,
+    /// The build's declared routes, volumes and jobs, as JSON.
+    pub manifest: Option<String>,
     pub log: String,
     pub error: Option<String>,
 }

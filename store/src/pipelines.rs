@@ -105,9 +105,10 @@ impl Store {
         .await?)
     }
 
-    /// Makes a release of `app` that runs `from`'s build as `image` (the same image, tagged
-    /// for this app) with `app`'s own config: a promotion, with no build.
-    pub async fn create_promoted_release(
+    /// Makes a release of `app` that runs `from`'s build as `image` with `app`'s config as it
+    /// is now, and no build: a promotion (`from` is another app's, `image` its image tagged
+    /// for this app), or an approval of a release that waited while the config changed.
+    pub async fn create_release_of_image(
         &self,
         app: &App,
         from: &Release,
@@ -137,11 +138,17 @@ impl Store {
     /// The commit a build was made of, whichever app it was made for (a promoted release
     /// runs another app's build).
     pub async fn build_commit(&self, build_id: i64) -> Result<Option<String>> {
-        let commit: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT commit_sha FROM builds WHERE id = $1")
+        Ok(self.build_source(build_id).await?.0)
+    }
+
+    /// The commit and the tag (for a tag deploy) a build was made of, whichever app it was
+    /// made for.
+    pub async fn build_source(&self, build_id: i64) -> Result<(Option<String>, Option<String>)> {
+        let found: Option<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT commit_sha, git_tag FROM builds WHERE id = $1")
                 .bind(build_id)
                 .fetch_optional(&self.pool)
                 .await?;
-        Ok(commit.and_then(|(sha,)| sha))
+        Ok(found.unwrap_or_default())
     }
 }

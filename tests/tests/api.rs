@@ -39,6 +39,7 @@ async fn release_with_types(server: &TestServer, app: &str, types: &[&str]) {
         source: paas_store::DeploySource::Api,
         commit_sha: None,
         commit_message: None,
+        git_tag: None,
         created_by: "admin".into(),
     };
     let build = store.create_build(&app, &new).await.unwrap();
@@ -48,7 +49,7 @@ async fn release_with_types(server: &TestServer, app: &str, types: &[&str]) {
         ..Default::default()
     };
     let build = store.finish_build(build.id, &outcome).await.unwrap();
-    store.create_release_from_build(&app, &build, "Deploy", "admin").await.unwrap();
+    store.create_release_from_build(&app, &build, "Deploy", "admin", false).await.unwrap();
 }
 
 async fn every_route_needs_a_token(db: Db) {

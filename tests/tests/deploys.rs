@@ -23,6 +23,7 @@ fn tree(dir: PathBuf, sha: Option<&str>) -> SourceTree {
         source: paas_store::DeploySource::Api,
         commit_sha: sha.map(str::to_string),
         commit_message: sha.map(|_| "Add the app".to_string()),
+        git_tag: None,
     }
 }
 

@@ -119,3 +119,88 @@ async fn promote_puts_the_tested_image_on_production_without_a_build() {
     assert!(dev.paas(&["pipelines"]).success().contains("No pipelines yet"));
     assert_eq!(answer(&server, "shop-prod").await["GREETING"], "production");
 }
+
+/// Seed 003's shape: a pushed tag builds a release that waits; approval makes it live (and
+/// the app sees its tag), a rejected one never runs, and a newer tag supersedes a waiting one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tag_deploys_wait_for_approval() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.write("app.py", &APP.replace("\"PAAS_RELEASE\")", "\"PAAS_RELEASE\", \"SOURCE_TAG\")"));
+    dev.write("Procfile", "web: python app.py\n");
+    dev.commit("Report the tag");
+    dev.paas(&["apps:create", "tagged"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+    assert_eq!(answer(&server, "tagged").await["PAAS_RELEASE"], "v2");
+
+    // Tags are refused until the app takes them.
+    dev.git(&["tag", "v1.0.0"]).success();
+    let refused = dev.git(&["push", "paas", "v1.0.0"]).failure();
+    assert!(refused.contains("takes branches only"), "{refused}");
+    let set = dev.paas(&["apps:update", "--deploy-tags", "v*"]).success();
+    assert!(set.contains("Pushed tags matching v* now build a release"), "{set}");
+
+    let pushed = dev.git(&["push", "paas", "v1.0.0"]).success();
+    assert!(pushed.contains("v3 waits for approval"), "{pushed}");
+    assert!(pushed.contains("paas releases:approve v3 -a tagged"), "{pushed}");
+    assert_eq!(answer(&server, "tagged").await["PAAS_RELEASE"], "v2", "v2 serves on");
+    let releases = dev.paas(&["releases"]).success();
+    assert!(releases.contains("waiting") && releases.contains("Deploy tag v1.0.0"), "{releases}");
+
+    let approved = dev.paas(&["releases:approve", "v3"]).success();
+    assert!(approved.contains("tagged runs v3"), "{approved}");
+    let live = answer(&server, "tagged").await;
+    assert_eq!(live["PAAS_RELEASE"], "v3", "{live}");
+    assert_eq!(live["SOURCE_TAG"], "v1.0.0", "{live}");
+    let audit = server.get_json("/audit?app=tagged").await.to_string();
+    assert!(audit.contains("release.approve") && audit.contains("approved v3 as v3"), "{audit}");
+
+    // Two tags in a row: the older waiting one is superseded; the newer is rejected; v3
+    // serves throughout. A config change meanwhile is its own release.
+    dev.write("README.md", "1.1\n");
+    dev.commit("1.1");
+    dev.git(&["tag", "v1.1.0"]).success();
+    dev.git(&["push", "paas", "v1.1.0"]).success();
+    dev.write("README.md", "1.2\n");
+    dev.commit("1.2");
+    dev.git(&["tag", "-a", "v1.2.0", "-m", "An annotated tag"]).success();
+    let pushed = dev.git(&["push", "paas", "v1.2.0"]).success();
+    assert!(pushed.contains("v5 waits for approval"), "{pushed}");
+    let v4 = server.get_json("/apps/tagged/releases/4").await;
+    assert_eq!(v4["status"], "superseded", "{v4}");
+    let refused = dev.paas(&["releases:approve", "v4"]).failure();
+    assert!(refused.contains("v4 is superseded"), "{refused}");
+    dev.paas(&["releases:reject", "v5"]).success();
+    assert_eq!(server.get_json("/apps/tagged/releases/5").await["status"], "rejected");
+    assert_eq!(answer(&server, "tagged").await["PAAS_RELEASE"], "v3");
+
+    // Approving a waiting release after a config change rolls it out as a new release with
+    // today's config, so the newest release is what runs.
+    dev.write("README.md", "1.3\n");
+    dev.commit("1.3");
+    dev.git(&["tag", "v1.3.0"]).success();
+    dev.git(&["push", "paas", "v1.3.0"]).success();
+    dev.paas(&["config:set", "GREETING=hello"]).success();
+    let approved = dev.paas(&["releases:approve", "v6"]).success();
+    assert!(approved.contains("tagged runs v8: Approve v6"), "{approved}");
+    let live = answer(&server, "tagged").await;
+    assert_eq!(
+        (live["GREETING"].as_str(), live["SOURCE_TAG"].as_str()),
+        (Some("hello"), Some("v1.3.0"))
+    );
+
+    for (args, says) in [
+        (&["git", "push", "paas", "nightly"][..], ""),
+        (&["releases:approve", "v2"], "only a release waiting for approval"),
+        (&["apps:update", "--deploy-tags", "v 1"], "is not a tag pattern"),
+    ] {
+        if args[0] == "git" {
+            dev.git(&["tag", "nightly"]).success();
+            let out = dev.git(&args[1..]).failure();
+            assert!(out.contains("deploys tags matching `v*`; `nightly` does not match"), "{out}");
+        } else {
+            let out = dev.paas(args).failure();
+            assert!(out.contains(says), "paas {args:?}: {out}");
+        }
+    }
+}

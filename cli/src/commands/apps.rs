@@ -65,20 +65,37 @@ pub(crate) async fn info(arg: &AppArg) -> Result<()> {
     Ok(())
 }
 
-/// `paas apps:update --deploy-branch BRANCH`.
-pub(crate) async fn update(arg: &AppArg, deploy_branch: Option<String>) -> Result<()> {
-    if deploy_branch.is_none() {
-        bail!("nothing to change: pass --deploy-branch BRANCH");
+/// `paas apps:update --deploy-branch BRANCH`, `--deploy-tags PATTERN`, `--no-deploy-tags`.
+pub(crate) async fn update(
+    arg: &AppArg,
+    deploy_branch: Option<String>,
+    deploy_tags: Option<String>,
+) -> Result<()> {
+    if deploy_branch.is_none() && deploy_tags.is_none() {
+        bail!(
+            "nothing to change: pass --deploy-branch BRANCH, --deploy-tags PATTERN or --no-deploy-tags"
+        );
     }
     let name = app_name(arg)?;
-    let body = UpdateApp { deploy_branch };
+    let body = UpdateApp { deploy_branch: deploy_branch.clone(), deploy_tags: deploy_tags.clone() };
     let info: AppInfo = progress(
         &format!("Updating {name}"),
         client()?.patch(&path(&["apps", &name])?, &body),
         nothing,
     )
     .await?;
-    println!("Pushes to {} now deploy {}", info.app.deploy_branch, info.app.name);
+    if deploy_branch.is_some() {
+        println!("Pushes to {} now deploy {}", info.app.deploy_branch, info.app.name);
+    }
+    match (deploy_tags, &info.app.deploy_tags) {
+        (None, _) => {}
+        (Some(_), Some(pattern)) => println!(
+            "Pushed tags matching {pattern} now build a release of {} that waits for \
+             `paas releases:approve`",
+            info.app.name
+        ),
+        (Some(_), None) => println!("{} no longer deploys tags", info.app.name),
+    }
     Ok(())
 }
 

@@ -4,7 +4,7 @@ use anyhow::Result;
 use paas_server::wire::ReleaseView as Release;
 use paas_store::ReleaseStatus;
 
-use super::{app_name, client, table};
+use super::{app_name, client, nothing, table};
 use crate::AppArg;
 use crate::client::path;
 
@@ -20,9 +20,16 @@ pub(crate) async fn list(arg: &AppArg, num: usize) -> Result<()> {
         .iter()
         .take(num)
         .map(|r| {
+            // Succeeded is the usual case and goes unsaid; the others are what to act on.
+            let status = match r.status {
+                ReleaseStatus::Succeeded => String::new(),
+                ReleaseStatus::Waiting => "waiting for approval".into(),
+                other => other.as_str().to_string(),
+            };
             vec![
                 format!("v{}", r.version),
                 shortened(&r.description, DESCRIPTION_WIDTH),
+                status,
                 r.created_by.clone(),
                 r.created_at.clone(),
             ]
@@ -88,6 +95,22 @@ pub(crate) async fn rollback(arg: &AppArg, version: Option<String>) -> Result<()
     let message = format!("Rolling back {name} to {target}");
     let release = super::progress(&message, work, |r| format!(", v{}", r.version)).await?;
     println!("{}", release.description);
+    Ok(())
+}
+
+/// `releases:approve` and `releases:reject` of a waiting release (`decision` is the route).
+pub(crate) async fn decide(arg: &AppArg, version: &str, decision: &str) -> Result<()> {
+    let name = app_name(arg)?;
+    let number = version.trim_start_matches('v');
+    let path = path(&["apps", &name, "releases", number, decision])?;
+    let verb = if decision == "approve" { "Approving" } else { "Rejecting" };
+    let (client, body) = (client()?, serde_json::json!({}));
+    let work = client.post::<Release>(&path, &body);
+    let release = super::progress(&format!("{verb} {version} of {name}"), work, nothing).await?;
+    match decision {
+        "approve" => println!("{name} runs v{}: {}", release.version, release.description),
+        _ => println!("{version} of {name} is rejected; the running release serves on"),
+    }
     Ok(())
 }
 

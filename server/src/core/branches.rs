@@ -161,6 +161,7 @@ impl Paas {
                     source: DeploySource::Dashboard,
                     commit_sha: Some(sha.clone()),
                     commit_message: Some(commit_message),
+                    git_tag: None,
                 };
                 paas.deploy_locked(&actor, &app, &tree, log, std::future::pending()).await
             }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use paas_builder::{BuildLog, BuildRequest};
-use paas_store::{App, BuildOutcome, DeploySource, NewBuild, Release};
+use paas_store::{App, BuildOutcome, DeploySource, NewBuild, Release, ReleaseStatus};
 use tokio::sync::OwnedMutexGuard;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +37,8 @@ pub struct SourceTree {
     pub source: DeploySource,
     pub commit_sha: Option<String>,
     pub commit_message: Option<String>,
+    /// A pushed tag: the release it makes waits for approval.
+    pub git_tag: Option<String>,
 }
 
 impl Paas {
@@ -147,6 +149,21 @@ impl Paas {
             let release = self
                 .build_and_release_unless(actor, app, tree, log, interrupted, superseded)
                 .await?;
+            if release.status == ReleaseStatus::Waiting {
+                log.step(format!(
+                    "v{} waits for approval; the running release serves until then",
+                    release.version
+                ));
+                log.info(format!(
+                    "Approve it: paas releases:approve v{} -a {} (or reject it: \
+                     paas releases:reject v{})",
+                    release.version, app.name, release.version
+                ));
+                if let Some(build_id) = release.build_id {
+                    self.store().set_build_log(build_id, &log.text()).await?;
+                }
+                return Ok(release);
+            }
             let rolled_out = self.roll_out(app, &release, log).await;
             // The stored log gets the rollout's lines too: a failed health check is there.
             if let Some(build_id) = release.build_id {
@@ -162,6 +179,9 @@ impl Paas {
         };
         self.audit(actor, Some(app), "deploy", detail).await;
         let release = deployed?;
+        if release.status == ReleaseStatus::Waiting {
+            return Ok(release);
+        }
         // Deployed, yet serving nothing: say so, or "deployed" reads as "up".
         let formation = self.store().formation(app).await?;
         let web = formation.get("web").copied();
@@ -213,6 +233,7 @@ impl Paas {
                     source: tree.source,
                     commit_sha: tree.commit_sha.clone(),
                     commit_message: tree.commit_message.clone(),
+                    git_tag: tree.git_tag.clone(),
                     created_by: actor.email().to_string(),
                 },
             )
@@ -251,6 +272,8 @@ impl Paas {
                 image: Some(image.image.clone()),
                 image_size: i64::try_from(image.size).ok(),
                 process_types: image.process_types.clone(),
+                manifest: (!image.manifest.is_empty())
+                    .then(|| serde_json::to_string(&image.manifest).unwrap_or_default()),
                 log: log.text(),
                 error: None,
             },
@@ -271,9 +294,10 @@ impl Paas {
             self.events().emit(&app.name, "deploy", format!("Build {} failed: {reason}", build.id));
             return Err(Error::BuildFailed { build_id: build.id, code, message });
         }
-        let description = match tree.commit_sha.as_deref() {
-            Some(sha) => format!("Deploy {}", &sha[..sha.len().min(7)]),
-            None => format!("Deploy build {}", build.id),
+        let description = match (tree.commit_sha.as_deref(), &tree.git_tag) {
+            (Some(sha), Some(tag)) => format!("Deploy tag {tag} ({})", &sha[..sha.len().min(7)]),
+            (Some(sha), None) => format!("Deploy {}", &sha[..sha.len().min(7)]),
+            (None, _) => format!("Deploy build {}", build.id),
         };
         self.events().emit(&app.name, "deploy", format!("Build {} succeeded", build.id));
         if superseded() {
@@ -288,11 +312,15 @@ impl Paas {
                 return Err(err);
             }
         };
+        let waits = tree.git_tag.is_some();
         let release = self
             .store()
-            .create_release_from_build(app, &build, &description, actor.email())
+            .create_release_from_build(app, &build, &description, actor.email(), waits)
             .await?;
-        self.apply_manifest(actor, app, changes, log).await?;
+        // A waiting release's declarations apply when it is approved.
+        if !waits {
+            self.apply_manifest(actor, app, changes, log).await?;
+        }
         self.announce_release(app, &release);
         tracing::info!(app = %app.name, build = build.id, release = release.version, "build released");
         Ok(release)

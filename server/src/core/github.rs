@@ -445,6 +445,7 @@ impl Paas {
                 source: DeploySource::Github,
                 commit_sha: Some(sha.clone()),
                 commit_message: Some(message),
+                git_tag: None,
             };
             let release = self
                 .deploy_locked_unless(&actor, &app, &tree, &log, std::future::pending(), superseded)

@@ -9,6 +9,7 @@
 mod access;
 mod accounts;
 mod addons;
+mod approvals;
 mod apps;
 mod audit;
 pub(crate) mod auth;

@@ -246,7 +246,7 @@ impl Paas {
             builder.tag_image(&image, &tag).await.map_err(docker)?;
             let promoted = self
                 .store()
-                .create_promoted_release(&app, &release, &tag, &description, actor.email())
+                .create_release_of_image(&app, &release, &tag, &description, actor.email())
                 .await?;
             self.announce_release(&app, &promoted);
             log.step(format!(
@@ -271,9 +271,13 @@ impl Paas {
     }
 
     /// The release of `source` a promotion takes: the one that serves, which must also be
-    /// its latest (a newer one that failed, or still rolls out, is not what was tested).
+    /// its latest that was meant to run (a newer one that failed, or still rolls out, is not
+    /// what was tested; one that waits for approval, or was turned down, never ran).
     async fn promotable_release(&self, source: &App) -> Result<Release> {
-        let latest = self.store().latest_release(source).await?;
+        let latest = self.store().releases(source).await?.into_iter().find(|r| {
+            ![ReleaseStatus::Waiting, ReleaseStatus::Rejected, ReleaseStatus::Superseded]
+                .contains(&r.status)
+        });
         let current = self.store().current_release(source).await?;
         let refuse = |why: String| Err(Error::invalid("release_not_promotable", why));
         match (latest, current) {
@@ -282,7 +286,7 @@ impl Paas {
                 let what = match latest.status {
                     ReleaseStatus::Failed => "failed to roll out",
                     ReleaseStatus::Pending => "is still rolling out",
-                    ReleaseStatus::Succeeded => "is newer",
+                    _ => "is newer",
                 };
                 refuse(format!(
                     "{}'s latest release v{} {what}, so v{} serves: promote once its latest \

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::Paas;
 use super::deploy::SourceTree;
 use super::error::{Error, Result};
-use super::repos::{CheckoutError, Git, Push, branch_head, quarantine_env};
+use super::repos::{CheckoutError, Git, Push, branch_head, peel_to_commit, quarantine_env};
 use crate::wire::{HookEvent, HookRequest, RefUpdate};
 
 /// How often the hook hears from a deploy that is silent: a write to a pusher that went
@@ -62,6 +62,8 @@ enum Verdict {
     Deploy {
         sha: String,
         update: RefUpdate,
+        /// A tag that deploys (waiting for approval), not a branch.
+        tag: Option<String>,
     },
     /// Branches that do not deploy: kept in the repository, to deploy from the dashboard.
     Store(String),
@@ -80,16 +82,54 @@ fn deploy_branches(app: &App) -> Vec<String> {
     branches
 }
 
-/// What a push may do: update the deploy branch (and deploy it), on its own; or update other
-/// branches, which are kept without deploying (the dashboard deploys them on demand). Tags
-/// and other refs are refused.
+/// Whether `tag` matches `pattern`: `*` matches any run of characters (`v*`, `release-*`).
+pub(crate) fn tag_matches(pattern: &str, tag: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let first = parts.next().unwrap_or_default();
+    let Some(mut rest) = tag.strip_prefix(first) else { return false };
+    let parts: Vec<&str> = parts.collect();
+    for (i, part) in parts.iter().enumerate() {
+        if i + 1 == parts.len() {
+            return rest.ends_with(part);
+        }
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// What a push may do: update the deploy branch (and deploy it), on its own; update other
+/// branches, which are kept without deploying (the dashboard deploys them on demand); or,
+/// for an app that deploys tags, push one matching tag, which builds a release that waits
+/// for approval. Other refs are refused.
 fn judge(app: &App, refs: &[RefUpdate]) -> Verdict {
     let branches = deploy_branches(app);
     let branch_list = branches.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(" or ");
     let head = &app.deploy_branch;
     let mut deploy: Option<&RefUpdate> = None;
+    let mut tagged: Option<(&RefUpdate, &str)> = None;
     let mut stored: Vec<&str> = Vec::new();
     for update in refs {
+        if let Some(tag) = update.name.strip_prefix("refs/tags/")
+            && let Some(pattern) = &app.deploy_tags
+        {
+            if !tag_matches(pattern, tag) {
+                return Verdict::Refuse(format!(
+                    "{} deploys tags matching `{pattern}`; `{tag}` does not match",
+                    app.name
+                ));
+            }
+            if update.new == ZERO_SHA {
+                return Verdict::Refuse(format!("the deployed tag `{tag}` cannot be deleted"));
+            }
+            if tagged.is_some() {
+                return Verdict::Refuse("push one tag at a time".into());
+            }
+            tagged = Some((update, tag));
+            continue;
+        }
         let Some(branch) = update.name.strip_prefix("refs/heads/") else {
             return Verdict::Refuse(format!(
                 "{} takes branches only; pushing `{}` is refused",
@@ -108,8 +148,20 @@ fn judge(app: &App, refs: &[RefUpdate]) -> Verdict {
         }
         deploy = Some(update);
     }
+    if let Some((update, tag)) = tagged {
+        if deploy.is_some() || !stored.is_empty() {
+            return Verdict::Refuse(format!("push the tag on its own: git push paas {tag}"));
+        }
+        return Verdict::Deploy {
+            sha: update.new.clone(),
+            update: update.clone(),
+            tag: Some(tag.to_string()),
+        };
+    }
     match (deploy, stored.as_slice()) {
-        (Some(update), []) => Verdict::Deploy { sha: update.new.clone(), update: update.clone() },
+        (Some(update), []) => {
+            Verdict::Deploy { sha: update.new.clone(), update: update.clone(), tag: None }
+        }
         (Some(_), others) => Verdict::Refuse(format!(
             "a push that deploys updates {branch_list} alone; push `{}` separately",
             others.join("`, `")
@@ -135,8 +187,8 @@ async fn run_push(
     events: &mpsc::Sender<HookEvent>,
 ) -> Result<bool> {
     let app = paas.store().app(&push.app).await?;
-    let (sha, update) = match judge(&app, &request.refs) {
-        Verdict::Deploy { sha, update } => (sha, update),
+    let (sha, update, tag) = match judge(&app, &request.refs) {
+        Verdict::Deploy { sha, update, tag } => (sha, update, tag),
         Verdict::Store(message) => {
             for text in message.lines() {
                 let _ = events.send(line(format!("-----> {text}"))).await;
@@ -148,9 +200,14 @@ async fn run_push(
             return Ok(false);
         }
     };
-    let short = &sha[..sha.len().min(7)];
     let repo = git.repo_path(&app.name);
     let env = quarantine_env(&repo, &request.env)?;
+    // An annotated tag names a tag object; the build is of the commit it points at.
+    let sha = match &tag {
+        Some(_) => peel_to_commit(&repo, &sha, &env).await?,
+        None => sha,
+    };
+    let short = &sha[..sha.len().min(7)];
     // One deploy branch per repository, so a clone gets what is deployed: `master` stands in
     // for `main` only where there is no `main`, and becomes the app's deploy branch.
     let adopt_master = update.name == "refs/heads/master" && app.deploy_branch == "main";
@@ -197,6 +254,7 @@ async fn run_push(
         }
         if let Some(version) = deployed_version(paas, &app, &sha).await?
             && !adopt_master
+            && tag.is_none()
         {
             log.step(format!("{short} is already deployed as v{version}; nothing to do"));
             *push.deploy_lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(lock);
@@ -216,6 +274,7 @@ async fn run_push(
             source: paas_store::DeploySource::Git,
             commit_sha: Some(sha.clone()),
             commit_message: Some(commit_message),
+            git_tag: tag.clone(),
         };
         let deployed = paas.deploy_locked(&push.actor, &app, &tree, &log, interrupted).await;
         if deployed.is_ok() && adopt_master {
@@ -265,6 +324,7 @@ mod tests {
             id: 1,
             name: "shop".into(),
             deploy_branch: branch.into(),
+            deploy_tags: None,
             created_by: "a@b".into(),
             created_at: String::new(),
         }
@@ -277,7 +337,11 @@ mod tests {
     #[test]
     fn main_and_master_deploy_other_branches_are_stored() {
         let sha = "a".repeat(40);
-        let deploy = |name: &str| Verdict::Deploy { sha: sha.clone(), update: update(name, &sha) };
+        let deploy = |name: &str| Verdict::Deploy {
+            sha: sha.clone(),
+            update: update(name, &sha),
+            tag: None,
+        };
         let main = update("refs/heads/main", &sha);
         assert_eq!(judge(&app("main"), std::slice::from_ref(&main)), deploy("refs/heads/main"));
         let master = update("refs/heads/master", &sha);
@@ -320,6 +384,48 @@ mod tests {
                 judge(&app("main"), &refs),
                 Verdict::Refuse(m) if m.contains("at a time")
             ));
+        }
+    }
+
+    #[test]
+    fn tags_deploy_where_the_app_takes_them_one_at_a_time() {
+        let sha = "a".repeat(40);
+        let tags = App { deploy_tags: Some("v*".into()), ..app("main") };
+        let v1 = update("refs/tags/v1.4.0", &sha);
+        assert_eq!(
+            judge(&tags, std::slice::from_ref(&v1)),
+            Verdict::Deploy { sha: sha.clone(), update: v1.clone(), tag: Some("v1.4.0".into()) }
+        );
+        let refused = |refs: &[RefUpdate], says: &str| {
+            assert!(
+                matches!(judge(&tags, refs), Verdict::Refuse(m) if m.contains(says)),
+                "{refs:?}"
+            );
+        };
+        refused(&[update("refs/tags/nightly", &sha)], "`nightly` does not match");
+        refused(&[update("refs/tags/v1.4.0", ZERO_SHA)], "cannot be deleted");
+        refused(&[v1.clone(), update("refs/tags/v1.5.0", &sha)], "one tag at a time");
+        refused(&[v1, update("refs/heads/main", &sha)], "push the tag on its own");
+        // Without the setting, tags are refused as before.
+        assert!(matches!(
+            judge(&app("main"), &[update("refs/tags/v1", &sha)]),
+            Verdict::Refuse(m) if m.contains("takes branches only")
+        ));
+    }
+
+    #[test]
+    fn tag_patterns_match_with_stars() {
+        for (pattern, tag, matches) in [
+            ("*", "anything", true),
+            ("v*", "v1.4.0", true),
+            ("v*", "1.4.0", false),
+            ("release-*-eu", "release-7-eu", true),
+            ("release-*-eu", "release-7-us", false),
+            ("v1.4.0", "v1.4.0", true),
+            ("v1.4.0", "v1.4.01", false),
+            ("*-rc", "v2-rc", true),
+        ] {
+            assert_eq!(tag_matches(pattern, tag), matches, "{pattern} {tag}");
         }
     }
 }

@@ -244,6 +244,28 @@ pub(crate) async fn branch_head(repo: &Path, refname: &str) -> Result<Option<Str
     Ok((output.status.success() && !sha.is_empty()).then_some(sha))
 }
 
+/// The commit `sha` names: itself, or the commit an annotated tag points at. `env` lets git
+/// see a push's objects while they are still in quarantine.
+pub(crate) async fn peel_to_commit(
+    repo: &Path,
+    sha: &str,
+    env: &[(String, String)],
+) -> Result<String> {
+    let output = Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "--quiet", &format!("{sha}^{{commit}}")])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .await
+        .map_err(io_error)?;
+    let commit = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    if !output.status.success() || commit.is_empty() {
+        return Err(Error::invalid("not_a_commit", format!("{sha} does not name a commit")));
+    }
+    Ok(commit)
+}
+
 /// How many commits `to` has that `from` lacks (`git rev-list --count from..to`), if the
 /// repository has both.
 pub(crate) async fn commits_between(repo: &Path, from: &str, to: &str) -> Option<u64> {

@@ -367,11 +367,16 @@ impl Paas {
         index: u32,
     ) -> Result<ProcessSpec> {
         let mut spec = spec_for(app, release, image, process_type, index);
-        // The commit it runs, as Heroku names it; a promoted release's is its build's.
-        if let Some(build) = release.build_id
-            && let Some(commit) = self.store().build_commit(build).await?
-        {
-            spec.env.insert("SOURCE_VERSION".into(), commit);
+        // The commit it runs, as Heroku names it (a promoted release's is its build's), and
+        // the tag a tag deploy was made of.
+        if let Some(build) = release.build_id {
+            let (commit, tag) = self.store().build_source(build).await?;
+            if let Some(commit) = commit {
+                spec.env.insert("SOURCE_VERSION".into(), commit);
+            }
+            if let Some(tag) = tag {
+                spec.env.insert("SOURCE_TAG".into(), tag);
+            }
         }
         // A type a route sends paths to listens on PORT like web, and is health-checked.
         let routed = self.store().routes(Some(app)).await?;

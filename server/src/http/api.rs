@@ -60,6 +60,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/builds", get(list_builds)),
         (Method::GET, "/apps/{app}/builds/{id}", get(show_build)),
         (Method::POST, "/apps/{app}/rollback", post(rollback)),
+        (Method::POST, "/apps/{app}/releases/{version}/approve", post(approve_release)),
+        (Method::POST, "/apps/{app}/releases/{version}/reject", post(reject_release)),
         (Method::GET, "/apps/{app}/ps", get(list_processes)),
         (Method::POST, "/apps/{app}/ps/restart", post(restart_processes)),
         (Method::GET, "/apps/{app}/logs", get(stream_logs)),
@@ -203,6 +205,9 @@ async fn update_app(
     let mut app = paas.app_for(&actor, &name).await?;
     if let Some(branch) = body.deploy_branch {
         app = paas.set_deploy_branch(&actor, &app, &branch).await?;
+    }
+    if let Some(pattern) = body.deploy_tags {
+        app = paas.set_deploy_tags(&actor, &app, &pattern).await?;
     }
     Ok(Json(app_info(&paas, app).await?))
 }
@@ -350,6 +355,27 @@ async fn rollback(
     let version = body.version.as_deref().map(parse_version).transpose()?;
     let log = paas_builder::BuildLog::new();
     Ok(Json(paas.rollback(&actor, &app, version, &log).await?.into()))
+}
+
+async fn approve_release(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<ReleaseView>> {
+    let app = paas.app_for(&actor, &name).await?;
+    let version = parse_version(&version)?;
+    let log = paas_builder::BuildLog::new();
+    Ok(Json(paas.approve_release(&actor, &app, version, &log).await?.into()))
+}
+
+async fn reject_release(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path((name, version)): Path<(String, String)>,
+) -> Result<Json<ReleaseView>> {
+    let app = paas.app_for(&actor, &name).await?;
+    let version = parse_version(&version)?;
+    Ok(Json(paas.reject_release(&actor, &app, version).await?.into()))
 }
 
 async fn list_routes(

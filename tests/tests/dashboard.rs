@@ -311,3 +311,57 @@ async fn the_dashboard_guards_every_route(db: Db) {
     let after = http.get(format!("{}/", server.url)).header("cookie", &ann.cookie).send().await;
     assert_eq!(after.unwrap().status(), StatusCode::SEE_OTHER, "the session ended");
 }
+
+/// The pipeline page: create a pipeline and put apps in it, promote staging to production
+/// with a button, and approve a tag deploy that waits, in a real browser.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelines_promote_and_approve_from_the_dashboard() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let token = add_user(&server, "ann@example.com").await;
+    let shots = screenshot_dir().join("pipelines");
+    let dev = Developer::of(&server.url, &token, "python-stdlib");
+    dev.paas(&["apps:create", "shop-staging"]).success();
+    dev.paas(&["apps:create", "shop-prod", "--remote", "prod"]).success();
+    dev.paas(&["apps:update", "-a", "shop-prod", "--deploy-tags", "v*"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+
+    let browser = Browser::start(1280).await;
+    browser.goto(&format!("{}/pipelines", server.url)).await;
+    sign_in(&browser, "ann@example.com").await;
+    browser.wait_for_text("No pipelines yet", Duration::from_secs(10)).await;
+    browser.find("#new-pipeline").await.type_text("shop").await;
+    press(&browser, "Create pipeline").await;
+    browser.wait_for_text("Created pipeline shop", Duration::from_secs(10)).await;
+    for (app, stage) in [("shop-staging", "staging"), ("shop-prod", "production")] {
+        browser.find("#stage-app").await.type_text(app).await;
+        browser
+            .run(&format!("document.querySelector('#stage').value = '{stage}'; return true;"))
+            .await;
+        press(&browser, "Add to shop").await;
+        browser
+            .wait_for_text(&format!("Added {app} at stage {stage}"), Duration::from_secs(10))
+            .await;
+    }
+
+    press(&browser, "Promote to production").await;
+    let page = browser
+        .wait_for_text("Promoted shop-staging to shop-prod v", Duration::from_secs(30))
+        .await;
+    assert!(page.contains("up to date with shop-staging"), "{page}");
+    browser.screenshot(&shots, "promoted").await;
+    let answered = server.app_request("shop-prod.localhost", "/").await;
+    assert_eq!(answered.status(), 200);
+
+    // A tag pushed to production waits; the pipeline page approves it.
+    dev.git(&["tag", "v1.0.0"]).success();
+    dev.git(&["push", "prod", "v1.0.0"]).success();
+    browser.goto(&format!("{}/pipelines/shop", server.url)).await;
+    let page = browser.wait_for_text("waits for approval", Duration::from_secs(10)).await;
+    assert!(page.contains("Deploy tag v1.0.0"), "{page}");
+    browser.screenshot(&shots, "waiting").await;
+    press(&browser, "Approve v3").await;
+    browser.wait_for_text("Approved v3: shop-prod runs v3", Duration::from_secs(30)).await;
+    let audit = server.get_json("/audit?app=shop-prod").await.to_string();
+    assert!(audit.contains("ann@example.com") && audit.contains("release.approve"), "{audit}");
+    browser.quit().await;
+}

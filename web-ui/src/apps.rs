@@ -25,7 +25,7 @@ impl Notice {
 }
 
 /// Back to `path` with a notice.
-fn done(path: &str, notice: &str) -> Response {
+pub(crate) fn done(path: &str, notice: &str) -> Response {
     use axum::response::IntoResponse;
     Redirect::to(&format!("{path}?notice={}", encode(notice))).into_response()
 }
@@ -815,6 +815,8 @@ pub(crate) async fn unlink_github(
 }
 
 struct ReleaseRow {
+    /// Waits for approval: the page offers approve and reject.
+    waiting: bool,
     version: i64,
     description: String,
     status: String,
@@ -866,6 +868,7 @@ pub(crate) async fn releases(
                 let (commit, message) =
                     r.build_id.and_then(|id| builds.get(&id).cloned()).unwrap_or_default();
                 ReleaseRow {
+                    waiting: r.status == paas_server::core::ReleaseStatus::Waiting,
                     current: current == Some(r.version),
                     can_roll_back: r.image.is_some()
                         && r.status == paas_server::core::ReleaseStatus::Succeeded
@@ -943,6 +946,40 @@ pub(crate) async fn confirm_rollback(
             keys: release.config.into_keys().collect(),
         }),
         Err(err) => page::error_page(Some(signed_in.layout(app.name)), &err),
+    }
+}
+
+/// Approve or reject a waiting release from the releases page.
+pub(crate) async fn approve(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    CsrfForm { signed_in, form }: CsrfForm<crate::pipelines::DecisionForm>,
+) -> Response {
+    decided(&paas, &signed_in, &name, &form, true).await
+}
+
+pub(crate) async fn reject(
+    State(paas): State<Paas>,
+    Path(name): Path<String>,
+    CsrfForm { signed_in, form }: CsrfForm<crate::pipelines::DecisionForm>,
+) -> Response {
+    decided(&paas, &signed_in, &name, &form, false).await
+}
+
+async fn decided(
+    paas: &Paas,
+    signed_in: &SignedIn,
+    name: &str,
+    form: &crate::pipelines::DecisionForm,
+    approve: bool,
+) -> Response {
+    if form.app() != name {
+        let err = Error::invalid("invalid_body", "the form is for another app");
+        return page::error_page(Some(signed_in.layout(name.to_string())), &err);
+    }
+    match crate::pipelines::decide(paas, signed_in, form, approve).await {
+        Ok(notice) => done(&format!("/apps/{name}/releases"), &notice),
+        Err(err) => page::error_page(Some(signed_in.layout(name.to_string())), &err),
     }
 }
 

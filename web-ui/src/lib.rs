@@ -9,6 +9,7 @@
 mod account;
 mod apps;
 mod page;
+mod pipelines;
 mod session;
 mod stream;
 
@@ -48,6 +49,15 @@ pub fn routes() -> Vec<(&'static str, &'static str, MethodRouter<Paas>)> {
         ("GET", "/apps/{app}/builds/{id}", get(apps::build)),
         ("GET", "/apps/{app}/logs", get(apps::logs)),
         ("GET", "/apps/{app}/logs/stream", get(stream::app_logs)),
+        ("POST", "/apps/{app}/releases/approve", post(apps::approve)),
+        ("POST", "/apps/{app}/releases/reject", post(apps::reject)),
+        ("GET", "/pipelines", get(pipelines::list)),
+        ("POST", "/pipelines", post(pipelines::create)),
+        ("GET", "/pipelines/{pipeline}", get(pipelines::show)),
+        ("POST", "/pipelines/{pipeline}/apps", post(pipelines::add_app)),
+        ("POST", "/pipelines/{pipeline}/promote", post(pipelines::promote)),
+        ("POST", "/pipelines/{pipeline}/approve", post(pipelines::approve)),
+        ("POST", "/pipelines/{pipeline}/reject", post(pipelines::reject)),
         ("GET", "/account", get(account::page)),
         ("POST", "/account/password", post(account::change_password)),
         ("POST", "/account/tokens", post(account::create_token)),

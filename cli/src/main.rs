@@ -210,6 +210,34 @@ enum Command {
         #[arg(long)]
         stage: String,
     },
+    /// Give each pull request on GitHub an app of its own (PIPELINE-pr-N, stage review): made
+    /// when the pull request opens, deployed at each update, destroyed with all it owned when
+    /// it closes. Pull requests come through the GitHub link of --from (an app of the
+    /// pipeline), whose config vars --copy-config copies.
+    #[command(
+        name = "pipelines:review-apps",
+        after_help = "Example:\n  paas pipelines:review-apps shop --from shop-staging \\\n    \
+            --copy-config SECRET_KEY --copy-config DJANGO_SETTINGS_MODULE --addon postgres\n  \
+            paas pipelines:review-apps shop --off"
+    )]
+    PipelinesReviewApps {
+        name: String,
+        /// The pipeline's app linked to the GitHub repository.
+        #[arg(long, required_unless_present = "off")]
+        from: Option<String>,
+        /// A config var of --from to copy into each review app; repeat for several.
+        #[arg(long = "copy-config", value_name = "KEY")]
+        copy_config: Vec<String>,
+        /// An add-on each review app gets its own of (postgres, redis); repeat for several.
+        #[arg(long = "addon", value_name = "SERVICE")]
+        addons: Vec<String>,
+        /// Also for pull requests from forks (their code then runs with the copied config).
+        #[arg(long)]
+        forks: bool,
+        /// Turn review apps off (those that exist go when their pull requests close).
+        #[arg(long, conflicts_with_all = ["from", "copy_config", "addons", "forks"])]
+        off: bool,
+    },
     /// Take an app out of its pipeline (the app stays as it is).
     #[command(name = "pipelines:remove")]
     PipelinesRemove(AppArg),
@@ -716,6 +744,15 @@ async fn run(command: Command) -> anyhow::Result<()> {
             commands::pipelines::add(&name, &app, &stage).await
         }
         Command::PipelinesRemove(app) => commands::pipelines::remove(&app).await,
+        Command::PipelinesReviewApps { name, from, copy_config, addons, forks, off } => {
+            let settings = from.filter(|_| !off).map(|app| paas_server::core::ReviewApps {
+                app,
+                copy_config,
+                addons,
+                forks,
+            });
+            commands::pipelines::review_apps(&name, settings).await
+        }
         Command::PipelinesDestroy { name, confirm } => {
             commands::pipelines::destroy(&name, confirm).await
         }

@@ -3,6 +3,9 @@
 CREATE TABLE pipelines (
     id          BIGSERIAL PRIMARY KEY,
     name        TEXT NOT NULL UNIQUE,
+    -- Review apps for pull requests: JSON (the app whose GitHub link they come from, config
+    -- vars to copy, add-ons to create, whether forks' pull requests get one); NULL: none.
+    review      TEXT,
     created_by  TEXT NOT NULL,
     created_at  TEXT NOT NULL
 );

@@ -563,6 +563,8 @@ pub struct AppRoute {
 pub struct Pipeline {
     pub id: i64,
     pub name: String,
+    /// Review apps' settings, as JSON; `None`: no review apps.
+    pub review: Option<String>,
     pub created_by: String,
     pub created_at: String,
 }

@@ -8,7 +8,7 @@ impl Store {
     pub async fn create_pipeline(&self, name: &str, created_by: &str) -> Result<Pipeline> {
         sqlx::query_as(
             "INSERT INTO pipelines (name, created_by, created_at) VALUES ($1, $2, $3)
-             RETURNING id, name, created_by, created_at",
+             RETURNING id, name, review, created_by, created_at",
         )
         .bind(name)
         .bind(created_by)
@@ -19,19 +19,35 @@ impl Store {
     }
 
     pub async fn pipelines(&self) -> Result<Vec<Pipeline>> {
-        Ok(sqlx::query_as("SELECT id, name, created_by, created_at FROM pipelines ORDER BY name")
-            .fetch_all(&self.pool)
-            .await?)
+        Ok(sqlx::query_as(
+            "SELECT id, name, review, created_by, created_at FROM pipelines ORDER BY name",
+        )
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     pub async fn pipeline(&self, name: &str) -> Result<Pipeline> {
         let found: Option<Pipeline> = sqlx::query_as(
-            "SELECT id, name, created_by, created_at FROM pipelines WHERE name = $1",
+            "SELECT id, name, review, created_by, created_at FROM pipelines WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.pool)
         .await?;
         found.ok_or_else(|| StoreError::NotFound(format!("pipeline {name}")))
+    }
+
+    /// Sets (or with `None` ends) the pipeline's review apps, as JSON.
+    pub async fn set_pipeline_review(
+        &self,
+        pipeline: &Pipeline,
+        review: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("UPDATE pipelines SET review = $1 WHERE id = $2")
+            .bind(review)
+            .bind(pipeline.id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Deletes the pipeline; its apps stay, in no pipeline. False if there was none.

@@ -273,3 +273,153 @@ async fn pushes_on_github_deploy_signed_once_and_newest_first(db: Db) {
         deliver(&server, "push", "after-unlink", Some(&sign(&secret, &body)), body).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "an unlinked app's secret is no longer good");
 }
+
+/// A `pull_request` payload as GitHub sends it (the fields paas reads, and some it does not).
+fn pull_request_payload(action: &str, number: u64, sha: &str, head_repo: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "action": action,
+        "number": number,
+        "pull_request": {
+            "number": number,
+            "state": if action == "closed" { "closed" } else { "open" },
+            "head": {"sha": sha, "ref": "feature", "repo": {"full_name": head_repo}},
+            "base": {"ref": "main", "repo": {"full_name": "octo/shop"}},
+        },
+        "repository": {"full_name": "octo/shop", "name": "shop"},
+        "sender": {"login": "octocat"},
+    }))
+    .unwrap()
+}
+
+/// Answers with what the review app runs and was given.
+const REVIEW_APP: &str = r#"
+import json, os
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+
+class Handler(BaseHTTPRequestHandler):
+    def do_GET(self):
+        keys = ("SOURCE_VERSION", "SECRET_KEY", "REDIS_URL", "PAAS_APP")
+        body = json.dumps({k: os.environ.get(k) for k in keys}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+HTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
+"#;
+
+fn docker_lists(args: &[&str]) -> String {
+    let out = std::process::Command::new("docker").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A pull request opened on the linked repository gets a review app with the pipeline's
+/// config and add-ons, serving the pull request's commit, and its URL as a commit status; a
+/// fork's gets none; closing it removes the app with its containers, volume and add-on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_requests_get_review_apps_that_go_when_they_close() {
+    let github = FakeGithub::start().await;
+    let (web, api) = (github.url.clone(), format!("{}/api", github.url));
+    let server = TestServer::start_with(Db::Sqlite, move |config| {
+        config.git.github_url = web;
+        config.git.github_api_url = api;
+    })
+    .await;
+    let remote = github.create_repo("octo/shop");
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.write("app.py", REVIEW_APP);
+    dev.write("Procfile", "web: python app.py\n");
+    dev.commit("Report what runs");
+    dev.git(&["remote", "add", "github", remote.to_str().unwrap()]).success();
+    dev.git(&["push", "-q", "github", "main"]).success();
+    dev.paas(&["apps:create", "shop-staging", "--no-remote"]).success();
+    let out = dev
+        .paas_fed(
+            &["github:link", "octo/shop", "--token-stdin", "-a", "shop-staging"],
+            format!("{TOKEN}\n").into_bytes(),
+        )
+        .success();
+    let secret = secret_of(&out);
+    dev.paas(&["config:set", "-a", "shop-staging", "SECRET_KEY=s3cret", "OTHER=not-copied"])
+        .success();
+    dev.paas(&["pipelines:create", "shop"]).success();
+    dev.paas(&["pipelines:add", "shop", "-a", "shop-staging", "--stage", "staging"]).success();
+    let on = dev
+        .paas(&[
+            "pipelines:review-apps",
+            "shop",
+            "--from",
+            "shop-staging",
+            "--copy-config",
+            "SECRET_KEY",
+            "--addon",
+            "redis",
+        ])
+        .success();
+    assert!(on.contains("Review apps: each pull request on shop-staging's GitHub"), "{on}");
+
+    // The pull request's branch, with a volume declared, as GitHub keeps it.
+    dev.git(&["checkout", "-q", "-b", "feature"]).success();
+    dev.write("paas.toml", "[volumes]\nmedia = \"/app/media\"\n");
+    let sha = dev.commit("A feature with uploads");
+    dev.git(&["push", "-q", "github", "feature:refs/pull/7/head"]).success();
+
+    let payload = pull_request_payload("opened", 7, &sha, "octo/shop");
+    let (status, body) =
+        deliver(&server, "pull_request", "pr-7-opened", Some(&sign(&secret, &payload)), payload)
+            .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let serving = || async {
+        let response = server.app_request("shop-pr-7.localhost", "/").await;
+        response.status() == 200
+            && response.json::<Value>().await.is_ok_and(|v| v["SOURCE_VERSION"] == sha.as_str())
+    };
+    wait_until("the review app serves the pull request", Duration::from_secs(180), serving).await;
+    let env: Value = server.app_request("shop-pr-7.localhost", "/").await.json().await.unwrap();
+    assert_eq!(env["SECRET_KEY"], "s3cret", "{env}");
+    assert!(env["REDIS_URL"].as_str().is_some_and(|u| u.starts_with("redis://")), "{env}");
+    let config = server.get_json("/apps/shop-pr-7/config").await;
+    assert!(config.get("OTHER").is_none(), "only the keys asked for: {config}");
+    let reported = || async {
+        github.statuses().iter().any(|s| {
+            s.body["context"] == "paas/review-app"
+                && s.body["state"] == "success"
+                && s.body["target_url"].as_str().is_some_and(|u| u.contains("shop-pr-7"))
+        })
+    };
+    wait_until("the review app's URL on GitHub", Duration::from_secs(10), reported).await;
+    let status = dev.paas(&["pipelines", "shop"]).success();
+    assert!(status.contains("review") && status.contains("shop-pr-7"), "{status}");
+    let volume = format!("{}-app-shop-pr-7.media", server.docker_network());
+    assert_eq!(
+        docker_lists(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]),
+        volume
+    );
+
+    // A fork's pull request runs nothing.
+    let fork = pull_request_payload("opened", 8, &sha, "mallory/shop");
+    let (status, body) =
+        deliver(&server, "pull_request", "pr-8-opened", Some(&sign(&secret, &fork)), fork).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert!(body.to_string().contains("comes from the fork mallory/shop"), "{body}");
+
+    // Closing it removes the app and everything it owned.
+    let closed = pull_request_payload("closed", 7, &sha, "octo/shop");
+    let (status, body) =
+        deliver(&server, "pull_request", "pr-7-closed", Some(&sign(&secret, &closed)), closed)
+            .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let gone = || async {
+        server.api(reqwest::Method::GET, "/apps/shop-pr-7").send().await.unwrap().status()
+            == StatusCode::NOT_FOUND
+    };
+    wait_until("the review app is removed", Duration::from_secs(60), gone).await;
+    let label = "label=io.paas.app=shop-pr-7";
+    assert_eq!(docker_lists(&["ps", "-aq", "--filter", label]), "", "its containers");
+    assert_eq!(docker_lists(&["volume", "ls", "-q", "--filter", &format!("name={volume}")]), "");
+    let addons = server.get_json("/addons").await;
+    assert_eq!(addons.as_array().unwrap().len(), 0, "its add-on: {addons}");
+    assert!(server.get_json("/apps/shop-staging").await["name"] == "shop-staging");
+}

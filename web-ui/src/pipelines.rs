@@ -71,7 +71,7 @@ struct PipelinePage {
     layout: Layout,
     name: String,
     rows: Vec<StageRow>,
-    stages: [&'static str; 3],
+    stages: &'static [&'static str],
     notice: Option<String>,
 }
 
@@ -127,7 +127,7 @@ pub(crate) async fn show(
             layout: signed_in.layout(format!("Pipeline {name}")),
             name,
             rows,
-            stages: STAGES,
+            stages: &STAGES,
             notice: notice.into_inner(),
         }),
         Err(err) => page::error_page(Some(signed_in.layout("Pipelines")), &err),

@@ -1,7 +1,7 @@
 //! `paas pipelines…`: apps in stages, and promoting the image one stage runs to the next.
 
 use anyhow::{Result, bail};
-use paas_server::core::PipelineStatus;
+use paas_server::core::{PipelineStatus, ReviewApps};
 use paas_server::wire::{AddToPipeline, CreatePipeline, Promote, Promoted};
 
 use super::{app_name, client, nothing, progress, table};
@@ -56,6 +56,22 @@ fn print_status(status: &PipelineStatus) {
         ]);
     }
     print!("{}", table(&rows));
+    if let Some(review) = &status.review {
+        let mut line = format!(
+            "Review apps: each pull request on {}'s GitHub repository gets {}-pr-N",
+            review.app, status.name
+        );
+        if !review.copy_config.is_empty() {
+            line.push_str(&format!(", with {} copied", review.copy_config.join(", ")));
+        }
+        if !review.addons.is_empty() {
+            line.push_str(&format!(" and its own {}", review.addons.join(", ")));
+        }
+        if review.forks {
+            line.push_str("; forks' too");
+        }
+        println!("{line}");
+    }
 }
 
 pub(crate) async fn create(name: &str) -> Result<()> {
@@ -74,6 +90,24 @@ pub(crate) async fn add(name: &str, arg: &AppArg, stage: &str) -> Result<()> {
     let message = format!("Adding {app} to {name} at stage {stage}");
     let status: PipelineStatus = progress(&message, client()?.post(&url, &body), nothing).await?;
     print_status(&status);
+    Ok(())
+}
+
+pub(crate) async fn review_apps(name: &str, settings: Option<ReviewApps>) -> Result<()> {
+    let url = path(&["pipelines", name, "review-apps"])?;
+    let client = client()?;
+    match settings {
+        Some(settings) => {
+            let message = format!("Turning review apps of {name} on");
+            let status: PipelineStatus =
+                progress(&message, client.put(&url, &settings), nothing).await?;
+            print_status(&status);
+        }
+        None => {
+            let message = format!("Turning review apps of {name} off");
+            progress(&message, client.delete(&url), nothing).await?;
+        }
+    }
     Ok(())
 }
 

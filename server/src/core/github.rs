@@ -63,11 +63,32 @@ pub struct DeliveryAnswer {
     pub message: String,
 }
 
-/// A push waiting to deploy: what deploys is the branch's tip when its turn comes.
+/// A push waiting to deploy: what deploys is the branch's tip when its turn comes. With
+/// `review`, a pull request's review app to deploy or remove instead.
 #[derive(Clone)]
 struct Job {
     delivery: i64,
     link: GithubLink,
+    review: Option<ReviewJob>,
+}
+
+/// What to fetch from the linked repository and deploy, and the commit status's context.
+struct GithubFetch {
+    refspec: String,
+    /// The ref the fetch updates here, whose tip deploys.
+    tracking: String,
+    /// `branch main`, `pull request #7`, for messages.
+    what: String,
+    context: &'static str,
+}
+
+/// A pull request event for a review app.
+#[derive(Clone)]
+struct ReviewJob {
+    pipeline: String,
+    number: u64,
+    /// Closed: the review app goes.
+    closed: bool,
 }
 
 /// Per app: the newest push waiting, whether a deploy runs, and a counter that moves when a
@@ -107,6 +128,26 @@ struct Repository {
 #[derive(Deserialize)]
 struct AnyPayload {
     repository: Option<Repository>,
+}
+
+/// The fields of a `pull_request` event paas reads.
+#[derive(Deserialize)]
+struct PullRequestPayload {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    head: PullRequestHead,
+}
+
+#[derive(Deserialize)]
+struct PullRequestHead {
+    sha: String,
+    /// Gone when the fork was deleted.
+    repo: Option<Repository>,
 }
 
 /// `OWNER/REPO`, as GitHub allows them.
@@ -258,8 +299,12 @@ impl Paas {
             };
             return answer(200, format!("pong: {} is linked to {}", app.name, link.repository));
         }
+        if event == "pull_request" {
+            return self.pull_request_delivery(id, &app, link, body).await;
+        }
         if event != "push" {
-            let outcome = format!("ignored: paas acts on push events, not {event}");
+            let outcome =
+                format!("ignored: paas acts on push and pull_request events, not {event}");
             return match self.store().record_delivery(id, Some(&app), event, None, &outcome).await?
             {
                 Some(_) => answer(202, outcome),
@@ -295,15 +340,99 @@ impl Paas {
         if ignored.is_some() {
             return answer(202, outcome);
         }
-        self.queue_github_deploy(&app, Job { delivery: row, link });
+        self.queue_github_deploy(&app.name, Job { delivery: row, link, review: None });
         answer(202, format!("deploying {} to {}", &sha[..7], app.name))
+    }
+
+    /// A signed `pull_request` delivery to `source`'s link: queues its review app's deploy
+    /// (opened, reopened, updated) or removal (closed), where `source`'s pipeline has review
+    /// apps; anything else is recorded as ignored, with why.
+    async fn pull_request_delivery(
+        &self,
+        id: &str,
+        source: &App,
+        link: GithubLink,
+        body: &[u8],
+    ) -> Result<DeliveryAnswer> {
+        let answer = |status: u16, message: String| Ok(DeliveryAnswer { status, message });
+        let pr: PullRequestPayload = serde_json::from_slice(body).map_err(|e| {
+            Error::BadRequest(format!("not a pull_request event GitHub sends: {e}"))
+        })?;
+        let sha = pr.pull_request.head.sha.to_ascii_lowercase();
+        let head_repo = pr.pull_request.head.repo.map(|r| r.full_name).unwrap_or_default();
+        let review = self.review_apps_of(&source.name).await?;
+        let (job, ignored) = match (&review, pr.action.as_str()) {
+            (None, _) => (
+                None,
+                Some(format!(
+                    "ignored: pull request #{}: no pipeline has review apps from {}",
+                    pr.number, source.name
+                )),
+            ),
+            (Some((pipeline, _)), "closed") => (
+                Some(ReviewJob {
+                    pipeline: pipeline.name.clone(),
+                    number: pr.number,
+                    closed: true,
+                }),
+                None,
+            ),
+            (Some((_, settings)), "opened" | "reopened" | "synchronize")
+                if !super::review_apps::review_allowed(&link, &head_repo, settings) =>
+            {
+                (
+                    None,
+                    Some(format!(
+                        "ignored: pull request #{} comes from the fork {head_repo}, and review apps \
+                     of forks are off",
+                        pr.number
+                    )),
+                )
+            }
+            (Some((pipeline, _)), "opened" | "reopened" | "synchronize") => (
+                Some(ReviewJob {
+                    pipeline: pipeline.name.clone(),
+                    number: pr.number,
+                    closed: false,
+                }),
+                None,
+            ),
+            (Some(_), action) => (
+                None,
+                Some(format!(
+                    "ignored: paas acts on pull requests opened, updated or closed, not {action}"
+                )),
+            ),
+        };
+        let outcome = match (&job, &ignored) {
+            (_, Some(reason)) => reason.clone(),
+            (Some(job), None) if job.closed => format!("removing the review app of #{}", pr.number),
+            _ => format!("queued #{} at {}", pr.number, &sha[..sha.len().min(7)]),
+        };
+        let commit =
+            (sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit())).then_some(sha.as_str());
+        let store = self.store();
+        let row = match store
+            .record_delivery(id, Some(source), "pull_request", commit, &outcome)
+            .await?
+        {
+            Some(row) => Some(row),
+            None => store.retry_delivery(id, commit, &outcome).await?,
+        };
+        let Some(row) = row else {
+            return answer(200, format!("delivery {id} was received before; nothing to do"));
+        };
+        let Some(job) = job else { return answer(202, outcome) };
+        let name = super::review_apps::review_app_name(&job.pipeline, job.number)?;
+        self.queue_github_deploy(&name, Job { delivery: row, link, review: Some(job) });
+        answer(202, outcome)
     }
 
     /// Puts a push in the app's waiting slot (replacing an older one, and telling a build
     /// under way that a newer commit came) and starts the app's worker if none runs.
-    fn queue_github_deploy(&self, app: &App, job: Job) {
+    fn queue_github_deploy(&self, app: &str, job: Job) {
         let mut apps = self.github_queue.apps.lock().unwrap_or_else(|p| p.into_inner());
-        let queue = apps.entry(app.name.clone()).or_insert_with(|| AppQueue {
+        let queue = apps.entry(app.to_string()).or_insert_with(|| AppQueue {
             waiting: None,
             running: false,
             newer: watch::channel(0).0,
@@ -319,7 +448,7 @@ impl Paas {
         if !queue.running {
             queue.running = true;
             let paas = self.clone();
-            let name = app.name.clone();
+            let name = app.to_string();
             tokio::spawn(async move { paas.github_worker(&name).await });
         }
     }
@@ -346,7 +475,12 @@ impl Paas {
             // each build for the next would build every commit of a burst in part).
             let superseded = move || newer.has_changed().unwrap_or(false);
             // A panic in a deploy must not leave the app's worker marked running forever.
-            let deployed = std::panic::AssertUnwindSafe(self.deploy_github_push(&job, &superseded));
+            let deployed = std::panic::AssertUnwindSafe(async {
+                match &job.review {
+                    Some(review) => self.deploy_review_job(&job, review, &superseded).await,
+                    None => self.deploy_github_push(&job, &superseded).await,
+                }
+            });
             let deployed =
                 futures_util::FutureExt::catch_unwind(deployed).await.unwrap_or_else(|_| {
                     Err(Error::Internal("the deploy of a GitHub push panicked".into()))
@@ -364,19 +498,17 @@ impl Paas {
         }
     }
 
-    /// Deploys the tip of the linked branch as the user who linked the repository, if the
-    /// link, the app and that user's access are still what they were when the push came;
-    /// reports the outcome to GitHub. Returns what came of it, in words.
-    async fn deploy_github_push(
+    /// The app a delivery came for, its link, and the user deploys act as (who linked the
+    /// repository), if all are still what they were when it came; else why it is skipped.
+    async fn linked_actor(
         &self,
         job: &Job,
-        superseded: &(dyn Fn() -> bool + Send + Sync),
-    ) -> Result<String> {
+    ) -> Result<std::result::Result<(App, GithubLink, Actor), String>> {
         // The app and link as they are now: destroyed, unlinked or linked elsewhere since the
         // push came means nothing to do (an app of the same name is another app).
         let app = match self.store().app(&job.link.app).await {
             Ok(app) if app.id == job.link.app_id => app,
-            _ => return Ok("skipped: the app is gone".into()),
+            _ => return Ok(Err("skipped: the app is gone".into())),
         };
         let unchanged = |l: &GithubLink| {
             l.repository == job.link.repository
@@ -384,7 +516,7 @@ impl Paas {
                 && l.secret == job.link.secret
         };
         let Some(link) = self.store().github_link(&app).await?.filter(unchanged) else {
-            return Ok("skipped: the GitHub link changed since".into());
+            return Ok(Err("skipped: the GitHub link changed since".into()));
         };
         let user = match self.store().user(&link.created_by).await {
             Ok(user) => user,
@@ -407,32 +539,103 @@ impl Paas {
                 link.created_by, app.name
             )));
         }
+        Ok(Ok((app, link, actor)))
+    }
+
+    /// Deploys the tip of the linked branch as the user who linked the repository, if the
+    /// link, the app and that user's access are still what they were when the push came;
+    /// reports the outcome to GitHub. Returns what came of it, in words.
+    async fn deploy_github_push(
+        &self,
+        job: &Job,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<String> {
+        let (app, link, actor) = match self.linked_actor(job).await? {
+            Ok(found) => found,
+            Err(skipped) => return Ok(skipped),
+        };
+        let fetch = GithubFetch {
+            refspec: format!("+refs/heads/{}:refs/github/{}", link.branch, link.branch),
+            tracking: format!("refs/github/{}", link.branch),
+            what: format!("branch {}", link.branch),
+            context: "paas",
+        };
+        self.deploy_from_github(&actor, &app, &link, &fetch, superseded).await
+    }
+
+    /// A pull request's review app: made (or found) and deployed with the pull request's
+    /// head, or, once it is closed, removed with all it owned.
+    async fn deploy_review_job(
+        &self,
+        job: &Job,
+        review: &ReviewJob,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<String> {
+        let (source, link, actor) = match self.linked_actor(job).await? {
+            Ok(found) => found,
+            Err(skipped) => return Ok(skipped),
+        };
+        if review.closed {
+            return self.remove_review_app(&actor, &review.pipeline, review.number).await;
+        }
+        let settings = self.review_apps_of(&source.name).await?;
+        let Some((pipeline, settings)) = settings.filter(|(p, _)| p.name == review.pipeline) else {
+            return Ok("skipped: the pipeline's review apps were turned off".into());
+        };
+        let app = self.review_app(&actor, &source, &pipeline, &settings, review.number).await?;
+        let number = review.number;
+        let fetch = GithubFetch {
+            refspec: format!("+refs/pull/{number}/head:refs/github/pr-{number}"),
+            tracking: format!("refs/github/pr-{number}"),
+            what: format!("pull request #{number}"),
+            context: "paas/review-app",
+        };
+        self.deploy_from_github(&actor, &app, &link, &fetch, superseded).await
+    }
+
+    /// Fetches what `fetch` names from the linked repository into `app`'s, deploys its tip
+    /// (unless that already runs), and reports the outcome to GitHub as a commit status.
+    async fn deploy_from_github(
+        &self,
+        actor: &Actor,
+        app: &App,
+        link: &GithubLink,
+        fetch: &GithubFetch,
+        superseded: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<String> {
         let log = BuildLog::new();
         // Fetching too happens under the deploy lock: a destroyed app's repository is not
         // made again, and the tip read is the one deployed.
-        let _lock = self.lock_deploys(&app, &log).await?;
+        let _lock = self.lock_deploys(app, &log).await?;
         if superseded() {
             return Err(Error::Conflict(super::deploy::SUPERSEDED.into()));
         }
         let git =
             self.git.clone().ok_or_else(|| Error::Unavailable("git is not enabled".into()))?;
         let repo = git.ensure_repo(&app.name).await?;
-        let tracking = format!("refs/github/{}", link.branch);
-        self.fetch_from_github(&link, &repo, &format!("+refs/heads/{}:{tracking}", link.branch))
-            .await?;
-        // The branch's tip on GitHub is what deploys: a delivery that came late names an
-        // older commit, which must not replace a newer one.
-        let Some(sha) = super::repos::branch_head(&repo, &tracking).await? else {
+        self.fetch_from_github(link, &repo, &fetch.refspec).await?;
+        // The tip on GitHub is what deploys: a delivery that came late names an older
+        // commit, which must not replace a newer one.
+        let Some(sha) = super::repos::branch_head(&repo, &fetch.tracking).await? else {
             return Err(Error::invalid(
                 "no_branch",
-                format!("{} has no branch {}", link.repository, link.branch),
+                format!("{} has no {}", link.repository, fetch.what),
             ));
         };
         let short = sha[..7.min(sha.len())].to_string();
-        if let Some(version) = super::push::deployed_version(self, &app, &sha).await? {
-            return Ok(format!("{short}, the branch's tip, is already deployed as v{version}"));
+        if let Some(version) = super::push::deployed_version(self, app, &sha).await? {
+            return Ok(format!(
+                "{short}, the tip of the {}, is already deployed as v{version}",
+                fetch.what
+            ));
         }
-        self.report_status(&link, &sha, "pending", &format!("deploying {short}"), None).await;
+        let report = |state: &'static str, text: String, url: Option<String>| {
+            let (link, sha) = (link.clone(), sha.clone());
+            async move {
+                self.report_status(&link, &sha, fetch.context, state, &text, url.as_deref()).await
+            }
+        };
+        report("pending", format!("deploying {short} to {}", app.name), None).await;
         let result = async {
             let checkout = git.scratch_dir(&app.name).await?;
             let message = match git.checkout(&repo, &sha, &[], checkout.path()).await {
@@ -448,7 +651,7 @@ impl Paas {
                 git_tag: None,
             };
             let release = self
-                .deploy_locked_unless(&actor, &app, &tree, &log, std::future::pending(), superseded)
+                .deploy_locked_unless(actor, app, &tree, &log, std::future::pending(), superseded)
                 .await?;
             // The app's deploy branch follows what runs, as after a git push.
             let refname = format!("refs/heads/{}", app.deploy_branch);
@@ -463,16 +666,15 @@ impl Paas {
         .await;
         match &result {
             Ok(version) => {
-                let url = self.web_url(&app);
-                let text = format!("deployed as v{version}");
-                self.report_status(&link, &sha, "success", &text, Some(&url)).await;
+                let text = format!("{} deployed as v{version}", app.name);
+                report("success", text, Some(self.web_url(app))).await;
             }
             // Not released because a newer commit waits: that one's status tells.
             Err(Error::Conflict(message)) if message == super::deploy::SUPERSEDED => {}
             Err(err) => {
                 let reason = err.public_message();
-                let reason = reason.lines().next().unwrap_or_default();
-                self.report_status(&link, &sha, "failure", reason, None).await;
+                let reason = reason.lines().next().unwrap_or_default().to_string();
+                report("failure", reason, None).await;
             }
         }
         result.map(|version| format!("deployed v{version} ({short})"))
@@ -555,6 +757,7 @@ impl Paas {
         &self,
         link: &GithubLink,
         sha: &str,
+        context: &str,
         state: &str,
         description: &str,
         target_url: Option<&str>,
@@ -567,7 +770,7 @@ impl Paas {
         );
         let mut body = serde_json::json!({
             "state": state,
-            "context": "paas",
+            "context": context,
             "description": description.chars().take(140).collect::<String>(),
         });
         if let Some(target) = target_url {

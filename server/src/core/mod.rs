@@ -27,6 +27,7 @@ mod paas;
 mod pipelines;
 pub(crate) mod push;
 pub(crate) mod repos;
+mod review_apps;
 mod rollout;
 mod routes;
 mod sessions;
@@ -58,6 +59,7 @@ pub use paas_store::{
 };
 pub use pipelines::{PipelineStatus, STAGES, StagedApp};
 pub use repos::Git;
+pub use review_apps::ReviewApps;
 pub use routes::MAX_ROUTES;
 pub use sessions::SESSION_SECS;
 pub use volumes::MAX_VOLUMES;

@@ -13,14 +13,15 @@ use super::audit::Actor;
 use super::error::{Error, Result};
 use super::validate;
 
-/// The stages, in the order releases move through them.
-pub const STAGES: [&str; 3] = ["development", "staging", "production"];
+/// The stages, in the order releases move through them; `review` holds the review apps of
+/// pull requests.
+pub const STAGES: [&str; 4] = ["review", "development", "staging", "production"];
 
 fn stage_index(stage: &str) -> Result<usize> {
     STAGES.iter().position(|s| *s == stage).ok_or_else(|| {
         Error::invalid(
             "invalid_stage",
-            format!("{stage:?} is not a stage: use development, staging or production"),
+            format!("{stage:?} is not a stage: use review, development, staging or production"),
         )
     })
 }
@@ -30,6 +31,9 @@ fn stage_index(stage: &str) -> Result<usize> {
 pub struct PipelineStatus {
     pub name: String,
     pub apps: Vec<StagedApp>,
+    /// Review apps for pull requests, when on.
+    #[serde(default)]
+    pub review: Option<super::ReviewApps>,
 }
 
 /// An app of a pipeline, and what it runs.
@@ -160,7 +164,8 @@ impl Paas {
             apps[i].behind = behind;
             apps[i].behind_of = Some(name);
         }
-        Ok(PipelineStatus { name: pipeline.name.clone(), apps })
+        let review = pipeline.review.as_deref().and_then(|json| serde_json::from_str(json).ok());
+        Ok(PipelineStatus { name: pipeline.name.clone(), apps, review })
     }
 
     /// Releases `source`'s current image on the apps of the next stage of its pipeline (or

@@ -103,6 +103,12 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/pipelines/{pipeline}", get(super::pipelines::show)),
         (Method::DELETE, "/pipelines/{pipeline}", delete(super::pipelines::destroy)),
         (Method::POST, "/pipelines/{pipeline}/apps", post(super::pipelines::add_app)),
+        (Method::PUT, "/pipelines/{pipeline}/review-apps", put(super::pipelines::set_review_apps)),
+        (
+            Method::DELETE,
+            "/pipelines/{pipeline}/review-apps",
+            delete(super::pipelines::end_review_apps),
+        ),
         (Method::DELETE, "/apps/{app}/pipeline", delete(super::pipelines::remove_app)),
         (Method::POST, "/apps/{app}/promote", post(super::pipelines::promote)),
     ]

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 
 use super::api::ApiJson;
-use crate::core::{Actor, Error, Paas, PipelineStatus, Result};
+use crate::core::{Actor, Error, Paas, PipelineStatus, Result, ReviewApps};
 use crate::wire::{AddToPipeline, ConfirmQuery, CreatePipeline, Promote, Promoted};
 
 pub(super) async fn list(State(paas): State<Paas>) -> Result<Json<Vec<String>>> {
@@ -67,6 +67,34 @@ pub(super) async fn remove_app(
 ) -> Result<StatusCode> {
     let app = paas.app_for(&actor, &app).await?;
     paas.remove_from_pipeline(&actor, &app).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(super) async fn set_review_apps(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<ReviewApps>,
+) -> Result<Json<PipelineStatus>> {
+    let pipeline = paas.pipeline(&name).await?;
+    paas.set_review_apps(&actor, &pipeline, Some(&body)).await?;
+    let pipeline = paas.pipeline(&name).await?;
+    Ok(Json(paas.pipeline_status(&actor, &pipeline).await?))
+}
+
+pub(super) async fn end_review_apps(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<StatusCode> {
+    let pipeline = paas.pipeline(&name).await?;
+    // Only someone with access to the app the review apps come from may turn them off.
+    if let Some(json) = &pipeline.review {
+        let settings: ReviewApps =
+            serde_json::from_str(json).map_err(|e| Error::Internal(e.to_string()))?;
+        paas.app_for(&actor, &settings.app).await?;
+    }
+    paas.set_review_apps(&actor, &pipeline, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -30,7 +30,7 @@ pub(crate) async fn link(
          Payload URL:   {}{}\n  \
          Content type:  {}\n  \
          Secret:        {}\n  \
-         Events:        Just the push event\n\n\
+         Events:        Just the push event (add Pull requests for review apps)\n\n\
          The secret is shown this once.",
         linked.branch,
         linked.repository,

@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-pub use table::{PathRoute, Route, RouteTable};
+pub use table::{PathRoute, Route, RouteTable, TableFile, loaded_path, write_atomically};
 pub use trust::TrustedProxies;
 
 use backend::Backend;

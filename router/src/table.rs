@@ -16,6 +16,39 @@ pub struct RouteTable {
     pub routes: Vec<Route>,
 }
 
+/// The routing table as a file, for a router in another process (`paas router --table`):
+/// the table and its generation. The router says which generation it serves by writing it to
+/// [`loaded_path`], so the control plane knows when an old backend no longer gets requests.
+/// A file without a generation (written by hand) loads as generation 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableFile {
+    #[serde(default)]
+    pub generation: u64,
+    #[serde(flatten)]
+    pub table: RouteTable,
+}
+
+/// Where the router acknowledges a table file: `TABLE.loaded` beside it, holding the
+/// generation it serves.
+pub fn loaded_path(table: &std::path::Path) -> std::path::PathBuf {
+    let mut name = table.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".loaded");
+    table.with_file_name(name)
+}
+
+/// Replaces `path` with `bytes` so a reader sees the old file or the new one, never half of
+/// either: written beside it, flushed to disk, then renamed over it.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".tmp{}", std::process::id()));
+    let temporary = path.with_file_name(name);
+    let mut file = std::fs::File::create(&temporary)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, path)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Route {
     pub app: String,

@@ -41,6 +41,17 @@ pub struct ServerConfig {
     #[command(flatten)]
     pub router: RouterSettings,
 
+    /// Where the router runs: `in-process` (in this server, on --router-listen; for a
+    /// laptop) or `external` (a `paas router --table FILE` of its own, which keeps serving
+    /// while this server restarts or is upgraded; this server writes the routing table to
+    /// --router-table and does not listen on --router-listen).
+    #[arg(long = "router", env = "PAAS_ROUTER", default_value = "in-process", value_parser = ["in-process", "external"])]
+    pub router_mode: String,
+
+    /// The routing table file an external router follows (with --router external).
+    #[arg(long, env = "PAAS_ROUTER_TABLE", required_if_eq("router_mode", "external"))]
+    pub router_table: Option<PathBuf>,
+
     #[command(flatten)]
     pub build: BuildSettings,
 
@@ -261,6 +272,8 @@ impl ServerConfig {
             docker_network: DEFAULT_NETWORK.into(),
             keep_releases: 5,
             router: RouterSettings::default(),
+            router_mode: "in-process".into(),
+            router_table: None,
             build: BuildSettings {
                 base_images: "auto".into(),
                 build_ca_file: None,
@@ -284,6 +297,7 @@ impl ServerConfig {
             self.init_token_file.as_mut(),
             self.git.hook_bin.as_mut(),
             self.backup_dir.as_mut(),
+            self.router_table.as_mut(),
         ]
         .into_iter()
         .flatten()
@@ -291,6 +305,11 @@ impl ServerConfig {
             *path = std::path::absolute(&*path)?;
         }
         Ok(self)
+    }
+
+    /// The table file of an external router, when the router runs on its own.
+    pub fn external_router_table(&self) -> Option<&std::path::Path> {
+        (self.router_mode == "external").then_some(self.router_table.as_deref()).flatten()
     }
 
     /// Where add-on backups go: `--backup-dir`, else `DATA_DIR/backups`.

@@ -94,7 +94,15 @@ pub async fn start_with(
     let initial_token = bootstrap_admin(&store, config.init_token_file.as_deref()).await?;
 
     let (listener, addr) = bind(config.listen).await?;
-    let (router_listener, router_addr) = bind(config.router.listen).await?;
+    // With an external router, it listens: this server only writes its table.
+    let external = config.external_router_table().map(std::path::Path::to_path_buf);
+    let (router_listener, router_addr) = match &external {
+        Some(_) => (None, config.router.listen),
+        None => {
+            let (listener, addr) = bind(config.router.listen).await?;
+            (Some(listener), addr)
+        }
+    };
     let router = paas_router::Router::new(config.router.router_config());
     let lost = store.mark_lost_deliveries().await?;
     if lost > 0 {
@@ -129,7 +137,7 @@ pub async fn start_with(
         config.git.max_push_mb.saturating_mul(1024 * 1024),
         usize::from(config.git.git_max_requests),
     );
-    let paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
+    let mut paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)
         .with_git(git)
         .with_trusted_proxies(config.trusted_proxies.clone())
@@ -142,6 +150,10 @@ pub async fn start_with(
         )
         .with_backup_dir(config.backup_dir())
         .keeping_release_images(usize::from(config.keep_releases));
+    if let Some(table) = external {
+        tracing::info!(table = %table.display(), "the router runs on its own (paas router --table); writing its routing table");
+        paas = paas.with_router_file(table);
+    }
     // Add-ons first, so the apps adopted next find their databases up; but one that takes
     // long to come up (a big recovery) must not keep every app off the air: after a while
     // the rest of the start goes on, and the add-ons come up beside it.
@@ -155,6 +167,7 @@ pub async fn start_with(
         tracing::warn!("add-ons still starting; starting the apps meanwhile");
     }
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
+    paas.router_file_ready().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let crash_watch = paas.watch_crashes();
     let scheduler = paas.schedule_loop();
 
@@ -174,7 +187,13 @@ pub async fn start_with(
         let stopped = async move {
             let _ = edge_stopped.wait_for(|stop| *stop).await;
         };
-        router.serve(router_listener, stopped).await
+        match router_listener {
+            Some(listener) => router.serve(listener, stopped).await,
+            None => {
+                stopped.await;
+                Ok(())
+            }
+        }
     };
     let task = tokio::spawn(async move {
         let (api, edge) = tokio::join!(api, edge);

@@ -101,20 +101,9 @@ pub(crate) async fn show(
             rows.push(StageRow {
                 stage: staged.stage.clone(),
                 app: staged.app.clone(),
-                release: match (staged.release, &staged.description) {
-                    (Some(v), Some(d)) => format!("v{v} {d}"),
-                    _ => "nothing deployed".into(),
-                },
-                commit: staged
-                    .commit
-                    .as_deref()
-                    .map(|c| c[..c.len().min(7)].to_string())
-                    .unwrap_or_default(),
-                behind: match (staged.behind, &staged.behind_of) {
-                    (Some(0), Some(of)) => format!("up to date with {of}"),
-                    (Some(n), Some(of)) => format!("{n} commits behind {of}"),
-                    _ => String::new(),
-                },
+                release: staged.runs(),
+                commit: staged.short_commit(),
+                behind: staged.behind_words(),
                 promote_to,
                 waiting,
             });

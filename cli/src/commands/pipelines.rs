@@ -37,22 +37,12 @@ fn print_status(status: &PipelineStatus) {
     }
     let mut rows = vec![["STAGE", "APP", "RELEASE", "COMMIT", "BEHIND"].map(String::from).to_vec()];
     for app in &status.apps {
-        let behind = match (&app.behind, &app.behind_of) {
-            (Some(0), Some(of)) => format!("up to date with {of}"),
-            (Some(n), Some(of)) => {
-                format!("{n} commit{} behind {of}", if *n == 1 { "" } else { "s" })
-            }
-            _ => String::new(),
-        };
         rows.push(vec![
             app.stage.clone(),
             app.app.clone(),
-            match (app.release, &app.description) {
-                (Some(v), Some(d)) => format!("v{v} {d}"),
-                _ => "(nothing deployed)".into(),
-            },
-            app.commit.as_deref().map(|c| c[..c.len().min(7)].to_string()).unwrap_or_default(),
-            behind,
+            app.runs(),
+            app.short_commit(),
+            app.behind_words(),
         ]);
     }
     print!("{}", table(&rows));

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use paas_router::{RouteTable, Router};
+use paas_router::{Router, TableFile, loaded_path, write_atomically};
 use paas_server::RouterSettings;
 
 #[derive(clap::Args)]
@@ -14,7 +14,9 @@ pub(crate) struct RouterArgs {
     #[command(flatten)]
     settings: RouterSettings,
     /// The routing table, as JSON: {"routes": [{"app": "shop", "hosts": ["shop.example.com"],
-    /// "backends": ["10.0.0.5:5000"]}]}. Sent SIGHUP, the router reloads it.
+    /// "backends": ["10.0.0.5:5000"]}]}, as `paas server --router external` writes it. Each
+    /// new version is picked up within a tenth of a second (SIGHUP forces a reload); one that
+    /// cannot be read leaves the last table serving.
     #[arg(long, env = "PAAS_ROUTER_TABLE")]
     table: PathBuf,
     /// Log format: `human` or `json`.
@@ -25,38 +27,142 @@ pub(crate) struct RouterArgs {
 pub(crate) async fn run(args: RouterArgs) -> Result<()> {
     super::server::init_tracing(&args.log_format);
     let router = Router::new(args.settings.router_config());
-    let table = load(&args.table)?;
-    let _ = router.set_table(&table);
-    tracing::info!(routes = table.routes.len(), path = %args.table.display(), "routing table loaded");
+    // No table yet (paas server writes it at its start): serve 404s until there is one.
+    let acks = Acks::new(&args.table);
+    let mut seen = None;
+    if args.table.exists() {
+        seen = reload(&router, &args.table, &seen, &acks, false);
+    } else {
+        tracing::warn!(path = %args.table.display(), "no routing table yet; waiting for paas server to write it");
+    }
     let listener = tokio::net::TcpListener::bind(args.settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.settings.listen))?;
-    #[cfg(unix)]
-    tokio::spawn(reload_on_hangup(router.clone(), args.table.clone()));
+    tokio::spawn(follow(router.clone(), args.table.clone(), seen, acks));
     router.serve(listener, super::server::shutdown_signal()).await?;
     Ok(())
 }
 
-fn load(path: &Path) -> Result<RouteTable> {
+/// How often the table file is looked at: a deploy's switch waits at most this long for the
+/// router, beside the time to read it.
+const POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Follows the table file: each new version (or a SIGHUP) is loaded, and its generation
+/// written to `TABLE.loaded`. A file that cannot be read or parsed is logged and the table
+/// served so far kept: the router never depends on the control plane being up.
+async fn follow(router: Router, path: PathBuf, mut seen: Option<Stamp>, acks: Acks) {
+    #[cfg(unix)]
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let forced = match hangups.as_mut() {
+            Some(signal) => tokio::select! {
+                _ = signal.recv() => true,
+                () = tokio::time::sleep(POLL) => false,
+            },
+            None => {
+                tokio::time::sleep(POLL).await;
+                false
+            }
+        };
+        #[cfg(not(unix))]
+        let forced = {
+            tokio::time::sleep(POLL).await;
+            false
+        };
+        if forced || stamp(&path) != seen {
+            seen = reload(&router, &path, &seen, &acks, true);
+        }
+    }
+}
+
+/// A file's identity for change detection: modification time and length.
+type Stamp = (std::time::SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// The generations loaded and not yet drained. A generation is acknowledged (written to
+/// `TABLE.loaded`) once the requests in flight to the backends it removed are done, and only
+/// when every older one is too: the control plane stops an old process after its ack.
+#[derive(Clone)]
+struct Acks {
+    path: PathBuf,
+    state: std::sync::Arc<std::sync::Mutex<(std::collections::BTreeSet<u64>, u64)>>,
+}
+
+impl Acks {
+    fn new(table: &Path) -> Acks {
+        Acks { path: loaded_path(table), state: Default::default() }
+    }
+
+    fn loaded(&self, generation: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0.insert(generation);
+        state.1 = state.1.max(generation);
+    }
+
+    fn drained(&self, generation: u64) {
+        let acked = {
+            let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            state.0.remove(&generation);
+            match state.0.first() {
+                Some(oldest) => oldest.saturating_sub(1),
+                None => state.1,
+            }
+        };
+        if let Err(err) = write_atomically(&self.path, acked.to_string().as_bytes()) {
+            tracing::warn!(error = %err, "cannot acknowledge the routing table");
+        }
+    }
+}
+
+/// Loads the table at `path` into `router`, and acknowledges its generation once what it
+/// took out is drained; on failure keeps what it serves. Returns the stamp to compare with
+/// next.
+fn reload(
+    router: &Router,
+    path: &Path,
+    before: &Option<Stamp>,
+    acks: &Acks,
+    logged: bool,
+) -> Option<Stamp> {
+    let now = stamp(path);
+    match load(path) {
+        Ok(file) => {
+            let draining = router.set_table(&file.table);
+            acks.loaded(file.generation);
+            let (acks, generation) = (acks.clone(), file.generation);
+            tokio::spawn(async move {
+                draining.wait(std::time::Duration::from_secs(30)).await;
+                acks.drained(generation);
+            });
+            if logged {
+                tracing::info!(
+                    routes = file.table.routes.len(),
+                    generation = file.generation,
+                    "routing table reloaded"
+                );
+            } else {
+                tracing::info!(routes = file.table.routes.len(), path = %path.display(), "routing table loaded");
+            }
+            now
+        }
+        Err(err) => {
+            // Logged once per version of the file, not every poll.
+            if now != *before {
+                tracing::error!(error = %format!("{err:#}"), "routing table not reloaded; serving the last one");
+            }
+            now
+        }
+    }
+}
+
+fn load(path: &Path) -> Result<TableFile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the routing table {}", path.display()))?;
     serde_json::from_str(&text)
         .with_context(|| format!("{} is not a valid routing table", path.display()))
-}
-
-/// Reloads the table on SIGHUP; a bad file is logged and the current table kept.
-#[cfg(unix)]
-async fn reload_on_hangup(router: Router, path: PathBuf) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let Ok(mut hangups) = signal(SignalKind::hangup()) else { return };
-    while hangups.recv().await.is_some() {
-        match load(&path) {
-            Ok(table) => {
-                let draining = router.set_table(&table);
-                tracing::info!(routes = table.routes.len(), "routing table reloaded");
-                tokio::spawn(draining.wait(std::time::Duration::from_secs(30)));
-            }
-            Err(err) => tracing::error!(error = %format!("{err:#}"), "routing table not reloaded"),
-        }
-    }
 }

@@ -29,6 +29,7 @@ pub(crate) mod push;
 pub(crate) mod repos;
 mod review_apps;
 mod rollout;
+mod router_file;
 mod routes;
 mod sessions;
 mod supervise;

@@ -55,6 +55,8 @@ pub struct Paas {
     pub(crate) image_namespace: Option<String>,
     /// Where add-on backups are written.
     pub(crate) backup_dir: std::path::PathBuf,
+    /// The table file of a router in another process (`--router external`).
+    router_file: Option<Arc<super::router_file::RouterFile>>,
 }
 
 impl Paas {
@@ -80,6 +82,7 @@ impl Paas {
             trusted_proxies: Default::default(),
             image_namespace: None,
             backup_dir: std::path::PathBuf::from("backups"),
+            router_file: None,
         }
     }
 
@@ -126,6 +129,24 @@ impl Paas {
     pub fn with_github(mut self, github: super::github::GithubSettings) -> Paas {
         self.github = github;
         self
+    }
+
+    /// The router runs in another process (`paas router --table FILE`): every routing table
+    /// is also written to `table`, once [`Paas::router_file_ready`] says the server has
+    /// adopted what runs.
+    pub fn with_router_file(mut self, table: std::path::PathBuf) -> Paas {
+        self.router_file = Some(Arc::new(super::router_file::RouterFile::new(table)));
+        self
+    }
+
+    /// The server has adopted the running containers: the external router's table may be
+    /// written from now on (before, it would have lacked every app).
+    pub async fn router_file_ready(&self) -> Result<()> {
+        if let Some(file) = &self.router_file {
+            file.set_ready();
+            self.sync_routes().await?;
+        }
+        Ok(())
     }
 
     /// Apps get git repositories here, and pushes deploy.
@@ -209,9 +230,13 @@ impl Paas {
         Ok(())
     }
 
-    /// Swaps in a fresh table; the backends that left it are returned to be drained.
+    /// Swaps in a fresh table; the backends that left it are returned to be drained. An
+    /// external router gets it too, and is waited for until it serves it.
     pub async fn apply_routes(&self) -> Result<paas_router::Draining> {
         let table = self.route_table().await?;
+        if let Some(file) = &self.router_file {
+            file.publish(&table).await;
+        }
         Ok(self.router.set_table(&table))
     }
 

@@ -52,6 +52,32 @@ pub struct StagedApp {
     pub behind_of: Option<String>,
 }
 
+impl StagedApp {
+    /// The commit it runs, shortened as git shows it.
+    pub fn short_commit(&self) -> String {
+        self.commit.as_deref().map(|c| c[..c.len().min(7)].to_string()).unwrap_or_default()
+    }
+
+    /// `v14 Deploy 3f9c2e1`, or that nothing is deployed.
+    pub fn runs(&self) -> String {
+        match (self.release, &self.description) {
+            (Some(version), Some(description)) => format!("v{version} {description}"),
+            _ => "(nothing deployed)".into(),
+        }
+    }
+
+    /// `1 commit behind shop-staging`, `up to date with shop-staging`, or nothing when there
+    /// is nothing to compare with.
+    pub fn behind_words(&self) -> String {
+        match (self.behind, &self.behind_of) {
+            (Some(0), Some(of)) => format!("up to date with {of}"),
+            (Some(1), Some(of)) => format!("1 commit behind {of}"),
+            (Some(n), Some(of)) => format!("{n} commits behind {of}"),
+            _ => String::new(),
+        }
+    }
+}
+
 impl Paas {
     pub async fn create_pipeline(&self, actor: &Actor, name: &str) -> Result<Pipeline> {
         validate::app_name(name).map_err(|_| {

@@ -52,6 +52,12 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "the database was brought to schema version {database} by a newer paas; this paas \
+         knows versions up to {binary} and does not start, so as not to damage it: run the \
+         newer paas, or restore a backup taken before the upgrade (docs/operations.md)"
+    )]
+    SchemaTooNew { database: i64, binary: i64 },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -99,10 +105,26 @@ impl Store {
             });
         }
         let pool = options.connect(url).await?;
-        match backend {
-            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite").run(&pool).await?,
-            Backend::Postgres => sqlx::migrate!("../migrations/postgres").run(&pool).await?,
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("../migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("../migrations/postgres"),
+        };
+        // A binary older than the schema (a downgrade, or an old binary started by mistake)
+        // stops here, before it reads or writes data it does not understand.
+        let binary = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let applied: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
+                .fetch_optional(&pool)
+                .await
+                .ok()
+                .flatten();
+        if let Some((Some(database),)) = applied
+            && database > binary
+        {
+            pool.close().await;
+            return Err(StoreError::SchemaTooNew { database, binary });
         }
+        migrator.run(&pool).await?;
         Ok(Store { pool, backend })
     }
 
@@ -190,6 +212,30 @@ mod tests {
             "postgres://paas:***@db:5432/paas"
         );
         assert_eq!(redact_url("sqlite:///data/paas.db"), "sqlite:///data/paas.db");
+    }
+
+    /// A database a newer paas migrated is refused, with what to do, and left as it was.
+    #[tokio::test]
+    async fn a_schema_newer_than_this_binary_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("paas.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, \
+             checksum, execution_time) VALUES (9999, 'from the future', CURRENT_TIMESTAMP, \
+             1, x'00', 0)",
+        )
+        .execute(&store.pool)
+        .await
+        .unwrap();
+        store.close().await;
+        let err = Store::connect(&url).await.unwrap_err();
+        assert!(matches!(err, StoreError::SchemaTooNew { database: 9999, .. }), "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("newer paas") && message.contains("restore a backup"),
+            "{message}"
+        );
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! The paas control plane: it owns the store and exposes the operations over HTTP.
 
+pub mod backup;
 pub mod config;
 pub mod core;
 pub mod http;

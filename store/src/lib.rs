@@ -142,6 +142,29 @@ impl Store {
         self.backend
     }
 
+    /// Writes a consistent copy of a SQLite database to `path` while the server runs
+    /// (`VACUUM INTO`: one read transaction, the result compacted). PostgreSQL is backed up
+    /// with `pg_dump` instead.
+    pub async fn backup_sqlite_into(&self, path: &std::path::Path) -> Result<()> {
+        if self.backend != Backend::Sqlite {
+            return Err(StoreError::UnsupportedUrl("a PostgreSQL store (use pg_dump)".into()));
+        }
+        sqlx::query("VACUUM INTO $1")
+            .bind(path.to_string_lossy().into_owned())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The schema version this database is at.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let (version,): (Option<i64>,) =
+            sqlx::query_as("SELECT MAX(version) FROM _sqlx_migrations")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

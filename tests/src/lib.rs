@@ -141,6 +141,11 @@ impl TestServer {
         }
     }
 
+    /// The settings it runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
     /// The Docker network this server's app containers join.
     pub fn docker_network(&self) -> &str {
         &self.config.docker_network

@@ -104,3 +104,74 @@ async fn an_external_router_serves_through_deploys_restarts_and_a_stopped_contro
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(get(http.clone()).await.is_ok_and(|r| r.status() == 200));
 }
+
+/// `paas server backup DIR` while paas runs, restored into a fresh data directory: the
+/// restored server has the same apps, config, releases, tokens and git history, and serves
+/// the app again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restores_into_a_fresh_data_dir_serving_the_same_apps() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.paas(&["apps:create", "kept"]).success();
+    dev.paas(&["config:set", "GREETING=from before the backup"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+    let pushed = dev.head();
+
+    let out = tempfile::tempdir().unwrap();
+    let backup = out.path().join("backup");
+    let run_backup = || {
+        Command::new(paas_bin())
+            .args(["server", "--data-dir"])
+            .arg(&server.config().data_dir)
+            .arg("backup")
+            .arg(&backup)
+            .env("DATABASE_URL", server.config().database_url())
+            .output()
+            .unwrap()
+    };
+    let made = run_backup();
+    let said =
+        String::from_utf8_lossy(&made.stdout).into_owned() + &String::from_utf8_lossy(&made.stderr);
+    assert!(made.status.success(), "{said}");
+    assert!(said.contains("the sqlite database") && said.contains("1 git repository"), "{said}");
+    let summary = std::fs::read_to_string(backup.join("paas-backup.json")).unwrap();
+    assert!(summary.contains("\"kept\""), "{summary}");
+    // A backup never mixes with another.
+    let again = run_backup();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+
+    // Restore: the database file and the repositories into a new data directory.
+    let fresh = tempfile::tempdir().unwrap();
+    let data = fresh.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::copy(backup.join("paas.db"), data.join("paas.db")).unwrap();
+    let copied = Command::new("cp").arg("-a").arg(backup.join("repos")).arg(&data).status();
+    assert!(copied.unwrap().success());
+    let url = format!("sqlite://{}?mode=rwc", data.join("paas.db").display());
+    let restored =
+        paas_tests::ServerProcess::start(fresh.path(), &url, &paas_tests::test_network(), None)
+            .await;
+
+    // The same token, app, config and releases; the app runs again once started here.
+    let dev = Developer::of(&restored.url, &server.token, "python-stdlib");
+    let config = dev.paas(&["config", "-a", "kept"]).success();
+    assert!(config.contains("from before the backup"), "{config}");
+    let releases = dev.paas(&["releases", "-a", "kept"]).success();
+    assert!(releases.contains("Current: v3"), "{releases}");
+    dev.paas(&["ps:restart", "-a", "kept"]).success();
+    let page = reqwest::Client::new()
+        .get(format!("http://{}/", restored.router))
+        .header("host", "kept.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let head = Command::new("git")
+        .arg("--git-dir")
+        .arg(data.join("repos").join("kept.git"))
+        .args(["rev-parse", "main"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), pushed);
+}

@@ -28,6 +28,19 @@ pub(crate) struct ServerArgs {
     /// exit.
     #[arg(long)]
     print_config: bool,
+    #[command(subcommand)]
+    action: Option<ServerAction>,
+}
+
+#[derive(clap::Subcommand)]
+enum ServerAction {
+    /// Back up paas's own state into DIR while it runs: the database (SQLite copied with
+    /// VACUUM INTO, PostgreSQL with pg_dump) and every app's git repository, with
+    /// paas-backup.json saying what is there. Restoring: docs/operations.md.
+    Backup {
+        /// A new or empty folder.
+        dir: PathBuf,
+    },
 }
 
 /// The file read when neither `--config` nor `PAAS_CONFIG` names one.
@@ -122,6 +135,22 @@ pub(crate) fn print_config(command: &Command, server: &ArgMatches, from_file: &B
 
 pub(crate) async fn run(args: ServerArgs) -> Result<()> {
     init_tracing(&args.log_format);
+    if let Some(ServerAction::Backup { dir }) = &args.action {
+        let config = args.config.clone().with_absolute_paths()?;
+        let summary = paas_server::backup::backup(&config, dir)
+            .await
+            .with_context(|| format!("backing up into {}", dir.display()))?;
+        println!(
+            "Backed up paas into {}: the {} database (schema version {}) and {} git \
+             repositor{}. Add-on data is backed up with `paas pg:backups:capture`.",
+            dir.display(),
+            summary.database,
+            summary.schema_version,
+            summary.repositories.len(),
+            if summary.repositories.len() == 1 { "y" } else { "ies" }
+        );
+        return Ok(());
+    }
     let server = paas_server::start_with(args.config.clone(), &[paas_web_ui::router]).await?;
     if let Some(token) = &server.initial_token {
         let host = match server.addr.ip().is_unspecified() {

@@ -175,3 +175,94 @@ async fn a_backup_restores_into_a_fresh_data_dir_serving_the_same_apps() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), pushed);
 }
+
+/// `deploy/install.sh` into a scratch root: the binary, a config paas reads as it should, and
+/// two systemd units that `systemd-analyze verify` passes without a word; running it again
+/// keeps the config; `uninstall.sh` keeps the state unless told.
+#[test]
+fn the_install_script_lays_out_units_systemd_accepts_and_a_config_paas_reads() {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+    let root = tempfile::tempdir().unwrap();
+    let install = || {
+        Command::new("bash")
+            .arg(deploy.join("install.sh"))
+            .arg("--root")
+            .arg(root.path())
+            .arg("--binary")
+            .arg(paas_bin())
+            .output()
+            .unwrap()
+    };
+    let first = install();
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    for file in [
+        "usr/local/bin/paas",
+        "etc/paas/paas.toml",
+        "etc/systemd/system/paas.service",
+        "etc/systemd/system/paas-router.service",
+        "var/lib/paas/router",
+    ] {
+        assert!(root.path().join(file).exists(), "{file}");
+    }
+    std::fs::write(root.path().join("etc/paas/paas.toml"), "domain = \"mine.example\"\n").unwrap();
+    let again = install();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("keeping"),
+        "an upgrade keeps the config"
+    );
+    assert!(
+        std::fs::read_to_string(root.path().join("etc/paas/paas.toml"))
+            .unwrap()
+            .contains("mine.example")
+    );
+    std::fs::remove_file(root.path().join("etc/paas/paas.toml")).unwrap();
+    assert!(install().status.success());
+
+    // The config file is one paas reads, with the router on its own.
+    let printed = Command::new(paas_bin())
+        .args(["server", "--config"])
+        .arg(root.path().join("etc/paas/paas.toml"))
+        .arg("--print-config")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&printed.stdout);
+    assert!(printed.contains("router_mode = \"external\"  # config file"), "{printed}");
+    assert!(printed.contains("data_dir = \"/var/lib/paas\"  # config file"), "{printed}");
+
+    // systemd's own check, against the host's units for the targets they name.
+    let units = root.path().join("usr/lib/systemd");
+    std::fs::create_dir_all(&units).unwrap();
+    assert!(
+        Command::new("cp")
+            .arg("-a")
+            .arg("/usr/lib/systemd/system")
+            .arg(&units)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let verified = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .arg(root.path().join("etc/systemd/system/paas.service"))
+        .arg(root.path().join("etc/systemd/system/paas-router.service"))
+        .output()
+        .expect("systemd-analyze (Debian's systemd package; .ci/run installs it)");
+    let said = String::from_utf8_lossy(&verified.stderr);
+    assert!(verified.status.success() && said.trim().is_empty(), "{said}");
+
+    let uninstall = |purge: bool| {
+        let mut command = Command::new("bash");
+        command.arg(deploy.join("uninstall.sh")).arg("--root").arg(root.path());
+        if purge {
+            command.arg("--purge");
+        }
+        assert!(command.status().unwrap().success());
+    };
+    uninstall(false);
+    assert!(!root.path().join("usr/local/bin/paas").exists());
+    assert!(!root.path().join("etc/systemd/system/paas.service").exists());
+    assert!(root.path().join("etc/paas/paas.toml").exists(), "state stays");
+    uninstall(true);
+    assert!(!root.path().join("etc/paas").exists() && !root.path().join("var/lib/paas").exists());
+}

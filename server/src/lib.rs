@@ -52,6 +52,8 @@ pub struct RunningServer {
 impl RunningServer {
     /// Stops accepting connections, lets in-flight requests finish, closes the store.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        // Pushes in flight learn it first, so their connections end and the API can stop.
+        self.paas.stop_deploys();
         let _ = self.stop.send(true);
         if let Some(watch) = &self.crash_watch {
             watch.abort();

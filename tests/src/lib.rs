@@ -382,6 +382,23 @@ impl ServerProcess {
         panic!("paas server did not start in three attempts; see the logs above");
     }
 
+    /// Stops it as systemd does (SIGTERM) and waits up to 30 s for it to exit, leaving its
+    /// Docker network, its apps' containers and its data as they are; how it exited.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        self.network = None;
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
+        assert!(sent.success(), "SIGTERM to paas server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for paas server") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "paas server did not stop within 30 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Kills it the hard way (SIGKILL, as `kill -9`), leaving its Docker network, its apps'
     /// containers and its data as they are.
     pub fn kill(mut self) {

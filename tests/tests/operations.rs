@@ -266,3 +266,81 @@ fn the_install_script_lays_out_units_systemd_accepts_and_a_config_paas_reads() {
     uninstall(true);
     assert!(!root.path().join("etc/paas").exists() && !root.path().join("var/lib/paas").exists());
 }
+
+/// SIGTERM while a push builds: the pusher is told paas is stopping and nothing deploys, the
+/// server exits, the app's containers run on, and after the restart the release before
+/// serves and the build is recorded as failed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_under_a_push_tells_the_pusher_and_leaves_the_apps_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = paas_tests::database_url(Db::Sqlite, &dir).await;
+    let network = paas_tests::test_network();
+    let server = paas_tests::ServerProcess::start(dir.path(), &database, &network, None).await;
+    let (url, router) = (server.url.clone(), server.router);
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_string();
+    let dev = Developer::of(&url, &token, "python-stdlib");
+    dev.paas(&["apps:create", "calm"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+
+    // A build that takes its time.
+    dev.write("paas.toml", "[build]\ncommand = \"sleep 120\"\n");
+    dev.commit("A slow build");
+    let pusher = dev.git_spawn(&["push", "paas", "main"]);
+    let http = reqwest::Client::new();
+    let building = || async {
+        let builds =
+            http.get(format!("{url}/api/v1/apps/calm/builds")).bearer_auth(&token).send().await;
+        let Ok(builds) = builds else { return false };
+        let builds: serde_json::Value = builds.json().await.unwrap_or_default();
+        builds[0]["status"] == "building"
+    };
+    wait_until("the slow build starts", Duration::from_secs(60), building).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let status = server.terminate();
+    assert!(status.success(), "paas server exits cleanly on SIGTERM: {status}");
+    let pushed = pusher.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&pushed.stdout).into_owned()
+        + &String::from_utf8_lossy(&pushed.stderr);
+    assert!(!pushed.status.success(), "{said}");
+    assert!(
+        said.contains("paas is stopping (a restart or an upgrade): this push was not deployed"),
+        "{said}"
+    );
+    let running = Command::new("docker")
+        .args(["ps", "-q", "--filter", "label=io.paas.app=calm"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&running.stdout).trim().is_empty(), "the app runs on");
+
+    let server =
+        paas_tests::ServerProcess::start(dir.path(), &database, &network, Some((&url, router)))
+            .await;
+    let page = http
+        .get(format!("http://{}/", server.router))
+        .header("host", "calm.localhost")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let builds: serde_json::Value = http
+        .get(format!("{url}/api/v1/apps/calm/builds"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(builds[0]["status"], "failed", "{builds}");
+    let releases: serde_json::Value = http
+        .get(format!("{url}/api/v1/apps/calm/releases"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(releases[0]["version"], 2, "nothing released: {releases}");
+}

@@ -17,7 +17,7 @@ use super::error::{Error, Result};
 
 /// Why a build was not released: a newer commit is waiting to deploy.
 pub(crate) const SUPERSEDED: &str = "superseded by a newer commit";
-pub(crate) const INTERRUPTED: &str = "the deploy was interrupted: whoever started it went away";
+pub(crate) const INTERRUPTED: &str = "the deploy was interrupted before its rollout: whoever started it went away, or paas is stopping";
 
 /// One lock per app: deploys of an app queue up, deploys of different apps never wait.
 pub(crate) type DeployLocks = Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;

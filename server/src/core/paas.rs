@@ -57,6 +57,9 @@ pub struct Paas {
     pub(crate) backup_dir: std::path::PathBuf,
     /// The table file of a router in another process (`--router external`).
     router_file: Option<Arc<super::router_file::RouterFile>>,
+    /// Cancelled when the server stops: pushes still building are cut short and told so,
+    /// new ones refused.
+    stopping: tokio_util::sync::CancellationToken,
 }
 
 impl Paas {
@@ -83,6 +86,7 @@ impl Paas {
             image_namespace: None,
             backup_dir: std::path::PathBuf::from("backups"),
             router_file: None,
+            stopping: Default::default(),
         }
     }
 
@@ -147,6 +151,16 @@ impl Paas {
             self.sync_routes().await?;
         }
         Ok(())
+    }
+
+    /// The server is stopping: pushes that are still building end, telling the pusher, and
+    /// new ones are refused; rollouts under way run to their end.
+    pub fn stop_deploys(&self) {
+        self.stopping.cancel();
+    }
+
+    pub(crate) fn stopping(&self) -> &tokio_util::sync::CancellationToken {
+        &self.stopping
     }
 
     /// Apps get git repositories here, and pushes deploy.

@@ -14,6 +14,9 @@ use super::error::{Error, Result};
 use super::repos::{CheckoutError, Git, Push, branch_head, peel_to_commit, quarantine_env};
 use crate::wire::{HookEvent, HookRequest, RefUpdate};
 
+/// What a pusher is told when paas stops under (or before) their push.
+const STOPPING: &str = "paas is stopping (a restart or an upgrade): this push was not deployed; push again once it is back";
+
 /// How often the hook hears from a deploy that is silent: a write to a pusher that went
 /// away fails, so the deploy learns of it even during a silent build step.
 const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -186,6 +189,10 @@ async fn run_push(
     request: &HookRequest,
     events: &mpsc::Sender<HookEvent>,
 ) -> Result<bool> {
+    if paas.stopping().is_cancelled() {
+        refusal(events, STOPPING).await;
+        return Ok(false);
+    }
     let app = paas.store().app(&push.app).await?;
     let (sha, update, tag) = match judge(&app, &request.refs) {
         Verdict::Deploy { sha, update, tag } => (sha, update, tag),
@@ -237,7 +244,13 @@ async fn run_push(
         // The pusher going away (the hook's connection closing) abandons the deploy until
         // its rollout starts.
         let watcher = events.clone();
-        let mut interrupted = std::pin::pin!(async move { watcher.closed().await });
+        let stopping = paas.stopping().clone();
+        let mut interrupted = std::pin::pin!(async move {
+            tokio::select! {
+                () = watcher.closed() => {}
+                () = stopping.cancelled() => {}
+            }
+        });
         let lock = tokio::select! {
             lock = paas.lock_deploys(&app, &log) => lock?,
             () = &mut interrupted => return Ok(false),
@@ -288,6 +301,11 @@ async fn run_push(
         Ok::<bool, Error>(deployed.is_ok())
     }
     .await;
+    if let Ok(false) | Err(_) = outcome
+        && paas.stopping().is_cancelled()
+    {
+        log.error(STOPPING);
+    }
     if let Ok(false) = outcome {
         log.error("Push rejected: nothing was deployed, and the branch stays where it was");
     }

@@ -62,11 +62,18 @@ impl AppManifest {
     }
 }
 
-/// The `cron` list of Dokku's `app.json`; its other keys are not read.
+/// The `cron` list of Dokku's `app.json`; its other keys are not read, nor keys of a job
+/// paas has no use for (Dokku's newer `concurrency_policy`, say).
 #[derive(Deserialize)]
 struct AppJson {
     #[serde(default)]
-    cron: Option<Vec<CronEntry>>,
+    cron: Option<Vec<AppJsonJob>>,
+}
+
+#[derive(Deserialize)]
+struct AppJsonJob {
+    command: String,
+    schedule: String,
 }
 
 /// The `cron` list of an `app.json`'s text.
@@ -77,7 +84,9 @@ pub(crate) fn app_json_cron(text: &str) -> Result<Option<Vec<CronEntry>>, BuildE
             format!("{e} (cron: [{{\"command\": …, \"schedule\": …}}])"),
         )
     })?;
-    Ok(parsed.cron)
+    Ok(parsed.cron.map(|jobs| {
+        jobs.into_iter().map(|j| CronEntry { schedule: j.schedule, command: j.command }).collect()
+    }))
 }
 
 #[cfg(test)]
@@ -107,8 +116,7 @@ mod tests {
 
     #[test]
     fn app_json_gives_the_jobs_unless_paas_toml_does() {
-        let job =
-            r#"{"name": "x", "cron": [{"command": "python tick.py", "schedule": "*/5 * * * *"}]}"#;
+        let job = r#"{"name": "x", "cron": [{"command": "python tick.py", "schedule": "*/5 * * * *", "concurrency_policy": "allow"}]}"#;
         let dir = tree(&[("app.py", ""), ("app.json", job)]);
         let from_app_json = plan(dir.path(), &BaseImages::local()).unwrap();
         assert_eq!(from_app_json.manifest.cron.unwrap()[0].command, "python tick.py");

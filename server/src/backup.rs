@@ -31,9 +31,12 @@ pub async fn backup(config: &ServerConfig, dir: &Path) -> std::io::Result<Backup
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
         return Err(fail(format!("{} is not empty: back up into a new folder", dir.display())));
     }
-    std::fs::create_dir_all(dir)?;
     let url = config.database_url();
-    let store = Store::connect(&url).await.map_err(fail)?;
+    let store = Store::connect_as_is(&url).await.map_err(fail)?;
+    // It holds config vars and webhook secrets: for its owner's eyes only.
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
     let schema_version = store.schema_version().await.map_err(fail)?;
     let database = match store.backend() {
         Backend::Sqlite => {
@@ -99,14 +102,37 @@ async fn pg_dump(url: &str, file: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `postgres://user:secret@host/db` → (`postgres://user@host/db`, `secret`).
+/// `postgres://user:secret@host/db` → (`postgres://user@host/db`, `secret`), the password
+/// percent-decoded as the URL encodes it (the last `@` ends the credentials).
 fn split_password(url: &str) -> (String, Option<String>) {
     let Some((scheme, rest)) = url.split_once("://") else { return (url.to_string(), None) };
-    let Some((credentials, host)) = rest.split_once('@') else { return (url.to_string(), None) };
+    let Some((credentials, host)) = rest.rsplit_once('@') else { return (url.to_string(), None) };
     match credentials.split_once(':') {
-        Some((user, password)) => (format!("{scheme}://{user}@{host}"), Some(password.to_string())),
+        Some((user, password)) => {
+            (format!("{scheme}://{user}@{host}"), Some(percent_decode(password)))
+        }
         None => (url.to_string(), None),
     }
+}
+
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -117,5 +143,7 @@ mod tests {
         assert_eq!(url, "postgres://paas@db:5432/paas");
         assert_eq!(password.as_deref(), Some("s3cret"));
         assert_eq!(super::split_password("sqlite:///x").1, None);
+        let (url, password) = super::split_password("postgres://paas:p%40ss@db/paas");
+        assert_eq!((url.as_str(), password.as_deref()), ("postgres://paas@db/paas", Some("p@ss")));
     }
 }

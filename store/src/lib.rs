@@ -81,6 +81,31 @@ pub type ConfigChange = (String, Option<String>);
 impl Store {
     /// Connects to `url` (`sqlite://…` or `postgres://…`) and brings the schema up to date.
     pub async fn connect(url: &str) -> Result<Store> {
+        let (store, migrator) = Store::open(url).await?;
+        migrator.run(&store.pool).await?;
+        Ok(store)
+    }
+
+    /// Connects to a database another process (the running server) owns, without changing
+    /// its schema: refused unless it is at exactly this binary's schema version, so a backup
+    /// taken with a newer or older `paas` never migrates the live database under it.
+    pub async fn connect_as_is(url: &str) -> Result<Store> {
+        let (store, migrator) = Store::open(url).await?;
+        let binary = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        let database = store.schema_version().await?;
+        if database != binary {
+            store.close().await;
+            return Err(StoreError::Conflict(format!(
+                "the database is at schema version {database} and this paas knows {binary}: use \
+                 the paas binary that runs the server"
+            )));
+        }
+        Ok(store)
+    }
+
+    /// Connects and checks the schema is not newer than this binary's; the migrator that
+    /// brings it up to date.
+    async fn open(url: &str) -> Result<(Store, sqlx::migrate::Migrator)> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -124,8 +149,7 @@ impl Store {
             pool.close().await;
             return Err(StoreError::SchemaTooNew { database, binary });
         }
-        migrator.run(&pool).await?;
-        Ok(Store { pool, backend })
+        Ok((Store { pool, backend }, migrator))
     }
 
     /// A write transaction. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`):

@@ -157,6 +157,16 @@ impl Store {
         Ok(self.build_source(build_id).await?.0)
     }
 
+    /// What a build's paas.toml declares (JSON), whichever app it was made for.
+    pub async fn build_manifest(&self, build_id: i64) -> Result<Option<String>> {
+        let found: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT manifest FROM builds WHERE id = $1")
+                .bind(build_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(found.and_then(|(manifest,)| manifest))
+    }
+
     /// The commit and the tag (for a tag deploy) a build was made of, whichever app it was
     /// made for.
     pub async fn build_source(&self, build_id: i64) -> Result<(Option<String>, Option<String>)> {

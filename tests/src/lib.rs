@@ -328,6 +328,17 @@ impl ServerProcess {
         network: &str,
         url: Option<(&str, std::net::SocketAddr)>,
     ) -> ServerProcess {
+        ServerProcess::start_with_env(dir, database_url, network, url, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with more `PAAS_*` settings in its environment.
+    pub async fn start_with_env(
+        dir: &Path,
+        database_url: &str,
+        network: &str,
+        url: Option<(&str, std::net::SocketAddr)>,
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         // Ports this process picks may be taken by another test before the server binds
         // them: then it exits at once, and it is started again on others.
         for _attempt in 0..3 {
@@ -355,6 +366,7 @@ impl ServerProcess {
                 .arg(dir.join("token"))
                 .args(["--docker-network", network, "--base-images", "local"])
                 .env("DATABASE_URL", database_url)
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(std::fs::File::create(&log).expect("server log file"))
                 .spawn()

@@ -398,6 +398,23 @@ async fn pull_requests_get_review_apps_that_go_when_they_close() {
         volume
     );
 
+    // An app that happens to have a review app's name is not one: it gets nothing.
+    dev.paas(&["apps:create", "shop-pr-9", "--no-remote"]).success();
+    dev.git(&["push", "-q", "github", "feature:refs/pull/9/head"]).success();
+    let squatted = pull_request_payload("opened", 9, &sha, "octo/shop");
+    deliver(&server, "pull_request", "pr-9-opened", Some(&sign(&secret, &squatted)), squatted)
+        .await;
+    let refused = || async {
+        let view = server.get_json("/apps/shop-staging/github").await;
+        view["deliveries"].as_array().unwrap().iter().any(|d| {
+            d["delivery"] == "pr-9-opened"
+                && d["outcome"].as_str().is_some_and(|o| o.contains("is not a review app"))
+        })
+    };
+    wait_until("the squatted name is refused", Duration::from_secs(20), refused).await;
+    let releases = server.get_json("/apps/shop-pr-9/releases").await;
+    assert_eq!(releases.as_array().unwrap().len(), 1, "untouched: {releases}");
+
     // A fork's pull request runs nothing.
     let fork = pull_request_payload("opened", 8, &sha, "mallory/shop");
     let (status, body) =

@@ -344,3 +344,79 @@ async fn a_stop_under_a_push_tells_the_pusher_and_leaves_the_apps_running() {
         .unwrap();
     assert_eq!(releases[0]["version"], 2, "nothing released: {releases}");
 }
+
+/// `kill -9` of a `paas server` process whose router runs on its own, under steady load
+/// through that router: no request fails, before, during or after its restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_control_plane_fails_no_request_through_an_external_router() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("routes.json");
+    let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let log = std::fs::File::create(dir.path().join("router.log")).unwrap();
+    let _router = RouterProcess(
+        Command::new(paas_bin())
+            .args(["router", "--router-listen", &addr.to_string(), "--table"])
+            .arg(&table)
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let database = paas_tests::database_url(Db::Sqlite, &dir).await;
+    let network = paas_tests::test_network();
+    let table_text = table.to_string_lossy().into_owned();
+    let env = [("PAAS_ROUTER", "external"), ("PAAS_ROUTER_TABLE", table_text.as_str())];
+    let server =
+        paas_tests::ServerProcess::start_with_env(dir.path(), &database, &network, None, &env)
+            .await;
+    let (url, router_port) = (server.url.clone(), server.router);
+    let token = std::fs::read_to_string(dir.path().join("token")).unwrap().trim().to_string();
+    let dev = Developer::of(&url, &token, "python-stdlib");
+    dev.paas(&["apps:create", "sturdy"]).success();
+    dev.git(&["push", "paas", "main"]).success();
+    let http = reqwest::Client::new();
+    let get = move |http: reqwest::Client| async move {
+        http.get(format!("http://{addr}/")).header("host", "sturdy.localhost").send().await
+    };
+    let serving = || async { get(http.clone()).await.is_ok_and(|r| r.status() == 200) };
+    wait_until("the external router serves the app", Duration::from_secs(20), serving).await;
+
+    let (failed, done, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (failed, done, stop, http) = (failed.clone(), done.clone(), stop.clone(), http.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match get(http.clone()).await {
+                    Ok(r) if r.status() == 200 => done.fetch_add(1, Ordering::Relaxed),
+                    _ => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.kill();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = paas_tests::ServerProcess::start_with_env(
+        dir.path(),
+        &database,
+        &network,
+        Some((&url, router_port)),
+        &env,
+    )
+    .await;
+    // Back, it deploys again, still with nothing failed.
+    dev.paas(&["config:set", "AFTER=kill"]).success();
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let (failed, done) = (failed.load(Ordering::Relaxed), done.load(Ordering::Relaxed));
+    assert_eq!(failed, 0, "of {done} requests");
+    assert!(done > 50, "{done}");
+    drop(server);
+}

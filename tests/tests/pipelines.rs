@@ -115,6 +115,27 @@ async fn promote_puts_the_tested_image_on_production_without_a_build() {
         let out = dev.paas(args).failure();
         assert!(out.contains(says), "paas {args:?}: {out}");
     }
+    // Someone with no access to its apps cannot put an app of theirs in it.
+    let user = serde_json::json!({"email": "eve@example.com", "password": "correct horse battery"});
+    let created = server.api(reqwest::Method::POST, "/users").json(&user).send().await.unwrap();
+    assert_eq!(created.status(), 201);
+    let login = serde_json::json!({"email": "eve@example.com", "password": "correct horse battery", "description": "t"});
+    let signed_in: serde_json::Value = server
+        .http
+        .post(format!("{}/api/v1/login", server.url))
+        .json(&login)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let eve = Developer::of(&server.url, signed_in["token"].as_str().unwrap(), "python-stdlib");
+    eve.paas(&["apps:create", "eves-app", "--no-remote"]).success();
+    let refused =
+        eve.paas(&["pipelines:add", "shop", "-a", "eves-app", "--stage", "production"]).failure();
+    assert!(refused.contains("only whoever made pipeline shop"), "{refused}");
+
     dev.paas(&["pipelines:destroy", "shop", "--confirm", "shop"]).success();
     assert!(dev.paas(&["pipelines"]).success().contains("No pipelines yet"));
     assert_eq!(answer(&server, "shop-prod").await["GREETING"], "production");

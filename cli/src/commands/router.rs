@@ -76,12 +76,17 @@ async fn follow(router: Router, path: PathBuf, mut seen: Option<Stamp>, acks: Ac
     }
 }
 
-/// A file's identity for change detection: modification time and length.
-type Stamp = (std::time::SystemTime, u64);
+/// A file's identity for change detection: modification time, length, and (on Unix) inode,
+/// which an atomic replacement always changes, even within the clock's resolution.
+type Stamp = (std::time::SystemTime, u64, u64);
 
 fn stamp(path: &Path) -> Option<Stamp> {
     let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    Some((meta.modified().ok()?, meta.len(), inode))
 }
 
 /// The generations loaded and not yet drained. A generation is acknowledged (written to

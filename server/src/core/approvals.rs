@@ -3,7 +3,7 @@
 //! out, `releases:reject vN` turns it down, and a newer tag supersedes it. Who approved or
 //! rejected is in the audit log.
 
-use paas_builder::{AppManifest, BuildLog};
+use paas_builder::BuildLog;
 use paas_store::{App, Release, ReleaseStatus};
 
 use super::Paas;
@@ -72,17 +72,10 @@ impl Paas {
     ) -> Result<Release> {
         let _lock = self.lock_deploys(app, log).await?;
         let waiting = self.waiting_release(app, version).await?;
-        let build = match waiting.build_id {
-            Some(id) => Some(self.store().build(app, id).await?),
-            None => None,
-        };
-        let manifest: AppManifest = build
-            .and_then(|b| b.manifest)
-            .map(|json| serde_json::from_str(&json))
-            .transpose()
-            .map_err(|e| Error::Internal(format!("v{version}'s build declarations: {e}")))?
-            .unwrap_or_default();
+        let manifest = self.build_declarations(waiting.build_id).await?;
+        // Its declarations first: if they cannot be applied, it still waits, to approve again.
         let changes = self.check_manifest(app, &manifest).await?;
+        self.apply_manifest(actor, app, changes, log).await?;
         let latest = self.store().latest_release(app).await?;
         let release = if latest.is_some_and(|l| l.version == waiting.version) {
             self.store().set_release_status(&waiting, ReleaseStatus::Pending).await?;
@@ -95,7 +88,6 @@ impl Paas {
                 .create_release_of_image(app, &waiting, &image, &description, actor.email())
                 .await?
         };
-        self.apply_manifest(actor, app, changes, log).await?;
         self.announce_release(app, &release);
         log.step(format!(
             "v{version} approved by {}; rolling out v{}",
@@ -112,6 +104,9 @@ impl Paas {
 
     /// Turns a waiting release down: it never runs, and the running release serves on.
     pub async fn reject_release(&self, actor: &Actor, app: &App, version: i64) -> Result<Release> {
+        // Under the deploy lock: an approval of it under way finishes first, and then it is
+        // no longer waiting.
+        let _lock = self.lock_deploys(app, &BuildLog::new()).await?;
         let waiting = self.waiting_release(app, version).await?;
         self.store().set_release_status(&waiting, ReleaseStatus::Rejected).await?;
         self.audit(actor, Some(app), "release.reject", format!("rejected v{version}")).await;

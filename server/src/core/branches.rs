@@ -163,7 +163,7 @@ impl Paas {
                     commit_message: Some(commit_message),
                     git_tag: None,
                 };
-                paas.deploy_locked(&actor, &app, &tree, log, std::future::pending()).await
+                paas.deploy_locked(&actor, &app, &tree, log, paas.stopping().cancelled()).await
             }
             .await;
             let outcome = match result {

@@ -361,7 +361,17 @@ impl Paas {
         let sha = pr.pull_request.head.sha.to_ascii_lowercase();
         let head_repo = pr.pull_request.head.repo.map(|r| r.full_name).unwrap_or_default();
         let review = self.review_apps_of(&source.name).await?;
+        // A closed pull request's review app goes even if review apps were turned off since.
+        let own_pipeline = self.store().pipeline_stage_of(source).await?.map(|s| s.pipeline);
         let (job, ignored) = match (&review, pr.action.as_str()) {
+            (None, "closed") if own_pipeline.is_some() => (
+                Some(ReviewJob {
+                    pipeline: own_pipeline.clone().unwrap_or_default(),
+                    number: pr.number,
+                    closed: true,
+                }),
+                None,
+            ),
             (None, _) => (
                 None,
                 Some(format!(
@@ -651,7 +661,14 @@ impl Paas {
                 git_tag: None,
             };
             let release = self
-                .deploy_locked_unless(actor, app, &tree, &log, std::future::pending(), superseded)
+                .deploy_locked_unless(
+                    actor,
+                    app,
+                    &tree,
+                    &log,
+                    self.stopping().cancelled(),
+                    superseded,
+                )
                 .await?;
             // The app's deploy branch follows what runs, as after a git push.
             let refname = format!("refs/heads/{}", app.deploy_branch);

@@ -38,6 +38,17 @@ fn in_manifest(section: &str, err: Error) -> Error {
 }
 
 impl Paas {
+    /// What the build of a release declared, kept with the build: for a release that goes
+    /// out later than its build (an approval, a promotion).
+    pub(crate) async fn build_declarations(&self, build_id: Option<i64>) -> Result<AppManifest> {
+        let Some(id) = build_id else { return Ok(AppManifest::default()) };
+        match self.store().build_manifest(id).await? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| Error::Internal(format!("build {id}'s declarations: {e}"))),
+            None => Ok(AppManifest::default()),
+        }
+    }
+
     /// Checks `manifest` as `routes:add`, `volumes:add` and `cron:add` would.
     pub(crate) async fn check_manifest(
         &self,

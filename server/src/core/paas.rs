@@ -60,6 +60,9 @@ pub struct Paas {
     /// Cancelled when the server stops: pushes still building are cut short and told so,
     /// new ones refused.
     stopping: tokio_util::sync::CancellationToken,
+    /// One routing table made and handed out at a time, so an older one never lands after a
+    /// newer one (in the router here, or in an external router's file).
+    routes_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Paas {
@@ -87,6 +90,7 @@ impl Paas {
             backup_dir: std::path::PathBuf::from("backups"),
             router_file: None,
             stopping: Default::default(),
+            routes_lock: Default::default(),
         }
     }
 
@@ -247,6 +251,7 @@ impl Paas {
     /// Swaps in a fresh table; the backends that left it are returned to be drained. An
     /// external router gets it too, and is waited for until it serves it.
     pub async fn apply_routes(&self) -> Result<paas_router::Draining> {
+        let _turn = self.routes_lock.lock().await;
         let table = self.route_table().await?;
         if let Some(file) = &self.router_file {
             file.publish(&table).await;

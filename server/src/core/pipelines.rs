@@ -113,6 +113,29 @@ impl Paas {
         Ok(())
     }
 
+    /// Whether `actor` may change `pipeline` (its apps, its review apps): an admin, whoever
+    /// made it, or someone with access to an app in it. Others could otherwise put an app of
+    /// theirs where promotions or pull requests go.
+    pub(crate) async fn may_change_pipeline(
+        &self,
+        actor: &Actor,
+        pipeline: &Pipeline,
+    ) -> Result<()> {
+        if actor.is_admin() || pipeline.created_by == actor.email() {
+            return Ok(());
+        }
+        for staged in self.store().pipeline_stages(pipeline).await? {
+            if self.app_for(actor, &staged.app).await.is_ok() {
+                return Ok(());
+            }
+        }
+        Err(Error::Forbidden(format!(
+            "only whoever made pipeline {}, an admin, or someone with access to one of its apps \
+             may change it",
+            pipeline.name
+        )))
+    }
+
     /// Puts `app` (which the caller may change) at `stage` of `pipeline`.
     pub async fn add_to_pipeline(
         &self,
@@ -122,6 +145,7 @@ impl Paas {
         stage: &str,
     ) -> Result<()> {
         stage_index(stage)?;
+        self.may_change_pipeline(actor, pipeline).await?;
         if let Some(current) = self.store().pipeline_stage_of(app).await?
             && current.pipeline != pipeline.name
         {
@@ -172,11 +196,14 @@ impl Paas {
         }
         apps.sort_by_key(|a| (stage_index(&a.stage).unwrap_or(0), a.app.clone()));
         // Each app against the first app of the stage before, in that app's repository
-        // (where the commits it has and this one lacks are).
+        // (where the commits it has and this one lacks are). The review stage is no stage
+        // before development: each review app holds one pull request.
         for i in 0..apps.len() {
             let stage = stage_index(&apps[i].stage).unwrap_or(0);
-            let Some(before) =
-                apps.iter().find(|a| stage_index(&a.stage).ok() == stage.checked_sub(1))
+            let before_stage = stage.checked_sub(1).filter(|s| STAGES[*s] != "review");
+            let Some(before) = apps
+                .iter()
+                .find(|a| before_stage.is_some() && stage_index(&a.stage).ok() == before_stage)
             else {
                 continue;
             };
@@ -269,9 +296,13 @@ impl Paas {
             format!("Promote {} v{}{}", source.name, release.version, short.unwrap_or_default());
         let docker = |e: paas_builder::BuildError| Error::Internal(format!("image {image}: {e}"));
         let id = builder.image_id(&image).await.map_err(docker)?;
+        let declared = self.build_declarations(release.build_id).await?;
         let mut made = Vec::new();
         for app in apps {
             let _lock = self.lock_deploys(&app, log).await?;
+            // The build's paas.toml (routes, volumes, jobs) goes with its image.
+            let changes = self.check_manifest(&app, &declared).await?;
+            self.apply_manifest(actor, &app, changes, log).await?;
             let tag =
                 paas_builder::app_image_tag(self.image_namespace.as_deref(), &app.name, build);
             builder.tag_image(&image, &tag).await.map_err(docker)?;

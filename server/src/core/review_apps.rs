@@ -52,6 +52,7 @@ impl Paas {
         pipeline: &Pipeline,
         settings: Option<&ReviewApps>,
     ) -> Result<()> {
+        self.may_change_pipeline(actor, pipeline).await?;
         let Some(settings) = settings else {
             self.store().set_pipeline_review(pipeline, None).await?;
             let detail = format!("turned review apps of {} off", pipeline.name);
@@ -129,7 +130,15 @@ impl Paas {
     ) -> Result<App> {
         let name = review_app_name(&pipeline.name, number)?;
         match self.store().app(&name).await {
-            Ok(app) => return Ok(app),
+            Ok(app) if self.is_review_app_of(&app, &pipeline.name).await? => return Ok(app),
+            // Another app of that name (made ahead by someone) never gets the pull request's
+            // code and the pipeline's config.
+            Ok(app) => {
+                return Err(Error::Conflict(format!(
+                    "an app named {} exists and is not a review app of pipeline {}",
+                    app.name, pipeline.name
+                )));
+            }
             Err(StoreError::NotFound(_)) => {}
             Err(err) => return Err(err.into()),
         }
@@ -150,6 +159,12 @@ impl Paas {
         Ok(app)
     }
 
+    /// Whether `app` sits in the review stage of `pipeline`.
+    async fn is_review_app_of(&self, app: &App, pipeline: &str) -> Result<bool> {
+        let stage = self.store().pipeline_stage_of(app).await?;
+        Ok(stage.is_some_and(|s| s.pipeline == pipeline && s.stage == "review"))
+    }
+
     /// Destroys the review app of pull request `number` and everything it owned.
     pub(crate) async fn remove_review_app(
         &self,
@@ -159,7 +174,8 @@ impl Paas {
     ) -> Result<String> {
         let name = review_app_name(pipeline, number)?;
         let app = match self.store().app(&name).await {
-            Ok(app) => app,
+            Ok(app) if self.is_review_app_of(&app, pipeline).await? => app,
+            Ok(_) => return Ok(format!("{name} is not a review app of {pipeline}; left alone")),
             Err(StoreError::NotFound(_)) => return Ok(format!("no review app {name} to remove")),
             Err(err) => return Err(err.into()),
         };

@@ -476,6 +476,20 @@ impl Paas {
                     })?
             }
         };
+        // A tag deploy that waits, or was turned down or replaced, goes out by approval only.
+        if [ReleaseStatus::Waiting, ReleaseStatus::Rejected, ReleaseStatus::Superseded]
+            .contains(&target.status)
+        {
+            return Err(Error::invalid(
+                "nothing_to_roll_back",
+                format!(
+                    "v{} is {} and never ran: approve a waiting release with `paas \
+                     releases:approve`",
+                    target.version,
+                    target.status.as_str()
+                ),
+            ));
+        }
         if target.image.is_none() {
             return Err(Error::invalid(
                 "nothing_to_roll_back",

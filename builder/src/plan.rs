@@ -405,11 +405,19 @@ pub fn plan(dir: &Path, images: &BaseImages) -> Result<BuildPlan, BuildError> {
     }
 
     if plan.process_types.is_empty() {
+        // As on Heroku, an app with nothing to start still builds and releases; the deploy
+        // says that nothing serves it and how to add a web process.
         if plan.kind != Kind::Dockerfile {
-            return Err(BuildError::NoProcessTypes { kind: plan.kind.title().to_string() });
+            plan.notes.push(format!(
+                "no process types: this {} app has no Procfile and paas cannot tell how to \
+                 start it, so the release will run nothing; add a Procfile next to your code \
+                 with a line like `web: python app.py`",
+                plan.kind.title()
+            ));
+        } else {
+            plan.process_types.insert("web".into(), String::new());
+            plan.process_sources.insert("web".into(), ProcessSource::Image);
         }
-        plan.process_types.insert("web".into(), String::new());
-        plan.process_sources.insert("web".into(), ProcessSource::Image);
     }
     if plan.kind != Kind::Dockerfile {
         plan.images = plan
@@ -816,10 +824,11 @@ mod tests {
         let toml = plan_of(&[("app.py", ""), ("paas.toml", "[build]\nimage = 1\n")]).unwrap_err();
         assert!(toml.to_string().starts_with("paas.toml:"), "{toml}");
 
-        let processes =
-            plan_of(&[("index.txt", ""), ("go.mod", "module example.com/lib\n")]).unwrap_err();
-        assert!(matches!(processes, BuildError::NoProcessTypes { .. }), "{processes}");
-        assert!(processes.to_string().contains("add a Procfile"), "{processes}");
+        // Nothing to start builds all the same, saying so (as on Heroku).
+        let nothing =
+            plan_of(&[("index.txt", ""), ("go.mod", "module example.com/lib\n")]).unwrap();
+        assert!(nothing.process_types.is_empty());
+        assert!(nothing.notes.iter().any(|n| n.contains("add a Procfile")), "{:?}", nothing.notes);
     }
 
     #[test]

@@ -116,3 +116,28 @@ async fn dockerfile_on_a_stack_image_installs_from_pypi_unchanged() {
 
     dev.paas(&["apps:destroy", "--confirm", "pypi"]).success();
 }
+
+/// As on Heroku, a Python app with no Procfile and nothing paas can infer (no app.py,
+/// main.py or Django) builds and releases; the push says nothing will serve it and how to add
+/// a web process, and the router answers 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_with_no_process_types_releases_and_says_how_to_add_one() {
+    let server = TestServer::start(Db::Sqlite).await;
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.git(&["rm", "-q", "app.py"]).success();
+    dev.write("worker.py", "print('a worker, started by nothing yet')\n");
+    dev.commit("No Procfile, nothing to infer");
+    dev.paas(&["apps:create", "idle"]).success();
+    let pushed = dev.git(&["push", "paas", "main"]).success();
+    for expected in [
+        "no process types: this Python app has no Procfile",
+        "No process types: nothing runs this release",
+        "web: gunicorn myproject.wsgi",
+        "Released v2",
+    ] {
+        assert!(pushed.contains(expected), "no {expected:?} in:\n{pushed}");
+    }
+    let release = server.get_json("/apps/idle/releases/2").await;
+    assert_eq!(release["process_types"], serde_json::json!({}), "{release}");
+    assert_eq!(server.app_request("idle.localhost", "/").await.status(), 503);
+}

@@ -184,6 +184,13 @@ impl Paas {
         }
         // Deployed, yet serving nothing: say so, or "deployed" reads as "up".
         let formation = self.store().formation(app).await?;
+        if release.process_types.keys().all(|t| t == "release") {
+            log.error(
+                "No process types: nothing runs this release, and the app answers 503 (Heroku's \
+                 \"No web processes running\"). Add a Procfile with a line like \
+                 `web: gunicorn myproject.wsgi`, then push again",
+            );
+        }
         let web = formation.get("web").copied();
         if release.process_types.contains_key("web") && web == Some(0) {
             log.error("web is scaled to 0: the app will answer 503 until `paas ps:scale web=1`");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::BuildError;
+use crate::providers::python_version::{DEFAULT_MINOR, Version};
 
 /// What a base image is for. Each role has its own `PAAS_IMAGE_*` override.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -159,6 +160,29 @@ pub struct BaseImages {
     /// builder looks at each build, so an image built after the server started is used;
     /// left empty (as by `paas build --plan`, which asks no engine), every role is official.
     pub found_locally: BTreeSet<ImageRole>,
+    /// For [`ImageSource::Auto`]: the Python minor versions (`13` for 3.13) whose pair of
+    /// local images (runtime and build, one Debian suite) the engine has.
+    pub local_pythons: BTreeSet<u32>,
+    /// When the Python version an app asks for has no local image, build with the nearest
+    /// newer one that has, saying so in the log (`PAAS_PYTHON_ALLOW_NEWER=1`). Off, the
+    /// build fails naming the versions there are: never a silent substitution.
+    pub python_allow_newer: bool,
+}
+
+/// The offline Python images: one Debian suite for each Python minor version Debian ships
+/// as its `python3` (docs/stack.md), runtime and build image built alike.
+pub(crate) const LOCAL_PYTHONS: [(u32, &str); 3] =
+    [(11, "bookworm"), (13, "trixie"), (14, "forky")];
+
+/// The images a Python app builds and runs on, and what the log says about the choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PythonImages {
+    pub runtime: String,
+    pub build: String,
+    /// `Using Python 3.13 from paas/python:trixie, as .python-version asks`.
+    pub note: String,
+    /// A substitution the developer should know of (a newer minor, Debian's patch release).
+    pub warning: Option<String>,
 }
 
 /// The image chosen for a role, and the runtime version it provides when known.
@@ -205,7 +229,113 @@ impl BaseImages {
                 (!image.is_empty()).then(|| (*role, image.to_string()))
             })
             .collect();
-        Ok(BaseImages { source, overrides, found_locally: BTreeSet::new() })
+        let python_allow_newer = match lookup("PAAS_PYTHON_ALLOW_NEWER").as_deref().map(str::trim) {
+            None | Some("" | "0" | "false" | "no") => false,
+            Some("1" | "true" | "yes") => true,
+            Some(other) => {
+                return Err(BuildError::InvalidRequest(format!(
+                    "PAAS_PYTHON_ALLOW_NEWER={other:?}: give 1 or 0"
+                )));
+            }
+        };
+        Ok(BaseImages { source, overrides, python_allow_newer, ..BaseImages::default() })
+    }
+
+    /// The Python minor versions this server has local images for.
+    pub(crate) fn python_minors_here(&self) -> Vec<u32> {
+        match self.source {
+            ImageSource::Official => Vec::new(),
+            ImageSource::Local => LOCAL_PYTHONS.iter().map(|(minor, _)| *minor).collect(),
+            ImageSource::Auto => self.local_pythons.iter().copied().collect(),
+        }
+    }
+
+    /// The Python images for an app that asks for `requested` (`None`: the default). A
+    /// version with no image here fails, naming those there are, unless the operator allows
+    /// the nearest newer one; an exact release is kept where the image has it (official
+    /// tags), and said when the local image has Debian's release of that minor instead.
+    pub(crate) fn python(
+        &self,
+        requested: Option<(Version, &str)>,
+    ) -> Result<PythonImages, BuildError> {
+        let default = Version { major: 3, minor: DEFAULT_MINOR, patch: None };
+        // `asked`: who wants this version; `why`: the same, to end a sentence.
+        let (wanted, asked, why) = match requested {
+            Some((version, origin)) => (version, origin.to_string(), format!("as {origin} asks")),
+            None => (default, "the default".to_string(), "the default".to_string()),
+        };
+        let pinned = [ImageRole::Python, ImageRole::PythonBuild]
+            .iter()
+            .any(|role| self.overrides.contains_key(role));
+        if pinned {
+            let old = Requested { version: wanted.minor_string(), source: asked };
+            let runtime = self.choose(ImageRole::Python, requested.map(|_| &old));
+            let build = self.choose(ImageRole::PythonBuild, None);
+            let note = runtime.note.unwrap_or_else(|| format!("Using {}", runtime.image));
+            let (runtime, build) = (runtime.image, build.image);
+            return Ok(PythonImages { runtime, build, note, warning: None });
+        }
+        let here = self.python_minors_here();
+        let local = |minor: u32, note: &str, warning: Option<String>| {
+            let suite = LOCAL_PYTHONS.iter().find(|(m, _)| *m == minor).map_or("", |(_, s)| *s);
+            PythonImages {
+                runtime: format!("paas/python:{suite}"),
+                build: format!("paas/python-build:{suite}"),
+                note: format!(
+                    "Using Python 3.{minor} from paas/python:{suite} (Debian {suite}), {note}"
+                ),
+                warning,
+            }
+        };
+        if wanted.major == 3 && here.contains(&wanted.minor) {
+            let warning = wanted.patch.map(|_| {
+                format!(
+                    "{asked} pins Python {wanted}; the local image has Debian's release of \
+                     Python {}, which the app builds and runs on (official images keep exact \
+                     releases: PAAS_BASE_IMAGES=official)",
+                    wanted.minor_string()
+                )
+            });
+            return Ok(local(wanted.minor, &why, warning));
+        }
+        if requested.is_none()
+            && let Some(newest) = here.iter().max()
+        {
+            let note = format!(
+                "the newest the local images have (the default, 3.{DEFAULT_MINOR}, has none here)"
+            );
+            return Ok(local(*newest, &note, None));
+        }
+        let newer = here.iter().copied().filter(|m| wanted.major == 3 && *m > wanted.minor).min();
+        if let (true, Some(newer)) = (self.python_allow_newer, newer) {
+            let warning = format!(
+                "Python {wanted} ({asked}) has no local image; PAAS_PYTHON_ALLOW_NEWER lets it \
+                 build with Python 3.{newer}, the nearest newer one. Change the version the app \
+                 asks for to 3.{newer} to make this choice your own"
+            );
+            return Ok(local(newer, "in place of the version asked for", Some(warning)));
+        }
+        if self.source == ImageSource::Local {
+            let have: Vec<String> = here.iter().map(|m| format!("3.{m}")).collect();
+            return Err(BuildError::Python {
+                code: "python_version_unavailable",
+                message: format!(
+                    "Python {wanted} ({asked}) has no image on this server: its local images \
+                     have Python {}. Change the version the app asks for to one of them; or \
+                     the operator may allow the nearest newer version \
+                     (PAAS_PYTHON_ALLOW_NEWER=1) or use official images \
+                     (PAAS_BASE_IMAGES=official)",
+                    have.join(", ")
+                ),
+            });
+        }
+        let tag = format!("python:{wanted}-slim");
+        Ok(PythonImages {
+            runtime: tag.clone(),
+            build: tag.clone(),
+            note: format!("Using Python {wanted} ({tag}), {why}"),
+            warning: None,
+        })
     }
 
     /// Whether `role` is built on its local image.
@@ -222,6 +352,22 @@ impl BaseImages {
     pub(crate) fn explain(&self, image: &str) -> Option<String> {
         if self.source != ImageSource::Auto || self.overrides.values().any(|pin| pin == image) {
             return None;
+        }
+        // Python's local images come in one pair per Debian suite, chosen by version.
+        let python_suite = LOCAL_PYTHONS.iter().any(|(_, suite)| {
+            image == format!("paas/python:{suite}") || image == format!("paas/python-build:{suite}")
+        });
+        if python_suite {
+            return Some(format!("Using base image {image} (found locally; --base-images auto)"));
+        }
+        if ImageRole::Python.is_official(image) {
+            let here: Vec<String> =
+                self.python_minors_here().iter().map(|m| format!("3.{m}")).collect();
+            let here = if here.is_empty() { "none".to_string() } else { here.join(", ") };
+            return Some(format!(
+                "Using base image {image} (the local Python images have {here}; --base-images \
+                 auto)"
+            ));
         }
         let role = ImageRole::ALL.into_iter().find(|role| {
             if self.uses_local(*role) {
@@ -441,6 +587,56 @@ mod tests {
     }
 
     #[test]
+    fn python_versions_pick_their_debian_suite_or_fail_naming_those_here() {
+        let v = |minor, patch| Version { major: 3, minor, patch };
+        let local = BaseImages::local();
+        let pick = local.python(Some((v(13, None), ".python-version"))).unwrap();
+        assert_eq!(
+            (pick.runtime.as_str(), pick.build.as_str()),
+            ("paas/python:trixie", "paas/python-build:trixie")
+        );
+        assert_eq!(
+            pick.note,
+            "Using Python 3.13 from paas/python:trixie (Debian trixie), as .python-version asks"
+        );
+        assert_eq!(local.python(None).unwrap().runtime, "paas/python:forky");
+        // An exact release: the minor's image, and a warning saying so.
+        let pinned = local.python(Some((v(11, Some(4)), "runtime.txt"))).unwrap();
+        assert_eq!(pinned.runtime, "paas/python:bookworm");
+        assert!(pinned.warning.unwrap().starts_with("runtime.txt pins Python 3.11.4;"));
+
+        let error = local.python(Some((v(12, None), ".python-version"))).unwrap_err().to_string();
+        assert!(error.contains("Python 3.12 (.python-version) has no image on this server: its local images have Python 3.11, 3.13, 3.14"), "{error}");
+        let newer = BaseImages { python_allow_newer: true, ..BaseImages::local() };
+        let pick = newer.python(Some((v(12, None), ".python-version"))).unwrap();
+        assert_eq!(pick.runtime, "paas/python:trixie");
+        assert!(
+            pick.warning
+                .unwrap()
+                .contains("PAAS_PYTHON_ALLOW_NEWER lets it build with Python 3.13")
+        );
+        assert!(newer.python(Some((v(15, None), ".python-version"))).is_err());
+
+        // auto: the pairs the engine has; the newest of them by default; else official.
+        let auto = BaseImages { local_pythons: BTreeSet::from([11]), ..BaseImages::auto() };
+        let pick = auto.python(None).unwrap();
+        assert_eq!(pick.runtime, "paas/python:bookworm");
+        assert!(pick.note.contains("the newest the local images have"), "{}", pick.note);
+        assert_eq!(auto.python(Some((v(13, None), "x"))).unwrap().runtime, "python:3.13-slim");
+        let official = BaseImages::official().python(Some((v(12, Some(4)), "x"))).unwrap();
+        assert_eq!(
+            (official.runtime.as_str(), official.build.as_str()),
+            ("python:3.12.4-slim", "python:3.12.4-slim")
+        );
+        assert_eq!(BaseImages::official().python(None).unwrap().runtime, "python:3.14-slim");
+
+        let allow =
+            |value: &str| BaseImages::from_lookup(&env(&[("PAAS_PYTHON_ALLOW_NEWER", value)]));
+        assert!(allow("1").unwrap().python_allow_newer && !allow("0").unwrap().python_allow_newer);
+        assert!(allow("maybe").is_err());
+    }
+
+    #[test]
     fn auto_takes_the_local_image_where_the_engine_has_it() {
         let wants = Requested { version: "3.12".into(), source: ".python-version".into() };
         let mut auto = BaseImages::auto();
@@ -448,8 +644,8 @@ mod tests {
         assert_eq!(auto.choose(ImageRole::Python, Some(&wants)).image, "python:3.12-slim");
         assert_eq!(
             auto.explain("python:3.12-slim").unwrap(),
-            "Using base image python:3.12-slim (paas/python:bookworm and \
-             paas/python-build:bookworm not found locally; --base-images auto)"
+            "Using base image python:3.12-slim (the local Python images have none; \
+             --base-images auto)"
         );
 
         auto.found_locally = BTreeSet::from([ImageRole::Node, ImageRole::Python]);
@@ -460,8 +656,11 @@ mod tests {
         );
         // Python's two images go together: one of them alone is not used.
         assert_eq!(auto.choose(ImageRole::Python, None).image, "python:3.12-slim");
+        auto.local_pythons = BTreeSet::from([11, 13]);
         let why = auto.explain("python:3.12-slim").unwrap();
-        assert!(why.contains("(paas/python-build:bookworm not found locally"), "{why}");
+        assert!(why.contains("(the local Python images have 3.11, 3.13;"), "{why}");
+        let why = auto.explain("paas/python-build:trixie").unwrap();
+        assert!(why.contains("(found locally;"), "{why}");
         assert_eq!(auto.choose(ImageRole::Stack, None).image, "debian:bookworm-slim");
         assert!(auto.explain("debian:bookworm-slim").unwrap().contains("paas/stack:bookworm"));
 

@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 
+use crate::config::LOCAL_PYTHONS;
 use crate::dockerfile::{CA_BUILD_ARG, CA_CONTEXT_FILE, GENERATED_DOCKERFILE};
 use crate::error::STACK_HINT;
 use crate::log::MAX_LINE;
@@ -463,15 +464,26 @@ impl Builder {
             return Ok(images);
         }
         for role in ImageRole::ALL {
-            match self.docker.inspect_image(role.local_image()).await {
-                Ok(_) => {
-                    images.found_locally.insert(role);
-                }
-                Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => {}
-                Err(e) => return Err(e.into()),
+            if self.has_image(role.local_image()).await? {
+                images.found_locally.insert(role);
+            }
+        }
+        for (minor, suite) in LOCAL_PYTHONS {
+            if self.has_image(&format!("paas/python:{suite}")).await?
+                && self.has_image(&format!("paas/python-build:{suite}")).await?
+            {
+                images.local_pythons.insert(minor);
             }
         }
         Ok(images)
+    }
+
+    async fn has_image(&self, image: &str) -> Result<bool, BuildError> {
+        match self.docker.inspect_image(image).await {
+            Ok(_) => Ok(true),
+            Err(DockerError::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Makes sure every base image is here, pulling those that may be pulled.
@@ -549,6 +561,9 @@ async fn detect(
     }
     for note in &plan.notes {
         log.info(format!("Note: {note}"));
+    }
+    for warning in &plan.warnings {
+        log.error(format!("Warning: {warning}"));
     }
     Ok(plan)
 }
@@ -636,10 +651,20 @@ fn build_args(
         .iter()
         .filter(|(key, _)| match plan.kind {
             Kind::Dockerfile => plan.build_args.contains(key),
-            _ => is_variable_name(key),
+            _ => is_variable_name(key) && !plan.shielded_config.contains(&key.as_str()),
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    let shielded: Vec<&str> =
+        plan.shielded_config.iter().copied().filter(|key| config.contains_key(*key)).collect();
+    if !shielded.is_empty() {
+        log.info(format!(
+            "Config vars not passed to the build steps, since they would change the {} the \
+             build runs with (the app still gets them): {}",
+            plan.kind.title(),
+            shielded.join(", ")
+        ));
+    }
     if !args.is_empty() {
         let names: Vec<&str> = args.keys().map(String::as_str).collect();
         let how =
@@ -720,8 +745,17 @@ impl<'a> Output<'a> {
             let header = format!("Installing dependencies{}", keyed(install));
             headers.push((format!("RUN {}", install.command), header));
         }
-        if let Some(build) = &plan.build {
-            headers.push((format!("RUN {build}"), format!("Running build command: {build}")));
+        for step in plan
+            .pre_install
+            .iter()
+            .map(String::as_str)
+            .chain(plan.build.iter().flat_map(|b| b.lines()))
+        {
+            let header = match plan.step_words.get(step) {
+                Some(words) => words.header.clone(),
+                None => format!("Running build command: {step}"),
+            };
+            headers.push((format!("RUN {step}"), header));
         }
         Output {
             log,

@@ -131,15 +131,19 @@ pub fn generate(
     };
     let install = |out: &mut String| {
         if let Some(install) = &plan.install {
-            if install.whole_tree {
+            if install.whole_tree || plan.pre_install.is_some() {
                 out.push_str("COPY . ./\n");
             } else {
                 copy_files(out, &install.files);
             }
+            if let Some(pre) = &plan.pre_install {
+                out.push_str(&format!("RUN {pre}\n"));
+            }
             out.push_str(&format!("RUN {}\n", install.command));
         }
     };
-    let whole_tree_copied = plan.install.as_ref().is_some_and(|i| i.whole_tree);
+    let whole_tree_copied =
+        plan.install.as_ref().is_some_and(|i| i.whole_tree || plan.pre_install.is_some());
     let cmd = plan.process_types.get("web").filter(|c| !c.is_empty()).map(|web| {
         // `exec` hands PID 1 to the app, so `docker stop` reaches it rather than the shell.
         let command = if crate::providers::is_simple_command(web) {
@@ -189,8 +193,8 @@ pub fn generate(
             out.push_str("COPY . ./\n");
         }
         client_output(&mut out);
-        if let Some(build) = &plan.build {
-            out.push_str(&format!("RUN {build}\n"));
+        for step in plan.build.iter().flat_map(|build| build.lines()) {
+            out.push_str(&format!("RUN {step}\n"));
         }
         out.push('\n');
     }
@@ -274,7 +278,7 @@ mod tests {
         let apt = "RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y \
                    -qq --no-install-recommends libgdal-dev && rm -rf /var/lib/apt/lists/*\n";
         assert_eq!(text.matches(apt).count(), 2, "{text}");
-        let final_stage = text.rfind("FROM paas/python:bookworm").unwrap();
+        let final_stage = text.rfind("FROM paas/python:forky").unwrap();
         assert!(position(&text, apt) < position(&text, "RUN python -m venv"), "{text}");
         assert!(text[final_stage..].contains(apt), "{text}");
     }
@@ -294,10 +298,10 @@ mod tests {
         );
         let client = position(&text, "FROM paas/node:bookworm AS client\n");
         let built = position(&text, "RUN cd frontend && npm run build && rm -rf node_modules\n");
-        let build_stage = position(&text, "FROM paas/python-build:bookworm AS build\n");
+        let build_stage = position(&text, "FROM paas/python-build:forky AS build\n");
         let overlay = position(&text, "COPY --from=client [\"/app/frontend\",\"./frontend\"]\n");
         let collectstatic = position(&text, "RUN python manage.py collectstatic --noinput\n");
-        let final_stage = text.rfind("FROM paas/python:bookworm").unwrap();
+        let final_stage = text.rfind("FROM paas/python:forky").unwrap();
         assert!(client < built && built < build_stage, "{text}");
         assert!(build_stage < overlay && overlay < collectstatic, "{text}");
         // collectstatic sees the config vars in the build stage; the image gets its output.
@@ -319,12 +323,12 @@ mod tests {
             &["SECRET_KEY"],
             false,
         );
-        let stage = position(&text, "FROM paas/python-build:bookworm AS build");
+        let stage = position(&text, "FROM paas/python-build:forky AS build");
         let arg = position(&text, "ARG SECRET_KEY");
         let copy_lock = position(&text, "COPY [\"requirements.txt\",\"./\"]");
         let copy_wheels = position(&text, "COPY [\"wheels\",\"wheels/\"]");
         let install = position(&text, "RUN python -m venv /opt/venv && pip install");
-        let runtime = position(&text, "FROM paas/python:bookworm\n");
+        let runtime = position(&text, "FROM paas/python:forky\n");
         let cmd = position(&text, "CMD [\"/bin/sh\",\"-c\",\"exec python app.py\"]\n");
         let venv = position(&text, "COPY --from=build [\"/opt/venv\",\"/opt/venv\"]");
         let copy_all = position(&text, "COPY --from=build /app ./");
@@ -432,8 +436,8 @@ mod tests {
 
     #[test]
     fn ca_is_added_after_every_from_and_nowhere_else() {
-        let original = "# syntax comment\nARG BASE=paas/python-build:bookworm\nFROM $BASE AS build\n\
-                        RUN pip install \\\n  -r requirements.txt\nFROM \\\n  paas/python:bookworm\n\
+        let original = "# syntax comment\nARG BASE=paas/python-build:forky\nFROM $BASE AS build\n\
+                        RUN pip install \\\n  -r requirements.txt\nFROM \\\n  paas/python:forky\n\
                         RUN echo \\\nFROM not-an-instruction\nCMD [\"python\"]\n";
         let (text, added) = inject_ca(original);
         assert_eq!(added, 9);
@@ -443,7 +447,7 @@ mod tests {
         // After the one-line FROM, and after the last line of the one continued over two.
         assert_eq!(lines[3], copy, "{text}");
         assert_eq!(lines[4], format!("ARG SSL_CERT_FILE={CA_IMAGE_PATH}"));
-        let second = lines.iter().position(|l| *l == "  paas/python:bookworm").unwrap();
+        let second = lines.iter().position(|l| *l == "  paas/python:forky").unwrap();
         assert_eq!(lines[second + 1], copy, "{text}");
         // A RUN continued onto a line that starts with FROM is not a FROM.
         let tail: Vec<&str> = lines.iter().rev().take(3).rev().copied().collect();

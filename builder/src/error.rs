@@ -34,6 +34,11 @@ pub enum BuildError {
     #[error("{file} {reason}")]
     FileRefused { file: String, reason: String },
 
+    /// A Python app asks for something paas (like Heroku) will not build: a Python version
+    /// past its end of life, two package managers, a Pipfile without its lock, …
+    #[error("{message}")]
+    Python { code: &'static str, message: String },
+
     /// The request itself is unusable: bad app name, base directory outside the source, …
     #[error("{0}")]
     InvalidRequest(String),
@@ -81,6 +86,7 @@ impl BuildError {
             BuildError::NoProcessTypes { .. } => "no_process_types",
             BuildError::Manifest { .. } => "bad_manifest",
             BuildError::FileRefused { .. } => "file_refused",
+            BuildError::Python { code, .. } => code,
             BuildError::InvalidRequest(_) => "invalid_build_request",
             BuildError::BaseImageMissing { .. } => "base_image_missing",
             BuildError::Dockerfile { .. } => "bad_dockerfile",

@@ -79,7 +79,48 @@ impl Failure<'_> {
         if untrusted_certificate(self.message) {
             return Some(self.untrusted(self.message));
         }
-        self.missing_ca_file().or_else(|| self.collectstatic())
+        self.missing_ca_file()
+            .or_else(|| self.collectstatic())
+            .or_else(|| self.described_step())
+            .or_else(|| self.missing_system_library())
+    }
+
+    /// A step the provider said what to do about (a Heroku hook, NLTK's downloader).
+    fn described_step(&self) -> Option<String> {
+        let command = self.step.strip_prefix("RUN ")?;
+        self.plan.step_words.get(command).map(|words| words.on_failure.clone())
+    }
+
+    /// A package that compiles from source and lacks a C header or a `*-config` tool: the
+    /// Aptfile installs Debian's development package.
+    fn missing_system_library(&self) -> Option<String> {
+        let missing = self.output.iter().find_map(|line| {
+            if let Some(at) = line.find(": No such file or directory")
+                && let Some(header) = line[..at].rsplit([' ', ':']).next()
+                && header.ends_with(".h")
+            {
+                return Some(header.to_string());
+            }
+            let config = line.split(|c: char| c.is_whitespace() || c == '\'' || c == '`');
+            config
+                .filter(|word| word.ends_with("-config") && word.len() > 7)
+                .find(|_| line.contains("not found") || line.contains("Could not find"))
+                .map(str::to_string)
+        })?;
+        let example = if missing.starts_with("gdal") {
+            "libgdal-dev"
+        } else if missing.starts_with("pg_config") || missing.starts_with("libpq") {
+            "libpq-dev"
+        } else if missing.starts_with("sqlite3") {
+            "libsqlite3-dev"
+        } else {
+            "the one with the -dev files"
+        };
+        Some(format!(
+            "A package compiling from source could not find {missing}, which a Debian \
+             development package provides: list it in an Aptfile beside your code (for this \
+             one, {example}), or use a release of the package that has a pre-built wheel."
+        ))
     }
 
     fn untrusted(&self, line: &str) -> String {
@@ -135,8 +176,8 @@ impl Failure<'_> {
 
     /// Django's collectstatic failed: Django's own last words, and how to skip the step.
     fn collectstatic(&self) -> Option<String> {
-        let build = self.plan.build.as_deref().filter(|b| b.contains("collectstatic"))?;
-        if self.step != format!("RUN {build}") {
+        let command = self.step.strip_prefix("RUN ").filter(|c| c.contains("collectstatic"))?;
+        if !self.plan.build.as_deref()?.lines().any(|line| line == command) {
             return None;
         }
         let said = django_message(self.output)

@@ -152,6 +152,10 @@ pub struct BuildPlan {
     /// put here: they reach the build steps as build args and the app from the runner.
     pub env: BTreeMap<String, String>,
     pub install: Option<Install>,
+    /// A step on the whole tree before the install (Heroku's `bin/pre_compile`).
+    pub pre_install: Option<String>,
+    /// The build steps, one a line, each its own `RUN` (so a failure names the one that
+    /// failed): Django's collectstatic, a `bin/post_compile` hook, paas.toml's command.
     pub build: Option<String>,
     /// Process type → shell command. An empty command means "the image's own
     /// ENTRYPOINT/CMD" (Dockerfile apps without a Procfile).
@@ -170,12 +174,30 @@ pub struct BuildPlan {
     pub manifest: AppManifest,
     /// Things the developer should know: fallbacks taken, overrides applied.
     pub notes: Vec<String>,
+    /// Things the developer should change: a deprecated file, an old patch release, a version
+    /// substituted. Shown as warnings in the build log.
+    pub warnings: Vec<String>,
+    /// Config vars the build steps do not get, since they would break the toolchain
+    /// (`PYTHONHOME` for Python). The app still gets them when it runs.
+    pub shielded_config: Vec<&'static str>,
     /// Notes about inferred process types, shown only if the Procfile does not replace them.
     #[serde(skip)]
     pub(crate) inferred_notes: BTreeMap<String, String>,
-    /// A config var that skips the detected build step when set (`DISABLE_COLLECTSTATIC`).
+    /// A config var that skips a part of the detected build step when set
+    /// (`DISABLE_COLLECTSTATIC`), and that part.
     #[serde(skip)]
-    pub(crate) build_disabled_by: Option<&'static str>,
+    pub(crate) build_disabled_by: Option<(&'static str, String)>,
+    /// The log's header for a step, and what to say when it fails, where the provider knows
+    /// better than the command itself (`bin/post_compile`, NLTK's downloader).
+    #[serde(skip)]
+    pub(crate) step_words: BTreeMap<String, StepWords>,
+}
+
+/// What the log says of a build step, by its command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StepWords {
+    pub header: String,
+    pub on_failure: String,
 }
 
 /// The Debian packages an `Aptfile` names, one or more a line, `#` comments allowed, as
@@ -228,6 +250,7 @@ impl BuildPlan {
             runtime: None,
             env: BTreeMap::new(),
             install: None,
+            pre_install: None,
             build: None,
             process_types: BTreeMap::new(),
             process_sources: BTreeMap::new(),
@@ -237,23 +260,30 @@ impl BuildPlan {
             images: Vec::new(),
             manifest: AppManifest::default(),
             notes: Vec::new(),
+            warnings: Vec::new(),
+            shielded_config: Vec::new(),
             inferred_notes: BTreeMap::new(),
             build_disabled_by: None,
+            step_words: BTreeMap::new(),
         }
     }
 
     /// Applies what the app's config vars decide about the build: `DISABLE_COLLECTSTATIC`
     /// (any value but empty or `0`) skips Django's collectstatic, as on Heroku.
     pub fn apply_config(&mut self, config: &BTreeMap<String, String>) {
-        let Some(var) = self.build_disabled_by else {
+        let Some((var, step)) = self.build_disabled_by.take() else {
             return;
         };
-        if config.get(var).is_some_and(|value| !matches!(value.trim(), "" | "0")) {
-            if let Some(build) = self.build.take() {
-                self.notes.push(format!("{var} is set, so `{build}` is skipped"));
-            }
-            self.build_disabled_by = None;
+        if !config.get(var).is_some_and(|value| !matches!(value.trim(), "" | "0")) {
+            self.build_disabled_by = Some((var, step));
+            return;
         }
+        // The build's other steps still run.
+        if let Some(build) = self.build.take() {
+            let kept: Vec<&str> = build.lines().filter(|line| *line != step).collect();
+            self.build = (!kept.is_empty()).then(|| kept.join("\n"));
+        }
+        self.notes.push(format!("{var} is set, so `{step}` is skipped"));
     }
 
     pub(crate) fn infer(&mut self, process: &str, command: impl Into<String>) {

@@ -13,13 +13,18 @@
 #   paas/static:bookworm         busybox httpd serving $STATIC_ROOT on $PORT
 #   paas/postgres:15             the PostgreSQL add-on: PostgreSQL 15 + PostGIS 3
 #   paas/redis:7                 the Redis add-on: Redis 7
+#   paas/stack:trixie            the same three on Debian trixie, for its Python 3.13,
+#   paas/python:trixie           and on forky (testing), for its Python 3.14: bookworm's
+#   paas/python-build:trixie     have 3.11, and the builder takes the pair with the
+#   paas/{stack,python,python-build}:forky   Python version an app asks for
 #
 # Usage: deploy/stack/build.sh [--force] [--verbose] [IMAGE...]
 #   IMAGE is one of: stack python python-build node go ruby static postgres redis
-#   (default: all).
+#   stack-trixie python-trixie python-build-trixie stack-forky python-forky
+#   python-build-forky (default: all).
 #   Images that already exist are skipped; --force rebuilds the named ones (with no args:
-#   all of them, the base included). The base, and paas/python for python-build, are
-#   built first whenever they are missing.
+#   all of them, the bases included). The images one is built FROM are built first
+#   whenever they are missing.
 #
 # Environment:
 #   DEBIAN_MIRROR           default http://deb.debian.org/debian
@@ -34,7 +39,7 @@
 # when missing. Language images only need access to the Docker daemon.
 set -euo pipefail
 
-SUITE=bookworm
+SUITE=bookworm    # every image; names ending in -trixie or -forky are built on that suite
 DEBIAN_MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
 DEBIAN_SECURITY_MIRROR=${DEBIAN_SECURITY_MIRROR-http://deb.debian.org/debian-security}
 STACK_SLIM=${STACK_SLIM:-1}
@@ -44,8 +49,14 @@ DEFAULT_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BASE=stack
-LANGS=(python python-build node go ruby static postgres redis)   # build order
-declare -A DEP=([python-build]=python)             # image -> image it is built FROM
+# Build order; the base is built first.
+LANGS=(python python-build node go ruby static postgres redis
+       stack-trixie python-trixie python-build-trixie
+       stack-forky python-forky python-build-forky)
+# image -> image it is built FROM, when that is not the base.
+declare -A DEP=([python-build]=python
+                [python-trixie]=stack-trixie [python-build-trixie]=python-trixie
+                [python-forky]=stack-forky [python-build-forky]=python-forky)
 # Service images are tagged with the major version they run, which an add-on records.
 declare -A TAG=([postgres]=15 [redis]=7)
 
@@ -55,7 +66,9 @@ ROOTFS=""     # debootstrap dir, removed by the EXIT trap
 LOGDIR=""     # build logs, removed on success, kept on failure
 OK=0
 
-image() { printf 'paas/%s:%s' "$1" "${TAG[$1]:-$SUITE}"; }
+suite_of() { case $1 in *-trixie | *-forky) printf '%s' "${1##*-}" ;; *) printf '%s' "$SUITE" ;; esac; }
+kind_of() { printf '%s' "${1%-"$(suite_of "$1")"}"; }   # python-build-trixie -> python-build
+image() { printf 'paas/%s:%s' "$(kind_of "$1")" "${TAG[$1]:-$(suite_of "$1")}"; }
 say() { printf '%s\n' "$*"; }
 die() { printf 'build.sh: error: %s\n' "$*" >&2; exit 1; }
 usage() { sed -n '2,/^set -euo/{/^#/{s/^# \{0,1\}//;p}}' "${BASH_SOURCE[0]}"; }
@@ -131,12 +144,12 @@ ensure_debootstrap() {
 
 # Turn the fresh debootstrap tree into a clean container root filesystem.
 configure_rootfs() {
-  local r=${1:?}
+  local r=${1:?} suite=${2:?}
   {
-    printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$SUITE"
-    printf 'deb %s %s-updates main\n' "$DEBIAN_MIRROR" "$SUITE"
+    printf 'deb %s %s main\n' "$DEBIAN_MIRROR" "$suite"
+    printf 'deb %s %s-updates main\n' "$DEBIAN_MIRROR" "$suite"
     [[ -z "$DEBIAN_SECURITY_MIRROR" ]] ||
-      printf 'deb %s %s-security main\n' "$DEBIAN_SECURITY_MIRROR" "$SUITE"
+      printf 'deb %s %s-security main\n' "$DEBIAN_SECURITY_MIRROR" "$suite"
   } >"$r/etc/apt/sources.list"
   rm -f "$r"/etc/apt/sources.list.d/*
 
@@ -151,6 +164,12 @@ Dir::Cache::pkgcache "";
 Dir::Cache::srcpkgcache "";
 EOF
   printf 'Acquire::Languages "none";\n' >"$r/etc/apt/apt.conf.d/docker-no-languages"
+  # Testing's Release files expire within a week, and a mirror that lags (or a clock ahead of
+  # it) would stop apt in these images and in every app build on them. Signatures are still
+  # checked; only the freshness date is not. Stable suites carry no such date.
+  if [[ "$suite" == forky ]]; then
+    printf 'Acquire::Check-Valid-Until "false";\n' >"$r/etc/apt/apt.conf.d/paas-testing-suite"
+  fi
   if (( STACK_SLIM )); then
     cat >"$r/etc/dpkg/dpkg.cfg.d/paas-slim" <<'EOF'
 # paas stack images: no man pages, docs (copyright files kept) or translations.
@@ -191,28 +210,37 @@ EOF
   [[ ! -e "$r/etc/machine-id" ]] || : >"$r/etc/machine-id"
 }
 
+# build_base NAME : the debootstrap root of NAME's suite, imported as NAME's image.
 build_base() {
-  (( EUID == 0 )) || die "building $(image "$BASE") needs root (debootstrap); re-run as root, e.g. with sudo"
+  local name=$1 suite
+  suite=$(suite_of "$1")
+  (( EUID == 0 )) || die "building $(image "$name") needs root (debootstrap); re-run as root, e.g. with sudo"
   ensure_debootstrap
   ROOTFS=$(mktemp -d "${TMPDIR:-/var/tmp}/paas-stack-rootfs.XXXXXX")
+  # A debootstrap older than the suite (bookworm's knows no forky) bootstraps it with the
+  # script testing and unstable share.
+  local script=()
+  [[ -e "/usr/share/debootstrap/scripts/$suite" ]] || script=(/usr/share/debootstrap/scripts/sid)
   run base debootstrap --variant=minbase --include=ca-certificates --components=main \
-    "$SUITE" "$ROOTFS" "$DEBIAN_MIRROR"
-  configure_rootfs "$ROOTFS"
+    "$suite" "$ROOTFS" "$DEBIAN_MIRROR" "${script[@]}"
+  configure_rootfs "$ROOTFS" "$suite"
   run base bash -c 'tar --numeric-owner -C "$1" -cf - . | docker import \
       --change "ENV PATH=$2" --change "ENV LANG=C.UTF-8" \
       --change "LABEL io.paas.stack=$3" --change "LABEL io.paas.ca=$6" --change "CMD [\"bash\"]" \
       --message "paas stack: debootstrap minbase $3 from $4" - "$5"' \
-    _ "$ROOTFS" "$DEFAULT_PATH" "$SUITE" "$DEBIAN_MIRROR" "$(image "$BASE")" "$CA_ID"
+    _ "$ROOTFS" "$DEFAULT_PATH" "$suite" "$DEBIAN_MIRROR" "$(image "$name")" "$CA_ID"
   umount_below "$ROOTFS"
   rm -rf --one-file-system "$ROOTFS"
   ROOTFS=""
 }
 
 build_lang() {
-  local name=$1 df="$HERE/$1.Dockerfile"
+  local name=$1 df
+  df="$HERE/$(kind_of "$1").Dockerfile"
   [[ -f "$df" ]] || die "missing $df"
   local args=(build -t "$(image "$name")")
   (( ! FORCE )) || args+=(--no-cache)
+  [[ "$(suite_of "$name")" == "$SUITE" ]] || args+=(--build-arg "SUITE=$(suite_of "$name")")
   # Classic builder on purpose: it needs no BuildKit, no registry and no frontend image.
   # The build context is the image's folder beside its Dockerfile (its entrypoint script),
   # or, without one, the Dockerfile alone.
@@ -236,7 +264,7 @@ ensure() {
     say "$img trusts a different CA bundle than PAAS_BUILD_CA_FILE ($(ca_of "$img"), not $CA_ID): rebuilding"
   fi
   old=$(docker image inspect -f '{{.Id}}' "$img" 2>/dev/null || true)
-  if [[ "$name" == "$BASE" ]]; then build_base; else build_lang "$name"; fi
+  if [[ "$(kind_of "$name")" == "$BASE" ]]; then build_base "$name"; else build_lang "$name"; fi
   printf '%-28s built            (%s, %s)\n' "$img" "$(size_of "$img")" "$(since "$t0")"
   # Drop the image this one replaced, unless something (a container, a child image) uses it.
   if [[ -n "$old" && "$old" != "$(docker image inspect -f '{{.Id}}' "$img")" ]]; then
@@ -289,11 +317,13 @@ main() {
   LOGDIR=$(mktemp -d "${TMPDIR:-/tmp}/paas-stack-logs.XXXXXX")
   local t0 plan=()
   t0=$(now_us)
+  # with_deps NAME : add NAME to the plan after the images it is built FROM.
+  with_deps() {
+    [[ -z "${DEP[$1]:-}" ]] || with_deps "${DEP[$1]}"
+    [[ " ${plan[*]} " == *" $1 "* ]] || plan+=("$1")
+  }
   for n in "${LANGS[@]}"; do
-    if [[ -n "${want[$n]:-}" ]]; then
-      [[ -z "${DEP[$n]:-}" || " ${plan[*]} " == *" ${DEP[$n]} "* ]] || plan+=("${DEP[$n]}")
-      plan+=("$n")
-    fi
+    [[ -z "${want[$n]:-}" ]] || with_deps "$n"
   done
 
   ensure "$BASE" $(( FORCE && ${want[$BASE]:-0} ))

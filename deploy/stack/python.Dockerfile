@@ -1,7 +1,9 @@
-# paas/python:bookworm -- runtime image for Python apps (no compiler).
-# Built offline by deploy/stack/build.sh from paas/stack:bookworm.
-FROM paas/stack:bookworm
-LABEL io.paas.stack=bookworm io.paas.language=python io.paas.stage=runtime
+# paas/python:SUITE -- runtime image for Python apps (no compiler): Debian's python3
+# (bookworm: 3.11, trixie: 3.13, forky: 3.14). Built offline by deploy/stack/build.sh from paas/stack:SUITE.
+ARG SUITE=bookworm
+FROM paas/stack:${SUITE}
+ARG SUITE=bookworm
+LABEL io.paas.stack=${SUITE} io.paas.language=python io.paas.stage=runtime
 RUN set -eux; \
     export DEBIAN_FRONTEND=noninteractive; \
     apt-get update; \

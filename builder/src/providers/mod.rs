@@ -4,12 +4,14 @@
 
 mod go;
 mod node;
-mod python;
+pub(crate) mod python;
 mod ruby;
 mod shell;
 mod static_site;
 
 use std::path::{Path, PathBuf};
+
+pub(crate) use python::version as python_version;
 
 use crate::config::Requested;
 use crate::files::{self, Entry};

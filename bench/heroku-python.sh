@@ -70,7 +70,7 @@ for fixture in "${fixtures[@]}"; do
   work=$(mktemp -d)
   cp -a "$compat/fixtures/$fixture/." "$work/"
   restore_symlinks "$work"
-  app="compat-$(tr '_' '-' <<<"$fixture" | tr -s '-')"
+  app="compat-$(tr -c 'a-z0-9\n' '-' <<<"$fixture" | tr -s '-')"
   app=${app%-}
   # shellcheck disable=SC2046 # one word per option
   if PAAS_BUILD_TIMEOUT=900 "$paas" build "$work" --app "$app" $(config_for "$fixture") \

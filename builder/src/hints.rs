@@ -103,6 +103,7 @@ impl Failure<'_> {
             }
             let config = line.split(|c: char| c.is_whitespace() || c == '\'' || c == '`');
             config
+                .map(|word| word.trim_end_matches(['.', ',', ':', ';']))
                 .filter(|word| word.ends_with("-config") && word.len() > 7)
                 .find(|_| line.contains("not found") || line.contains("Could not find"))
                 .map(str::to_string)
@@ -332,5 +333,51 @@ mod tests {
         assert!(hint.contains("<Storage>. Fix the error"), "{hint}");
         assert!(hint.contains("DISABLE_COLLECTSTATIC=1"), "{hint}");
         assert_eq!(Failure { step: "RUN pip install -r requirements.txt", ..failure }.hint(), None);
+    }
+
+    #[test]
+    fn missing_headers_and_config_tools_point_at_the_aptfile() {
+        let plan = plan_of(&[("requirements.txt", "pysqlite3\n")], &BaseImages::local()).unwrap();
+        let failure = |output: &[String]| {
+            Failure {
+                plan: &plan,
+                ca_file: None,
+                ca_injected: false,
+                step: "RUN python -m venv /opt/venv && pip install -r requirements.txt",
+                output,
+                message: "returned a non-zero code: 1",
+            }
+            .hint()
+        };
+        let sqlite = lines(
+            "      src/blob.h:4:10: fatal error: sqlite3.h: No such file or directory\n\
+             error: command '/usr/bin/x86_64-linux-gnu-gcc' failed with exit code 1",
+        );
+        let hint = failure(&sqlite).unwrap();
+        assert!(hint.contains("could not find sqlite3.h"), "{hint}");
+        assert!(hint.contains("Aptfile") && hint.contains("libsqlite3-dev"), "{hint}");
+        let gdal = lines("      Could not find gdal-config. Make sure you have installed the GDAL");
+        assert!(failure(&gdal).unwrap().contains("gdal-config"));
+        assert_eq!(failure(&lines("ERROR: No matching distribution found for x")), None);
+    }
+
+    #[test]
+    fn hooks_are_named_when_they_fail() {
+        let plan = plan_of(
+            &[("requirements.txt", ""), ("bin/post_compile", "exit 1")],
+            &BaseImages::local(),
+        )
+        .unwrap();
+        let hint = Failure {
+            plan: &plan,
+            ca_file: None,
+            ca_injected: false,
+            step: "RUN chmod +x bin/post_compile && bin/post_compile",
+            output: &lines("Some post_compile error!"),
+            message: "returned a non-zero code: 1",
+        }
+        .hint()
+        .unwrap();
+        assert!(hint.starts_with("bin/post_compile exited with an error"), "{hint}");
     }
 }

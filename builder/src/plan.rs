@@ -718,8 +718,11 @@ impl fmt::Display for BuildPlan {
             None if self.kind != Kind::Dockerfile => row(f, "install", "(none)")?,
             None => {}
         }
-        if let Some(build) = &self.build {
-            row(f, "build", build)?;
+        if let Some(pre) = &self.pre_install {
+            row(f, "before it", pre)?;
+        }
+        for step in self.build.iter().flat_map(|build| build.lines()) {
+            row(f, "build", step)?;
         }
         writeln!(f, "processes:")?;
         let width = self.process_types.keys().map(String::len).max().unwrap_or(0);
@@ -746,6 +749,12 @@ impl fmt::Display for BuildPlan {
             writeln!(f, "notes:")?;
             for note in &self.notes {
                 writeln!(f, "  - {note}")?;
+            }
+        }
+        if !self.warnings.is_empty() {
+            writeln!(f, "warnings:")?;
+            for warning in &self.warnings {
+                writeln!(f, "  - {warning}")?;
             }
         }
         Ok(())

@@ -219,8 +219,11 @@ async fn python_stdlib_app() {
     assert!(body.contains("\"dockerignored_file_present\": false"), "{body}");
     assert_log(&log, "-----> Python app detected");
     assert_log(&log, "-----> Installing dependencies (requirements.txt)");
-    // .python-version asks for 3.12; the local image says what it uses instead.
-    assert_log(&log, "has Python 3.11: building with 3.11");
+    // .python-version asks for 3.13: Debian trixie's.
+    assert_log(
+        &log,
+        "Using Python 3.13 from paas/python:trixie (Debian trixie), as .python-version asks",
+    );
     assert_log(&log, ", commit 0123456)");
     let labels =
         docker().await.inspect_image(&image.image).await.unwrap().config.unwrap().labels.unwrap();
@@ -236,7 +239,7 @@ async fn auto_base_images_use_the_local_stack() {
     let req = BuildRequest::new(unique_app("auto"), 1, fixture("python-stdlib"));
     let (image, log) = build_ok_with(config, &req, &mut cleanup).await;
     assert_eq!(image.kind, "python");
-    for local in ["paas/python:bookworm", "paas/python-build:bookworm"] {
+    for local in ["paas/python:trixie", "paas/python-build:trixie"] {
         assert_log(&log, &format!("Using base image {local} (found locally; --base-images auto)"));
     }
     let ip = serve(&docker().await, &image, &mut cleanup).await;
@@ -555,7 +558,9 @@ async fn assert_no_build_containers(log: &BuildLog) {
 fn app_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for (path, contents) in files {
-        std::fs::write(dir.path().join(path), contents).unwrap();
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, contents).unwrap();
     }
     dir
 }
@@ -792,4 +797,118 @@ async fn ca_injection_into_a_dockerfile_on_another_base() {
     let inspect = docker().await.inspect_image(&image.image).await.unwrap();
     let env = inspect.config.unwrap().env.unwrap_or_default();
     assert!(!env.iter().any(|e| e.starts_with("SSL_CERT_FILE")), "{env:?}");
+}
+
+/// Each Python version Debian ships has its own pair of images: the app gets the one it asks
+/// for, the default (Heroku's, 3.14) without a file, and a version no image has fails the
+/// build naming those there are, before anything is built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_versions_pick_their_debian_suite() {
+    let mut cleanup = Cleanup::default();
+    let docker = docker().await;
+    for (file, minor) in [(Some("3.11\n"), 11), (Some("# ours\n3.13\n"), 13), (None, 14)] {
+        let mut files = vec![("requirements.txt", "")];
+        files.extend(file.map(|version| (".python-version", version)));
+        let dir = app_dir(&files);
+        let req = BuildRequest::new(unique_app("pyver"), 1, dir.path());
+        let (image, log) = build_ok(&req, &mut cleanup).await;
+        let check =
+            format!("python -c 'import sys; sys.exit(sys.version_info[:2] != (3, {minor}))'");
+        assert_eq!(run_to_exit(&docker, &image.image, &check, &mut cleanup).await, 0, "3.{minor}");
+        if file.is_none() {
+            assert_log(&log, "Warning: no Python version is named, so the default, 3.14, is used");
+        }
+    }
+
+    let (error, log) =
+        failed_build("pyver-none", &[(".python-version", "3.12\n"), ("app.py", "")], settings())
+            .await;
+    assert_eq!(error.code(), "python_version_unavailable");
+    assert_log(&log, "its local images have Python 3.11, 3.13, 3.14");
+    let (error, _) =
+        failed_build("pyver-eol", &[("runtime.txt", "python-3.9.1\n"), ("app.py", "")], settings())
+            .await;
+    assert_eq!(error.code(), "python_version");
+    assert!(error.to_string().contains("end of life"), "{error}");
+}
+
+/// Heroku's hooks run in the build stage with the config vars: bin/pre_compile before the
+/// install, bin/post_compile after; one that fails is named, with what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heroku_hooks_run_and_a_failing_one_is_named() {
+    let mut cleanup = Cleanup::default();
+    let files = [
+        ("requirements.txt", ""),
+        ("app.py", ""),
+        ("bin/pre_compile", "#!/bin/sh\nset -e\necho \"$GREETING\" > pre.txt\n"),
+        ("bin/post_compile", "#!/bin/sh\nset -e\ntest -f pre.txt\ncp pre.txt post.txt\n"),
+    ];
+    let dir = app_dir(&files);
+    let mut req = BuildRequest::new(unique_app("hooks"), 1, dir.path());
+    req.config = BTreeMap::from([("GREETING".to_string(), "hello".to_string())]);
+    let (image, log) = build_ok(&req, &mut cleanup).await;
+    assert_log(&log, "-----> Running bin/pre_compile hook");
+    assert_log(&log, "-----> Running bin/post_compile hook");
+    let docker = docker().await;
+    let check = "grep -qx hello /app/pre.txt && grep -qx hello /app/post.txt";
+    assert_eq!(run_to_exit(&docker, &image.image, check, &mut cleanup).await, 0);
+
+    let files = [
+        ("requirements.txt", ""),
+        ("app.py", ""),
+        ("bin/post_compile", "#!/bin/sh\necho 'Some post_compile error!' >&2\nexit 3\n"),
+    ];
+    let (error, log) = failed_build("hook-fails", &files, settings()).await;
+    assert_log(&log, "Some post_compile error!");
+    let hint = error.hint().unwrap_or_default();
+    assert!(hint.starts_with("bin/post_compile exited with an error"), "{error}");
+}
+
+/// Config vars that would point the build's Python elsewhere never reach the build steps,
+/// and the log says so; the build runs as if they were not set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interpreter_config_vars_stay_out_of_the_build() {
+    let mut cleanup = Cleanup::default();
+    let files = [
+        ("requirements.txt", ""),
+        ("app.py", ""),
+        (
+            "bin/post_compile",
+            "#!/bin/sh\nset -e\npython -c 'import json'\necho \"$KEPT\" > kept.txt\n",
+        ),
+    ];
+    let dir = app_dir(&files);
+    let mut req = BuildRequest::new(unique_app("shield"), 1, dir.path());
+    req.config = ["PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV", "PATH"]
+        .iter()
+        .map(|var| (var.to_string(), "/invalid-path".to_string()))
+        .chain([("KEPT".to_string(), "yes".to_string())])
+        .collect();
+    let (image, log) = build_ok(&req, &mut cleanup).await;
+    assert_log(
+        &log,
+        "Config vars not passed to the build steps, since they would change the Python the \
+         build runs with (the app still gets them): PATH, PYTHONHOME, PYTHONPATH, VIRTUAL_ENV",
+    );
+    let check = "grep -qx yes /app/kept.txt";
+    assert_eq!(run_to_exit(&docker().await, &image.image, check, &mut cleanup).await, 0);
+}
+
+/// A uv.lock that no longer matches pyproject.toml fails the install (uv's `--locked`)
+/// rather than installing what the lock says and leaving a dependency out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_uv_lock_fails_the_install() {
+    let pyproject = "[project]\nname = \"stale\"\nversion = \"0\"\nrequires-python = \">=3.13\"\n\
+                     dependencies = [\"idna\"]\n";
+    let lock = "version = 1\nrevision = 2\nrequires-python = \">=3.13\"\n\n[[package]]\n\
+                name = \"stale\"\nversion = \"0\"\nsource = { virtual = \".\" }\n";
+    let files = [
+        ("pyproject.toml", pyproject),
+        ("uv.lock", lock),
+        (".python-version", "3.13\n"),
+        ("main.py", ""),
+    ];
+    let (error, log) = failed_build("uv-stale", &files, with_ca()).await;
+    assert!(matches!(error, BuildError::StepFailed { .. }), "{error:?}");
+    assert_log(&log, "--locked");
 }

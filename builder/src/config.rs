@@ -57,7 +57,7 @@ impl ImageRole {
     /// asks for none.
     fn official(self) -> (&'static str, Option<&'static str>) {
         match self {
-            ImageRole::Python | ImageRole::PythonBuild => ("python:{v}-slim", Some("3.12")),
+            ImageRole::Python | ImageRole::PythonBuild => ("python:{v}-slim", Some("3.14")),
             ImageRole::Node => ("node:{v}-slim", Some("22")),
             ImageRole::Go => ("golang:{v}-bookworm", Some("1.23")),
             ImageRole::Ruby => ("ruby:{v}-slim", Some("3.3")),
@@ -145,7 +145,7 @@ pub enum ImageSource {
     Auto,
     /// The official Docker Hub images (`python:3.12-slim`, …), pulled when missing.
     Official,
-    /// The `paas/*:bookworm` images `deploy/stack/build.sh` builds offline.
+    /// The `paas/*` stack images `deploy/stack/build.sh` builds offline.
     Local,
 }
 
@@ -216,7 +216,7 @@ impl BaseImages {
             Some(other) => {
                 return Err(BuildError::InvalidRequest(format!(
                     "PAAS_BASE_IMAGES={other:?}: use `auto` (the local images where they \
-                     exist), `official` (Docker Hub images) or `local` (the paas/*:bookworm \
+                     exist), `official` (Docker Hub images) or `local` (the paas/* stack \
                      images deploy/stack/build.sh builds)"
                 )));
             }
@@ -264,17 +264,49 @@ impl BaseImages {
             Some((version, origin)) => (version, origin.to_string(), format!("as {origin} asks")),
             None => (default, "the default".to_string(), "the default".to_string()),
         };
-        let pinned = [ImageRole::Python, ImageRole::PythonBuild]
-            .iter()
-            .any(|role| self.overrides.contains_key(role));
-        if pinned {
-            let old = Requested { version: wanted.minor_string(), source: asked };
-            let runtime = self.choose(ImageRole::Python, requested.map(|_| &old));
-            let build = self.choose(ImageRole::PythonBuild, None);
-            let note = runtime.note.unwrap_or_else(|| format!("Using {}", runtime.image));
-            let (runtime, build) = (runtime.image, build.image);
-            return Ok(PythonImages { runtime, build, note, warning: None });
+        let chosen = self.python_by_version(wanted, &asked, &why, requested.is_none());
+        let runtime_pin = self.overrides.get(&ImageRole::Python);
+        let build_pin = self.overrides.get(&ImageRole::PythonBuild);
+        if runtime_pin.is_none() && build_pin.is_none() {
+            return chosen;
         }
+        // A pin wins over the version; the image not pinned is the one the version picks,
+        // or the pinned one when none fits. Both must have the same Python at the same path.
+        let pinned = runtime_pin.or(build_pin).cloned().unwrap_or_default();
+        let chosen = chosen.ok();
+        let runtime = runtime_pin.cloned().or_else(|| chosen.as_ref().map(|c| c.runtime.clone()));
+        let build = build_pin.cloned().or_else(|| chosen.as_ref().map(|c| c.build.clone()));
+        let runtime = runtime.unwrap_or_else(|| pinned.clone());
+        let build = build.unwrap_or(pinned);
+        let vars: Vec<&str> =
+            [(runtime_pin, ImageRole::Python), (build_pin, ImageRole::PythonBuild)]
+                .iter()
+                .filter(|(pin, _)| pin.is_some())
+                .map(|(_, role)| role.env_var())
+                .collect();
+        let note = format!(
+            "{} pins the Python images: {runtime} runs the app, {build} installs it, and \
+             their Python is the one the app gets ({asked}: Python {wanted})",
+            vars.join(" and ")
+        );
+        let warning = (runtime_pin.is_none() || build_pin.is_none()).then(|| {
+            format!(
+                "only {} is pinned: {runtime} and {build} must have the same Python at the same \
+                 path, since the virtualenv built in one runs in the other",
+                vars.join("")
+            )
+        });
+        Ok(PythonImages { runtime, build, note, warning })
+    }
+
+    /// [`python`](Self::python)'s choice when no `PAAS_IMAGE_PYTHON*` pin decides.
+    fn python_by_version(
+        &self,
+        wanted: Version,
+        asked: &str,
+        why: &str,
+        is_default: bool,
+    ) -> Result<PythonImages, BuildError> {
         let here = self.python_minors_here();
         let local = |minor: u32, note: &str, warning: Option<String>| {
             let suite = LOCAL_PYTHONS.iter().find(|(m, _)| *m == minor).map_or("", |(_, s)| *s);
@@ -296,11 +328,9 @@ impl BaseImages {
                     wanted.minor_string()
                 )
             });
-            return Ok(local(wanted.minor, &why, warning));
+            return Ok(local(wanted.minor, why, warning));
         }
-        if requested.is_none()
-            && let Some(newest) = here.iter().max()
-        {
+        if is_default && let Some(newest) = here.iter().max() {
             let note = format!(
                 "the newest the local images have (the default, 3.{DEFAULT_MINOR}, has none here)"
             );
@@ -630,6 +660,17 @@ mod tests {
         );
         assert_eq!(BaseImages::official().python(None).unwrap().runtime, "python:3.14-slim");
 
+        // A pin wins; a half pin keeps the version's image for the other, with a warning.
+        let mut pinned = BaseImages::local();
+        pinned.overrides.insert(ImageRole::PythonBuild, "corp/python-build:3.13".into());
+        let pick = pinned.python(Some((v(13, None), ".python-version"))).unwrap();
+        assert_eq!(pick.runtime, "paas/python:trixie");
+        assert_eq!(pick.build, "corp/python-build:3.13");
+        assert!(pick.warning.unwrap().contains("must have the same Python"));
+        // Even where no image has the version, the pin decides.
+        let pick = pinned.python(Some((v(12, None), ".python-version"))).unwrap();
+        assert_eq!(pick.runtime, "corp/python-build:3.13");
+
         let allow =
             |value: &str| BaseImages::from_lookup(&env(&[("PAAS_PYTHON_ALLOW_NEWER", value)]));
         assert!(allow("1").unwrap().python_allow_newer && !allow("0").unwrap().python_allow_newer);
@@ -655,7 +696,7 @@ mod tests {
             "Using base image paas/node:bookworm (found locally; --base-images auto)"
         );
         // Python's two images go together: one of them alone is not used.
-        assert_eq!(auto.choose(ImageRole::Python, None).image, "python:3.12-slim");
+        assert_eq!(auto.choose(ImageRole::Python, None).image, "python:3.14-slim");
         auto.local_pythons = BTreeSet::from([11, 13]);
         let why = auto.explain("python:3.12-slim").unwrap();
         assert!(why.contains("(the local Python images have 3.11, 3.13;"), "{why}");

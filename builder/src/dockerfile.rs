@@ -129,9 +129,12 @@ pub fn generate(
             out.push_str(&format!("ARG {arg}\n"));
         }
     };
+    // The install runs on the whole tree when it needs it or a step before it may change it.
+    let whole_tree_copied =
+        plan.install.as_ref().is_some_and(|i| i.whole_tree || plan.pre_install.is_some());
     let install = |out: &mut String| {
         if let Some(install) = &plan.install {
-            if install.whole_tree || plan.pre_install.is_some() {
+            if whole_tree_copied {
                 out.push_str("COPY . ./\n");
             } else {
                 copy_files(out, &install.files);
@@ -142,8 +145,6 @@ pub fn generate(
             out.push_str(&format!("RUN {}\n", install.command));
         }
     };
-    let whole_tree_copied =
-        plan.install.as_ref().is_some_and(|i| i.whole_tree || plan.pre_install.is_some());
     let cmd = plan.process_types.get("web").filter(|c| !c.is_empty()).map(|web| {
         // `exec` hands PID 1 to the app, so `docker stop` reaches it rather than the shell.
         let command = if crate::providers::is_simple_command(web) {

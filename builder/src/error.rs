@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The command that builds the offline base images; named in every missing-image error.
-pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/*:bookworm images offline; \
+pub(crate) const STACK_HINT: &str = "run `bash deploy/stack/build.sh` to build the paas/* stack images offline; \
      PAAS_BASE_IMAGES=auto (the default) then uses them";
 
 #[derive(Debug, thiserror::Error)]

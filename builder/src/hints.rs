@@ -94,6 +94,10 @@ impl Failure<'_> {
     /// A package that compiles from source and lacks a C header or a `*-config` tool: the
     /// Aptfile installs Debian's development package.
     fn missing_system_library(&self) -> Option<String> {
+        // Dockerfile apps and static sites read no Aptfile.
+        if matches!(self.plan.kind, Kind::Dockerfile | Kind::Static) {
+            return None;
+        }
         let missing = self.output.iter().find_map(|line| {
             if let Some(at) = line.find(": No such file or directory")
                 && let Some(header) = line[..at].rsplit([' ', ':']).next()
@@ -104,7 +108,7 @@ impl Failure<'_> {
             let config = line.split(|c: char| c.is_whitespace() || c == '\'' || c == '`');
             config
                 .map(|word| word.trim_end_matches(['.', ',', ':', ';']))
-                .filter(|word| word.ends_with("-config") && word.len() > 7)
+                .filter(|word| word.ends_with("-config") && *word != "pkg-config")
                 .find(|_| line.contains("not found") || line.contains("Could not find"))
                 .map(str::to_string)
         })?;
@@ -177,8 +181,9 @@ impl Failure<'_> {
 
     /// Django's collectstatic failed: Django's own last words, and how to skip the step.
     fn collectstatic(&self) -> Option<String> {
-        let command = self.step.strip_prefix("RUN ").filter(|c| c.contains("collectstatic"))?;
-        if !self.plan.build.as_deref()?.lines().any(|line| line == command) {
+        // Only the collectstatic paas runs, which DISABLE_COLLECTSTATIC skips.
+        let (_, step) = self.plan.build_disabled_by.as_ref()?;
+        if self.step.strip_prefix("RUN ") != Some(step.as_str()) {
             return None;
         }
         let said = django_message(self.output)

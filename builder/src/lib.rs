@@ -15,7 +15,7 @@
 //! Config vars reach detected builds as build-time environment in a build stage, never in
 //! the image's `ENV` or history, and Dockerfile builds as the build args they declare. The
 //! app's files are read without ever leaving its directory (`files.rs`). Base images come
-//! from [`BaseImages`]: by default the offline `paas/*:bookworm` stack images where the
+//! from [`BaseImages`]: by default the offline `paas/*` stack images where the
 //! engine has them, else the official slim images.
 
 mod config;

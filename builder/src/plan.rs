@@ -719,7 +719,7 @@ impl fmt::Display for BuildPlan {
             None => {}
         }
         if let Some(pre) = &self.pre_install {
-            row(f, "before it", pre)?;
+            row(f, "pre-install", pre)?;
         }
         for step in self.build.iter().flat_map(|build| build.lines()) {
             row(f, "build", step)?;

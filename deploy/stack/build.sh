@@ -13,10 +13,13 @@
 #   paas/static:bookworm         busybox httpd serving $STATIC_ROOT on $PORT
 #   paas/postgres:15             the PostgreSQL add-on: PostgreSQL 15 + PostGIS 3
 #   paas/redis:7                 the Redis add-on: Redis 7
-#   paas/stack:trixie            the same three on Debian trixie, for its Python 3.13,
-#   paas/python:trixie           and on forky (testing), for its Python 3.14: bookworm's
-#   paas/python-build:trixie     have 3.11, and the builder takes the pair with the
-#   paas/{stack,python,python-build}:forky   Python version an app asks for
+#   paas/stack:trixie            Debian 13's base, for Python 3.13
+#   paas/python:trixie           Python 3.13 (runtime)
+#   paas/python-build:trixie     Python 3.13 (build stage)
+#   paas/stack:forky             Debian testing's base, for Python 3.14
+#   paas/python:forky            Python 3.14 (runtime)
+#   paas/python-build:forky      Python 3.14 (build stage)
+#   (The builder takes the Python pair of the version an app asks for; bookworm's is 3.11.)
 #
 # Usage: deploy/stack/build.sh [--force] [--verbose] [IMAGE...]
 #   IMAGE is one of: stack python python-build node go ruby static postgres redis
@@ -59,6 +62,7 @@ declare -A DEP=([python-build]=python
                 [python-forky]=stack-forky [python-build-forky]=python-forky)
 # Service images are tagged with the major version they run, which an add-on records.
 declare -A TAG=([postgres]=15 [redis]=7)
+declare -A PYTHON_OF=([bookworm]=3.11 [trixie]=3.13 [forky]=3.14)
 
 FORCE=0
 VERBOSE=0
@@ -166,7 +170,7 @@ EOF
   printf 'Acquire::Languages "none";\n' >"$r/etc/apt/apt.conf.d/docker-no-languages"
   # Testing's Release files expire within a week, and a mirror that lags (or a clock ahead of
   # it) would stop apt in these images and in every app build on them. Signatures are still
-  # checked; only the freshness date is not. Stable suites carry no such date.
+  # checked; only the freshness date is not.
   if [[ "$suite" == forky ]]; then
     printf 'Acquire::Check-Valid-Until "false";\n' >"$r/etc/apt/apt.conf.d/paas-testing-suite"
   fi
@@ -241,11 +245,14 @@ build_lang() {
   local args=(build -t "$(image "$name")")
   (( ! FORCE )) || args+=(--no-cache)
   [[ "$(suite_of "$name")" == "$SUITE" ]] || args+=(--build-arg "SUITE=$(suite_of "$name")")
+  # The Python each suite ships, as the builder expects it (LOCAL_PYTHONS in
+  # builder/src/config.rs): the image build fails if the suite has moved on.
+  [[ "$(kind_of "$name")" != python ]] || args+=(--build-arg "PYTHON=${PYTHON_OF[$(suite_of "$name")]}")
   # Classic builder on purpose: it needs no BuildKit, no registry and no frontend image.
   # The build context is the image's folder beside its Dockerfile (its entrypoint script),
   # or, without one, the Dockerfile alone.
-  if [[ -d "$HERE/$name" ]]; then
-    run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" -f "$df" "$HERE/$name"
+  if [[ -d "$HERE/$(kind_of "$name")" ]]; then
+    run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" -f "$df" "$HERE/$(kind_of "$name")"
   else
     run "$name" env DOCKER_BUILDKIT=0 docker "${args[@]}" - <"$df"
   fi

@@ -78,10 +78,10 @@ pub struct ServerConfig {
 /// How apps are built.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BuildSettings {
-    /// Base images for detected builds: `auto` (for each language, the paas/*:bookworm image
+    /// Base images for detected builds: `auto` (for each language, the paas/* stack image
     /// deploy/stack/build.sh builds offline when the Docker engine has it, else the official
-    /// one; looked up at every build), `official` (python:3.12-slim, node:22-slim, … pulled
-    /// from a registry) or `local` (the paas/*:bookworm images only). PAAS_IMAGE_PYTHON,
+    /// one; looked up at every build), `official` (python:3.14-slim, node:22-slim, … pulled
+    /// from a registry) or `local` (the paas/* stack images only). PAAS_IMAGE_PYTHON,
     /// PAAS_IMAGE_NODE, … override one language.
     #[arg(long, env = "PAAS_BASE_IMAGES", default_value = "auto", value_parser = ["auto", "official", "local"])]
     pub base_images: String,
@@ -96,6 +96,11 @@ pub struct BuildSettings {
     /// with no change to the Dockerfile. See docs/builds.md for the trade-off.
     #[arg(long, env = "PAAS_BUILD_CA_INJECT", value_parser = clap::builder::FalseyValueParser::new())]
     pub build_ca_inject: bool,
+
+    /// When the Python version an app asks for has no local image, build it on the nearest
+    /// newer one (the log warns) instead of failing the build.
+    #[arg(long, env = "PAAS_PYTHON_ALLOW_NEWER", value_parser = clap::builder::FalseyValueParser::new())]
+    pub python_allow_newer: bool,
 
     /// Longest a build may run: seconds, or with a unit (15m, 1h).
     #[arg(long, env = "PAAS_BUILD_TIMEOUT", default_value = "15m")]
@@ -112,6 +117,9 @@ impl BuildSettings {
                 self.build_ca_file.as_ref().map(|path| path.display().to_string())
             }
             "PAAS_BUILD_CA_INJECT" => Some(if self.build_ca_inject { "1" } else { "0" }.into()),
+            "PAAS_PYTHON_ALLOW_NEWER" => {
+                Some(if self.python_allow_newer { "1" } else { "0" }.into())
+            }
             "PAAS_BUILD_TIMEOUT" => Some(self.build_timeout.clone()),
             other => std::env::var(other).ok(),
         })
@@ -278,6 +286,7 @@ impl ServerConfig {
                 base_images: "auto".into(),
                 build_ca_file: None,
                 build_ca_inject: false,
+                python_allow_newer: false,
                 build_timeout: "15m".into(),
             },
             git: GitSettings::default(),

@@ -1,4 +1,4 @@
-//! The builder against the real Docker engine, on the offline `paas/*:bookworm` base images
+//! The builder against the real Docker engine, on the offline `paas/* stack` base images
 //! (`bash deploy/stack/build.sh` makes them): every fixture app builds into an image whose
 //! container answers HTTP on $PORT; the dependency layer is reused after a code change; bad
 //! input fails with a clear message and leaves no container behind.
@@ -816,7 +816,11 @@ async fn python_versions_pick_their_debian_suite() {
             format!("python -c 'import sys; sys.exit(sys.version_info[:2] != (3, {minor}))'");
         assert_eq!(run_to_exit(&docker, &image.image, &check, &mut cleanup).await, 0, "3.{minor}");
         if file.is_none() {
-            assert_log(&log, "Warning: no Python version is named, so the default, 3.14, is used");
+            assert_log(&log, "Warning: no Python version is named");
+            assert_log(
+                &log,
+                "Using Python 3.14 from paas/python:forky (Debian forky), the default",
+            );
         }
     }
 

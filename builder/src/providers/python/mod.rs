@@ -94,7 +94,7 @@ impl Provider for Python {
             plan.framework = Some("Django".into());
             let chdir = django.dir.as_ref().map(|d| format!(" --chdir {d}")).unwrap_or_default();
             let cd = django.dir.as_ref().map(|d| format!("cd {d} && ")).unwrap_or_default();
-            let daphne = django.asgi_app.as_ref().filter(|_| deps.text.contains("daphne"));
+            let daphne = django.asgi_app.as_ref().filter(|_| deps.has("daphne"));
             if let Some(asgi) = daphne {
                 // Channels apps set ASGI_APPLICATION: gunicorn's WSGI would drop their
                 // WebSockets, daphne serves both.
@@ -102,8 +102,7 @@ impl Provider for Python {
                     "web",
                     format!("{cd}daphne --bind 0.0.0.0 --port $PORT --proxy-headers {asgi}"),
                 );
-            } else if let (Some(wsgi), true) = (&django.wsgi_module, deps.text.contains("gunicorn"))
-            {
+            } else if let (Some(wsgi), true) = (&django.wsgi_module, deps.has("gunicorn")) {
                 plan.infer("web", format!("gunicorn {wsgi}{chdir}"));
             } else {
                 plan.infer_with_note(
@@ -152,12 +151,12 @@ fn hook(plan: &mut BuildPlan, name: &str) -> String {
 fn build_steps(app: &App, deps: &Dependencies, plan: &mut BuildPlan) -> Result<(), BuildError> {
     let mut steps = Vec::new();
     if deps.has("nltk") {
-        match app.read("nltk.txt")? {
-            Some(text) => {
-                let (command, words) = nltk_download(&text)?;
+        match app.read("nltk.txt")?.map(|text| nltk_download(&text)).transpose()? {
+            Some(Some((command, words))) => {
                 plan.step_words.insert(command.clone(), words);
                 steps.push(command);
             }
+            Some(None) => plan.notes.push("nltk.txt names no corpora: none are downloaded".into()),
             None => plan.notes.push(
                 "nltk is a dependency but there is no nltk.txt, so no NLTK corpora are \
                  downloaded; list them in nltk.txt, one a line"
@@ -195,9 +194,11 @@ fn build_steps(app: &App, deps: &Dependencies, plan: &mut BuildPlan) -> Result<(
 }
 
 /// The NLTK corpora nltk.txt names, downloaded into the virtualenv, where NLTK looks.
-fn nltk_download(text: &str) -> Result<(String, StepWords), BuildError> {
+/// `None` when it names none.
+fn nltk_download(text: &str) -> Result<Option<(String, StepWords)>, BuildError> {
     let mut names = Vec::new();
     for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or_default();
         for name in line.split_whitespace() {
             // They go into a shell command.
             if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')) {
@@ -209,6 +210,9 @@ fn nltk_download(text: &str) -> Result<(String, StepWords), BuildError> {
             names.push(name);
         }
     }
+    if names.is_empty() {
+        return Ok(None);
+    }
     let names = names.join(" ");
     let words = StepWords {
         header: format!("Downloading NLTK packages: {names}"),
@@ -216,7 +220,7 @@ fn nltk_download(text: &str) -> Result<(String, StepWords), BuildError> {
                      (the download also needs to reach raw.githubusercontent.com)."
             .into(),
     };
-    Ok((format!("python -m nltk.downloader -d {VENV}/nltk_data {names}"), words))
+    Ok(Some((format!("python -m nltk.downloader -d {VENV}/nltk_data {names}"), words)))
 }
 
 /// The shallowest folder (up to two down) with a `manage.py`, as Heroku looks for it.
@@ -229,6 +233,8 @@ fn find_manage_py(app: &App) -> Option<String> {
         level = level
             .iter()
             .flat_map(|dir| app.list(dir).into_iter().map(move |name| join(dir, &name)))
+            // The folder goes into a shell command (`cd backend && …`).
+            .filter(|path| path.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)))
             .filter(|path| app.is_dir(path) && !path.ends_with("node_modules"))
             .collect();
     }
@@ -335,11 +341,10 @@ fn lock_matches_version(app: &App, requested: Option<&version::Request>) -> Resu
     let Some(request) = requested.filter(|r| r.origin != "Pipfile.lock") else {
         return Ok(());
     };
-    let lock = app.json("Pipfile.lock").ok().flatten().unwrap_or_default();
-    let Some(locked) = lock["_meta"]["requires"]["python_version"].as_str() else {
+    let Some(locked) = version::pipfile_lock(app)? else {
         return Ok(());
     };
-    if locked.trim() == request.version.minor_string() {
+    if locked.minor_string() == request.version.minor_string() {
         return Ok(());
     }
     Err(BuildError::Python {
@@ -489,7 +494,10 @@ fn requirements_txt(
     let mut all_text = text.to_string();
     for file in &files[1..] {
         match app.read(file.trim_end_matches('/')) {
-            Ok(more) => all_text.push_str(&more.unwrap_or_default()),
+            Ok(more) => {
+                all_text.push('\n');
+                all_text.push_str(&more.unwrap_or_default());
+            }
             Err(refused @ BuildError::FileRefused { .. }) => return Err(refused),
             // A wheel is not text; it is copied in all the same.
             Err(_) => {}
@@ -557,13 +565,11 @@ fn pipenv(app: &App) -> Result<Dependencies, BuildError> {
         install_tool("pipenv")
     );
     let lock = app.json("Pipfile.lock")?.unwrap_or_default();
-    let local = ["default"].iter().any(|section| {
-        lock[section].as_object().is_some_and(|packages| {
-            packages.values().any(|p| {
-                p.get("path").is_some()
-                    || p.get("file")
-                        .is_some_and(|f| !f.as_str().unwrap_or_default().contains("://"))
-            })
+    // A package from a folder of the app: `{"path": "./packages/x"}` or a `file` that is no URL.
+    let local = lock["default"].as_object().is_some_and(|packages| {
+        packages.values().any(|p| {
+            p.get("path").is_some()
+                || p.get("file").is_some_and(|f| !f.as_str().unwrap_or_default().contains("://"))
         })
     });
     if local {

@@ -10,8 +10,9 @@ use crate::BuildError;
 use crate::providers::App;
 
 /// The minor versions paas knows, oldest first, each with its newest patch release: a pin
-/// above it names a release that does not exist. (Heroku's buildpack v351 knows the same.)
-pub(crate) const KNOWN: [(u32, u32); 5] = [(10, 21), (11, 16), (12, 14), (13, 15), (14, 7)];
+/// above it names a release that does not exist. (Heroku's buildpack v351 knows the same
+/// minors; the newest patches are the newer of its and Debian's.)
+pub(crate) const KNOWN: [(u32, u32); 5] = [(10, 21), (11, 16), (12, 14), (13, 18), (14, 10)];
 /// The oldest minor version still supported; older ones are past their end of life.
 const OLDEST: u32 = KNOWN[0].0;
 /// Asked for when an app names no version, as on Heroku.
@@ -108,10 +109,9 @@ pub(crate) fn requested(
             )));
         }
         None => warnings.push(format!(
-            "no Python version is named, so the default, {}, is used; add a .python-version \
-             file holding your minor version (e.g. `3.{DEFAULT_MINOR}`) so an upgrade of paas \
-             never changes it",
-            Version { major: 3, minor: DEFAULT_MINOR, patch: None }
+            "no Python version is named: add a .python-version file holding your minor \
+             version (e.g. `3.{DEFAULT_MINOR}`), so that a change of paas's default never \
+             changes the Python your app runs on"
         )),
     }
     Ok(request)
@@ -197,7 +197,7 @@ fn runtime_txt(text: &str) -> Result<Version, BuildError> {
 }
 
 /// `_meta.requires.python_full_version`, else `python_version`, from `Pipfile.lock`.
-fn pipfile_lock(app: &App) -> Result<Option<Version>, BuildError> {
+pub(crate) fn pipfile_lock(app: &App) -> Result<Option<Version>, BuildError> {
     let Some(text) = app.read("Pipfile.lock")? else {
         return Ok(None);
     };
@@ -390,6 +390,6 @@ mod tests {
         let dir = tree(&[("requirements.txt", "")]);
         let mut warnings = Vec::new();
         requested(&App::new(dir.path()), Manager::Pip, &mut warnings).unwrap();
-        assert!(warnings[0].contains("the default, 3.14, is used"), "{warnings:?}");
+        assert!(warnings[0].starts_with("no Python version is named"), "{warnings:?}");
     }
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Heroku Python parity: `paas build` over every fixture of Heroku's Python buildpack test
 # suite (../shared/compat/heroku-buildpack-python, used in place, never copied into the
-# repository) and a table of Heroku's outcome beside paas's: `match`, a difference paas
-# documents on purpose (the table in docs/builds.md, "Where paas differs on purpose"), or
-# `DIFFERS`. Needs Docker and the stack images (bash deploy/stack/build.sh); PyPI through
+# repository) and a table of Heroku's outcome beside paas's, what paas said when it refused,
+# and `match`, a difference paas documents on purpose (the table in docs/builds.md, "Where
+# paas differs on purpose"), or `DIFFERS`. Needs Docker and the stack images (bash deploy/stack/build.sh); PyPI through
 # PAAS_BUILD_CA_FILE (default: the host's bundle) where the network re-signs TLS.
 #
 #   bash bench/heroku-python.sh [FIXTURE...]     # default: all 77
@@ -52,6 +52,19 @@ restore_symlinks() {
   done < <(find "$dir" -type f -name '*.txt' -print0)
 }
 
+# What paas said when it refused: the hint under the failure, else the tool's last error
+# line for a failed step, else the failure itself; one line, pipes escaped for Markdown.
+said() {
+  local log=$1 line
+  line=$(awk '/^ !     Build failed: / { found = 1; msg = substr($0, 22); next }
+              found && /^ !     / { hint = substr($0, 8) }
+              END { print (hint != "" ? hint : msg) }' "$log")
+  if [[ "$line" == "build step failed"* ]]; then
+    line=$(grep -E '^ +(ERROR|error|Error|E:|[A-Za-z.]*Error:)' "$log" | tail -1 | sed 's/^ *//') || true
+  fi
+  printf '%s' "${line:0:160}" | sed 's/|/\\|/g'
+}
+
 # Documented differences: rows `| \`fixture\` | … |` of the table under docs/builds.md's
 # heading "Where paas differs on purpose" (the measured table further down does not count).
 documented() {
@@ -64,7 +77,7 @@ if (( ${#fixtures[@]} == 0 )); then
   mapfile -t fixtures < <(tail -n +2 "$compat/expected.tsv" | cut -f1)
 fi
 matched=0 documented_n=0 differs=0
-printf '| fixture | Heroku | paas | result |\n|---|---|---|---|\n'
+printf '| fixture | Heroku | paas | paas says | result |\n|---|---|---|---|---|\n'
 for fixture in "${fixtures[@]}"; do
   heroku=$(awk -F'\t' -v f="$fixture" '$1 == f { print $2 }' "$compat/expected.tsv")
   work=$(mktemp -d)
@@ -73,11 +86,13 @@ for fixture in "${fixtures[@]}"; do
   app="compat-$(tr -c 'a-z0-9\n' '-' <<<"$fixture" | tr -s '-')"
   app=${app%-}
   # shellcheck disable=SC2046 # one word per option
+  says=""
   if PAAS_BUILD_TIMEOUT=900 "$paas" build "$work" --app "$app" $(config_for "$fixture") \
     >"$out/$fixture.log" 2>&1; then
     ours=builds
   else
     ours="refuses ($(sed -n 's/^error: build failed (\(.*\))$/\1/p' "$out/$fixture.log" | tail -1))"
+    says=$(said "$out/$fixture.log")
   fi
   docker images -q "paas/app-$app" | sort -u | xargs -r docker rmi -f >/dev/null 2>&1 || true
   rm -rf "$work"
@@ -88,7 +103,7 @@ for fixture in "${fixtures[@]}"; do
   else
     result=DIFFERS; differs=$((differs + 1))
   fi
-  printf '| `%s` | %s | %s | %s |\n' "$fixture" "$heroku" "$ours" "$result"
+  printf '| `%s` | %s | %s | %s | %s |\n' "$fixture" "$heroku" "$ours" "$says" "$result"
 done
 printf '\n%d fixtures: %d match, %d differ as documented, %d differ. Logs: %s\n' \
   "${#fixtures[@]}" "$matched" "$documented_n" "$differs" "$out"

@@ -83,6 +83,26 @@ impl Failure<'_> {
             .or_else(|| self.collectstatic())
             .or_else(|| self.described_step())
             .or_else(|| self.missing_system_library())
+            .or_else(|| self.invalid_metadata())
+            .or_else(|| self.stale_pipfile_lock())
+    }
+
+    /// `pipenv verify`: the lock's hash is not the Pipfile's.
+    fn stale_pipfile_lock(&self) -> Option<String> {
+        self.output.iter().any(|line| line.contains("Pipfile.lock is out-of-date")).then(|| {
+            "Pipfile.lock does not match the Pipfile (its hash is out of date): run `pipenv \
+             lock` and commit Pipfile.lock, so the build installs what was resolved."
+                .to_string()
+        })
+    }
+
+    /// pip refuses a release whose metadata breaks today's rules (Celery before 5.2.1).
+    fn invalid_metadata(&self) -> Option<String> {
+        self.output.iter().any(|line| line.contains("Please use pip<24.1")).then(|| {
+            "A dependency's release has metadata that pip no longer accepts (Celery older than \
+             5.2.1 is one): upgrade that dependency to a newer release."
+                .to_string()
+        })
     }
 
     /// A step the provider said what to do about (a Heroku hook, NLTK's downloader).
@@ -109,7 +129,11 @@ impl Failure<'_> {
             config
                 .map(|word| word.trim_end_matches(['.', ',', ':', ';']))
                 .filter(|word| word.ends_with("-config") && *word != "pkg-config")
-                .find(|_| line.contains("not found") || line.contains("Could not find"))
+                .find(|_| {
+                    ["not found", "Could not find", "No such file or directory"]
+                        .iter()
+                        .any(|said| line.contains(said))
+                })
                 .map(str::to_string)
         })?;
         let example = if missing.starts_with("gdal") {
@@ -201,7 +225,9 @@ impl Failure<'_> {
 fn django_message(output: &[String]) -> Option<&str> {
     let mut lines = output.iter().rev().map(|l| l.trim()).filter(|l| !l.is_empty());
     let last = lines.clone().next();
-    lines.find(|l| is_exception_line(l)).or(last)
+    // `Unknown command: 'collectstatic'`: django.contrib.staticfiles is not installed.
+    let unknown = lines.clone().find(|l| l.starts_with("Unknown command:"));
+    unknown.or_else(|| lines.find(|l| is_exception_line(l))).or(last)
 }
 
 /// `ValueError: …`, `django.core.exceptions.ImproperlyConfigured: …`, `CommandError: …`.
@@ -338,6 +364,10 @@ mod tests {
         assert!(hint.contains("<Storage>. Fix the error"), "{hint}");
         assert!(hint.contains("DISABLE_COLLECTSTATIC=1"), "{hint}");
         assert_eq!(Failure { step: "RUN pip install -r requirements.txt", ..failure }.hint(), None);
+        // Without django.contrib.staticfiles there is no collectstatic: Django says so.
+        let output = lines("Unknown command: 'collectstatic'\nType 'manage.py help' for usage.");
+        let hint = Failure { output: &output, ..failure }.hint().unwrap();
+        assert!(hint.contains("failed: Unknown command: 'collectstatic'"), "{hint}");
     }
 
     #[test]
@@ -361,9 +391,14 @@ mod tests {
         let hint = failure(&sqlite).unwrap();
         assert!(hint.contains("could not find sqlite3.h"), "{hint}");
         assert!(hint.contains("Aptfile") && hint.contains("libsqlite3-dev"), "{hint}");
-        let gdal = lines("      Could not find gdal-config. Make sure you have installed the GDAL");
+        let gdal =
+            lines("      gdal_config_error: [Errno 2] No such file or directory: 'gdal-config'");
         assert!(failure(&gdal).unwrap().contains("gdal-config"));
         assert_eq!(failure(&lines("ERROR: No matching distribution found for x")), None);
+        let stale = lines("Pipfile.lock is out-of-date. Run $ pipenv lock to update.");
+        assert!(failure(&stale).unwrap().contains("run `pipenv lock`"));
+        let celery = lines("Please use pip<24.1 if you need to use this version.");
+        assert!(failure(&celery).unwrap().contains("Celery older than 5.2.1"));
     }
 
     #[test]
@@ -373,11 +408,12 @@ mod tests {
             &BaseImages::local(),
         )
         .unwrap();
+        let (step, _) = plan.step_words.iter().next().unwrap();
         let hint = Failure {
             plan: &plan,
             ca_file: None,
             ca_injected: false,
-            step: "RUN chmod +x bin/post_compile && bin/post_compile",
+            step: &format!("RUN {step}"),
             output: &lines("Some post_compile error!"),
             message: "returned a non-zero code: 1",
         }

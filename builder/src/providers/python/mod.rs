@@ -19,6 +19,8 @@ const VENV: &str = "/opt/venv";
 const TOOLS: &str = "/opt/paas-tools";
 /// The config var that turns Django's collectstatic off, as on Heroku.
 const DISABLE_COLLECTSTATIC: &str = "DISABLE_COLLECTSTATIC";
+/// Heroku's hooks get a cache folder; this one lasts for the build only.
+const HOOK_CACHE: &str = "/tmp/paas-hook-cache";
 /// Config vars the build steps do not get: each would change which Python (or which
 /// virtualenv) the install runs with, and break it. The app still gets them at run time.
 const SHIELDED: [&str; 13] = [
@@ -132,9 +134,14 @@ impl Provider for Python {
 }
 
 /// `bin/pre_compile` or `bin/post_compile`, run as Heroku runs them (made executable, from
-/// the app's root, with the config vars), and named in the log when it fails.
+/// the app's root, with the config vars, `BUILD_DIR` and `CACHE_DIR`), and named in the log
+/// when it fails. The cache folder lasts for the build only: paas caches dependencies in
+/// Docker's layers, so nothing a hook leaves there is read.
 fn hook(plan: &mut BuildPlan, name: &str) -> String {
-    let command = format!("chmod +x bin/{name} && bin/{name}");
+    let command = format!(
+        "chmod +x bin/{name} && mkdir -p {HOOK_CACHE} && BUILD_DIR=/app CACHE_DIR={HOOK_CACHE} \
+         bin/{name}"
+    );
     let words = StepWords {
         header: format!("Running bin/{name} hook"),
         on_failure: format!(
@@ -932,7 +939,9 @@ mod tests {
             ("bin/pre_compile", "echo pre"),
             ("bin/post_compile", "echo post"),
         ]);
-        assert_eq!(p.pre_install.as_deref(), Some("chmod +x bin/pre_compile && bin/pre_compile"));
+        let pre = p.pre_install.as_deref().unwrap();
+        assert!(pre.starts_with("chmod +x bin/pre_compile && "), "{pre}");
+        assert!(pre.ends_with(" BUILD_DIR=/app CACHE_DIR=/tmp/paas-hook-cache bin/pre_compile"));
         let build = p.build.unwrap();
         let steps: Vec<&str> = build.lines().collect();
         assert_eq!(
@@ -940,7 +949,8 @@ mod tests {
             [
                 "python -m nltk.downloader -d /opt/venv/nltk_data stopwords punkt",
                 "cd backend && python manage.py collectstatic --noinput",
-                "chmod +x bin/post_compile && bin/post_compile",
+                "chmod +x bin/post_compile && mkdir -p /tmp/paas-hook-cache && BUILD_DIR=/app \
+                 CACHE_DIR=/tmp/paas-hook-cache bin/post_compile",
             ]
         );
         assert_eq!(p.step_words[steps[2]].header, "Running bin/post_compile hook");

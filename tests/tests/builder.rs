@@ -844,8 +844,15 @@ async fn heroku_hooks_run_and_a_failing_one_is_named() {
     let files = [
         ("requirements.txt", ""),
         ("app.py", ""),
-        ("bin/pre_compile", "#!/bin/sh\nset -e\necho \"$GREETING\" > pre.txt\n"),
-        ("bin/post_compile", "#!/bin/sh\nset -e\ntest -f pre.txt\ncp pre.txt post.txt\n"),
+        // Heroku's hooks get BUILD_DIR and CACHE_DIR; deleting the cache harms nothing.
+        (
+            "bin/pre_compile",
+            "#!/bin/sh\nset -e\ntest \"$BUILD_DIR\" = /app\necho \"$GREETING\" > pre.txt\n",
+        ),
+        (
+            "bin/post_compile",
+            "#!/bin/sh\nset -e\ntest -f pre.txt\ncp pre.txt post.txt\nrm -rf \"${CACHE_DIR:?}\"\n",
+        ),
     ];
     let dir = app_dir(&files);
     let mut req = BuildRequest::new(unique_app("hooks"), 1, dir.path());

@@ -522,7 +522,6 @@ fn requirements_txt(
 /// Local path dependencies need the whole tree; without them the install is keyed on the
 /// two files and the project itself stays in /app, importable from there.
 fn uv(app: &App) -> Result<Dependencies, BuildError> {
-    let pyproject = app.read("pyproject.toml")?.unwrap_or_default();
     // uv must use the venv's interpreter: it would otherwise fetch the Python that
     // .python-version asks for, which the runtime image does not have.
     let sync = format!(
@@ -531,19 +530,11 @@ fn uv(app: &App) -> Result<Dependencies, BuildError> {
         new_venv(),
         install_tool("uv")
     );
-    if local_sources(app, "uv.lock", uv_local_source)? {
-        return Ok(Dependencies::whole_tree(sync, &pyproject));
-    }
-    Ok(Dependencies::keyed(
-        format!("{sync} --no-install-project"),
-        app.existing(&["pyproject.toml", "uv.lock"])?,
-        &pyproject,
-    ))
+    with_lock(app, "uv.lock", uv_local_source, sync, "--no-install-project")
 }
 
 /// Poetry, refusing a lock that no longer matches pyproject.toml (`poetry check --lock`).
 fn poetry(app: &App) -> Result<Dependencies, BuildError> {
-    let pyproject = app.read("pyproject.toml")?.unwrap_or_default();
     // Poetry installs into the virtualenv that VIRTUAL_ENV names: the app's.
     let install = format!(
         "{} && {} && {TOOLS}/bin/poetry check --lock && POETRY_VIRTUALENVS_CREATE=false \
@@ -551,12 +542,26 @@ fn poetry(app: &App) -> Result<Dependencies, BuildError> {
         new_venv(),
         install_tool("poetry")
     );
-    if local_sources(app, "poetry.lock", poetry_local_source)? {
+    with_lock(app, "poetry.lock", poetry_local_source, install, "--no-root")
+}
+
+/// uv's or Poetry's `install`: on the whole tree, project included, when the lock has a
+/// package from a folder of the app; else keyed on pyproject.toml and the lock, with
+/// `skip_project` (the project's code stays in /app, importable from there).
+fn with_lock(
+    app: &App,
+    lock: &str,
+    is_local: fn(&toml::Table) -> bool,
+    install: String,
+    skip_project: &str,
+) -> Result<Dependencies, BuildError> {
+    let pyproject = app.read("pyproject.toml")?.unwrap_or_default();
+    if local_sources(app, lock, is_local)? {
         return Ok(Dependencies::whole_tree(install, &pyproject));
     }
     Ok(Dependencies::keyed(
-        format!("{install} --no-root"),
-        app.existing(&["pyproject.toml", "poetry.lock"])?,
+        format!("{install} {skip_project}"),
+        app.existing(&["pyproject.toml", lock])?,
         &pyproject,
     ))
 }

@@ -61,6 +61,9 @@ said() {
               END { print (hint != "" ? hint : msg) }' "$log")
   if [[ "$line" == "build step failed"* ]]; then
     line=$(grep -E '^ +(ERROR|error|Error|E:|[A-Za-z.]*Error:)' "$log" | tail -1 | sed 's/^ *//') || true
+    # Else the step's last words.
+    [[ -n "$line" ]] ||
+      line=$(grep -B1 '^ !     Build failed: ' "$log" | head -1 | sed 's/^ *//')
   fi
   printf '%s' "${line:0:160}" | sed 's/|/\\|/g'
 }

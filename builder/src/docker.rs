@@ -936,18 +936,29 @@ fn human_size(bytes: u64) -> String {
 
 /// Docker 20.10 removes an untagged layer when the last image on it goes, also while a build
 /// has just chosen it from its cache; the build then fails to find it (when it reads the
-/// layer, or when it sets it as the next one's parent). Building again picks (or makes)
-/// another.
+/// layer, sets it as the next one's parent, or copies into it). Building again picks (or
+/// makes) another.
 fn lost_cached_layer(error: &BuildError) -> bool {
     let BuildError::Failed { message, .. } = error else { return false };
     message.contains("failed to get digest")
         || message.contains("unknown parent image ID")
+        || message.contains("failed to get destination image")
         || (message.contains("no such file or directory") && message.contains("imagedb"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_layer_removed_mid_build_is_recognised() {
+        let lost = BuildError::failed(
+            "failed to get destination image \"sha256:85e2\": No such image: sha256:85e2",
+            "",
+        );
+        assert!(lost_cached_layer(&lost));
+        assert!(!lost_cached_layer(&BuildError::failed("COPY failed: no source files", "")));
+    }
 
     #[test]
     fn requests_are_checked() {

@@ -924,16 +924,31 @@ async fn a_stale_uv_lock_fails_the_install() {
     assert_log(&log, "--locked");
 }
 
-/// uv with a package from the app's own folder (`[tool.uv.sources]` path, editable): the
-/// install runs on the whole tree, installs it, and the app imports it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn uv_installs_a_local_path_dependency() {
+/// A package from the app's own folder (uv's `[tool.uv.sources]` path, Poetry's `develop`
+/// path dependency, Pipenv's editable `path`): the install runs on the whole tree, installs
+/// it, and the app imports it. Each fixture's lock was made by its own tool.
+async fn local_path_dependency(fixture_name: &str) {
     let mut cleanup = Cleanup::default();
-    let req = BuildRequest::new(unique_app("uv-local"), 1, fixture("python-uv-local"));
+    let req = BuildRequest::new(unique_app(fixture_name), 1, fixture(fixture_name));
     let (image, log) = build_ok_with(with_ca(), &req, &mut cleanup).await;
     forget_layers(&log, &mut cleanup).await;
     assert_log(&log, "Using Python 3.13 from paas/python:trixie");
     assert_eq!(image.process_types["web"], "python main.py");
     let ip = serve(&docker().await, &image, &mut cleanup).await;
     assert!(get(&ip, "/").await.contains("hello from a local package"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uv_installs_a_local_path_dependency() {
+    local_path_dependency("python-uv-local").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poetry_installs_a_local_path_dependency() {
+    local_path_dependency("python-poetry-local").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipenv_installs_a_local_path_dependency() {
+    local_path_dependency("python-pipenv-local").await;
 }

@@ -6,12 +6,17 @@
 //! both ways over pooled keep-alive connections; WebSockets are tunnelled byte for byte.
 //! Backends that leave the table are drained: no new requests, in-flight ones finish, and
 //! the caller can await that (see [`Draining`]).
+//!
+//! HTTPS is terminated here too, with certificates handed over as data ([`TlsTable`]) and
+//! picked by SNI; HTTP/2 and HTTP/1.1 are offered by ALPN. The router answers ACME
+//! challenges from that table but never calls out itself.
 
 mod backend;
 mod metrics;
 mod pages;
 mod proxy;
 mod table;
+mod tls;
 mod trust;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,18 +25,21 @@ use std::sync::atomic::{AtomicU16, AtomicUsize};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use hyper::server::conn::http1;
+use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub use table::{PathRoute, Route, RouteTable, TableFile, loaded_path, write_atomically};
+pub use tls::{CertificatePem, TlsError, TlsTable};
 pub use trust::TrustedProxies;
 
 use backend::Backend;
 use metrics::AppMetrics;
 use table::{CompiledTable, LivePath, LiveRoute};
+use tls::CompiledTls;
 
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -43,8 +51,6 @@ pub struct RouterConfig {
     pub idle_timeout: Duration,
     /// Largest request body accepted; larger declared bodies get 413.
     pub max_body_bytes: u64,
-    /// `X-Forwarded-Proto` sent to apps (`https` once TLS terminates here).
-    pub forwarded_proto: &'static str,
     /// Clients whose own `X-Forwarded-Proto` and `X-Forwarded-Port` are passed on (a
     /// TLS-terminating proxy in front); everyone else's are replaced, and their `Forwarded`
     /// and `X-Real-IP` dropped.
@@ -61,7 +67,6 @@ impl Default for RouterConfig {
             first_byte_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(55),
             max_body_bytes: 100 * 1024 * 1024,
-            forwarded_proto: "http",
             trusted_proxies: TrustedProxies::default(),
             max_connections: 10_000,
         }
@@ -78,8 +83,13 @@ pub(crate) struct Shared {
     /// Per-app counters, kept across swaps so they only ever grow.
     metrics: Mutex<BTreeMap<String, Arc<AppMetrics>>>,
     round_robin: AtomicUsize,
-    /// The port clients connect to, for `X-Forwarded-Port`.
-    port: AtomicU16,
+    /// The ports clients connect to, for `X-Forwarded-Port` and redirects to HTTPS (0: not
+    /// listening).
+    http_port: AtomicU16,
+    https_port: AtomicU16,
+    tls: RwLock<Arc<CompiledTls>>,
+    /// One slot per open client connection, over every listener: the connection cap.
+    slots: Arc<Semaphore>,
 }
 
 impl Shared {
@@ -87,6 +97,29 @@ impl Shared {
         match self.table.read() {
             Ok(table) => table.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    pub(crate) fn tls(&self) -> Arc<CompiledTls> {
+        match self.tls.read() {
+            Ok(tls) => tls.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+}
+
+/// How a client reached the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
         }
     }
 }
@@ -99,6 +132,7 @@ pub struct Router {
 
 impl Router {
     pub fn new(config: RouterConfig) -> Router {
+        let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
         Router {
             shared: Arc::new(Shared {
                 config,
@@ -106,9 +140,21 @@ impl Router {
                 backends: Mutex::new(HashMap::new()),
                 metrics: Mutex::new(BTreeMap::new()),
                 round_robin: AtomicUsize::new(0),
-                port: AtomicU16::new(0),
+                http_port: AtomicU16::new(0),
+                https_port: AtomicU16::new(0),
+                tls: RwLock::new(Arc::new(CompiledTls::default())),
+                slots: Arc::new(Semaphore::new(max)),
             }),
         }
+    }
+
+    /// Swaps in new certificates and ACME answers. Handshakes already done keep their
+    /// certificate; new ones see only the new table. Certificates that cannot be used are
+    /// left out and returned, each with the reason.
+    pub fn set_tls(&self, table: &TlsTable) -> Vec<TlsError> {
+        let (compiled, errors) = CompiledTls::compile(table);
+        *self.shared.tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(compiled);
+        errors
     }
 
     /// Swaps in a new table. Requests already routed keep going; new requests see only the
@@ -158,6 +204,8 @@ impl Router {
                 backends: web,
                 paths,
                 metrics: app_metrics,
+                https_redirect: route.https_redirect,
+                hsts: route.hsts,
             });
             for host in &route.hosts {
                 compiled.insert(host, live.clone());
@@ -176,21 +224,46 @@ impl Router {
         Draining { backends: removed }
     }
 
-    /// Serves clients from `listener` until `shutdown` resolves.
+    /// Serves plain HTTP clients from `listener` until `shutdown` resolves.
     pub async fn serve(
         &self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
+        self.accept(listener, shutdown, None).await
+    }
+
+    /// Serves HTTPS clients from `listener` until `shutdown` resolves: TLS with the
+    /// certificates of [`Router::set_tls`], then HTTP/2 or HTTP/1.1 as ALPN settled.
+    pub async fn serve_tls(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let resolver = tls::Resolver { shared: self.shared.clone() };
+        let config = tls::server_config(resolver).map_err(std::io::Error::other)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        self.accept(listener, shutdown, Some(acceptor)).await
+    }
+
+    async fn accept(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<()> {
         let local = listener.local_addr()?;
-        self.shared.port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(addr = %local, "router listening");
+        let (port, scheme) = match tls {
+            Some(_) => (&self.shared.https_port, Scheme::Https),
+            None => (&self.shared.http_port, Scheme::Http),
+        };
+        port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
+        tracing::info!(addr = %local, scheme = scheme.as_str(), "router listening");
         tokio::pin!(shutdown);
         // A slot is taken before accepting, so at the cap new clients wait in the kernel's
         // listen queue (as with HAProxy's maxconn), costing the router nothing, instead of
         // being accepted only to be closed.
-        let max = self.shared.config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
-        let slots = Arc::new(Semaphore::new(max));
+        let slots = self.shared.slots.clone();
         let mut warned: Option<Instant> = None;
         loop {
             let slot = tokio::select! {
@@ -202,6 +275,7 @@ impl Router {
             if slots.available_permits() == 0
                 && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60))
             {
+                let max = self.shared.config.max_connections;
                 tracing::warn!(max_connections = max, "connection limit reached, new clients wait");
                 warned = Some(Instant::now());
             }
@@ -221,19 +295,29 @@ impl Router {
             let shared = self.shared.clone();
             // Shared with any tunnel the connection becomes, which outlives this task.
             let slot = Arc::new(slot);
+            let edge = proxy::Edge { client, scheme, port: local.port() };
+            let Some(acceptor) = tls.clone() else {
+                tokio::spawn(serve_http1(shared, stream, edge, slot));
+                continue;
+            };
             tokio::spawn(async move {
-                let idle = shared.config.idle_timeout;
-                let service = service_fn(move |request| {
-                    proxy::handle(shared.clone(), request, client, slot.clone())
-                });
-                let result = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(idle)
-                    .serve_connection(TokioIo::new(stream), service)
-                    .with_upgrades()
-                    .await;
-                if let Err(err) = result {
-                    tracing::debug!(%client, error = %err, "client connection ended");
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+                let stream = match handshake.await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%client, error = %err, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%client, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                match stream.get_ref().1.alpn_protocol() {
+                    Some(b"h2") => serve_http2(shared, stream, edge, slot).await,
+                    // The ACME server saw the challenge certificate: nothing more to say.
+                    Some(protocol) if protocol == tls::ACME_TLS_ALPN => {}
+                    _ => serve_http1(shared, stream, edge, slot).await,
                 }
             });
         }
@@ -249,6 +333,59 @@ impl Router {
     pub fn requests_for(&self, app: &str) -> u64 {
         let metrics = self.shared.metrics.lock().unwrap_or_else(|p| p.into_inner());
         metrics.get(app).map(|m| m.requests()).unwrap_or(0)
+    }
+}
+
+/// Longest a client may take over its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One client connection speaking HTTP/1.1 (upgrades included) until it closes.
+async fn serve_http1<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    edge: proxy::Edge,
+    slot: Arc<OwnedSemaphorePermit>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = shared.config.idle_timeout;
+    let client = edge.client;
+    let service =
+        service_fn(move |request| proxy::handle(shared.clone(), request, edge, slot.clone()));
+    let result = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await;
+    if let Err(err) = result {
+        tracing::debug!(%client, error = %err, "client connection ended");
+    }
+}
+
+/// One client connection speaking HTTP/2 until it closes.
+async fn serve_http2<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    edge: proxy::Edge,
+    slot: Arc<OwnedSemaphorePermit>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let idle = shared.config.idle_timeout;
+    let client = edge.client;
+    let service =
+        service_fn(move |request| proxy::handle(shared.clone(), request, edge, slot.clone()));
+    let result = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        // A client that stops answering pings is gone; its streams are freed.
+        .keep_alive_interval(Some(idle / 2))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .max_concurrent_streams(250)
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(err) = result {
+        tracing::debug!(%client, error = %err, "client connection ended");
     }
 }
 

@@ -16,11 +16,11 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::Shared;
 use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
 use crate::metrics::AppMetrics;
 use crate::pages::{self, Page};
 use crate::table::strip_port;
+use crate::{Scheme, Shared};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 static X_REQUEST_START: HeaderName = HeaderName::from_static("x-request-start");
@@ -31,6 +31,19 @@ static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host"
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 paas");
+static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=31536000");
+
+/// Where HTTP-01 challenges are asked for (RFC 8555 §8.3).
+const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
+
+/// How one client connection reached the router.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Edge {
+    pub client: SocketAddr,
+    pub scheme: Scheme,
+    /// The router's port the client connected to.
+    pub port: u16,
+}
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
 static HOP_BY_HOP: [&HeaderName; 7] = [
@@ -187,13 +200,15 @@ impl AccessLog {
     }
 }
 
-/// Answers one request from `client`, whose connection holds `slot` under the connection cap.
+/// Answers one request that came in at `edge`, whose connection holds `slot` under the
+/// connection cap.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     mut request: Request<Incoming>,
-    client: SocketAddr,
+    edge: Edge,
     slot: Arc<OwnedSemaphorePermit>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
+    let client = edge.client;
     let started = Instant::now();
     let request_id = request_id(request.headers());
     let mut log = AccessLog {
@@ -209,11 +224,18 @@ pub(crate) async fn handle(
     if let Some(reason) = refusal(&request) {
         return Ok(page(pages::bad_request(reason, id_str(&request_id)), &request_id, log));
     }
+    // Answered before routing: the ACME server asks on the host being validated, which may
+    // not be routed yet, and must never be redirected to a certificate it is there to make.
+    if let Some(token) = request.uri().path().strip_prefix(ACME_CHALLENGE_PATH)
+        && let Some(answer) = shared.tls().http01(token)
+    {
+        return Ok(plain(StatusCode::OK, answer.to_string(), &request_id, log));
+    }
     let host = request
         .headers()
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().host())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()))
         .unwrap_or("")
         .to_string();
     let table = shared.table();
@@ -222,6 +244,12 @@ pub(crate) async fn handle(
     };
     log.app = Some(route.app.clone().into());
     log.metrics = Some(route.metrics.clone());
+    if edge.scheme == Scheme::Http
+        && route.https_redirect
+        && let Some(location) = https_location(&shared, &host, request.uri())
+    {
+        return Ok(redirect(location, &request_id, log));
+    }
     // Chosen once by the path as sent; the route outlives a table swap meanwhile.
     let (process_type, backends) = route.serving(request.uri().path());
     if backends.is_empty() {
@@ -253,12 +281,18 @@ pub(crate) async fn handle(
     *outgoing.headers_mut() = parts.headers;
     let headers = outgoing.headers_mut();
     strip_hop_by_hop(headers, upgrade);
+    // HTTP/2 names the host in the request's authority only; an HTTP/1.1 app needs Host.
+    if !headers.contains_key(header::HOST)
+        && let Ok(value) = HeaderValue::from_str(&host)
+    {
+        headers.insert(header::HOST, value);
+    }
     let from_proxy = shared.config.trusted_proxies.contains(client.ip());
     add_forwarding_headers(
         headers,
         &host,
         client,
-        (shared.config.forwarded_proto, shared.port.load(Ordering::Relaxed), from_proxy),
+        (edge.scheme.as_str(), edge.port, from_proxy),
         &request_id,
     );
 
@@ -278,6 +312,9 @@ pub(crate) async fn handle(
     strip_hop_by_hop(response.headers_mut(), switching);
     response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
     response.headers_mut().append(header::VIA, VIA_VALUE.clone());
+    if edge.scheme == Scheme::Https && route.hsts {
+        response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE.clone());
+    }
 
     if switching && let Some(client_upgrade) = client_upgrade {
         let backend_upgrade = hyper::upgrade::on(&mut response);
@@ -404,6 +441,52 @@ fn page(page: Page, request_id: &HeaderValue, mut log: AccessLog) -> Response<Pr
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
     response
+}
+
+/// A short text answer of the router's own.
+fn plain(
+    status: StatusCode,
+    body: String,
+    request_id: &HeaderValue,
+    mut log: AccessLog,
+) -> Response<ProxyBody> {
+    log.status = status.as_u16();
+    log.write(body.len() as u64);
+    let mut response = Response::new(ProxyBody::Page(Full::new(Bytes::from(body))));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    response
+}
+
+/// A permanent redirect that keeps the method and body (308), to the same target over HTTPS.
+fn redirect(
+    location: HeaderValue,
+    request_id: &HeaderValue,
+    log: AccessLog,
+) -> Response<ProxyBody> {
+    let body = format!("Moved to {}\n", location.to_str().unwrap_or("https"));
+    let mut response = plain(StatusCode::PERMANENT_REDIRECT, body, request_id, log);
+    response.headers_mut().insert(header::LOCATION, location);
+    response
+}
+
+/// Where a plain HTTP request for `host` belongs over HTTPS, if the router serves HTTPS and
+/// has a certificate for that host.
+fn https_location(shared: &Shared, host: &str, uri: &hyper::Uri) -> Option<HeaderValue> {
+    let port = shared.https_port.load(Ordering::Relaxed);
+    let name = strip_port(host);
+    if port == 0 || shared.tls().certificate(name).is_none() {
+        return None;
+    }
+    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let location = match port {
+        443 => format!("https://{name}{target}"),
+        port => format!("https://{name}:{port}{target}"),
+    };
+    HeaderValue::from_str(&location).ok()
 }
 
 fn id_str(id: &HeaderValue) -> &str {

@@ -61,6 +61,13 @@ pub struct Route {
     /// starts the request's path wins; everything else goes to `backends`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub paths: Vec<PathRoute>,
+    /// Plain HTTP requests are redirected to HTTPS (308) when the router has a certificate
+    /// for the host they name.
+    #[serde(default)]
+    pub https_redirect: bool,
+    /// HTTPS responses carry `Strict-Transport-Security`.
+    #[serde(default)]
+    pub hsts: bool,
 }
 
 /// Requests whose path starts with `prefix` go to these backends instead of `web`'s.
@@ -81,6 +88,8 @@ pub(crate) struct LiveRoute {
     /// Longest prefix first.
     pub paths: Vec<LivePath>,
     pub metrics: Arc<AppMetrics>,
+    pub https_redirect: bool,
+    pub hsts: bool,
 }
 
 pub(crate) struct LivePath {
@@ -110,7 +119,7 @@ pub(crate) struct CompiledTable {
 
 impl CompiledTable {
     pub(crate) fn insert(&mut self, host: &str, route: Arc<LiveRoute>) {
-        let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+        let host = host_key(host);
         match host.strip_prefix("*.") {
             Some(parent) => self.wildcard.insert(parent.to_string(), route),
             None => self.exact.insert(host, route),
@@ -133,6 +142,11 @@ impl CompiledTable {
         let (_, parent) = host.split_once('.')?;
         self.wildcard.get(parent)
     }
+}
+
+/// A hostname as tables key it: trimmed, lower case, no trailing dot.
+pub(crate) fn host_key(host: &str) -> String {
+    host.trim().trim_end_matches('.').to_ascii_lowercase()
 }
 
 /// `example.com:8000` → `example.com`; `[::1]:80` → `[::1]`.
@@ -159,6 +173,8 @@ mod tests {
             backends: vec![],
             paths: vec![],
             metrics: Arc::new(AppMetrics::default()),
+            https_redirect: false,
+            hsts: false,
         })
     }
 

@@ -219,8 +219,14 @@ impl Paas {
         for app in self.store.apps().await? {
             let host = format!("{}.{}", app.name, self.domain);
             let web = of_type(&app.name, "web");
-            let route =
-                Route { app: app.name.clone(), hosts: vec![host], backends: web, paths: vec![] };
+            let route = Route {
+                app: app.name.clone(),
+                hosts: vec![host],
+                backends: web,
+                paths: vec![],
+                https_redirect: true,
+                hsts: false,
+            };
             routes.insert(app.name, route);
         }
         for (app, hostname) in self.store.all_domains().await? {

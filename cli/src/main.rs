@@ -551,8 +551,22 @@ enum Command {
         /// Version, like v3 (default: the latest).
         version: Option<String>,
     },
-    /// List the app's custom domains.
+    /// List the app's hostnames (APP.DOMAIN and custom domains) with their HTTPS
+    /// certificates: pending, issued until DATE, or failed and why.
     Domains(AppArg),
+    /// Show or change the app's HTTPS: --redirect off serves plain HTTP too (on by default
+    /// once a host has a certificate); --hsts on adds Strict-Transport-Security.
+    Https {
+        #[command(flatten)]
+        app: AppArg,
+        /// Redirect plain HTTP to HTTPS where a certificate exists.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        redirect: Option<bool>,
+        /// Send Strict-Transport-Security (a year) on HTTPS answers. Browsers then refuse
+        /// plain HTTP to the host for that long: turn it on once HTTPS works.
+        #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+        hsts: Option<bool>,
+    },
     /// Route a custom domain (www.example.com, or *.example.com) to the app.
     #[command(name = "domains:add")]
     DomainsAdd {
@@ -829,8 +843,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             releases::decide(&app, &version, "reject").await
         }
         Command::Domains(app) => domains::list(&app).await,
+        Command::Https { app, redirect, hsts } => domains::https(&app, redirect, hsts).await,
         Command::DomainsAdd { app, hostname } => domains::add(&app, &hostname).await,
         Command::DomainsRemove { app, hostname } => domains::remove(&app, &hostname).await,
+    }
+}
+
+/// `on` or `off` (also true/false, yes/no, 1/0).
+fn parse_on_off(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err(format!("{value:?} is neither on nor off")),
     }
 }
 

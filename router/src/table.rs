@@ -26,6 +26,10 @@ pub struct TableFile {
     pub generation: u64,
     #[serde(flatten)]
     pub table: RouteTable,
+    /// Certificates and ACME answers: the file holds private keys, so it is written
+    /// readable by its owner only.
+    #[serde(default)]
+    pub tls: crate::TlsTable,
 }
 
 /// Where the router acknowledges a table file: `TABLE.loaded` beside it, holding the
@@ -43,7 +47,11 @@ pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(format!(".tmp{}", std::process::id()));
     let temporary = path.with_file_name(name);
-    let mut file = std::fs::File::create(&temporary)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&temporary)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&temporary, path)

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     #[command(flatten)]
     pub router: RouterSettings,
 
+    #[command(flatten)]
+    pub https: TlsSettings,
+
     /// Where the router runs: `in-process` (in this server, on --router-listen; for a
     /// laptop) or `external` (a `paas router --table FILE` of its own, which keeps serving
     /// while this server restarts or is upgraded; this server writes the routing table to
@@ -164,6 +167,72 @@ impl Default for GitSettings {
     }
 }
 
+/// HTTPS: certificates from an ACME CA (Let's Encrypt), or given as files.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct TlsSettings {
+    /// Get certificates from an ACME CA (Let's Encrypt by default) for every app's
+    /// APP.DOMAIN and custom domain, with this contact address; turns HTTPS on (the router
+    /// then listens on --router-https-listen, :443 by default). DNS for those names must
+    /// point here, and port 80 or 443 be open to the internet.
+    #[arg(long, env = "PAAS_ACME_EMAIL", value_name = "EMAIL")]
+    pub acme_email: Option<String>,
+
+    /// The ACME directory: `letsencrypt`, `letsencrypt-staging` (untrusted certificates,
+    /// for trying things out without hitting rate limits), or a directory URL.
+    #[arg(long, env = "PAAS_ACME_DIRECTORY", value_name = "URL", default_value = "letsencrypt")]
+    pub acme_directory: String,
+
+    /// A CA certificate (PEM) to trust for the ACME directory itself, for a private ACME
+    /// server (an internal CA, or pebble in tests).
+    #[arg(long, env = "PAAS_ACME_CA_FILE", value_name = "PEM")]
+    pub acme_ca_file: Option<PathBuf>,
+
+    /// How the CA checks a name is ours: `http-01` (port 80), `tls-alpn-01` (port 443), or
+    /// `auto`: http-01 when the router listens on port 80, else tls-alpn-01.
+    #[arg(long, env = "PAAS_ACME_CHALLENGE", default_value = "auto", value_parser = ["auto", "http-01", "tls-alpn-01"])]
+    pub acme_challenge: String,
+
+    /// Renew a certificate this many days before it expires.
+    #[arg(long, env = "PAAS_ACME_RENEW_DAYS", value_name = "DAYS", default_value_t = 30)]
+    pub acme_renew_days: u32,
+
+    /// A certificate chain (PEM) served for every *.DOMAIN name, for operators who get a
+    /// wildcard certificate elsewhere (by DNS-01); names it covers get no ACME certificate.
+    /// Needs --tls-key.
+    #[arg(long, env = "PAAS_TLS_CERT", value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "PAAS_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl TlsSettings {
+    /// Whether the router serves HTTPS at all.
+    pub fn enabled(&self) -> bool {
+        self.acme_email.is_some() || self.tls_cert.is_some()
+    }
+
+    /// The ACME directory URL `--acme-directory` names.
+    pub fn directory_url(&self) -> String {
+        match self.acme_directory.as_str() {
+            "letsencrypt" => crate::core::LETS_ENCRYPT.into(),
+            "letsencrypt-staging" => crate::core::LETS_ENCRYPT_STAGING.into(),
+            url => url.into(),
+        }
+    }
+
+    /// The challenge to answer, given the ports the router listens on.
+    pub fn challenge(&self, http_port: u16) -> crate::core::Challenge {
+        match self.acme_challenge.as_str() {
+            "http-01" => crate::core::Challenge::Http01,
+            "tls-alpn-01" => crate::core::Challenge::TlsAlpn01,
+            _ if http_port == 80 => crate::core::Challenge::Http01,
+            _ => crate::core::Challenge::TlsAlpn01,
+        }
+    }
+}
+
 /// The router's settings, shared by `paas server` and a standalone `paas router`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RouterSettings {
@@ -176,6 +245,16 @@ pub struct RouterSettings {
         default_value = "0.0.0.0:8000"
     )]
     pub listen: SocketAddr,
+
+    /// Address the router serves HTTPS on (HTTP/2 and HTTP/1.1). Default: 0.0.0.0:443 when
+    /// HTTPS is on (--acme-email or --tls-cert), else none.
+    #[arg(
+        id = "router_https_listen",
+        value_name = "ADDR",
+        long = "router-https-listen",
+        env = "PAAS_ROUTER_HTTPS_LISTEN"
+    )]
+    pub https_listen: Option<SocketAddr>,
 
     /// Router: seconds allowed to connect to an app container (then 502/504).
     #[arg(
@@ -245,6 +324,7 @@ impl Default for RouterSettings {
     fn default() -> RouterSettings {
         RouterSettings {
             listen: SocketAddr::from(([0, 0, 0, 0], 8000)),
+            https_listen: None,
             connect_timeout: 5,
             response_timeout: 30,
             idle_timeout: 55,
@@ -264,7 +344,6 @@ impl RouterSettings {
             max_body_bytes: self.max_body_mb.saturating_mul(1024 * 1024),
             trusted_proxies: self.trusted_proxies.clone(),
             max_connections: self.max_connections,
-            ..paas_router::RouterConfig::default()
         }
     }
 }
@@ -280,6 +359,7 @@ impl ServerConfig {
             docker_network: DEFAULT_NETWORK.into(),
             keep_releases: 5,
             router: RouterSettings::default(),
+            https: TlsSettings::default(),
             router_mode: "in-process".into(),
             router_table: None,
             build: BuildSettings {
@@ -307,6 +387,9 @@ impl ServerConfig {
             self.git.hook_bin.as_mut(),
             self.backup_dir.as_mut(),
             self.router_table.as_mut(),
+            self.https.acme_ca_file.as_mut(),
+            self.https.tls_cert.as_mut(),
+            self.https.tls_key.as_mut(),
         ]
         .into_iter()
         .flatten()

@@ -14,7 +14,7 @@ use paas_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-pub use config::{BuildSettings, DEFAULT_NETWORK, RouterSettings, ServerConfig};
+pub use config::{BuildSettings, DEFAULT_NETWORK, RouterSettings, ServerConfig, TlsSettings};
 pub use core::Paas;
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +39,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where the router (the apps' entry point) actually listens.
     pub router_addr: SocketAddr,
+    /// Where it serves HTTPS, when it does.
+    pub router_https_addr: Option<SocketAddr>,
     /// The admin token minted on the first start with an empty store, when it was not written
     /// to `--init-token-file`. Shown once; only its hash is kept.
     pub initial_token: Option<String>,
@@ -47,6 +49,7 @@ pub struct RunningServer {
     task: JoinHandle<std::io::Result<()>>,
     crash_watch: Option<JoinHandle<()>>,
     scheduler: JoinHandle<()>,
+    certificates: Option<JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -59,6 +62,9 @@ impl RunningServer {
             watch.abort();
         }
         self.scheduler.abort();
+        if let Some(certificates) = &self.certificates {
+            certificates.abort();
+        }
         let result = self.task.await.unwrap_or_else(|e| Err(std::io::Error::other(e)));
         self.paas.store().close().await;
         result
@@ -106,6 +112,19 @@ pub async fn start_with(
             (Some(listener), addr)
         }
     };
+    let (acme, given) = https_settings(&config, router_addr.port())?;
+    let https_listen = config
+        .router
+        .https_listen
+        .or_else(|| config.https.enabled().then(|| SocketAddr::from(([0, 0, 0, 0], 443))));
+    let (https_listener, router_https_addr) = match (&external, https_listen) {
+        (None, Some(addr)) => {
+            let (listener, addr) = bind(addr).await?;
+            (Some(listener), Some(addr))
+        }
+        (Some(_), addr) => (None, addr),
+        (None, None) => (None, None),
+    };
     let router = paas_router::Router::new(config.router.router_config());
     let lost = store.mark_lost_deliveries().await?;
     if lost > 0 {
@@ -152,6 +171,7 @@ pub async fn start_with(
             (config.docker_network != DEFAULT_NETWORK).then(|| config.docker_network.clone()),
         )
         .with_backup_dir(config.backup_dir())
+        .with_https(acme, given)
         .keeping_release_images(usize::from(config.keep_releases));
     if let Some(table) = external {
         tracing::info!(table = %table.display(), "the router runs on its own (paas router --table); writing its routing table");
@@ -171,6 +191,8 @@ pub async fn start_with(
     }
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     paas.router_file_ready().await.map_err(|e| StartError::Routes(e.to_string()))?;
+    paas.publish_tls().await.map_err(|e| StartError::Routes(e.to_string()))?;
+    let certificates = paas.certificate_loop();
     let crash_watch = paas.watch_crashes();
     let scheduler = paas.schedule_loop();
 
@@ -185,25 +207,97 @@ pub async fn start_with(
             })
             .await
     };
-    let mut edge_stopped = stopped;
+    let edge_stopped = stopped;
+    let stopped = move || {
+        let mut stopped = edge_stopped.clone();
+        async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }
+    };
+    let (https_router, https_stopped) = (router.clone(), stopped());
     let edge = async move {
-        let stopped = async move {
-            let _ = edge_stopped.wait_for(|stop| *stop).await;
-        };
         match router_listener {
-            Some(listener) => router.serve(listener, stopped).await,
-            None => {
-                stopped.await;
-                Ok(())
-            }
+            Some(listener) => router.serve(listener, stopped()).await,
+            None => Ok(()),
+        }
+    };
+    let secure_edge = async move {
+        match https_listener {
+            Some(listener) => https_router.serve_tls(listener, https_stopped).await,
+            None => Ok(()),
         }
     };
     let task = tokio::spawn(async move {
-        let (api, edge) = tokio::join!(api, edge);
-        api.and(edge)
+        let (api, edge, secure_edge) = tokio::join!(api, edge, secure_edge);
+        api.and(edge).and(secure_edge)
     });
     tracing::info!(%addr, "control plane listening");
-    Ok(RunningServer { addr, router_addr, initial_token, paas, stop, task, crash_watch, scheduler })
+    Ok(RunningServer {
+        addr,
+        router_addr,
+        router_https_addr,
+        initial_token,
+        paas,
+        stop,
+        task,
+        crash_watch,
+        scheduler,
+        certificates,
+    })
+}
+
+/// The ACME settings and the operator's certificate, checked: a bad file stops the start
+/// with the reason rather than leaving HTTPS broken.
+fn https_settings(
+    config: &ServerConfig,
+    http_port: u16,
+) -> Result<(Option<core::AcmeSettings>, Option<paas_router::CertificatePem>), StartError> {
+    let tls = &config.https;
+    let acme = match &tls.acme_email {
+        Some(email) if !email.contains('@') || email.trim() != email => {
+            return Err(StartError::Settings(format!(
+                "--acme-email {email:?} is not an email address"
+            )));
+        }
+        Some(email) => {
+            let challenge = tls.challenge(http_port);
+            if challenge == core::Challenge::Http01 && http_port != 80 {
+                tracing::warn!(
+                    port = http_port,
+                    "HTTP-01 validation comes to port 80; forward it to the router's port"
+                );
+            }
+            Some(core::AcmeSettings {
+                email: email.clone(),
+                directory: tls.directory_url(),
+                ca_file: tls.acme_ca_file.clone(),
+                challenge,
+                renew_before: std::time::Duration::from_secs(
+                    u64::from(tls.acme_renew_days) * 86_400,
+                ),
+            })
+        }
+        None => None,
+    };
+    let given = match (&tls.tls_cert, &tls.tls_key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf| {
+                std::fs::read_to_string(path).map_err(|e| {
+                    StartError::Settings(format!("cannot read {}: {e}", path.display()))
+                })
+            };
+            let domain = config.domain.to_ascii_lowercase();
+            let pem = paas_router::CertificatePem {
+                hosts: vec![format!("*.{domain}"), domain],
+                chain: read(cert)?,
+                key: read(key)?,
+            };
+            pem.certified_key().map_err(|e| StartError::Settings(format!("--tls-cert: {e}")))?;
+            Some(pem)
+        }
+        _ => None,
+    };
+    Ok((acme, given))
 }
 
 /// Longest the start waits for add-ons before it starts the apps anyway.

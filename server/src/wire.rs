@@ -406,6 +406,16 @@ pub struct AddDomain {
     pub hostname: String,
 }
 
+/// `PATCH /api/v1/apps/{app}/https`: what to change; a missing field stays as it is.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetHttps {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<bool>,
+}
+
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Rollback {
     /// `v3` or `3`; none: the release before the current one.

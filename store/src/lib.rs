@@ -9,6 +9,7 @@ mod addons;
 mod apps;
 mod audit;
 mod builds;
+mod certificates;
 mod config_vars;
 mod cron;
 mod domains;

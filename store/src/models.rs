@@ -578,3 +578,47 @@ pub struct PipelineStage {
     pub added_by: String,
     pub added_at: String,
 }
+
+/// A hostname's certificate: being issued, issued (until `not_after`), or failed (why, and
+/// when it is tried again). A renewal keeps the issued chain until the new one replaces it.
+#[derive(Clone, sqlx::FromRow)]
+pub struct Certificate {
+    pub hostname: String,
+    /// `pending`, `issued` or `failed`.
+    pub state: String,
+    pub chain_pem: Option<String>,
+    pub key_pem: Option<String>,
+    /// RFC 3339.
+    pub not_after: Option<String>,
+    pub error: Option<String>,
+    pub failures: i64,
+    pub retry_at: Option<String>,
+    pub updated_at: String,
+}
+
+impl std::fmt::Debug for Certificate {
+    // The private key stays out of every log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate")
+            .field("hostname", &self.hostname)
+            .field("state", &self.state)
+            .field("not_after", &self.not_after)
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An app's HTTPS behaviour at the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpsSettings {
+    /// Plain HTTP is redirected (308) once the host has a certificate.
+    pub redirect: bool,
+    /// HTTPS answers carry `Strict-Transport-Security`.
+    pub hsts: bool,
+}
+
+impl Default for HttpsSettings {
+    fn default() -> HttpsSettings {
+        HttpsSettings { redirect: true, hsts: false }
+    }
+}

@@ -1,8 +1,9 @@
-//! `paas domains`, `domains:add`, `domains:remove`.
+//! `paas domains`, `domains:add`, `domains:remove`, `https`.
 
 use anyhow::Result;
-use paas_server::wire::AddDomain;
+use paas_server::core::{AppHttps, CertificateStatus};
 use paas_server::wire::DomainView as Domain;
+use paas_server::wire::{AddDomain, SetHttps};
 
 use super::{app_name, client, nothing, progress};
 use crate::AppArg;
@@ -10,15 +11,65 @@ use crate::client::path;
 
 pub(crate) async fn list(arg: &AppArg) -> Result<()> {
     let name = app_name(arg)?;
-    let domains: Vec<Domain> = client()?.get(&path(&["apps", &name, "domains"])?).await?;
-    println!("=== {name} Custom Domains");
-    if domains.is_empty() {
-        println!("none; add one with `paas domains:add www.example.com`");
-    }
-    for domain in domains {
-        println!("{}", domain.hostname);
+    let https: AppHttps = client()?.get(&path(&["apps", &name, "https"])?).await?;
+    println!("=== {name} Domains");
+    print_hosts(&https);
+    if !https.hosts.iter().any(|h| h.custom) {
+        println!("No custom domain yet; add one with `paas domains:add www.example.com`.");
     }
     Ok(())
+}
+
+pub(crate) async fn https(arg: &AppArg, redirect: Option<bool>, hsts: Option<bool>) -> Result<()> {
+    let name = app_name(arg)?;
+    let client = client()?;
+    let path = path(&["apps", &name, "https"])?;
+    let https: AppHttps = if redirect.is_none() && hsts.is_none() {
+        client.get(&path).await?
+    } else {
+        let body = SetHttps { redirect, hsts };
+        let work = client.patch::<AppHttps>(&path, &body);
+        progress(&format!("Changing HTTPS of {name}"), work, nothing).await?
+    };
+    println!("=== {name} HTTPS");
+    print_hosts(&https);
+    let on = |value: bool| if value { "on" } else { "off" };
+    println!("Redirect to HTTPS: {}    HSTS: {}", on(https.redirect), on(https.hsts));
+    Ok(())
+}
+
+fn print_hosts(https: &AppHttps) {
+    let width = https.hosts.iter().map(|h| h.hostname.len()).max().unwrap_or(0);
+    for host in &https.hosts {
+        let certificate = match &host.certificate {
+            _ if !https.enabled => "no HTTPS on this server".to_string(),
+            Some(status) => describe(status),
+            None => "-".to_string(),
+        };
+        println!("{:width$}  {certificate}", host.hostname);
+    }
+}
+
+/// `issued, until 2027-03-01`, `failed: why (next try …)`.
+fn describe(status: &CertificateStatus) -> String {
+    let date = |at: &Option<String>| at.as_deref().map(|t| t.get(..10).unwrap_or(t).to_string());
+    match status.state.as_str() {
+        "issued" => format!("issued, until {}", date(&status.expires).unwrap_or_default()),
+        "failed" => {
+            let mut text =
+                format!("failed: {}", status.error.as_deref().unwrap_or("no reason given"));
+            if let Some(retry) = &status.retry_at {
+                text.push_str(&format!(" (next try {retry})"));
+            }
+            if let Some(until) = date(&status.expires) {
+                text.push_str(&format!("; the current certificate serves until {until}"));
+            }
+            text
+        }
+        "pending" => "pending: being requested".into(),
+        "given" => "the server's own certificate (--tls-cert)".into(),
+        _ => "none: no public certificate for this name".into(),
+    }
 }
 
 pub(crate) async fn add(arg: &AppArg, hostname: &str) -> Result<()> {

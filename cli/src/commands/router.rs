@@ -38,8 +38,26 @@ pub(crate) async fn run(args: RouterArgs) -> Result<()> {
     let listener = tokio::net::TcpListener::bind(args.settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.settings.listen))?;
+    // HTTPS with the certificates paas server writes into the table file.
+    let secure = match args.settings.https_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     tokio::spawn(follow(router.clone(), args.table.clone(), seen, acks));
-    router.serve(listener, super::server::shutdown_signal()).await?;
+    let plain = router.serve(listener, super::server::shutdown_signal());
+    let secure = async {
+        match secure {
+            Some(listener) => router.serve_tls(listener, super::server::shutdown_signal()).await,
+            None => Ok(()),
+        }
+    };
+    let (plain, secure) = tokio::join!(plain, secure);
+    plain?;
+    secure?;
     Ok(())
 }
 
@@ -137,6 +155,9 @@ fn reload(
     let now = stamp(path);
     match load(path) {
         Ok(file) => {
+            for err in router.set_tls(&file.tls) {
+                tracing::error!(error = %err, "certificate left out");
+            }
             let draining = router.set_table(&file.table);
             acks.loaded(file.generation);
             let (acks, generation) = (acks.clone(), file.generation);

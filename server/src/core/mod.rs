@@ -19,6 +19,7 @@ mod deploy;
 mod error;
 mod events;
 mod github;
+mod https;
 mod jobs;
 mod logs;
 mod manifest;
@@ -50,6 +51,10 @@ pub use deploy::SourceTree;
 pub use error::{Error, Result};
 pub use events::AppEvents;
 pub use github::{Delivery, DeliveryAnswer, GithubSettings, MAX_DELIVERY_BYTES, MIN_SECRET_CHARS};
+pub use https::{
+    AcmeSettings, AppHttps, CertificateStatus, Challenge, HostHttps, LETS_ENCRYPT,
+    LETS_ENCRYPT_STAGING,
+};
 pub use jobs::MAX_JOBS;
 pub use logs::LogQuery;
 pub use paas::Paas;

@@ -56,7 +56,9 @@ pub struct Paas {
     /// Where add-on backups are written.
     pub(crate) backup_dir: std::path::PathBuf,
     /// The table file of a router in another process (`--router external`).
-    router_file: Option<Arc<super::router_file::RouterFile>>,
+    pub(crate) router_file: Option<Arc<super::router_file::RouterFile>>,
+    /// Certificates: the ACME settings, the operator's certificate, challenges under way.
+    pub(crate) https: Arc<super::https::Https>,
     /// Cancelled when the server stops: pushes still building are cut short and told so,
     /// new ones refused.
     stopping: tokio_util::sync::CancellationToken,
@@ -89,6 +91,7 @@ impl Paas {
             image_namespace: None,
             backup_dir: std::path::PathBuf::from("backups"),
             router_file: None,
+            https: Default::default(),
             stopping: Default::default(),
             routes_lock: Default::default(),
         }
@@ -216,16 +219,18 @@ impl Paas {
             served.filter(|(t, _)| t == process_type).map(|(_, addr)| *addr).collect()
         };
         let mut routes: BTreeMap<String, Route> = BTreeMap::new();
+        let https = self.store.https_settings().await?;
         for app in self.store.apps().await? {
             let host = format!("{}.{}", app.name, self.domain);
             let web = of_type(&app.name, "web");
+            let settings = https.get(&app.name).copied().unwrap_or_default();
             let route = Route {
                 app: app.name.clone(),
                 hosts: vec![host],
                 backends: web,
                 paths: vec![],
-                https_redirect: true,
-                hsts: false,
+                https_redirect: settings.redirect,
+                hsts: settings.hsts,
             };
             routes.insert(app.name, route);
         }
@@ -262,6 +267,8 @@ impl Paas {
         if let Some(file) = &self.router_file {
             file.publish(&table).await;
         }
+        // Apps or domains may have changed: the certificates follow.
+        self.https.wake();
         Ok(self.router.set_table(&table))
     }
 

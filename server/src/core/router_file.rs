@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use paas_router::{RouteTable, TableFile, loaded_path, write_atomically};
+use paas_router::{RouteTable, TableFile, TlsTable, loaded_path, write_atomically};
 
 /// Longest a switch waits for the external router to load a table and drain what it took
 /// out: requests in flight longer than this to an old process may be cut when it stops.
@@ -27,6 +27,8 @@ pub(crate) struct RouterFile {
     ready: AtomicBool,
     /// One write at a time, in generation order.
     writing: tokio::sync::Mutex<()>,
+    /// Certificates and challenge answers, written with every table.
+    tls: std::sync::Mutex<TlsTable>,
 }
 
 impl RouterFile {
@@ -36,7 +38,13 @@ impl RouterFile {
             generation: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             writing: tokio::sync::Mutex::new(()),
+            tls: Default::default(),
         }
+    }
+
+    /// The certificates the next table written carries.
+    pub(crate) fn set_tls(&self, tls: TlsTable) {
+        *self.tls.lock().unwrap_or_else(|p| p.into_inner()) = tls;
     }
 
     /// From now on, tables are written (the server has adopted what runs).
@@ -56,7 +64,8 @@ impl RouterFile {
                 SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             let last = self.generation.load(Ordering::SeqCst);
             let generation = now.max(last + 1);
-            let file = TableFile { generation, table: table.clone() };
+            let tls = self.tls.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let file = TableFile { generation, table: table.clone(), tls };
             let path = self.path.clone();
             let written = tokio::task::spawn_blocking(move || {
                 let bytes = serde_json::to_vec_pretty(&file).map_err(std::io::Error::other)?;

@@ -10,11 +10,11 @@ use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use axum::{Extension, Json, Router, middleware};
 use paas_store::App;
 
-use crate::core::{Actor, Error, Paas, Result};
+use crate::core::{Actor, AppHttps, Error, Paas, Result};
 use crate::http::{accounts, auth};
 use crate::wire::{
     Account, AddDomain, AppInfo, AppView, BuildView, ConfigUpdate, CreateApp, DomainView,
-    ReleaseView, Restart, Rollback, RunCommand, UpdateApp,
+    ReleaseView, Restart, Rollback, RunCommand, SetHttps, UpdateApp,
 };
 
 /// Store rows as the API shows them.
@@ -71,6 +71,8 @@ pub fn routes() -> Vec<(Method, &'static str, MethodRouter<Paas>)> {
         (Method::GET, "/apps/{app}/domains", get(list_domains)),
         (Method::POST, "/apps/{app}/domains", post(add_domain)),
         (Method::DELETE, "/apps/{app}/domains/{hostname}", delete(remove_domain)),
+        (Method::GET, "/apps/{app}/https", get(show_https)),
+        (Method::PATCH, "/apps/{app}/https", patch(set_https)),
         (Method::GET, "/apps/{app}/access", get(accounts::list_members)),
         (Method::POST, "/apps/{app}/access", post(accounts::add_member)),
         (Method::DELETE, "/apps/{app}/access/{email}", delete(accounts::remove_member)),
@@ -307,6 +309,26 @@ async fn list_domains(
 ) -> Result<Json<Vec<DomainView>>> {
     let app = paas.app_for(&actor, &name).await?;
     Ok(Json(views(paas.domains(&app).await?)))
+}
+
+async fn show_https(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+) -> Result<Json<AppHttps>> {
+    let app = paas.app_for(&actor, &name).await?;
+    Ok(Json(paas.https_of(&app).await?))
+}
+
+async fn set_https(
+    State(paas): State<Paas>,
+    Extension(actor): Extension<Actor>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<SetHttps>,
+) -> Result<Json<AppHttps>> {
+    let app = paas.app_for(&actor, &name).await?;
+    paas.set_https_settings(&actor, &app, body.redirect, body.hsts).await?;
+    Ok(Json(paas.https_of(&app).await?))
 }
 
 async fn add_domain(

@@ -4,6 +4,7 @@
 pub mod browser;
 pub mod developer;
 pub mod github;
+pub mod pebble;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Router benchmark: one small backend hit by wrk directly, through nginx (a plain reverse
 # proxy with keep-alive upstreams), and through paas's router, in one run with the same
-# connection counts. Prints a Markdown table for docs/benchmarks.md.
+# connection counts; then both proxies again over HTTPS (TLS terminated by each, the same
+# ECDSA P-256 certificate, HTTP/1.1 keep-alive as wrk speaks it). Prints a Markdown table
+# for docs/benchmarks.md.
 #
 #   bash bench/router.sh [DURATION_SECONDS] [CONNECTIONS...]     e.g. bash bench/router.sh 10 10 100
 #
@@ -33,10 +35,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-backend_port=18081 nginx_port=18082 router_port=18083
+backend_port=18081 nginx_port=18082 router_port=18083 nginx_tls_port=18084 router_tls_port=18085
 
 # The backend: nginx answering a small fixed body, one worker of its own.
 mkdir -p "$work/backend" "$work/proxy"
+# One certificate for both proxies, for `localhost` (the name wrk sends as SNI).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost \
+  -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
 cat >"$work/backend/nginx.conf" <<CONF
 daemon off; worker_processes 1; pid $work/backend/nginx.pid; error_log stderr error;
 events { worker_connections 4096; }
@@ -56,6 +62,9 @@ http {
   upstream app { server 127.0.0.1:$backend_port; keepalive 256; }
   server {
     listen 127.0.0.1:$nginx_port;
+    listen 127.0.0.1:$nginx_tls_port ssl;
+    ssl_certificate $work/cert.pem;
+    ssl_certificate_key $work/key.pem;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
@@ -70,16 +79,26 @@ http {
 CONF
 nginx -c "$work/backend/nginx.conf" -p "$work/backend" & pids+=($!)
 nginx -c "$work/proxy/nginx.conf" -p "$work/proxy" & pids+=($!)
-cat >"$work/table.json" <<JSON
-{"routes": [{"app": "bench", "hosts": ["bench.localhost"], "backends": ["127.0.0.1:$backend_port"]}]}
-JSON
-PAAS_LOG=info "$paas" router --router-listen "127.0.0.1:$router_port" --table "$work/table.json" \
+python3 - "$work" "$backend_port" >"$work/table.json" <<'PY'
+import json, sys
+work, port = sys.argv[1], sys.argv[2]
+read = lambda name: open(f"{work}/{name}").read()
+print(json.dumps({
+    "routes": [{"app": "bench", "hosts": ["bench.localhost"], "backends": [f"127.0.0.1:{port}"]}],
+    "tls": {"certificates": [{"hosts": ["localhost"], "chain": read("cert.pem"), "key": read("key.pem")}]},
+}))
+PY
+PAAS_LOG=info "$paas" router --router-listen "127.0.0.1:$router_port" \
+  --router-https-listen "127.0.0.1:$router_tls_port" --table "$work/table.json" \
   2>"$work/router.log" & pids+=($!)
 sleep 1
 for port in $backend_port $nginx_port; do
   curl -fsS "http://127.0.0.1:$port/" >/dev/null
 done
 curl -fsS -H 'Host: bench.localhost' "http://127.0.0.1:$router_port/" >/dev/null
+for port in $nginx_tls_port $router_tls_port; do
+  curl -fsSk --resolve "localhost:$port:127.0.0.1" -H 'Host: bench.localhost' "https://localhost:$port/" >/dev/null
+done
 
 # wrk's summary → "req/s p50 p99" (latencies in ms).
 measure() {
@@ -98,11 +117,13 @@ measure() {
 echo "| connections | target | req/s | p50 (ms) | p99 (ms) |"
 echo "|---|---|---|---|---|"
 for conns in "${connections[@]}"; do
-  for target in direct nginx paas; do
+  for target in direct nginx paas "nginx https" "paas https"; do
     case $target in
       direct) url="http://127.0.0.1:$backend_port/" ;;
       nginx) url="http://127.0.0.1:$nginx_port/" ;;
       paas) url="http://127.0.0.1:$router_port/" ;;
+      "nginx https") url="https://localhost:$nginx_tls_port/" ;;
+      "paas https") url="https://localhost:$router_tls_port/" ;;
     esac
     read -r rps p50 p99 rest < <(measure "$url" "$conns")
     echo "| $conns | $target | $rps | $p50 | $p99 |${rest:+ $rest}"

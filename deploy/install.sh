@@ -82,6 +82,11 @@ router_mode = "external"
 router_table = "/var/lib/paas/router/routes.json"
 router_listen = "0.0.0.0:80"
 
+# HTTPS: certificates from Let's Encrypt for every app and custom domain (docs/https.md).
+# Set both, and PAAS_ROUTER_HTTPS_LISTEN=0.0.0.0:443 in /etc/paas/router.env.
+# acme_email = "ops@example.com"
+# router_https_listen = "0.0.0.0:443"
+
 # The admin's API token, written once at the first start (mode 0600).
 init_token_file = "/var/lib/paas/initial-admin-token"
 
@@ -90,7 +95,7 @@ init_token_file = "/var/lib/paas/initial-admin-token"
 TOML
 fi
 if [[ ! -e "$ROOT/etc/paas/router.env" ]]; then
-  printf '# paas-router.service settings, e.g.:\n# PAAS_ROUTER_LISTEN=0.0.0.0:80\nPAAS_ROUTER_LISTEN=0.0.0.0:80\n' \
+  printf '# paas-router.service settings, e.g.:\n# PAAS_ROUTER_LISTEN=0.0.0.0:80\nPAAS_ROUTER_LISTEN=0.0.0.0:80\n# With HTTPS on (acme_email in paas.toml):\n# PAAS_ROUTER_HTTPS_LISTEN=0.0.0.0:443\n' \
     >"$ROOT/etc/paas/router.env"
 fi
 for unit in paas.service paas-router.service; do

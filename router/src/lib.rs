@@ -374,16 +374,42 @@ async fn serve_http2<S>(
 {
     let idle = shared.config.idle_timeout;
     let client = edge.client;
-    let service =
-        service_fn(move |request| proxy::handle(shared.clone(), request, edge, slot.clone()));
-    let result = http2::Builder::new(TokioExecutor::new())
+    // When the last request came (ms after `opened`), for closing a connection left idle:
+    // HTTP/2 has no header-read timeout to do it.
+    let opened = Instant::now();
+    let last_request = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = last_request.clone();
+    let since_open = move || u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let service = service_fn(move |request| {
+        seen.store(since_open(), std::sync::atomic::Ordering::Relaxed);
+        proxy::handle(shared.clone(), request, edge, slot.clone())
+    });
+    let connection = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         // A client that stops answering pings is gone; its streams are freed.
         .keep_alive_interval(Some(idle / 2))
         .keep_alive_timeout(Duration::from_secs(20))
         .max_concurrent_streams(250)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+        // WebSockets over HTTP/2 (RFC 8441).
+        .enable_connect_protocol()
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    let result = loop {
+        let last = Duration::from_millis(last_request.load(std::sync::atomic::Ordering::Relaxed));
+        let idle_at = tokio::time::Instant::from_std(opened + last + idle);
+        tokio::select! {
+            result = connection.as_mut() => break result,
+            () = tokio::time::sleep_until(idle_at), if !closing => {
+                let last = last_request.load(std::sync::atomic::Ordering::Relaxed);
+                if Duration::from_millis(last) + idle <= opened.elapsed() {
+                    // GOAWAY: streams still open (a download, a WebSocket) run to their end.
+                    connection.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    };
     if let Err(err) = result {
         tracing::debug!(%client, error = %err, "client connection ended");
     }

@@ -231,21 +231,29 @@ pub(crate) async fn handle(
     {
         return Ok(plain(StatusCode::OK, answer.to_string(), &request_id, log));
     }
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| request.uri().authority().map(|a| a.as_str()))
-        .unwrap_or("")
-        .to_string();
+    let host = match request.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => host.to_string(),
+        // HTTP/2 (and an absolute-form target): the authority, without any userinfo.
+        None => match (request.uri().host(), request.uri().port_u16()) {
+            (Some(host), Some(port)) => format!("{host}:{port}"),
+            (Some(host), None) => host.to_string(),
+            (None, _) => String::new(),
+        },
+    };
     let table = shared.table();
     let Some(route) = table.lookup(&host).cloned() else {
         return Ok(page(pages::unknown_host(&host, id_str(&request_id)), &request_id, log));
     };
     log.app = Some(route.app.clone().into());
     log.metrics = Some(route.metrics.clone());
+    let from_proxy = shared.config.trusted_proxies.contains(client.ip());
+    // Behind a trusted proxy that terminated TLS itself, the request already was HTTPS:
+    // redirecting it would loop.
+    let proxied_https =
+        from_proxy && tokens(request.headers(), X_FORWARDED_PROTO.clone()).last() == Some("https");
     if edge.scheme == Scheme::Http
         && route.https_redirect
+        && !proxied_https
         && let Some(location) = https_location(&shared, &host, request.uri())
     {
         return Ok(redirect(location, &request_id, log));
@@ -267,7 +275,10 @@ pub(crate) async fn handle(
         return Ok(page(pages::too_large(limit, id_str(&request_id)), &request_id, log));
     }
 
-    let upgrade = is_upgrade(request.headers());
+    // A WebSocket inside an HTTP/2 connection (RFC 8441) reaches the app as the HTTP/1.1
+    // upgrade it understands; the tunnel is the same.
+    let h2_websocket = is_h2_websocket(&request);
+    let upgrade = h2_websocket || is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
     let Some(path_and_query) = parts.uri.path_and_query().cloned() else {
@@ -275,19 +286,21 @@ pub(crate) async fn handle(
     };
     let mut outgoing =
         Request::new(Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)));
-    *outgoing.method_mut() = parts.method;
+    *outgoing.method_mut() = if h2_websocket { hyper::Method::GET } else { parts.method };
     *outgoing.uri_mut() = path_and_query.into();
     *outgoing.version_mut() = Version::HTTP_11;
     *outgoing.headers_mut() = parts.headers;
     let headers = outgoing.headers_mut();
     strip_hop_by_hop(headers, upgrade);
+    if h2_websocket {
+        as_websocket_upgrade(headers);
+    }
     // HTTP/2 names the host in the request's authority only; an HTTP/1.1 app needs Host.
     if !headers.contains_key(header::HOST)
         && let Ok(value) = HeaderValue::from_str(&host)
     {
         headers.insert(header::HOST, value);
     }
-    let from_proxy = shared.config.trusted_proxies.contains(client.ip());
     add_forwarding_headers(
         headers,
         &host,
@@ -310,9 +323,21 @@ pub(crate) async fn handle(
     log.status = response.status().as_u16();
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching);
+    if switching && h2_websocket {
+        // RFC 8441 §5: the HTTP/2 answer to an accepted WebSocket is a 200, and the
+        // HTTP/1.1 handshake's own headers mean nothing there.
+        *response.status_mut() = StatusCode::OK;
+        for name in [header::CONNECTION, header::UPGRADE, header::SEC_WEBSOCKET_ACCEPT] {
+            response.headers_mut().remove(name);
+        }
+    }
     response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
     response.headers_mut().append(header::VIA, VIA_VALUE.clone());
-    if edge.scheme == Scheme::Https && route.hsts {
+    // An app's own policy (includeSubDomains, preload) is kept.
+    if edge.scheme == Scheme::Https
+        && route.hsts
+        && !response.headers().contains_key(header::STRICT_TRANSPORT_SECURITY)
+    {
         response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE.clone());
     }
 
@@ -529,6 +554,31 @@ fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
+}
+
+/// An extended CONNECT (RFC 8441) opening a WebSocket over HTTP/2.
+fn is_h2_websocket(request: &Request<Incoming>) -> bool {
+    request.method() == hyper::Method::CONNECT
+        && request
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// The HTTP/1.1 handshake headers an HTTP/2 WebSocket request has no need of: the app
+/// checks them. The key is fresh; the app's answer to it stays between router and app.
+fn as_websocket_upgrade(headers: &mut HeaderMap) {
+    use base64::Engine;
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    let nonce: [u8; 16] = rand::rng().random();
+    let key = base64::engine::general_purpose::STANDARD.encode(nonce);
+    if let Ok(key) = HeaderValue::from_str(&key) {
+        headers.insert(header::SEC_WEBSOCKET_KEY, key);
+    }
+    if !headers.contains_key(header::SEC_WEBSOCKET_VERSION) {
+        headers.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+    }
 }
 
 fn is_upgrade(headers: &HeaderMap) -> bool {

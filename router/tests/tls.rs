@@ -406,3 +406,124 @@ async fn a_certificate_that_does_not_fit_its_key_is_left_out_and_named() {
     let response = client.get(format!("https://shop.apps.test:{}/name", https.port())).send();
     assert_eq!(response.await.unwrap().text().await.unwrap(), "alpha");
 }
+
+#[tokio::test]
+async fn websockets_are_tunnelled_inside_http2_beside_other_streams() {
+    use http_body_util::{BodyExt, Empty};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let app = backend("alpha").await;
+    let ca = TestCa::new();
+    let tls =
+        TlsTable { certificates: vec![ca.certificate(&["shop.apps.test"])], ..TlsTable::default() };
+    let table = RouteTable { routes: vec![shop_route(&["shop.apps.test"], app.addr)] };
+    let (_router, _, https) = tls_router(table, &tls).await;
+    let root = CertificateDer::from(ca.issuer.der().to_vec());
+    let stream = handshake(https, "shop.apps.test", b"h2", Some(root)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+
+    // RFC 8441: an extended CONNECT with :protocol websocket.
+    let mut request = hyper::Request::builder()
+        .method(hyper::Method::CONNECT)
+        .uri("https://shop.apps.test/ws")
+        .header("sec-websocket-version", "13")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    request.extensions_mut().insert(hyper::ext::Protocol::from_static("websocket"));
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.headers());
+    assert!(!response.headers().contains_key("sec-websocket-accept"));
+    let mut tunnel = TokioIo::new(hyper::upgrade::on(response).await.unwrap());
+
+    // Another stream of the same connection is served meanwhile.
+    let plain = hyper::Request::builder()
+        .uri("https://shop.apps.test/name")
+        .body(Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let answer = sender.send_request(plain).await.unwrap();
+    assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), "alpha");
+
+    for payload in [&b"hello over h2"[..], &[0u8, 255, 10, 13][..]] {
+        tunnel.write_all(payload).await.unwrap();
+        let mut echoed = vec![0u8; payload.len()];
+        tunnel.read_exact(&mut echoed).await.unwrap();
+        assert_eq!(echoed, payload);
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_proxy_that_terminated_tls_is_not_redirected() {
+    let app = backend("alpha").await;
+    let ca = TestCa::new();
+    let mut secure = shop_route(&["shop.apps.test"], app.addr);
+    secure.https_redirect = true;
+    let config =
+        RouterConfig { trusted_proxies: "127.0.0.1".parse().unwrap(), ..Default::default() };
+    let router = Router::new(config);
+    let _ = router.set_table(&RouteTable { routes: vec![secure] });
+    let tls =
+        TlsTable { certificates: vec![ca.certificate(&["shop.apps.test"])], ..TlsTable::default() };
+    assert!(router.set_tls(&tls).is_empty());
+    let (plain, secure) = (
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        TcpListener::bind("127.0.0.1:0").await.unwrap(),
+    );
+    let http = plain.local_addr().unwrap();
+    let serving = router.clone();
+    tokio::spawn(async move { serving.serve(plain, std::future::pending()).await });
+    tokio::spawn(async move { router.serve_tls(secure, std::future::pending()).await });
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let send = |proto: &'static str| {
+        client
+            .get(format!("http://{http}/name"))
+            .header("host", "shop.apps.test")
+            .header("x-forwarded-proto", proto)
+            .send()
+    };
+    // The proxy says its client used HTTPS: served, or it would redirect forever.
+    assert_eq!(send("https").await.unwrap().status(), 200);
+    assert_eq!(send("http").await.unwrap().status(), 308);
+}
+
+#[tokio::test]
+async fn idle_http2_connections_are_closed() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let app = backend("alpha").await;
+    let ca = TestCa::new();
+    let config =
+        RouterConfig { idle_timeout: std::time::Duration::from_millis(600), ..Default::default() };
+    let router = Router::new(config);
+    let _ =
+        router.set_table(&RouteTable { routes: vec![shop_route(&["shop.apps.test"], app.addr)] });
+    let tls =
+        TlsTable { certificates: vec![ca.certificate(&["shop.apps.test"])], ..TlsTable::default() };
+    assert!(router.set_tls(&tls).is_empty());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let https = listener.local_addr().unwrap();
+    tokio::spawn(async move { router.serve_tls(listener, std::future::pending()).await });
+
+    let root = CertificateDer::from(ca.issuer.der().to_vec());
+    let stream = handshake(https, "shop.apps.test", b"h2", Some(root)).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    let closed = tokio::spawn(connection);
+    let request = hyper::Request::builder()
+        .uri("https://shop.apps.test/name")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    assert_eq!(sender.send_request(request).await.unwrap().status(), 200);
+    // Nothing more asked: the router says goodbye after the idle timeout.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(5), closed).await;
+    assert!(ended.is_ok(), "the idle connection stayed open");
+}

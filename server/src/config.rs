@@ -168,7 +168,7 @@ impl Default for GitSettings {
 }
 
 /// HTTPS: certificates from an ACME CA (Let's Encrypt), or given as files.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct TlsSettings {
     /// Get certificates from an ACME CA (Let's Encrypt by default) for every app's
     /// APP.DOMAIN and custom domain, with this contact address; turns HTTPS on (the router
@@ -205,6 +205,20 @@ pub struct TlsSettings {
     /// The private key (PEM) of --tls-cert.
     #[arg(long, env = "PAAS_TLS_KEY", value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+}
+
+impl Default for TlsSettings {
+    fn default() -> TlsSettings {
+        TlsSettings {
+            acme_email: None,
+            acme_directory: "letsencrypt".into(),
+            acme_ca_file: None,
+            acme_challenge: "auto".into(),
+            acme_renew_days: 30,
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
 }
 
 impl TlsSettings {

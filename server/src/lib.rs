@@ -177,6 +177,9 @@ pub async fn start_with(
         tracing::info!(table = %table.display(), "the router runs on its own (paas router --table); writing its routing table");
         paas = paas.with_router_file(table);
     }
+    // The certificates kept from before serve at once, and an external router's first
+    // table written by this server carries them.
+    paas.publish_tls().await.map_err(|e| StartError::Routes(e.to_string()))?;
     // Add-ons first, so the apps adopted next find their databases up; but one that takes
     // long to come up (a big recovery) must not keep every app off the air: after a while
     // the rest of the start goes on, and the add-ons come up beside it.
@@ -191,7 +194,6 @@ pub async fn start_with(
     }
     paas.adopt_running().await.map_err(|e| StartError::Routes(e.to_string()))?;
     paas.router_file_ready().await.map_err(|e| StartError::Routes(e.to_string()))?;
-    paas.publish_tls().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let certificates = paas.certificate_loop();
     let crash_watch = paas.watch_crashes();
     let scheduler = paas.schedule_loop();
@@ -261,10 +263,17 @@ fn https_settings(
         }
         Some(email) => {
             let challenge = tls.challenge(http_port);
+            let https_port = config.router.https_listen.map_or(443, |addr| addr.port());
             if challenge == core::Challenge::Http01 && http_port != 80 {
                 tracing::warn!(
                     port = http_port,
                     "HTTP-01 validation comes to port 80; forward it to the router's port"
+                );
+            }
+            if challenge == core::Challenge::TlsAlpn01 && https_port != 443 {
+                tracing::warn!(
+                    port = https_port,
+                    "TLS-ALPN-01 validation comes to port 443; forward it to the router's HTTPS port"
                 );
             }
             Some(core::AcmeSettings {
@@ -287,12 +296,8 @@ fn https_settings(
                 })
             };
             let domain = config.domain.to_ascii_lowercase();
-            let pem = paas_router::CertificatePem {
-                hosts: vec![format!("*.{domain}"), domain],
-                chain: read(cert)?,
-                key: read(key)?,
-            };
-            pem.certified_key().map_err(|e| StartError::Settings(format!("--tls-cert: {e}")))?;
+            let pem = core::given_certificate(&domain, read(cert)?, read(key)?)
+                .map_err(|e| StartError::Settings(format!("--tls-cert: {e}")))?;
             Some(pem)
         }
         _ => None,

@@ -83,6 +83,37 @@ impl Https {
     }
 }
 
+/// The operator's certificate for `domain` (`--tls-cert`, `--tls-key`), checked: it must be
+/// PEM, fit its key, be valid now, and cover `*.DOMAIN` or `DOMAIN`; it is served for the
+/// names it covers of these two.
+pub fn given_certificate(
+    domain: &str,
+    chain: String,
+    key: String,
+) -> std::result::Result<CertificatePem, String> {
+    let mut pem =
+        CertificatePem { hosts: vec![format!("*.{domain}"), domain.to_string()], chain, key };
+    let certified = pem.certified_key().map_err(|e| e.to_string())?;
+    let leaf = certified.end_entity_cert().map_err(|e| e.to_string())?;
+    let parsed = webpki::EndEntityCert::try_from(leaf).map_err(|e| format!("unreadable: {e}"))?;
+    let valid_for = |name: &str| {
+        rustls::pki_types::ServerName::try_from(name.to_string())
+            .is_ok_and(|name| parsed.verify_is_valid_for_subject_name(&name).is_ok())
+    };
+    let (wildcard, apex) = (valid_for(&format!("paas-check.{domain}")), valid_for(domain));
+    pem.hosts.retain(|host| if host.starts_with("*.") { wildcard } else { apex });
+    if pem.hosts.is_empty() {
+        return Err(format!("the certificate is for neither *.{domain} nor {domain}"));
+    }
+    match leaf_validity(&pem.chain) {
+        Some((_, until)) if until <= OffsetDateTime::now_utc() => {
+            Err(format!("the certificate expired on {}", until.date()))
+        }
+        Some(_) => Ok(pem),
+        None => Err("the certificate's validity could not be read".into()),
+    }
+}
+
 /// Whether a certificate for `name` (maybe `*.parent`) is valid for `host`.
 fn covers(name: &str, host: &str) -> bool {
     let (name, host) = (name.to_ascii_lowercase(), host.to_ascii_lowercase());
@@ -126,6 +157,12 @@ pub struct HostHttps {
     pub certificate: Option<CertificateStatus>,
 }
 
+impl CertificateStatus {
+    fn bare(state: &str) -> CertificateStatus {
+        CertificateStatus { state: state.into(), expires: None, error: None, retry_at: None }
+    }
+}
+
 /// Shortest pause of the loop between two rounds.
 const MIN_PAUSE: Duration = Duration::from_secs(5);
 /// Longest: certificates due are looked for at least this often.
@@ -146,7 +183,13 @@ impl Paas {
     pub(crate) async fn tls_table(&self) -> Result<TlsTable> {
         let mut table = TlsTable::default();
         let now = OffsetDateTime::now_utc();
+        // Only for names an app still answers at: a domain removed while ACME was off (its
+        // certificate not yet forgotten by the loop) must not be served.
+        let names = self.app_hosts().await?;
         for cert in self.store().certificates().await? {
+            if !names.contains(&cert.hostname) {
+                continue;
+            }
             let (Some(chain), Some(key)) = (cert.chain_pem, cert.key_pem) else { continue };
             let expired = cert.not_after.as_deref().and_then(parse_time).is_none_or(|t| t <= now);
             if !expired {
@@ -170,7 +213,10 @@ impl Paas {
         }
         if let Some(file) = &self.router_file {
             file.set_tls(table);
-            self.sync_routes().await?;
+            // Written with the routing table (not through sync_routes, which would wake
+            // the loop calling this).
+            let draining = self.apply_routes().await?;
+            tokio::spawn(draining.wait(Duration::from_secs(30)));
         }
         Ok(())
     }
@@ -178,12 +224,18 @@ impl Paas {
     /// The hostnames that should have an ACME certificate: every app's `APP.DOMAIN` and
     /// custom domains, less those the operator's certificate covers and `localhost` names.
     async fn wanted_hosts(&self) -> Result<Vec<String>> {
+        let mut hosts = self.app_hosts().await?;
+        hosts.retain(|host| public_name(host) && !self.https.covered_by_given(host));
+        Ok(hosts)
+    }
+
+    /// Every name an app answers at, sorted.
+    async fn app_hosts(&self) -> Result<Vec<String>> {
         let mut hosts: Vec<String> = Vec::new();
         for app in self.store().apps().await? {
             hosts.push(format!("{}.{}", app.name, self.domain()));
         }
         hosts.extend(self.store().all_domains().await?.into_iter().map(|(_, host)| host));
-        hosts.retain(|host| public_name(host) && !self.https.covered_by_given(host));
         hosts.sort();
         hosts.dedup();
         Ok(hosts)
@@ -197,28 +249,13 @@ impl Paas {
         let mut statuses = BTreeMap::new();
         for host in hosts {
             let status = if self.https.covered_by_given(host) {
-                CertificateStatus {
-                    state: "given".into(),
-                    expires: None,
-                    error: None,
-                    retry_at: None,
-                }
+                CertificateStatus::bare("given")
             } else if self.https.acme.is_none() || !public_name(host) {
-                CertificateStatus {
-                    state: "none".into(),
-                    expires: None,
-                    error: None,
-                    retry_at: None,
-                }
+                CertificateStatus::bare("none")
             } else {
                 match self.store().certificate(host).await? {
                     Some(cert) => status_of(&cert),
-                    None => CertificateStatus {
-                        state: "pending".into(),
-                        expires: None,
-                        error: None,
-                        retry_at: None,
-                    },
+                    None => CertificateStatus::bare("pending"),
                 }
             };
             statuses.insert(host.clone(), status);
@@ -284,8 +321,13 @@ impl Paas {
                 };
                 let pause = next.clamp(MIN_PAUSE, MAX_PAUSE);
                 tokio::select! {
-                    () = paas.https.wake.notified() => tokio::time::sleep(MIN_PAUSE).await,
+                    () = paas.https.wake.notified() => {}
                     () = tokio::time::sleep(pause) => {}
+                    () = paas.stopping().cancelled() => return,
+                }
+                // Never two rounds closer than this, however often apps change.
+                tokio::select! {
+                    () = tokio::time::sleep(MIN_PAUSE) => {}
                     () = paas.stopping().cancelled() => return,
                 }
             }
@@ -554,8 +596,16 @@ fn due_in(cert: &Certificate, renew_before: Duration) -> Duration {
     };
     match cert.state.as_str() {
         "failed" => until(cert.retry_at.as_deref()).unwrap_or(Duration::ZERO),
-        "issued" => until(cert.not_after.as_deref())
-            .map_or(Duration::ZERO, |left| left.saturating_sub(renew_before)),
+        "issued" => {
+            // A third of the certificate's life at most, so a short-lived certificate (or a
+            // window set longer than certificates live) is not renewed as soon as issued.
+            let lifetime = cert.chain_pem.as_deref().and_then(leaf_validity);
+            let window = lifetime.map_or(renew_before, |(from, to)| {
+                renew_before.min(Duration::try_from(to - from).unwrap_or(Duration::ZERO) / 3)
+            });
+            let left = until(cert.not_after.as_deref());
+            left.map_or(Duration::ZERO, |left| left.saturating_sub(window))
+        }
         // Pending: an issuance cut short by a stop; start again.
         _ => Duration::ZERO,
     }
@@ -595,13 +645,17 @@ fn parse_time(text: &str) -> Option<OffsetDateTime> {
 
 /// The expiry of the first certificate of a PEM chain, as RFC 3339.
 fn leaf_not_after(chain: &str) -> Option<String> {
-    use rustls::pki_types::pem::PemObject;
-    let leaf = rustls::pki_types::CertificateDer::pem_slice_iter(chain.as_bytes()).next()?.ok()?;
-    let not_after = der::not_after(leaf.as_ref())?;
-    not_after.format(&Rfc3339).ok()
+    leaf_validity(chain)?.1.format(&Rfc3339).ok()
 }
 
-/// Just enough DER to read a certificate's `notAfter` (RFC 5280 §4.1), which is all paas
+/// When the first certificate of a PEM chain starts and stops being valid.
+fn leaf_validity(chain: &str) -> Option<(OffsetDateTime, OffsetDateTime)> {
+    use rustls::pki_types::pem::PemObject;
+    let leaf = rustls::pki_types::CertificateDer::pem_slice_iter(chain.as_bytes()).next()?.ok()?;
+    der::validity(leaf.as_ref())
+}
+
+/// Just enough DER to read a certificate's validity (RFC 5280 §4.1), which is all paas
 /// needs from a certificate the CA made.
 mod der {
     use time::{Date, Month, OffsetDateTime, Time};
@@ -623,7 +677,8 @@ mod der {
         (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
     }
 
-    pub(super) fn not_after(certificate: &[u8]) -> Option<OffsetDateTime> {
+    /// `notBefore` and `notAfter`.
+    pub(super) fn validity(certificate: &[u8]) -> Option<(OffsetDateTime, OffsetDateTime)> {
         const SEQUENCE: u8 = 0x30;
         let (SEQUENCE, certificate, _) = element(certificate)? else { return None };
         let (SEQUENCE, tbs, _) = element(certificate)? else { return None };
@@ -636,8 +691,14 @@ mod der {
             rest = element(rest)?.2;
         }
         let (SEQUENCE, validity, _) = element(rest)? else { return None };
-        let (_, _, after_not_before) = element(validity)?;
-        let (tag, text, _) = element(after_not_before)?;
+        let (tag, not_before, rest) = element(validity)?;
+        let from = time(tag, not_before)?;
+        let (tag, not_after, _) = element(rest)?;
+        Some((from, time(tag, not_after)?))
+    }
+
+    /// A UTCTime or GeneralizedTime in UTC.
+    fn time(tag: u8, text: &[u8]) -> Option<OffsetDateTime> {
         let text = std::str::from_utf8(text).ok()?;
         let digits = |range: std::ops::Range<usize>| text.get(range)?.parse::<u16>().ok();
         let (year, at) = match tag {
@@ -687,7 +748,52 @@ mod tests {
             assert_eq!(read, when.format(&Rfc3339).unwrap());
         }
         assert_eq!(leaf_not_after("not a certificate"), None);
-        assert_eq!(der::not_after(&[0x30, 0x82, 0xff]), None, "truncated DER is refused");
+        assert_eq!(der::validity(&[0x30, 0x82, 0xff]), None, "truncated DER is refused");
+    }
+
+    fn given(names: &[&str], not_after: OffsetDateTime) -> (String, String) {
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        params.not_after = not_after;
+        let key = rcgen::KeyPair::generate().unwrap();
+        (params.self_signed(&key).unwrap().pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn an_operators_certificate_is_served_for_the_names_it_covers() {
+        let later = OffsetDateTime::now_utc() + time::Duration::days(60);
+        let (chain, key) = given(&["*.example.com", "example.com"], later);
+        let pem = given_certificate("example.com", chain, key).unwrap();
+        assert_eq!(pem.hosts, ["*.example.com", "example.com"]);
+        let (chain, key) = given(&["*.example.com"], later);
+        assert_eq!(given_certificate("example.com", chain, key).unwrap().hosts, ["*.example.com"]);
+
+        let (chain, key) = given(&["*.other.org"], later);
+        let err = given_certificate("example.com", chain, key).unwrap_err();
+        assert!(err.contains("neither *.example.com nor example.com"), "{err}");
+        let past = OffsetDateTime::now_utc() - time::Duration::days(1);
+        let (chain, key) = given(&["*.example.com"], past);
+        assert!(given_certificate("example.com", chain, key).unwrap_err().contains("expired"));
+        let (chain, _) = given(&["*.example.com"], later);
+        let (_, other_key) = given(&["*.example.com"], later);
+        let err = given_certificate("example.com", chain, other_key).unwrap_err();
+        assert!(err.contains("does not fit"), "{err}");
+    }
+
+    #[test]
+    fn a_renewal_window_is_a_third_of_the_lifetime_at_most() {
+        // A six-day certificate with 30 days asked: renewed with 2 days left, not at once.
+        let now = OffsetDateTime::now_utc();
+        let mut params = rcgen::CertificateParams::new(vec!["shop.example.com".into()]).unwrap();
+        params.not_before = now;
+        params.not_after = now + time::Duration::days(6);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut short = cert("issued", Some(6 * 86400), None);
+        short.chain_pem = Some(params.self_signed(&key).unwrap().pem());
+        let due = due_in(&short, Duration::from_secs(30 * 86400));
+        let four_days = Duration::from_secs(4 * 86400);
+        assert!(due > four_days - Duration::from_secs(60) && due <= four_days, "{due:?}");
     }
 
     #[test]

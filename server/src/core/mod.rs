@@ -53,7 +53,7 @@ pub use events::AppEvents;
 pub use github::{Delivery, DeliveryAnswer, GithubSettings, MAX_DELIVERY_BYTES, MIN_SECRET_CHARS};
 pub use https::{
     AcmeSettings, AppHttps, CertificateStatus, Challenge, HostHttps, LETS_ENCRYPT,
-    LETS_ENCRYPT_STAGING,
+    LETS_ENCRYPT_STAGING, given_certificate,
 };
 pub use jobs::MAX_JOBS;
 pub use logs::LogQuery;

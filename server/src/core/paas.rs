@@ -254,6 +254,8 @@ impl Paas {
 
     /// Hands the router a fresh table after apps or domains changed.
     pub async fn sync_routes(&self) -> Result<()> {
+        // Apps or domains may have changed: the certificates follow.
+        self.https.wake();
         let draining = self.apply_routes().await?;
         tokio::spawn(draining.wait(std::time::Duration::from_secs(30)));
         Ok(())
@@ -267,8 +269,6 @@ impl Paas {
         if let Some(file) = &self.router_file {
             file.publish(&table).await;
         }
-        // Apps or domains may have changed: the certificates follow.
-        self.https.wake();
         Ok(self.router.set_table(&table))
     }
 

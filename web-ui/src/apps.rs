@@ -148,7 +148,8 @@ struct AppPage {
     deploy_branch: String,
     processes: Vec<ProcessRow>,
     formation: Vec<(String, i64)>,
-    domains: Vec<String>,
+    /// Custom domains with their certificates, in words (empty when HTTPS is off).
+    domains: Vec<(String, String)>,
     members: Vec<(String, String)>,
     activity: Vec<String>,
     may_manage: bool,
@@ -196,7 +197,7 @@ pub(crate) async fn overview(
                 })
                 .collect(),
             formation: formation.into_iter().collect(),
-            domains: paas.domains(&app).await?.into_iter().map(|d| d.hostname).collect(),
+            domains: custom_domains(&paas.https_of(&app).await?),
             members: paas.members(&app).await?.into_iter().map(|m| (m.email, m.role)).collect(),
             activity: paas
                 .events()
@@ -287,6 +288,17 @@ pub(crate) async fn restart(
 #[derive(Deserialize)]
 pub(crate) struct Hostname {
     hostname: String,
+}
+
+/// Each custom domain and, when the server serves HTTPS, its certificate.
+fn custom_domains(https: &paas_server::core::AppHttps) -> Vec<(String, String)> {
+    let custom = https.hosts.iter().filter(|host| host.custom);
+    custom
+        .map(|host| {
+            let certificate = host.certificate.as_ref().filter(|_| https.enabled);
+            (host.hostname.clone(), certificate.map(|c| c.describe()).unwrap_or_default())
+        })
+        .collect()
 }
 
 pub(crate) async fn add_domain(
@@ -1074,6 +1086,38 @@ pub(crate) async fn logs(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn custom_domains_show_their_certificates_when_https_is_on() {
+        use paas_server::core::{AppHttps, CertificateStatus, HostHttps};
+        let status = |state: &str| CertificateStatus {
+            state: state.into(),
+            expires: Some("2027-03-02T10:00:00Z".into()),
+            error: None,
+            retry_at: None,
+        };
+        let mut https = AppHttps {
+            enabled: true,
+            redirect: true,
+            hsts: false,
+            hosts: vec![
+                HostHttps {
+                    hostname: "shop.example.com".into(),
+                    custom: false,
+                    certificate: Some(status("issued")),
+                },
+                HostHttps {
+                    hostname: "www.shop.com".into(),
+                    custom: true,
+                    certificate: Some(status("issued")),
+                },
+            ],
+        };
+        let shown = custom_domains(&https);
+        assert_eq!(shown, [("www.shop.com".to_string(), "issued, until 2027-03-02".to_string())]);
+        https.enabled = false;
+        assert_eq!(custom_domains(&https), [("www.shop.com".to_string(), String::new())]);
+    }
 
     #[test]
     fn env_files_parse_like_dotenv() {

@@ -1,7 +1,7 @@
 //! `paas domains`, `domains:add`, `domains:remove`, `https`.
 
 use anyhow::Result;
-use paas_server::core::{AppHttps, CertificateStatus};
+use paas_server::core::AppHttps;
 use paas_server::wire::DomainView as Domain;
 use paas_server::wire::{AddDomain, SetHttps};
 
@@ -43,32 +43,10 @@ fn print_hosts(https: &AppHttps) {
     for host in &https.hosts {
         let certificate = match &host.certificate {
             _ if !https.enabled => "no HTTPS on this server".to_string(),
-            Some(status) => describe(status),
+            Some(status) => status.describe(),
             None => "-".to_string(),
         };
         println!("{:width$}  {certificate}", host.hostname);
-    }
-}
-
-/// `issued, until 2027-03-01`, `failed: why (next try …)`.
-fn describe(status: &CertificateStatus) -> String {
-    let date = |at: &Option<String>| at.as_deref().map(|t| t.get(..10).unwrap_or(t).to_string());
-    match status.state.as_str() {
-        "issued" => format!("issued, until {}", date(&status.expires).unwrap_or_default()),
-        "failed" => {
-            let mut text =
-                format!("failed: {}", status.error.as_deref().unwrap_or("no reason given"));
-            if let Some(retry) = &status.retry_at {
-                text.push_str(&format!(" (next try {retry})"));
-            }
-            if let Some(until) = date(&status.expires) {
-                text.push_str(&format!("; the current certificate serves until {until}"));
-            }
-            text
-        }
-        "pending" => "pending: being requested".into(),
-        "given" => "the server's own certificate (--tls-cert)".into(),
-        _ => "none: no public certificate for this name".into(),
     }
 }
 

@@ -161,6 +161,30 @@ impl CertificateStatus {
     fn bare(state: &str) -> CertificateStatus {
         CertificateStatus { state: state.into(), expires: None, error: None, retry_at: None }
     }
+
+    /// In a few words, as the CLI and the dashboard show it: `issued, until 2027-03-01`,
+    /// `failed: why (next try …)`.
+    pub fn describe(&self) -> String {
+        let date =
+            |at: &Option<String>| at.as_deref().map(|t| t.get(..10).unwrap_or(t).to_string());
+        match self.state.as_str() {
+            "issued" => format!("issued, until {}", date(&self.expires).unwrap_or_default()),
+            "failed" => {
+                let mut text =
+                    format!("failed: {}", self.error.as_deref().unwrap_or("no reason given"));
+                if let Some(retry) = &self.retry_at {
+                    text.push_str(&format!(" (next try {retry})"));
+                }
+                if let Some(until) = date(&self.expires) {
+                    text.push_str(&format!("; the current certificate serves until {until}"));
+                }
+                text
+            }
+            "pending" => "pending: being requested".into(),
+            "given" => "the server's own certificate (--tls-cert)".into(),
+            _ => "none: no public certificate for this name".into(),
+        }
+    }
 }
 
 /// Shortest pause of the loop between two rounds.

@@ -2,7 +2,8 @@
 //! app's own name and its custom domain, served over HTTP/2 to curl trusting only pebble's
 //! root; plain HTTP redirected; nothing issued for names nobody registered; certificates
 //! kept across a restart and dropped with their domain; renewals swapped in under load
-//! with no failed request; a failed validation shown with its reason and retried later.
+//! with no failed request; a failed validation shown with its reason and retried later; an
+//! external router fed challenges and certificates through its table file.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -261,4 +262,62 @@ async fn a_failed_validation_is_shown_with_its_reason_and_plain_http_keeps_servi
     // No certificate: plain HTTP is served, not redirected to a handshake that fails.
     let answer = server.app_request("shop.example.test", "/").await;
     assert_eq!(answer.status(), 503, "the app has no processes yet; served, not redirected");
+}
+
+/// `paas router` in a process of its own; killed when dropped.
+struct RouterProcess(std::process::Child);
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_router_gets_challenges_and_certificates_through_its_table_file() {
+    let ports = (free_port(), free_port());
+    let pebble = Pebble::start(ports.0, ports.1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("routes.json");
+    let log = std::fs::File::create(dir.path().join("router.log")).unwrap();
+    let _router = RouterProcess(
+        std::process::Command::new(paas_tests::paas_bin())
+            .args(["router", "--router-listen", &format!("127.0.0.1:{}", ports.0)])
+            .args(["--router-https-listen", &format!("127.0.0.1:{}", ports.1), "--table"])
+            .arg(&table)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let file = table.clone();
+    let server = TestServer::start_with(Db::Sqlite, |c| {
+        with_acme(c, &pebble, ports, "http-01");
+        c.router_mode = "external".into();
+        c.router_table = Some(file);
+    })
+    .await;
+    // The HTTP-01 answer reaches the router in the table file: the CA's check passes there.
+    let dev = Developer::new(&server, "python-stdlib");
+    dev.paas(&["apps:create", "shop"]).success();
+    wait_issued(&dev, &["shop.example.test"]).await;
+    let root = write_root(&pebble, dir.path()).await;
+    let status = ["-o", "/dev/null", "-w", "%{http_code}"];
+    let served = || curl(&root, "shop.example.test", ports.1, &status);
+    assert_eq!(served(), (0, "503".to_string()), "HTTPS through the router (no process yet)");
+    // The file holds private keys: its owner alone reads it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&table).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    // A restarted control plane's first table carries the certificates (none is dropped
+    // for a moment), and with the control plane gone the router serves on.
+    let server = server.restart().await;
+    assert_eq!(served(), (0, "503".to_string()), "served after the restart");
+    server.server.shutdown().await.unwrap();
+    assert_eq!(served(), (0, "503".to_string()), "served with the control plane gone");
 }

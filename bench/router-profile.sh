@@ -45,7 +45,7 @@ CONF
 cat >"$work/proxy/nginx.conf" <<CONF
 daemon off; worker_processes auto; pid $work/proxy/nginx.pid; error_log stderr error;
 events { worker_connections 4096; }
-http { access_log $work/proxy/access.log; keepalive_requests 1000000;
+http { access_log $work/proxy/access.log combined buffer=64k flush=50ms; keepalive_requests 1000000;
   upstream app { server 127.0.0.1:$backend_port; keepalive 256; }
   server { listen 127.0.0.1:$nginx_port;
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";

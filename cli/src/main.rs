@@ -5,6 +5,7 @@ mod client;
 mod commands;
 mod credentials;
 mod git;
+mod logging;
 
 use std::process::ExitCode;
 

@@ -1,5 +1,6 @@
 //! One backend (an app container's address): its in-flight count, its idle keep-alive
-//! connections, and the signals draining needs.
+//! connections (kept per worker thread, so a connection is only used on the thread that
+//! runs it), and the signals draining needs.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -17,7 +18,7 @@ use tokio::sync::{Notify, watch};
 pub(crate) type BackendBody = Limited<Incoming>;
 pub(crate) type Sender = http1::SendRequest<BackendBody>;
 
-/// Idle keep-alive connections kept per backend.
+/// Idle keep-alive connections kept per backend and worker.
 const MAX_IDLE: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +34,9 @@ pub(crate) enum ConnectError {
 pub(crate) struct Backend {
     pub addr: SocketAddr,
     inflight: AtomicUsize,
-    idle: Mutex<Vec<Sender>>,
+    /// One pool per worker thread, indexed by `workers::current()`: a connection's task runs
+    /// on the worker that opened it, and waking it from another would cost a hop.
+    idle: Box<[Mutex<Vec<Sender>>]>,
     /// Woken whenever the in-flight count drops to zero.
     idle_notify: Notify,
     /// Set when the backend left the routing table: stop pooling its connections.
@@ -43,11 +46,11 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    pub(crate) fn new(addr: SocketAddr) -> Backend {
+    pub(crate) fn new(addr: SocketAddr, workers: usize) -> Backend {
         Backend {
             addr,
             inflight: AtomicUsize::new(0),
-            idle: Mutex::new(Vec::new()),
+            idle: (0..workers.max(1)).map(|_| Mutex::new(Vec::new())).collect(),
             idle_notify: Notify::new(),
             retired: AtomicBool::new(false),
             closing: watch::Sender::new(false),
@@ -70,7 +73,7 @@ impl Backend {
         connect_timeout: Duration,
     ) -> Result<Sender, ConnectError> {
         loop {
-            let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
+            let pooled = self.pool().lock().map(|mut idle| idle.pop()).unwrap_or(None);
             let Some(mut sender) = pooled else { break };
             if sender.is_closed() {
                 continue;
@@ -122,7 +125,7 @@ impl Backend {
         if self.retired.load(Ordering::Relaxed) || sender.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
+        if let Ok(mut idle) = self.pool().lock()
             && idle.len() < MAX_IDLE
         {
             idle.push(sender);
@@ -132,9 +135,16 @@ impl Backend {
     /// The backend left the routing table: close its idle connections, pool no more.
     pub(crate) fn retire(&self) {
         self.retired.store(true, Ordering::Relaxed);
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.clear();
+        for pool in &self.idle {
+            if let Ok(mut idle) = pool.lock() {
+                idle.clear();
+            }
         }
+    }
+
+    /// The calling worker's idle connections.
+    fn pool(&self) -> &Mutex<Vec<Sender>> {
+        &self.idle[crate::workers::current() % self.idle.len()]
     }
 
     /// Back in a routing table before its drain ended.

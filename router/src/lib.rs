@@ -18,10 +18,11 @@ mod proxy;
 mod table;
 mod tls;
 mod trust;
+mod workers;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicUsize};
+use std::sync::atomic::AtomicU16;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -30,7 +31,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 pub use table::{PathRoute, Route, RouteTable, TableFile, loaded_path, write_atomically};
 pub use tls::{CertificatePem, TlsError, TlsTable};
@@ -40,6 +41,7 @@ use backend::Backend;
 use metrics::AppMetrics;
 use table::{CompiledTable, LivePath, LiveRoute};
 use tls::CompiledTls;
+use workers::Workers;
 
 #[derive(Debug, Clone)]
 pub struct RouterConfig {
@@ -58,6 +60,9 @@ pub struct RouterConfig {
     /// Most client connections open at once, WebSocket tunnels included (0 counts as 1). At
     /// the cap the router stops accepting, and new clients wait in the kernel's listen queue.
     pub max_connections: usize,
+    /// Threads serving clients, each with its own accept loop and backend connections (0:
+    /// one per core).
+    pub workers: usize,
 }
 
 impl Default for RouterConfig {
@@ -69,9 +74,13 @@ impl Default for RouterConfig {
             max_body_bytes: 100 * 1024 * 1024,
             trusted_proxies: TrustedProxies::default(),
             max_connections: 10_000,
+            workers: 0,
         }
     }
 }
+
+/// The `tracing` target of the access log, a line per request.
+pub const ACCESS_LOG_TARGET: &str = "paas_router::access";
 
 /// State shared by every connection.
 pub(crate) struct Shared {
@@ -82,7 +91,6 @@ pub(crate) struct Shared {
     backends: Mutex<HashMap<SocketAddr, Arc<Backend>>>,
     /// Per-app counters, kept across swaps so they only ever grow.
     metrics: Mutex<BTreeMap<String, Arc<AppMetrics>>>,
-    round_robin: AtomicUsize,
     /// The ports clients connect to, for `X-Forwarded-Port` and redirects to HTTPS (0: not
     /// listening).
     http_port: AtomicU16,
@@ -90,6 +98,10 @@ pub(crate) struct Shared {
     tls: RwLock<Arc<CompiledTls>>,
     /// One slot per open client connection, over every listener: the connection cap.
     slots: Arc<Semaphore>,
+    /// How many worker threads serve clients, and those threads once the first listener
+    /// starts; every listener is served by all of them.
+    worker_count: usize,
+    workers: Mutex<Option<Arc<Workers>>>,
 }
 
 impl Shared {
@@ -105,6 +117,16 @@ impl Shared {
             Ok(tls) => tls.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    fn workers(&self) -> std::io::Result<Arc<Workers>> {
+        let mut workers = self.workers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = workers.as_ref() {
+            return Ok(running.clone());
+        }
+        let running = Workers::start(self.worker_count)?;
+        *workers = Some(running.clone());
+        Ok(running)
     }
 }
 
@@ -133,17 +155,19 @@ pub struct Router {
 impl Router {
     pub fn new(config: RouterConfig) -> Router {
         let max = config.max_connections.clamp(1, Semaphore::MAX_PERMITS);
+        let worker_count = workers::count(config.workers);
         Router {
             shared: Arc::new(Shared {
                 config,
                 table: RwLock::new(Arc::new(CompiledTable::default())),
                 backends: Mutex::new(HashMap::new()),
                 metrics: Mutex::new(BTreeMap::new()),
-                round_robin: AtomicUsize::new(0),
                 http_port: AtomicU16::new(0),
                 https_port: AtomicU16::new(0),
                 tls: RwLock::new(Arc::new(CompiledTls::default())),
                 slots: Arc::new(Semaphore::new(max)),
+                worker_count,
+                workers: Mutex::new(None),
             }),
         }
     }
@@ -174,10 +198,9 @@ impl Router {
                         let backend = next_backends
                             .entry(*addr)
                             .or_insert_with(|| {
-                                backends
-                                    .get(addr)
-                                    .cloned()
-                                    .unwrap_or_else(|| Arc::new(Backend::new(*addr)))
+                                backends.get(addr).cloned().unwrap_or_else(|| {
+                                    Arc::new(Backend::new(*addr, shared.worker_count))
+                                })
                             })
                             .clone();
                         if backend.is_retired() {
@@ -246,6 +269,8 @@ impl Router {
         self.accept(listener, shutdown, Some(acceptor)).await
     }
 
+    /// Hands `listener` to every worker thread, each accepting from it on its own, until
+    /// `shutdown` resolves; connections already accepted then go on to their end.
     async fn accept(
         &self,
         listener: TcpListener,
@@ -258,69 +283,40 @@ impl Router {
             None => (&self.shared.http_port, Scheme::Http),
         };
         port.store(local.port(), std::sync::atomic::Ordering::Relaxed);
-        tracing::info!(addr = %local, scheme = scheme.as_str(), "router listening");
-        tokio::pin!(shutdown);
-        // A slot is taken before accepting, so at the cap new clients wait in the kernel's
-        // listen queue (as with HAProxy's maxconn), costing the router nothing, instead of
-        // being accepted only to be closed.
-        let slots = self.shared.slots.clone();
-        let mut warned: Option<Instant> = None;
-        loop {
-            let slot = tokio::select! {
-                slot = slots.clone().acquire_owned() => slot.ok(), // `slots` is never closed
-                _ = &mut shutdown => None,
+        let workers = self.shared.workers()?;
+        let count = workers.handles().len();
+        tracing::info!(addr = %local, scheme = scheme.as_str(), workers = count, "router listening");
+        // One listening socket, registered with each worker's own event loop: a new
+        // connection wakes them all and one of them takes it (the busiest ones hold back).
+        let listener = listener.into_std()?;
+        let (stop, stopped) = watch::channel(false);
+        let mut loops = tokio::task::JoinSet::new();
+        for handle in workers.handles() {
+            let listener = listener.try_clone()?;
+            let (shared, stopped) = (self.shared.clone(), stopped.clone());
+            let listening = Listening { local, scheme, tls: tls.clone(), workers: workers.clone() };
+            let accepting = async move {
+                let listener = TcpListener::from_std(listener)?;
+                accept_loop(shared, listener, listening, stopped).await;
+                Ok::<(), std::io::Error>(())
             };
-            let Some(slot) = slot else { return Ok(()) };
-            // Once a minute at most: a router at its cap tends to stay there a while.
-            if slots.available_permits() == 0
-                && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60))
-            {
-                let max = self.shared.config.max_connections;
-                tracing::warn!(max_connections = max, "connection limit reached, new clients wait");
-                warned = Some(Instant::now());
-            }
-            let (stream, client) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(pair) => pair,
-                    Err(err) => {
-                        // Out of file descriptors and the like: back off, keep serving.
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut shutdown => return Ok(()),
-            };
-            let _ = stream.set_nodelay(true);
-            let shared = self.shared.clone();
-            // Shared with any tunnel the connection becomes, which outlives this task.
-            let slot = Arc::new(slot);
-            let edge = proxy::Edge { client, scheme, port: local.port() };
-            let Some(acceptor) = tls.clone() else {
-                tokio::spawn(serve_http1(shared, stream, edge, slot));
-                continue;
-            };
-            tokio::spawn(async move {
-                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
-                let stream = match handshake.await {
-                    Ok(Ok(stream)) => stream,
-                    Ok(Err(err)) => {
-                        tracing::debug!(%client, error = %err, "TLS handshake failed");
-                        return;
-                    }
-                    Err(_) => {
-                        tracing::debug!(%client, "TLS handshake timed out");
-                        return;
-                    }
-                };
-                match stream.get_ref().1.alpn_protocol() {
-                    Some(b"h2") => serve_http2(shared, stream, edge, slot).await,
-                    // The ACME server saw the challenge certificate: nothing more to say.
-                    Some(protocol) if protocol == tls::ACME_TLS_ALPN => {}
-                    _ => serve_http1(shared, stream, edge, slot).await,
-                }
-            });
+            loops.spawn_on(accepting, handle);
         }
+        drop(listener);
+        tokio::pin!(shutdown);
+        // A worker that could not listen ends the whole listener at once, not at shutdown.
+        let failed = tokio::select! {
+            () = &mut shutdown => None,
+            Some(ended) = loops.join_next() => Some(ended),
+        };
+        let _ = stop.send(true);
+        if let Some(ended) = failed {
+            ended.map_err(std::io::Error::other)??;
+        }
+        while let Some(ended) = loops.join_next().await {
+            ended.map_err(std::io::Error::other)??;
+        }
+        Ok(())
     }
 
     /// Per-app request counters in Prometheus' text format.
@@ -339,6 +335,102 @@ impl Router {
 /// Longest a client may take over its TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What one listener serves, as each worker sees it.
+struct Listening {
+    local: SocketAddr,
+    scheme: Scheme,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    workers: Arc<Workers>,
+}
+
+/// One worker's accept loop over a listener, until `stopped` turns true. Each connection
+/// runs as a task on this worker's thread.
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    listening: Listening,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let Listening { local, scheme, tls, workers } = listening;
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(shutdown);
+    // A slot is taken before accepting, so at the cap new clients wait in the kernel's
+    // listen queue (as with HAProxy's maxconn), costing the router nothing, instead of
+    // being accepted only to be closed. Workers waiting for a slot do not accept.
+    let slots = shared.slots.clone();
+    let mut warned: Option<Instant> = None;
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.ok(), // `slots` is never closed
+            _ = &mut shutdown => None,
+        };
+        let Some(slot) = slot else { return };
+        // Once a minute at most: a router at its cap tends to stay there a while.
+        if slots.available_permits() == 0
+            && warned.is_none_or(|at| at.elapsed() > Duration::from_secs(60))
+        {
+            let max = shared.config.max_connections;
+            tracing::warn!(max_connections = max, "connection limit reached, new clients wait");
+            warned = Some(Instant::now());
+        }
+        // Left to a less busy worker while one can take it.
+        while workers.busier_than_others() && slots.available_permits() > 0 {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(1)) => {}
+                _ = &mut shutdown => return,
+            }
+        }
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let open = workers.opened();
+        let shared = shared.clone();
+        // Shared with any tunnel the connection becomes, which outlives this task.
+        let slot = Arc::new(slot);
+        let edge = proxy::Edge::new(client, scheme, local.port());
+        let Some(acceptor) = tls.clone() else {
+            tokio::spawn(async move {
+                serve_http1(shared, stream, edge, slot).await;
+                drop(open);
+            });
+            continue;
+        };
+        tokio::spawn(async move {
+            let _open = open;
+            let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+            let stream = match handshake.await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(err)) => {
+                    tracing::debug!(%client, error = %err, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%client, "TLS handshake timed out");
+                    return;
+                }
+            };
+            match stream.get_ref().1.alpn_protocol() {
+                Some(b"h2") => serve_http2(shared, stream, edge, slot).await,
+                // The ACME server saw the challenge certificate: nothing more to say.
+                Some(protocol) if protocol == tls::ACME_TLS_ALPN => {}
+                _ => serve_http1(shared, stream, edge, slot).await,
+            }
+        });
+    }
+}
+
 /// One client connection speaking HTTP/1.1 (upgrades included) until it closes.
 async fn serve_http1<S>(
     shared: Arc<Shared>,
@@ -350,8 +442,9 @@ async fn serve_http1<S>(
 {
     let idle = shared.config.idle_timeout;
     let client = edge.client;
-    let service =
-        service_fn(move |request| proxy::handle(shared.clone(), request, edge, slot.clone()));
+    let service = service_fn(move |request| {
+        proxy::handle(shared.clone(), request, edge.clone(), slot.clone())
+    });
     let result = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(idle)
@@ -382,7 +475,7 @@ async fn serve_http2<S>(
     let since_open = move || u64::try_from(opened.elapsed().as_millis()).unwrap_or(u64::MAX);
     let service = service_fn(move |request| {
         seen.store(since_open(), std::sync::atomic::Ordering::Relaxed);
-        proxy::handle(shared.clone(), request, edge, slot.clone())
+        proxy::handle(shared.clone(), request, edge.clone(), slot.clone())
     });
     let connection = http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())

@@ -17,9 +17,8 @@ use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
-use crate::metrics::AppMetrics;
 use crate::pages::{self, Page};
-use crate::table::strip_port;
+use crate::table::{LiveRoute, strip_port};
 use crate::{Scheme, Shared};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,12 +36,22 @@ static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=31536000");
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
 
 /// How one client connection reached the router.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Edge {
     pub client: SocketAddr,
+    /// The client's address as `X-Forwarded-For` gives it, made once per connection.
+    pub client_ip: HeaderValue,
     pub scheme: Scheme,
     /// The router's port the client connected to.
     pub port: u16,
+}
+
+impl Edge {
+    pub(crate) fn new(client: SocketAddr, scheme: Scheme, port: u16) -> Edge {
+        let ip = client.ip().to_canonical().to_string();
+        let client_ip = HeaderValue::from_str(&ip).unwrap_or(HeaderValue::from_static("-"));
+        Edge { client, client_ip, scheme, port }
+    }
 }
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
@@ -172,10 +181,11 @@ impl Drop for TrackedBody {
 
 /// The facts of one request, logged once its response has been sent.
 struct AccessLog {
-    app: Option<Arc<str>>,
-    metrics: Option<Arc<AppMetrics>>,
+    /// The app's route, once the request was routed.
+    route: Option<Arc<LiveRoute>>,
     method: hyper::Method,
-    path: String,
+    /// The target as sent; only its path is logged (a query string may carry secrets).
+    target: Option<hyper::http::uri::PathAndQuery>,
     status: u16,
     request_id: HeaderValue,
     started: Instant,
@@ -184,14 +194,14 @@ struct AccessLog {
 impl AccessLog {
     fn write(&self, bytes: u64) {
         let elapsed = self.started.elapsed();
-        if let Some(metrics) = &self.metrics {
-            metrics.record(self.status, bytes, elapsed.as_micros() as u64);
+        if let Some(route) = &self.route {
+            route.metrics.record(self.status, bytes, elapsed.as_micros() as u64);
         }
         tracing::info!(
-            target: "paas_router::access",
-            app = self.app.as_deref().unwrap_or("-"),
+            target: crate::ACCESS_LOG_TARGET,
+            app = self.route.as_ref().map_or("-", |route| route.app.as_str()),
             method = %self.method,
-            path = %self.path,
+            path = self.target.as_ref().map_or("", |target| target.path()),
             status = self.status,
             ms = elapsed.as_secs_f64() * 1000.0,
             bytes,
@@ -212,10 +222,9 @@ pub(crate) async fn handle(
     let started = Instant::now();
     let request_id = request_id(request.headers());
     let mut log = AccessLog {
-        app: None,
-        metrics: None,
+        route: None,
         method: request.method().clone(),
-        path: request.uri().path().to_string(),
+        target: request.uri().path_and_query().cloned(),
         status: 0,
         request_id: request_id.clone(),
         started,
@@ -231,21 +240,24 @@ pub(crate) async fn handle(
     {
         return Ok(plain(StatusCode::OK, answer.to_string(), &request_id, log));
     }
-    let host = match request.headers().get(header::HOST).and_then(|h| h.to_str().ok()) {
-        Some(host) => host.to_string(),
+    let host_value = match request.headers().get(header::HOST).filter(|h| h.to_str().is_ok()) {
+        Some(host) => host.clone(),
         // HTTP/2 (and an absolute-form target): the authority, without any userinfo.
-        None => match (request.uri().host(), request.uri().port_u16()) {
-            (Some(host), Some(port)) => format!("{host}:{port}"),
-            (Some(host), None) => host.to_string(),
-            (None, _) => String::new(),
-        },
+        None => {
+            let authority = match (request.uri().host(), request.uri().port_u16()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_string(),
+                (None, _) => String::new(),
+            };
+            HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static(""))
+        }
     };
+    let host = host_value.to_str().unwrap_or("");
     let table = shared.table();
-    let Some(route) = table.lookup(&host).cloned() else {
-        return Ok(page(pages::unknown_host(&host, id_str(&request_id)), &request_id, log));
+    let Some(route) = table.lookup(host).cloned() else {
+        return Ok(page(pages::unknown_host(host, id_str(&request_id)), &request_id, log));
     };
-    log.app = Some(route.app.clone().into());
-    log.metrics = Some(route.metrics.clone());
+    log.route = Some(route.clone());
     let from_proxy = shared.config.trusted_proxies.contains(client.ip());
     // Behind a trusted proxy that terminated TLS itself, the request already was HTTPS:
     // redirecting it would loop.
@@ -254,7 +266,7 @@ pub(crate) async fn handle(
     if edge.scheme == Scheme::Http
         && route.https_redirect
         && !proxied_https
-        && let Some(location) = https_location(&shared, &host, request.uri())
+        && let Some(location) = https_location(&shared, host, request.uri())
     {
         return Ok(redirect(location, &request_id, log));
     }
@@ -272,6 +284,12 @@ pub(crate) async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit) {
+        // An HTTP/1 client is likely still sending: closing with its body unread would reset
+        // the connection under it before it reads this answer. Read and drop the rest for a
+        // while instead, as nginx's lingering close does. (HTTP/2 resets just the stream.)
+        if request.version() <= Version::HTTP_11 {
+            tokio::spawn(discard(request.into_body()));
+        }
         return Ok(page(pages::too_large(limit, id_str(&request_id)), &request_id, log));
     }
 
@@ -296,18 +314,10 @@ pub(crate) async fn handle(
         as_websocket_upgrade(headers);
     }
     // HTTP/2 names the host in the request's authority only; an HTTP/1.1 app needs Host.
-    if !headers.contains_key(header::HOST)
-        && let Ok(value) = HeaderValue::from_str(&host)
-    {
-        headers.insert(header::HOST, value);
+    if !headers.contains_key(header::HOST) {
+        headers.insert(header::HOST, host_value.clone());
     }
-    add_forwarding_headers(
-        headers,
-        &host,
-        client,
-        (edge.scheme.as_str(), edge.port, from_proxy),
-        &request_id,
-    );
+    add_forwarding_headers(headers, &host_value, &edge, from_proxy, &request_id);
 
     let forwarded = forward(&shared, &route.app, backends, outgoing, upgrade).await;
     let (mut response, sender, guard) = match forwarded {
@@ -380,7 +390,7 @@ async fn forward(
     let mut timed_out = false;
     let attempts = backends.len() + 2;
     for _ in 0..attempts {
-        let Some(index) = pick(shared, backends, &tried) else {
+        let Some(index) = pick(backends, &tried) else {
             break;
         };
         let backend = &backends[index];
@@ -421,14 +431,39 @@ async fn forward(
 }
 
 /// Least outstanding requests; ties broken round-robin so equal backends share the load.
-fn pick(shared: &Shared, backends: &[Arc<Backend>], skip: &[usize]) -> Option<usize> {
-    let start = shared.round_robin.fetch_add(1, Ordering::Relaxed);
+fn pick(backends: &[Arc<Backend>], skip: &[usize]) -> Option<usize> {
+    thread_local! {
+        // Per thread: a counter shared by every worker would bounce between cores.
+        static NEXT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
     let n = backends.len();
+    if n == 1 {
+        return (!skip.contains(&0)).then_some(0);
+    }
+    let start = NEXT.with(|next| next.replace(next.get().wrapping_add(1)));
     (0..n)
         .map(|i| (start + i) % n)
         .filter(|i| !skip.contains(i))
         .min_by_key(|&i| backends[i].inflight())
 }
+
+/// Reads a refused request's body and drops it, for [`LINGER`] and [`LINGER_BYTES`] at most.
+async fn discard(mut body: Incoming) {
+    use http_body_util::BodyExt;
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut read = 0;
+        while read < LINGER_BYTES
+            && let Some(Ok(frame)) = body.frame().await
+        {
+            read += frame.data_ref().map_or(0, Bytes::len);
+        }
+    })
+    .await;
+}
+
+/// How long, and how much of, a refused body is read before the connection is closed.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(5);
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Copies bytes both ways until either side closes; the client's connection keeps its
 /// `_slot` under the connection cap until then.
@@ -612,12 +647,12 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
 /// its `Forwarded` and `X-Real-IP` as they came.
 fn add_forwarding_headers(
     headers: &mut HeaderMap,
-    host: &str,
-    client: SocketAddr,
-    edge: (&'static str, u16, bool),
+    host: &HeaderValue,
+    edge: &Edge,
+    from_proxy: bool,
     request_id: &HeaderValue,
 ) {
-    let (proto, port, from_proxy) = edge;
+    let (proto, port) = (edge.scheme.as_str(), edge.port);
     // The same claims as X-Forwarded-For in other spellings, believed by other frameworks
     // (Rack's request.ip reads Forwarded, Gin and chi X-Real-IP). The router sets neither,
     // so from a client that is no proxy of ours they are dropped rather than replaced.
@@ -625,16 +660,18 @@ fn add_forwarding_headers(
         headers.remove(header::FORWARDED);
         headers.remove(&X_REAL_IP);
     }
-    let client_ip = client.ip().to_canonical().to_string();
     // A trusted proxy's list is extended; anyone else's is a claim about itself that apps
     // (daphne's --proxy-headers, rate limits) would believe, so it is replaced.
     let previous =
         headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|_| from_proxy);
     let forwarded_for = match previous {
-        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {client_ip}"),
-        _ => client_ip,
+        Some(previous) if !previous.trim().is_empty() => {
+            let client_ip = edge.client_ip.to_str().unwrap_or("-");
+            HeaderValue::from_str(&format!("{previous}, {client_ip}")).ok()
+        }
+        _ => Some(edge.client_ip.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    if let Some(value) = forwarded_for {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     // The proxy's own value is the last one, should it append rather than replace.
@@ -653,14 +690,10 @@ fn add_forwarding_headers(
     let port = proxy_port.unwrap_or(HeaderValue::from(port));
     headers.insert(X_FORWARDED_PROTO.clone(), proto);
     headers.insert(X_FORWARDED_PORT.clone(), port);
-    if let Ok(value) = HeaderValue::from_str(host) {
-        headers.insert(X_FORWARDED_HOST.clone(), value);
-    }
+    headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     headers.insert(X_REQUEST_ID.clone(), request_id.clone());
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
-    if let Ok(value) = HeaderValue::from_str(&format!("t={millis}")) {
-        headers.insert(X_REQUEST_START.clone(), value);
-    }
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    headers.insert(X_REQUEST_START.clone(), request_start(millis));
     headers.append(header::VIA, VIA_VALUE.clone());
 }
 
@@ -675,7 +708,25 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         }
     }
     let id: u128 = rand::rng().random();
-    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    HeaderValue::from_bytes(written(&mut [0; 32], format_args!("{id:032x}")))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
+
+/// `X-Request-Start: t=MILLIS` (Heroku's form, read by APM agents for queue time).
+fn request_start(millis: u128) -> HeaderValue {
+    HeaderValue::from_bytes(written(&mut [0; 48], format_args!("t={millis}")))
+        .unwrap_or(HeaderValue::from_static("t=0"))
+}
+
+/// `text` formatted into `buffer`, with no `String` in between: these headers are made for
+/// every request.
+fn written<'a>(buffer: &'a mut [u8], text: std::fmt::Arguments<'_>) -> &'a [u8] {
+    use std::io::Write;
+    let size = buffer.len();
+    let mut rest = &mut buffer[..];
+    let _ = rest.write_fmt(text);
+    let used = size - rest.len();
+    &buffer[..used]
 }
 
 #[cfg(test)]
@@ -687,6 +738,8 @@ mod tests {
         let mut headers = HeaderMap::new();
         let fresh = request_id(&headers);
         assert_eq!(fresh.len(), 32);
+        assert!(fresh.as_bytes().iter().all(u8::is_ascii_hexdigit), "{fresh:?}");
+        assert_ne!(request_id(&headers), fresh, "each one is new");
         headers.insert(&X_REQUEST_ID, HeaderValue::from_static("short"));
         assert_ne!(request_id(&headers), "short");
         let good = "0123456789abcdef-ghij-klmn";
@@ -695,6 +748,13 @@ mod tests {
         headers
             .insert(&X_REQUEST_ID, HeaderValue::from_static("has spaces in it so it is refused"));
         assert_ne!(request_id(&headers), "has spaces in it so it is refused");
+    }
+
+    #[test]
+    fn request_start_is_heroku_s_form() {
+        for millis in [0u128, 7, 1_764_720_000_123, u128::from(u64::MAX)] {
+            assert_eq!(request_start(millis), format!("t={millis}").as_str());
+        }
     }
 
     #[test]

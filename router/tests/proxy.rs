@@ -1,5 +1,6 @@
 //! The router against real backends on loopback: routing, error pages, headers, streaming,
-//! WebSockets, requests refused before routing (h2c, ambiguous hosts), the connection cap,
+//! WebSockets, requests refused before routing (h2c, ambiguous hosts), the connection cap
+//! across worker threads, each worker's pooled backend connections, stopping a listener,
 //! load balancing, and a table swap under load with draining.
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use hyper::StatusCode;
-use paas_router::{PathRoute, RouteTable, RouterConfig};
+use paas_router::{PathRoute, RouteTable, Router, RouterConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -447,7 +448,8 @@ async fn ambiguous_hosts_are_refused() {
 async fn open_connections_are_capped() {
     let app = backend("app").await;
     let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
-    let config = RouterConfig { max_connections: 2, ..RouterConfig::default() };
+    // More workers than slots: a worker waiting for a slot must not accept meanwhile.
+    let config = RouterConfig { max_connections: 2, workers: 4, ..RouterConfig::default() };
     let (_router, addr) = router(config, table).await;
     let request = "GET /name HTTP/1.1\r\nHost: app.localhost\r\n\r\n";
 
@@ -469,6 +471,69 @@ async fn open_connections_are_capped() {
     drop(tunnel);
     let (head, _) = tokio::time::timeout(Duration::from_secs(5), fourth).await.unwrap().unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+}
+
+/// Each worker thread keeps its own keep-alive connections to a backend: requests that
+/// follow one another reuse them, whichever worker took the client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_connections_are_reused_by_each_worker() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let config = RouterConfig { workers: 3, ..RouterConfig::default() };
+    let (_router, addr) = router(config, table).await;
+    // Four clients side by side, each on a connection of its own, 25 requests each.
+    let clients = (0..4).map(|_| {
+        tokio::spawn(async move {
+            let client = client();
+            for _ in 0..25 {
+                let response = client
+                    .get(format!("http://{addr}/name"))
+                    .header("host", "app.localhost")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(response.text().await.unwrap(), "app");
+            }
+        })
+    });
+    for client in clients.collect::<Vec<_>>() {
+        client.await.unwrap();
+    }
+    assert_eq!(app.hits.load(Ordering::SeqCst), 100);
+    let opened = app.connections.load(Ordering::SeqCst);
+    assert!(opened <= 4, "at most one backend connection per client at a time: {opened}");
+}
+
+/// Stopping a listener stops accepting on every worker; a request already under way still
+/// gets its answer.
+#[tokio::test]
+async fn a_stopped_listener_finishes_what_it_started_and_accepts_nothing() {
+    let app = backend("app").await;
+    let router = Router::new(RouterConfig { workers: 2, ..RouterConfig::default() });
+    let _ = router
+        .set_table(&RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = router.clone();
+    let served = tokio::spawn(async move {
+        serving
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let slow = tokio::spawn(raw_request(
+        addr,
+        "GET /slow?ms=600 HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n",
+    ));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), served).await.unwrap().unwrap().unwrap();
+    let (head, body) = tokio::time::timeout(Duration::from_secs(5), slow).await.unwrap().unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "app");
+    assert!(TcpStream::connect(addr).await.is_err(), "nothing listens once stopped");
 }
 
 #[tokio::test]

@@ -332,6 +332,17 @@ pub struct RouterSettings {
         default_value_t = 10_000
     )]
     pub max_connections: usize,
+
+    /// Router: threads serving clients, each with its own connections to the apps (0: one
+    /// per core).
+    #[arg(
+        id = "router_workers",
+        value_name = "N",
+        long = "router-workers",
+        env = "PAAS_ROUTER_WORKERS",
+        default_value_t = 0
+    )]
+    pub workers: usize,
 }
 
 impl Default for RouterSettings {
@@ -345,6 +356,7 @@ impl Default for RouterSettings {
             max_body_mb: 100,
             trusted_proxies: paas_router::TrustedProxies::default(),
             max_connections: 10_000,
+            workers: 0,
         }
     }
 }
@@ -358,6 +370,7 @@ impl RouterSettings {
             max_body_bytes: self.max_body_mb.saturating_mul(1024 * 1024),
             trusted_proxies: self.trusted_proxies.clone(),
             max_connections: self.max_connections,
+            workers: self.workers,
         }
     }
 }

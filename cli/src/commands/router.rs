@@ -25,7 +25,7 @@ pub(crate) struct RouterArgs {
 }
 
 pub(crate) async fn run(args: RouterArgs) -> Result<()> {
-    super::server::init_tracing(&args.log_format);
+    let _logs = crate::logging::init(&args.log_format);
     let router = Router::new(args.settings.router_config());
     // No table yet (paas server writes it at its start): serve 404s until there is one.
     let acks = Acks::new(&args.table);

@@ -134,7 +134,7 @@ pub(crate) fn print_config(command: &Command, server: &ArgMatches, from_file: &B
 }
 
 pub(crate) async fn run(args: ServerArgs) -> Result<()> {
-    init_tracing(&args.log_format);
+    let _logs = crate::logging::init(&args.log_format);
     if let Some(ServerAction::Backup { dir }) = &args.action {
         let config = args.config.clone().with_absolute_paths()?;
         let summary = paas_server::backup::backup(&config, dir)
@@ -168,20 +168,6 @@ pub(crate) async fn run(args: ServerArgs) -> Result<()> {
     server.run_until(shutdown_signal()).await.context("server stopped with an error")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-pub(crate) fn init_tracing(format: &str) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("PAAS_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,hyper=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    let _ = match format {
-        "json" => builder.json().try_init(),
-        _ => builder.try_init(),
-    };
 }
 
 pub(crate) async fn shutdown_signal() {

@@ -24,18 +24,22 @@ pub type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 pub struct TestBackend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// Connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
 }
 
 pub async fn backend(name: &'static str) -> TestBackend {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (counter, accepted) = (hits.clone(), connections.clone());
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             let counter = counter.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
@@ -49,7 +53,7 @@ pub async fn backend(name: &'static str) -> TestBackend {
             });
         }
     });
-    TestBackend { addr, hits }
+    TestBackend { addr, hits, connections }
 }
 
 pub fn full(text: impl Into<Bytes>) -> TestBody {

@@ -205,27 +205,15 @@ mod tests {
     fn only_the_access_log_is_held_back() {
         use tracing_subscriber::fmt::MakeWriter;
         let writers = Writers { access: Arc::new(AccessLines::default()) };
-        let access = tracing::Metadata::new(
-            "access",
-            paas_router::ACCESS_LOG_TARGET,
-            tracing::Level::INFO,
-            None,
-            None,
-            None,
-            tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CALLSITE)),
-            tracing::metadata::Kind::EVENT,
-        );
+        let event = |target: &'static str| {
+            let fields =
+                tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CALLSITE));
+            let (level, kind) = (tracing::Level::INFO, tracing::metadata::Kind::EVENT);
+            tracing::Metadata::new("event", target, level, None, None, None, fields, kind)
+        };
+        let access = event(paas_router::ACCESS_LOG_TARGET);
         assert!(matches!(writers.make_writer_for(&access), Writer::Access(_)));
-        let other = tracing::Metadata::new(
-            "other",
-            "paas_server",
-            tracing::Level::INFO,
-            None,
-            None,
-            None,
-            tracing::field::FieldSet::new(&[], tracing::callsite::Identifier(&CALLSITE)),
-            tracing::metadata::Kind::EVENT,
-        );
+        let other = event("paas_server");
         assert!(matches!(writers.make_writer_for(&other), Writer::Stderr(_)));
     }
 

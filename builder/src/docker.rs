@@ -7,9 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
 use bollard::errors::Error as DockerError;
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder,
+    BuildImageOptionsBuilder, BuilderVersion, CreateImageOptionsBuilder, PushImageOptionsBuilder,
     RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder, TagImageOptionsBuilder,
 };
 use bytes::Bytes;
@@ -229,6 +230,35 @@ impl Builder {
         let options = TagImageOptionsBuilder::default().repo(repo).tag(tag).build();
         self.docker.tag_image(image, Some(options)).await?;
         Ok(())
+    }
+
+    /// Pushes `image` (`repo:tag`) to `registry` (`HOST:PORT`) as `registry/repo:tag` and
+    /// returns it by digest, `registry/repo@sha256:…`: what Swarm's nodes pull, the same
+    /// bytes on every node whatever happens to the tag later.
+    pub async fn push(&self, image: &str, registry: &str) -> Result<String, BuildError> {
+        let failed = |message: String| BuildError::Push { registry: registry.to_string(), message };
+        let (repo, tag) = image.rsplit_once(':').unwrap_or((image, "latest"));
+        let remote = format!("{registry}/{repo}");
+        let options = TagImageOptionsBuilder::default().repo(&remote).tag(tag).build();
+        self.docker.tag_image(image, Some(options)).await?;
+        let options = PushImageOptionsBuilder::default().tag(tag).build();
+        // No credentials: the registry is the operator's own, on their network.
+        let mut pushed =
+            self.docker.push_image(&remote, Some(options), Some(DockerCredentials::default()));
+        while let Some(progress) = pushed.next().await {
+            let progress = progress.map_err(|e| failed(e.to_string()))?;
+            if let Some(error) = progress.error_detail.and_then(|e| e.message) {
+                return Err(failed(error));
+            }
+        }
+        let inspect = self.docker.inspect_image(&format!("{remote}:{tag}")).await?;
+        let prefix = format!("{remote}@");
+        inspect
+            .repo_digests
+            .unwrap_or_default()
+            .into_iter()
+            .find(|digest| digest.starts_with(&prefix))
+            .ok_or_else(|| failed("the registry reported no digest".to_string()))
     }
 
     /// The id (`sha256:…`) of an image, by name.

@@ -73,6 +73,9 @@ pub enum BuildError {
         source: std::io::Error,
     },
 
+    #[error("cannot push the image to the registry {registry}: {message}")]
+    Push { registry: String, message: String },
+
     #[error("Docker: {0}")]
     Docker(#[from] bollard::errors::Error),
 }
@@ -94,6 +97,7 @@ impl BuildError {
             BuildError::Failed { .. } => "build_failed",
             BuildError::TimedOut { .. } => "build_timed_out",
             BuildError::Io { .. } => "io",
+            BuildError::Push { .. } => "registry_push_failed",
             BuildError::Docker(_) => "docker",
         }
     }
@@ -102,7 +106,10 @@ impl BuildError {
     pub fn is_app_error(&self) -> bool {
         !matches!(
             self,
-            BuildError::Io { .. } | BuildError::Docker(_) | BuildError::BaseImageMissing { .. }
+            BuildError::Io { .. }
+                | BuildError::Docker(_)
+                | BuildError::BaseImageMissing { .. }
+                | BuildError::Push { .. }
         )
     }
 

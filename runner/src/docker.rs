@@ -28,17 +28,18 @@ use crate::error::{is_not_found, status};
 use crate::health::probe_until_healthy;
 use crate::process::{Labels, docker_since, from_inspect, parse_time};
 use crate::spec::{LABEL_APP, LABEL_MANAGED, LABEL_NETWORK};
+use crate::swarm::Scheduler;
 use crate::{
     HealthCheck, LogLine, LogStream, OutputChunk, Process, ProcessEvent, ProcessEventKind,
     ProcessSpec, RunError,
 };
 
 /// Lines of a container's log kept in an error's `log_tail`.
-const TAIL: usize = 30;
+pub(crate) const TAIL: usize = 30;
 
 /// json-file rotation: at most `LOG_MAX_FILES` files of `LOG_MAX_SIZE` per container.
-const LOG_MAX_SIZE: &str = "10m";
-const LOG_MAX_FILES: &str = "3";
+pub(crate) const LOG_MAX_SIZE: &str = "10m";
+pub(crate) const LOG_MAX_FILES: &str = "3";
 
 /// Capabilities taken from Docker's default set. Kept: CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
 /// KILL, SETUID, SETGID, NET_BIND_SERVICE, which images that start as root and switch user
@@ -63,6 +64,8 @@ pub struct RunnerConfig {
     pub stop_grace: Duration,
     /// Most processes and threads one container may have (a fork bomb stays inside).
     pub pids_limit: i64,
+    /// Who runs the formation: this engine's containers, or Swarm's services.
+    pub scheduler: Scheduler,
 }
 
 impl Default for RunnerConfig {
@@ -72,6 +75,7 @@ impl Default for RunnerConfig {
             default_memory_mb: 512,
             stop_grace: Duration::from_secs(10),
             pids_limit: 4096,
+            scheduler: Scheduler::Docker,
         }
     }
 }
@@ -99,8 +103,18 @@ impl Runner {
     /// Uses an existing client (its API version is negotiated again).
     pub async fn with_docker(docker: Docker, config: RunnerConfig) -> Result<Runner, RunError> {
         let docker = docker.negotiate_version().await?;
-        let network_id = ensure_network(&docker, &config.network, true).await?;
+        if config.scheduler == Scheduler::Swarm {
+            Runner::check_swarm_manager(&docker).await?;
+        }
+        let network_id = ensure_network(&docker, &config.network, NetworkKind::Paas).await?;
         Ok(Runner { docker, config, network_id: Arc::new(RwLock::new(network_id)) })
+    }
+
+    /// A runner that has not talked to Docker: for tests of what it would send.
+    #[cfg(test)]
+    pub(crate) fn unconnected(config: RunnerConfig) -> Runner {
+        let docker = Docker::connect_with_defaults().expect("a Docker client");
+        Runner { docker, config, network_id: Arc::new(RwLock::new(String::new())) }
     }
 
     pub fn config(&self) -> &RunnerConfig {
@@ -269,7 +283,9 @@ impl Runner {
     }
 
     /// Every container of this runner's network (of one app, if given), rebuilt from its
-    /// labels and state: what `paas ps` shows, and what a restarted paas adopts.
+    /// labels and state: what `paas ps` shows, and what a restarted paas adopts. With the
+    /// Swarm scheduler, the formation's tasks (which carry their node) and this engine's
+    /// one-off containers.
     pub async fn list(&self, app: Option<&str>) -> Result<Vec<Process>, RunError> {
         let ids = self.container_ids(app).await?;
         let found = futures_util::future::join_all(ids.iter().map(|id| self.process(id))).await;
@@ -278,6 +294,9 @@ impl Runner {
             if let Some(process) = process? {
                 processes.push(process);
             }
+        }
+        if self.orchestrates_rollouts() {
+            processes.extend(self.list_tasks(app).await?);
         }
         processes.sort_by(|a, b| {
             (&a.app, &a.process_type, a.index, a.release, &a.name).cmp(&(
@@ -432,8 +451,21 @@ impl Runner {
         container_id: &str,
         follow: bool,
         tail: Option<usize>,
-    ) -> impl Stream<Item = Result<LogLine, RunError>> + Send + 'static + use<> {
-        self.log_lines(container_id, follow, tail, true)
+    ) -> BoxStream<'static, Result<LogLine, RunError>> {
+        if !self.orchestrates_rollouts() {
+            return self.log_lines(container_id, follow, tail, true).boxed();
+        }
+        // A Swarm task's id or a container's: the task's log when Swarm knows it.
+        let runner = self.clone();
+        let id = container_id.to_string();
+        futures_util::stream::once(async move {
+            match runner.docker.inspect_task(&id).await {
+                Ok(_) => runner.task_logs(&id, follow, tail).boxed(),
+                Err(_) => runner.log_lines(&id, follow, tail, true).boxed(),
+            }
+        })
+        .flatten()
+        .boxed()
     }
 
     fn log_lines(
@@ -563,7 +595,8 @@ impl Runner {
                 {
                     tracing::warn!(network = %self.config.network, "{message}: looking it up again");
                     tokio::time::sleep(Duration::from_millis(100 * tries)).await;
-                    let id = ensure_network(&self.docker, &self.config.network, true).await?;
+                    let id = ensure_network(&self.docker, &self.config.network, NetworkKind::Paas)
+                        .await?;
                     *self.network_id.write().unwrap_or_else(|p| p.into_inner()) = id;
                 }
                 result => break result,
@@ -772,7 +805,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// One log record → one line; `None` for stdin echoes.
-fn log_line(output: LogOutput, timestamps: bool) -> Option<LogLine> {
+pub(crate) fn log_line(output: LogOutput, timestamps: bool) -> Option<LogLine> {
     let (stream, message) = match output {
         LogOutput::StdOut { message } | LogOutput::Console { message } => {
             (LogStream::Stdout, message)
@@ -934,13 +967,31 @@ impl EventState {
 /// every container.
 const ICC_OPTION: &str = "com.docker.network.bridge.enable_icc";
 
-/// The id of the bridge network `name`, created if missing. Safe against other runners doing
+/// What a network paas creates is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NetworkKind {
+    /// The paas bridge: every container, with traffic between them off.
+    Paas,
+    /// An app's own bridge, where its processes meet its add-ons.
+    App,
+    /// An app's own network under Swarm: an overlay across the nodes, which the add-ons'
+    /// and one-off containers on the manager join too (attachable).
+    SwarmApp,
+}
+
+impl NetworkKind {
+    fn driver(self) -> &'static str {
+        if self == NetworkKind::SwarmApp { "overlay" } else { "bridge" }
+    }
+}
+
+/// The id of the network `name`, created if missing. Safe against other runners doing
 /// the same at the same time: Docker 20.10 lets two racing creates of one name both succeed,
 /// so every runner then keeps the oldest and removes the others.
 pub(crate) async fn ensure_network(
     docker: &Docker,
     name: &str,
-    isolated: bool,
+    kind: NetworkKind,
 ) -> Result<String, RunError> {
     // Docker 20.10 lets two racing creates of one name both succeed, and a runner that looked
     // before the other created would keep a different one. Runners on this host take turns
@@ -957,7 +1008,7 @@ pub(crate) async fn ensure_network(
         name: name.to_string(),
         message: format!("cannot take the network lock: {e}"),
     })?;
-    let result = find_or_create_network(docker, name, isolated).await;
+    let result = find_or_create_network(docker, name, kind).await;
     drop(lock);
     result
 }
@@ -967,8 +1018,9 @@ pub(crate) async fn ensure_network(
 async fn find_or_create_network(
     docker: &Docker,
     name: &str,
-    isolated: bool,
+    kind: NetworkKind,
 ) -> Result<String, RunError> {
+    let isolated = kind == NetworkKind::Paas;
     for _ in 0..5 {
         let filters = HashMap::from([("name", vec![name])]);
         let options = ListNetworksOptionsBuilder::default().filters(&filters).build();
@@ -982,7 +1034,8 @@ async fn find_or_create_network(
         if found.is_empty() {
             let request = NetworkCreateRequest {
                 name: name.to_string(),
-                driver: Some("bridge".to_string()),
+                driver: Some(kind.driver().to_string()),
+                attachable: Some(kind == NetworkKind::SwarmApp),
                 labels: Some(HashMap::from([(LABEL_MANAGED.to_string(), "true".to_string())])),
                 options: isolated
                     .then(|| HashMap::from([(ICC_OPTION.to_string(), "false".to_string())])),
@@ -1020,12 +1073,13 @@ async fn find_or_create_network(
             );
         }
         let driver = keep.driver.unwrap_or_default();
-        if driver != "bridge" {
+        if driver != kind.driver() {
             return Err(RunError::Network {
                 name: name.to_string(),
                 message: format!(
-                    "it is a {driver:?} network, and paas needs a bridge network: remove it or \
-                     choose another network name"
+                    "it is a {driver:?} network, and paas needs a {} network here: remove it \
+                     or choose another network name",
+                    kind.driver()
                 ),
             });
         }

@@ -35,6 +35,10 @@ pub enum RunError {
     #[error("Docker network {name}: {message}")]
     Network { name: String, message: String },
 
+    /// The Swarm scheduler cannot work on this engine.
+    #[error("Docker Swarm: {0}")]
+    Swarm(String),
+
     #[error("Docker: {0}")]
     Docker(#[from] bollard::errors::Error),
 }
@@ -58,6 +62,7 @@ impl RunError {
             RunError::Unhealthy { .. } => "process_unhealthy",
             RunError::TimedOut { .. } => "process_timed_out",
             RunError::Network { .. } => "docker_network",
+            RunError::Swarm(_) => "docker_swarm",
             RunError::Docker(_) => "docker",
         }
     }

@@ -31,6 +31,7 @@ mod health;
 mod process;
 mod service;
 mod spec;
+mod swarm;
 
 pub use docker::{DROPPED_CAPABILITIES, Runner, RunnerConfig, StdinStream};
 pub use error::RunError;
@@ -43,3 +44,4 @@ pub use spec::{
     LABEL_APP, LABEL_INDEX, LABEL_MANAGED, LABEL_NETWORK, LABEL_ONE_OFF, LABEL_PORT, LABEL_PROCESS,
     LABEL_RELEASE, ProcessSpec, VolumeMount,
 };
+pub use swarm::{Scheduler, Wanted};

@@ -42,6 +42,9 @@ pub struct Process {
     pub exit_code: Option<i64>,
     /// The last run was killed for going over its memory limit.
     pub oom_killed: bool,
+    /// The Swarm node it runs on (a Swarm task); `None` with the container scheduler.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 impl Process {
@@ -255,6 +258,7 @@ pub(crate) fn from_inspect(
         started_at,
         exit_code: if running { None } else { state.exit_code },
         oom_killed: state.oom_killed.unwrap_or(false),
+        node: None,
     })
 }
 
@@ -341,6 +345,7 @@ mod tests {
             started_at: Some("2024-05-01T12:34:56.5Z".into()),
             exit_code: None,
             oom_killed: false,
+            node: None,
         };
         assert!(process.uptime().is_some_and(|u| u > Duration::from_secs(3600)));
         process.state = ProcessState::Exited;

@@ -21,7 +21,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc::Sender;
 
-use crate::docker::{AbortOnDrop, ensure_network, feed_stdin};
+use crate::docker::{AbortOnDrop, NetworkKind, ensure_network, feed_stdin};
 use crate::error::{is_not_found, status};
 use crate::spec::{LABEL_MANAGED, LABEL_NETWORK};
 use crate::{LogStream, OutputChunk, RunError, Runner, StdinStream};
@@ -341,11 +341,16 @@ impl Runner {
 
     /// Creates `network` (an app's, where containers may talk) unless it exists, safely
     /// against others doing the same at once, as for the paas network.
-    async fn ensure_app_network(&self, network: &str) -> Result<(), RunError> {
+    pub(crate) async fn ensure_app_network(&self, network: &str) -> Result<(), RunError> {
         match self.docker.inspect_network(network, None).await {
             Ok(_) => Ok(()),
             Err(error) if is_not_found(&error) => {
-                ensure_network(&self.docker, network, false).await.map(drop)
+                let kind = if self.orchestrates_rollouts() {
+                    NetworkKind::SwarmApp
+                } else {
+                    NetworkKind::App
+                };
+                ensure_network(&self.docker, network, kind).await.map(drop)
             }
             Err(error) => Err(error.into()),
         }

@@ -33,6 +33,18 @@ pub struct ServerConfig {
     #[arg(long, env = "PAAS_DOCKER_NETWORK", default_value = DEFAULT_NETWORK)]
     pub docker_network: String,
 
+    /// Who runs the apps' processes: `docker` (containers on this machine's engine) or
+    /// `swarm` (services on the Docker Swarm this engine manages, across its nodes; see
+    /// docs/scaling.md).
+    #[arg(long, env = "PAAS_SCHEDULER", default_value = "docker", value_parser = parse_scheduler)]
+    pub scheduler: paas_runner::Scheduler,
+
+    /// A Docker registry (`HOST:PORT`) that every Swarm node can pull from: each release's
+    /// image is pushed there and run by its digest. Needed with --scheduler swarm on more
+    /// than one node; e.g. Debian's docker-registry package on the manager (docs/scaling.md).
+    #[arg(long, env = "PAAS_REGISTRY", value_name = "HOST:PORT")]
+    pub registry: Option<String>,
+
     /// Images of this many newest releases are kept, so that rolling back to them needs no
     /// build; older ones are removed after each deploy.
     #[arg(long, env = "PAAS_KEEP_RELEASES", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
@@ -76,6 +88,10 @@ pub struct ServerConfig {
     /// instead of printing it.
     #[arg(long, env = "PAAS_INIT_TOKEN_FILE")]
     pub init_token_file: Option<PathBuf>,
+}
+
+fn parse_scheduler(text: &str) -> Result<paas_runner::Scheduler, String> {
+    text.parse()
 }
 
 /// How apps are built.
@@ -384,6 +400,8 @@ impl ServerConfig {
             database_url: None,
             domain: "localhost".into(),
             docker_network: DEFAULT_NETWORK.into(),
+            scheduler: paas_runner::Scheduler::Docker,
+            registry: None,
             keep_releases: 5,
             router: RouterSettings::default(),
             https: TlsSettings::default(),

@@ -29,6 +29,8 @@ pub enum StartError {
     Settings(String),
     #[error("cannot build the routing table: {0}")]
     Routes(String),
+    #[error("cannot run apps: {0}")]
+    Docker(String),
     #[error("cannot write the initial token to {path}: {source}")]
     TokenFile { path: PathBuf, source: std::io::Error },
 }
@@ -48,6 +50,7 @@ pub struct RunningServer {
     stop: tokio::sync::watch::Sender<bool>,
     task: JoinHandle<std::io::Result<()>>,
     crash_watch: Option<JoinHandle<()>>,
+    task_follower: Option<JoinHandle<()>>,
     scheduler: JoinHandle<()>,
     certificates: Option<JoinHandle<()>>,
 }
@@ -58,7 +61,7 @@ impl RunningServer {
         // Pushes in flight learn it first, so their connections end and the API can stop.
         self.paas.stop_deploys();
         let _ = self.stop.send(true);
-        if let Some(watch) = &self.crash_watch {
+        for watch in self.crash_watch.iter().chain(&self.task_follower) {
             watch.abort();
         }
         self.scheduler.abort();
@@ -143,10 +146,15 @@ pub async fn start_with(
     let builder = connect_builder(&config.build).await?;
     let runner_config = paas_runner::RunnerConfig {
         network: config.docker_network.clone(),
+        scheduler: config.scheduler,
         ..paas_runner::RunnerConfig::default()
     };
     let runner = match paas_runner::Runner::connect(runner_config).await {
         Ok(runner) => Some(runner),
+        // Asked for Swarm on an engine that is not a manager: nothing would ever run.
+        Err(err @ paas_runner::RunError::Swarm(_)) => {
+            return Err(StartError::Docker(err.to_string()));
+        }
         Err(err) => {
             tracing::warn!(error = %err, "Docker is not reachable; apps will not run until it is");
             None
@@ -170,6 +178,7 @@ pub async fn start_with(
         .with_image_namespace(
             (config.docker_network != DEFAULT_NETWORK).then(|| config.docker_network.clone()),
         )
+        .with_registry(config.registry.clone())
         .with_backup_dir(config.backup_dir())
         .with_https(acme, given)
         .keeping_release_images(usize::from(config.keep_releases));
@@ -196,6 +205,7 @@ pub async fn start_with(
     paas.router_file_ready().await.map_err(|e| StartError::Routes(e.to_string()))?;
     let certificates = paas.certificate_loop();
     let crash_watch = paas.watch_crashes();
+    let task_follower = paas.follow_tasks();
     let scheduler = paas.schedule_loop();
 
     let app = http::router(paas.clone(), front_ends);
@@ -243,6 +253,7 @@ pub async fn start_with(
         stop,
         task,
         crash_watch,
+        task_follower,
         scheduler,
         certificates,
     })

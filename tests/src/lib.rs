@@ -271,6 +271,10 @@ pub fn remove_docker_network(name: &str) {
             .unwrap_or_default()
     };
     let label = format!("label=io.paas.network={name}");
+    // Swarm's services first (their tasks' containers carry the label too, removed below).
+    for id in docker(&["service", "ls", "-q", "--filter", &label]).split_whitespace() {
+        docker(&["service", "rm", id]);
+    }
     for id in docker(&["ps", "-aq", "--filter", &label]).split_whitespace() {
         docker(&["rm", "-f", "-v", id]);
     }

@@ -272,6 +272,16 @@ impl Paas {
                 return Err(err);
             }
         };
+        let built = match built {
+            Ok(mut image) => match self.publish_image(builder, &image.image, log).await {
+                Ok(published) => {
+                    image.image = published;
+                    Ok(image)
+                }
+                Err(e) => Err((e.code(), e.to_string())),
+            },
+            failed => failed,
+        };
         let outcome = match &built {
             Ok(image) => BuildOutcome {
                 succeeded: true,

@@ -53,6 +53,8 @@ pub struct Paas {
     /// Tags images `paas/NAMESPACE/app-…`: set when this server's Docker network is not the
     /// default one, since another paas then shares the engine.
     pub(crate) image_namespace: Option<String>,
+    /// The registry (`HOST:PORT`) every release image is pushed to, for Swarm's nodes.
+    pub(crate) registry: Option<String>,
     /// Where add-on backups are written.
     pub(crate) backup_dir: std::path::PathBuf,
     /// The table file of a router in another process (`--router external`).
@@ -89,6 +91,7 @@ impl Paas {
             github_checks: Arc::new(tokio::sync::Semaphore::new(4)),
             trusted_proxies: Default::default(),
             image_namespace: None,
+            registry: None,
             backup_dir: std::path::PathBuf::from("backups"),
             router_file: None,
             https: Default::default(),
@@ -112,6 +115,27 @@ impl Paas {
     pub fn with_image_namespace(mut self, namespace: Option<String>) -> Paas {
         self.image_namespace = namespace;
         self
+    }
+
+    /// Pushes every release image to `registry` and runs it from there by digest.
+    pub fn with_registry(mut self, registry: Option<String>) -> Paas {
+        self.registry = registry;
+        self
+    }
+
+    /// The image a release runs: `image` itself on one machine; with a registry, `image`
+    /// pushed there, by digest, so that every node pulls the same bytes.
+    pub(crate) async fn publish_image(
+        &self,
+        builder: &paas_builder::Builder,
+        image: &str,
+        log: &paas_builder::BuildLog,
+    ) -> std::result::Result<String, paas_builder::BuildError> {
+        let Some(registry) = &self.registry else { return Ok(image.to_string()) };
+        log.step(format!("Pushing the image to {registry}"));
+        let pushed = builder.push(image, registry).await?;
+        log.info(format!("Pushed as {pushed}"));
+        Ok(pushed)
     }
 
     /// Writes add-on backups under `dir`.

@@ -306,6 +306,7 @@ impl Paas {
             let tag =
                 paas_builder::app_image_tag(self.image_namespace.as_deref(), &app.name, build);
             builder.tag_image(&image, &tag).await.map_err(docker)?;
+            let tag = self.publish_image(builder, &tag, log).await.map_err(docker)?;
             let promoted = self
                 .store()
                 .create_release_of_image(&app, &release, &tag, &description, actor.email())

@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use paas_builder::BuildLog;
-use paas_runner::{HealthCheck, LogStream, OutputChunk, Process, ProcessSpec, RunError, Runner};
+use paas_runner::{
+    HealthCheck, LogStream, OutputChunk, Process, ProcessSpec, RunError, Runner, Wanted,
+};
 use paas_store::{App, Release, ReleaseStatus};
 
 use super::Paas;
@@ -86,6 +88,11 @@ impl Paas {
         if let (Some(command), None) = (command, only) {
             self.release_phase(runner, app, release, image, command, log).await?;
         }
+        if runner.orchestrates_rollouts() {
+            self.hand_over(runner, app, release, image, |_| false, log).await?;
+            self.store().set_release_status(release, ReleaseStatus::Succeeded).await?;
+            return Ok(());
+        }
         let mut formation = self.formation_for(app, release).await?;
         formation.retain(|t, _| only.is_none_or(|only| only == t));
         let old: Vec<Process> = runner
@@ -107,6 +114,44 @@ impl Paas {
         log.info("Switched the router to the new processes; draining the old ones");
         self.drain_and_stop(runner, app, &old, draining, log).await;
         Ok(())
+    }
+
+    /// With a scheduler that rolls out itself (Swarm): hands it the release's whole
+    /// formation, each type health-checked as here, and routes to what runs once it has
+    /// converged. `restart` names the types whose processes are replaced even if unchanged.
+    pub(super) async fn hand_over(
+        &self,
+        runner: &Runner,
+        app: &App,
+        release: &Release,
+        image: &str,
+        restart: impl Fn(&str) -> bool,
+        log: &BuildLog,
+    ) -> Result<()> {
+        let formation = self.formation_for(app, release).await?;
+        let health = Health::new(self.health_check(app, release));
+        let mut wanted = Vec::new();
+        for (process_type, replicas) in &formation {
+            let spec = self.process_spec(app, release, image, process_type, 1).await?;
+            wanted.push(Wanted {
+                health: spec.port.is_some().then(|| health.of(process_type).clone()),
+                restart: restart(process_type),
+                replicas: *replicas,
+                spec,
+            });
+        }
+        let listed = formation.iter().map(|(t, n)| format!("{t}={n}")).collect::<Vec<_>>();
+        log.step(format!(
+            "Updating {} on Swarm (new tasks first, each healthy before an old one stops)",
+            listed.join(" ")
+        ));
+        let running =
+            runner.apply_formation(&app.name, &wanted).await.map_err(|err| match err {
+                RunError::Exited { .. } => crashing(err),
+                err => unhealthy(err, log),
+            })?;
+        self.set_backends(&app.name, None, served_backends(running.iter()));
+        self.sync_routes().await
     }
 
     /// Starts the formation's processes and waits until every `web` one answers; on any
@@ -266,7 +311,9 @@ impl Paas {
     pub(crate) async fn stop_all(&self, app: &str) -> Result<()> {
         let Ok(runner) = self.runner() else { return Ok(()) };
         self.set_backends(app, None, BTreeMap::new());
-        for process in runner.list(Some(app)).await? {
+        runner.remove_formation(app).await?;
+        // One-off containers (Swarm's tasks went with their services).
+        for process in runner.list(Some(app)).await?.into_iter().filter(|p| p.node.is_none()) {
             runner.stop(&process.container_id, Duration::from_secs(5)).await?;
         }
         Ok(())
@@ -528,6 +575,9 @@ impl Paas {
         let Some(release) = self.store().current_release(app).await? else { return Ok(()) };
         let Some(image) = release.image.clone() else { return Ok(()) };
         let runner = self.runner()?.clone();
+        if runner.orchestrates_rollouts() {
+            return self.hand_over(&runner, app, &release, &image, |_| false, &log).await;
+        }
         let formation = self.formation_for(app, &release).await?;
         let running: Vec<Process> = runner
             .list(Some(&app.name))
@@ -618,7 +668,12 @@ impl Paas {
         }
         let which = process_type.unwrap_or("all");
         self.events().emit(&app.name, "deploy", format!("Restarting {which} processes"));
-        let restarted = self.try_roll_out(&runner, app, &release, &image, process_type, log).await;
+        let restarted = if runner.orchestrates_rollouts() {
+            let restart = |t: &str| process_type.is_none_or(|only| only == t);
+            self.hand_over(&runner, app, &release, &image, restart, log).await
+        } else {
+            self.try_roll_out(&runner, app, &release, &image, process_type, log).await
+        };
         let outcome = if restarted.is_ok() { "" } else { ", which failed" };
         let detail = format!("restarted {which} processes{outcome}");
         self.audit(actor, Some(app), "restart", detail).await;

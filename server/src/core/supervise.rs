@@ -1,13 +1,20 @@
 //! Supervision of running processes: what runs is adopted when paas starts, and routing
 //! follows crashes and restarts that Docker reports.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
 
+use paas_builder::BuildLog;
 use paas_runner::{Process, Runner};
 
 use super::Paas;
 use super::error::Result;
+use super::paas::Served;
 use super::rollout::served_backends;
+
+/// How often routing looks at Swarm's tasks: well within the seconds Swarm waits between
+/// taking a replaced task out of its desired state and stopping it.
+const TASK_POLL: Duration = Duration::from_millis(250);
 
 impl Paas {
     /// On start-up: adopt the containers of each app's current release (healthy apps are not
@@ -22,6 +29,9 @@ impl Paas {
             );
         }
         let Ok(runner) = self.runner() else { return Ok(()) };
+        if runner.orchestrates_rollouts() {
+            return self.adopt_swarm(runner).await;
+        }
         let mut keep = HashSet::new();
         for app in self.store().apps().await? {
             let Some(current) = self.store().current_release(&app).await? else { continue };
@@ -42,6 +52,80 @@ impl Paas {
 }
 
 impl Paas {
+    /// `adopt_running` under Swarm: services of destroyed apps and one-off containers left
+    /// over are removed; each app's services are brought back to its current release in the
+    /// background (a no-op when they run it; an update cut short by the stop is rolled back),
+    /// while the router already follows the tasks that run.
+    async fn adopt_swarm(&self, runner: &Runner) -> Result<()> {
+        let apps = self.store().apps().await?;
+        let names: Vec<String> = apps.iter().map(|a| a.name.clone()).collect();
+        let removed = runner.remove_stray_formations(&names).await?;
+        if !removed.is_empty() {
+            tracing::info!(services = ?removed, "removed services of apps that no longer exist");
+        }
+        let removed = runner.remove_strays(None, &HashSet::new()).await?;
+        if !removed.is_empty() {
+            tracing::info!(containers = ?removed, "removed one-off containers left over");
+        }
+        for app in apps {
+            let Some(current) = self.store().current_release(&app).await? else { continue };
+            let Some(image) = current.image.clone() else { continue };
+            let (paas, runner) = (self.clone(), runner.clone());
+            tokio::spawn(async move {
+                let log = BuildLog::new();
+                let Ok(_lock) = paas.lock_deploys(&app, &log).await else { return };
+                match paas.hand_over(&runner, &app, &current, &image, |_| false, &log).await {
+                    Ok(()) => tracing::info!(app = %app.name, release = current.version, "adopted"),
+                    Err(err) => {
+                        tracing::warn!(app = %app.name, error = %err, "services not back to the current release")
+                    }
+                }
+            });
+        }
+        let running = runner.list(None).await?;
+        for app in &names {
+            let mine = running.iter().filter(|p| &p.app == app && !p.one_off);
+            self.set_backends(app, None, served_backends(mine));
+        }
+        self.sync_routes().await
+    }
+
+    /// Under Swarm, routing follows the tasks: a task that runs (healthy, when it has a
+    /// health check) gets traffic, one Swarm wants stopped (replaced by an update, scaled
+    /// away, or on a lost node) leaves the router at once, before Swarm stops it.
+    pub fn follow_tasks(&self) -> Option<tokio::task::JoinHandle<()>> {
+        let runner = self.runner.clone().filter(Runner::orchestrates_rollouts)?;
+        let paas = self.clone();
+        Some(tokio::spawn(async move {
+            let mut routed: HashMap<String, BTreeMap<String, Served>> = HashMap::new();
+            loop {
+                tokio::time::sleep(TASK_POLL).await;
+                let processes = match runner.list(None).await {
+                    Ok(processes) => processes,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "cannot list Swarm's tasks");
+                        continue;
+                    }
+                };
+                let mut now: HashMap<String, BTreeMap<String, Served>> = HashMap::new();
+                for process in processes.iter().filter(|p| !p.one_off) {
+                    now.entry(process.app.clone()).or_default().extend(served_backends([process]));
+                }
+                if now == routed {
+                    continue;
+                }
+                let apps: HashSet<&String> = routed.keys().chain(now.keys()).collect();
+                for app in apps {
+                    paas.set_backends(app, None, now.get(app).cloned().unwrap_or_default());
+                }
+                routed = now;
+                if let Err(err) = paas.sync_routes().await {
+                    tracing::warn!(error = %err, "routing table not rebuilt");
+                }
+            }
+        }))
+    }
+
     /// Follows Docker's events so routing follows crashes: a `web` process that dies leaves
     /// the router at once; when Docker has restarted it, it is health-checked and put back.
     /// Exits, out-of-memory kills and restarts of every process go to the app's feed.

@@ -303,8 +303,8 @@ async fn ten_swarm_rolling_updates_under_load_fail_no_request() {
 
 /// `kill -9` of `paas server` while Swarm updates an app to a release that never becomes
 /// healthy; the tasks keep running without it. Started again on the same data, the server
-/// marks the interrupted release failed, brings the service back to the release that served
-/// (its task kept, not replaced), routes to it, and the next push deploys.
+/// marks the interrupted release failed, routes to the release that served at once, brings
+/// the service back to it (Swarm may replace its task, new first), and the next push deploys.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paas_killed_mid_update_comes_back_to_the_serving_release() {
     use paas_tests::ServerProcess;
@@ -366,7 +366,6 @@ async fn paas_killed_mid_update_comes_back_to_the_serving_release() {
     .await;
     let after = api("/ps").await;
     assert_eq!(after.as_array().unwrap().len(), 1, "{after}");
-    assert_eq!(after[0]["container_id"], before[0]["container_id"], "v3's task, kept");
 
     dev.write("Procfile", "web: python app.py\n");
     dev.commit("Listen again");
@@ -388,7 +387,7 @@ async fn release_images_reach_the_nodes_through_a_registry() {
         config.registry = Some(address);
     })
     .await;
-    let _source = deploy(&server, "pulled", json!({})).await;
+    let _source = deploy(&server, "pulled", json!({"GREETING": "pulled"})).await;
     let releases = server.get_json("/apps/pulled/releases").await;
     let image = releases[0]["image"].as_str().unwrap().to_string();
     assert!(image.starts_with(&format!("{}/paas/", registry.address)), "{image}");

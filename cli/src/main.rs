@@ -619,7 +619,8 @@ enum Command {
         /// Only this process type, e.g. web.
         process_type: Option<String>,
     },
-    /// List the app's processes: type and index, release, state, restarts, uptime.
+    /// List the app's processes: type and index, release, state and uptime, the Swarm node
+    /// each runs on (with --scheduler swarm), restarts.
     Ps(AppArg),
     /// Roll back to an earlier release's code and config (default: the one before the
     /// current one). Makes a new release; no rebuild.

@@ -1072,13 +1072,19 @@ async fn find_or_create_network(
                  start paas again to isolate apps"
             );
         }
-        let driver = keep.driver.unwrap_or_default();
+        let mut driver = keep.driver.clone().unwrap_or_default();
+        if driver.is_empty()
+            && let Some(id) = &keep.id
+        {
+            // A swarm-scoped network may be listed without its driver: ask for it.
+            driver = docker.inspect_network(id, None).await?.driver.unwrap_or_default();
+        }
         if driver != kind.driver() {
             return Err(RunError::Network {
                 name: name.to_string(),
                 message: format!(
-                    "it is a {driver:?} network, and paas needs a {} network here: remove it \
-                     or choose another network name",
+                    "it is a {driver:?} network, and paas needs one of the {} driver here: \
+                     remove it or choose another network name",
                     kind.driver()
                 ),
             });

@@ -28,7 +28,7 @@ fn swarm_app(dir: &Path) {
     std::fs::write(dir.join("Procfile"), "web: python3 app.py\nworker: sleep infinity\n").unwrap();
     std::fs::write(
         dir.join("app.py"),
-        r#"import json, os
+        r#"import json, os, socket, urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class Handler(BaseHTTPRequestHandler):
@@ -36,6 +36,15 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/health" and os.environ.get("BROKEN"):
             self.send_response(500)
             self.end_headers()
+            return
+        if self.path == "/db":
+            url = urllib.parse.urlsplit(os.environ["DATABASE_URL"])
+            socket.create_connection((url.hostname, url.port), 5).close()
+            body = f"{url.hostname} reached".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
             return
         keys = ("GREETING", "PAAS_RELEASE", "PAAS_PROCESS", "PORT")
         body = json.dumps({k: os.environ.get(k) for k in keys}).encode()
@@ -448,4 +457,28 @@ impl Drop for Registry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A PostgreSQL add-on under Swarm: its container stays on the manager with its volume, and
+/// joins the app's overlay network, where the app's tasks and `paas run` reach it by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn addons_are_reached_from_tasks_and_one_off_runs() {
+    use paas_tests::developer::Developer;
+    let server = swarm_server().await;
+    let dev = Developer::new(&server, "python-stdlib");
+    swarm_app(&dev.checkout);
+    dev.commit("The swarm app");
+    dev.paas(&["apps:create", "stocked"]).success();
+    let pushed = dev.git(&["push", "paas", "main"]).success();
+    assert!(pushed.contains("Released v"), "{pushed}");
+
+    let created = dev.paas(&["addons:create", "postgres"]).success();
+    assert!(created.contains("attached it to stocked as DATABASE_URL"), "{created}");
+    let response = server.app_request("stocked.localhost", "/db").await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "stocked-postgres reached");
+    let probe = "import os,socket,urllib.parse as u; d=u.urlsplit(os.environ['DATABASE_URL']); \
+                 socket.create_connection((d.hostname, d.port), 5); print('one-off reached')";
+    let ran = dev.paas(&["run", "python3", "-c", &format!("\"{probe}\"")]).success();
+    assert!(ran.contains("one-off reached"), "{ran}");
 }

@@ -65,7 +65,12 @@ pub(crate) async fn list(arg: &AppArg) -> Result<()> {
                 n => format!("{n} restarts{}", if p.oom_killed { " (out of memory)" } else { "" }),
             };
             let kind = if p.one_off { " (one-off)" } else { "" };
-            vec![format!("{}{kind}", p.process_name()), format!("v{}", p.release), state, restarts]
+            let mut row =
+                vec![format!("{}{kind}", p.process_name()), format!("v{}", p.release), state];
+            // With the Swarm scheduler: the node each task runs on.
+            row.extend(p.node.as_ref().map(|node| format!("on {node}")));
+            row.push(restarts);
+            row
         })
         .collect();
     print!("{}", table(&rows));

@@ -19,7 +19,8 @@ use bollard::models::{
     ServiceSpecRollbackConfigOrderEnum, ServiceSpecUpdateConfig,
     ServiceSpecUpdateConfigFailureActionEnum, ServiceSpecUpdateConfigOrderEnum,
     ServiceUpdateStatusStateEnum, Task, TaskSpec, TaskSpecContainerSpec, TaskSpecLogDriver,
-    TaskSpecResources, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
     ListNodesOptions, ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder,
@@ -222,6 +223,17 @@ impl Runner {
             self.ensure_app_network(network).await?;
         }
         let mut spec = self.service_spec(&name, want);
+        if !want.spec.volumes.is_empty() {
+            // A named volume lives on one node: the tasks that mount it stay on this one,
+            // beside the add-ons, rather than start empty elsewhere.
+            let node = self.docker.info().await?.swarm.and_then(|s| s.node_id).unwrap_or_default();
+            if let Some(template) = spec.task_template.as_mut() {
+                template.placement = Some(TaskSpecPlacement {
+                    constraints: Some(vec![format!("node.id=={node}")]),
+                    ..Default::default()
+                });
+            }
+        }
         let hash = spec_hash(&spec);
         label(&mut spec, &hash);
         let process = want.spec.process_type.clone();

@@ -481,4 +481,18 @@ async fn addons_are_reached_from_tasks_and_one_off_runs() {
                  socket.create_connection((d.hostname, d.port), 5); print('one-off reached')";
     let ran = dev.paas(&["run", "python3", "-c", &format!("\"{probe}\"")]).success();
     assert!(ran.contains("one-off reached"), "{ran}");
+
+    // A volume lives on one node: the tasks that mount it are pinned to this one.
+    dev.paas(&["volumes:add", "media", "/app/media"]).success();
+    let service = format!("{}-stocked-web", server.docker_network());
+    let inspect = std::process::Command::new("docker")
+        .args(["service", "inspect", &service, "--format", "{{json .Spec.TaskTemplate}}"])
+        .output()
+        .unwrap();
+    let template: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let constraint = template["Placement"]["Constraints"][0].as_str().unwrap_or_default();
+    assert!(constraint.starts_with("node.id=="), "{template}");
+    assert_eq!(template["ContainerSpec"]["Mounts"][0]["Target"], "/app/media", "{template}");
+    let response = server.app_request("stocked.localhost", "/db").await;
+    assert_eq!(response.status(), 200);
 }

@@ -547,7 +547,10 @@ impl Runner {
     /// containers, from the moment this is called. The stream never ends: when Docker's event
     /// stream breaks it reconnects with backoff and replays what it missed from Docker's
     /// buffer.
-    pub fn events(&self) -> impl Stream<Item = ProcessEvent> + Send + 'static {
+    ///
+    /// With the Swarm scheduler, the formation's tasks on every node are followed too: a
+    /// task that starts running is `Started`, one that fails `Died`.
+    pub fn events(&self) -> BoxStream<'static, ProcessEvent> {
         let labels = vec![
             format!("{LABEL_MANAGED}=true"),
             format!("{LABEL_NETWORK}={}", self.config.network),
@@ -568,10 +571,15 @@ impl Runner {
             stream: None,
             backoff: MIN_BACKOFF,
         };
-        futures_util::stream::unfold(state, |mut state| async move {
+        let containers = futures_util::stream::unfold(state, |mut state| async move {
             let event = state.next().await;
             Some((event, state))
-        })
+        });
+        if self.orchestrates_rollouts() {
+            futures_util::stream::select(containers, self.task_events()).boxed()
+        } else {
+            containers.boxed()
+        }
     }
 
     /// Creates and starts the container for `spec` (checked) under `name`; returns its id.
@@ -591,7 +599,11 @@ impl Runner {
                 Err(DockerError::DockerResponseServerError { status_code, message })
                     if tries < 4
                         && message.contains("network")
-                        && (status_code == 404 || message.contains("ambiguous")) =>
+                        // An engine in a swarm answers 500 "… NotFound desc = network … not
+                        // found" where a lone one answers 404.
+                        && (status_code == 404
+                            || message.contains("not found")
+                            || message.contains("ambiguous")) =>
                 {
                     tracing::warn!(network = %self.config.network, "{message}: looking it up again");
                     tokio::time::sleep(Duration::from_millis(100 * tries)).await;

@@ -7,7 +7,7 @@
 //! routing mesh and service VIPs are not used: they need IPVS in the kernel, and the router
 //! must see every task anyway to drain it on its own. `docs/scaling.md` explains the setup.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
@@ -23,17 +23,21 @@ use bollard::models::{
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
-    ListNodesOptions, ListServicesOptionsBuilder, ListTasksOptionsBuilder, LogsOptionsBuilder,
-    UpdateServiceOptions,
+    ListNodesOptions, ListServicesOptionsBuilder, ListTasksOptions, ListTasksOptionsBuilder,
+    LogsOptionsBuilder, UpdateServiceOptions,
 };
 use futures_util::{Stream, StreamExt};
 
 use crate::docker::{DROPPED_CAPABILITIES, LOG_MAX_FILES, LOG_MAX_SIZE};
 use crate::error::is_not_found;
+use crate::process::parse_time;
 use crate::spec::{
     LABEL_APP, LABEL_MANAGED, LABEL_NETWORK, LABEL_PORT, LABEL_PROCESS, LABEL_RELEASE,
 };
-use crate::{HealthCheck, LogLine, Process, ProcessSpec, ProcessState, RunError, Runner};
+use crate::{
+    HealthCheck, LogLine, Process, ProcessEvent, ProcessEventKind, ProcessSpec, ProcessState,
+    RunError, Runner,
+};
 
 /// On a service and its tasks' containers: a hash of everything a task runs with, so that
 /// re-applying an unchanged formation (paas restarting) replaces nothing, and so that the
@@ -45,6 +49,8 @@ const POLL: Duration = Duration::from_millis(250);
 /// How long Swarm watches a task after it was updated for it to fail: a worker that crashes
 /// within this rolls the update back.
 const MONITOR: Duration = Duration::from_secs(3);
+/// How often tasks are read for [`Runner::task_events`].
+const EVENT_POLL: Duration = Duration::from_secs(1);
 /// Swarm's pause before it restarts a task that exited.
 const RESTART_DELAY: Duration = Duration::from_secs(2);
 
@@ -123,19 +129,33 @@ impl Runner {
             }
         }
         let existing = self.services(Some(app)).await?;
-        let applies = wanted.iter().filter(|w| w.replicas > 0).map(|want| {
-            let name = self.service_name(app, &want.spec.process_type);
+        let wanted: Vec<&Wanted> = wanted.iter().filter(|w| w.replicas > 0).collect();
+        let keep: Vec<String> =
+            wanted.iter().map(|w| self.service_name(app, &w.spec.process_type)).collect();
+        let applies = wanted.iter().zip(&keep).map(|(want, name)| {
             let current = existing
                 .iter()
-                .find(|s| s.spec.as_ref().and_then(|s| s.name.as_ref()) == Some(&name));
+                .find(|s| s.spec.as_ref().and_then(|s| s.name.as_ref()) == Some(name));
             self.apply_service(name, current, want)
         });
-        futures_util::future::try_join_all(applies).await?;
-        let keep: Vec<String> = wanted
-            .iter()
-            .filter(|w| w.replicas > 0)
-            .map(|w| self.service_name(app, &w.spec.process_type))
-            .collect();
+        let results = futures_util::future::join_all(applies).await;
+        if results.iter().any(Result::is_err) {
+            // One type failed: the others go back too, so that the app runs one release,
+            // the one before, as when a rollout fails on one machine.
+            for (name, result) in keep.iter().zip(&results) {
+                let undone = match result {
+                    Ok(Applied::Created) => self.delete_service(name).await,
+                    Ok(Applied::Updated) => self.roll_back(name).await,
+                    _ => Ok(()),
+                };
+                if let Err(error) = undone {
+                    tracing::warn!(%app, service = %name, %error, "could not undo the update");
+                }
+            }
+            for result in results {
+                result?;
+            }
+        }
         for service in &existing {
             let Some(name) = service.spec.as_ref().and_then(|s| s.name.clone()) else { continue };
             if !keep.contains(&name) {
@@ -215,14 +235,14 @@ impl Runner {
     /// Creates or updates one service and waits until it runs as wanted.
     async fn apply_service(
         &self,
-        name: String,
+        name: &str,
         current: Option<&Service>,
         want: &Wanted,
-    ) -> Result<(), RunError> {
+    ) -> Result<Applied, RunError> {
         for network in &want.spec.networks {
             self.ensure_app_network(network).await?;
         }
-        let mut spec = self.service_spec(&name, want);
+        let mut spec = self.service_spec(name, want);
         if !want.spec.volumes.is_empty() {
             // A named volume lives on one node: the tasks that mount it stay on this one,
             // beside the add-ons, rather than start empty elsewhere.
@@ -240,11 +260,11 @@ impl Runner {
         let Some(current) = current else {
             self.docker.create_service(spec, None).await?;
             tracing::info!(app = %want.spec.app, service = %name, replicas = want.replicas, "service created");
-            return match self.converge(&name, &hash, want, None).await {
-                Ok(()) => Ok(()),
+            return match self.converge(name, &hash, want, None).await {
+                Ok(()) => Ok(Applied::Created),
                 Err(error) => {
                     // Nothing served from it before: leave nothing behind.
-                    let _ = self.delete_service(&name).await;
+                    let _ = self.delete_service(name).await;
                     Err(error)
                 }
             };
@@ -259,7 +279,7 @@ impl Runner {
             && !want.restart
         {
             // Unchanged, but an update paas was waiting on when it stopped may still run.
-            return self.converge(&name, &hash, want, None).await;
+            return self.converge(name, &hash, want, None).await.map(|()| Applied::Unchanged);
         }
         if let Some(template) = spec.task_template.as_mut() {
             template.force_update = Some(old_force + u64::from(want.restart));
@@ -270,9 +290,9 @@ impl Runner {
             version: i32::try_from(version).unwrap_or(i32::MAX),
             ..Default::default()
         };
-        self.docker.update_service(&name, spec, options, None).await?;
+        self.docker.update_service(name, spec, options, None).await?;
         tracing::info!(app = %want.spec.app, service = %name, %process, replicas = want.replicas, "service updated");
-        self.converge(&name, &hash, want, Some(started)).await
+        self.converge(name, &hash, want, Some(started)).await.map(|()| Applied::Updated)
     }
 
     /// Waits until `want.replicas` tasks of spec `hash` run and no other task of the service
@@ -419,6 +439,64 @@ impl Runner {
                 Ok(output) => crate::docker::log_line(output, true).map(Ok),
                 Err(error) => Some(Err(error.into())),
             })
+        })
+    }
+
+    /// Tasks of this runner's network that start running or fail from now on, found by
+    /// reading Swarm's tasks every second (Swarm has no event stream for tasks on API 1.41).
+    pub(crate) fn task_events(&self) -> impl Stream<Item = ProcessEvent> + Send + 'static {
+        struct Watch {
+            runner: Runner,
+            /// Each known task's state, as last read; `None` before the first read.
+            seen: Option<HashMap<String, TaskState>>,
+            ready: VecDeque<ProcessEvent>,
+        }
+        let watch = Watch { runner: self.clone(), seen: None, ready: VecDeque::new() };
+        futures_util::stream::unfold(watch, |mut watch| async move {
+            loop {
+                if let Some(event) = watch.ready.pop_front() {
+                    return Some((event, watch));
+                }
+                if watch.seen.is_some() {
+                    tokio::time::sleep(EVENT_POLL).await;
+                }
+                let Ok(tasks) = watch.runner.docker.list_tasks(None::<ListTasksOptions>).await
+                else {
+                    continue;
+                };
+                let network = watch.runner.config.network.as_str();
+                let first = watch.seen.is_none();
+                let seen = watch.seen.get_or_insert_default();
+                let mut now = HashMap::new();
+                for task in tasks.iter().filter(|t| task_label(t, LABEL_NETWORK) == Some(network)) {
+                    let (Some(id), Some(state)) =
+                        (task.id.clone(), task.status.as_ref().and_then(|s| s.state))
+                    else {
+                        continue;
+                    };
+                    let before = seen.get(&id).copied();
+                    let kind = match state {
+                        TaskState::RUNNING if before != Some(TaskState::RUNNING) => {
+                            Some(ProcessEventKind::Started)
+                        }
+                        TaskState::FAILED if before != Some(TaskState::FAILED) => {
+                            let status = task.status.as_ref();
+                            let exit_code = status
+                                .and_then(|s| s.container_status.as_ref())
+                                .and_then(|c| c.exit_code);
+                            Some(ProcessEventKind::Died { exit_code })
+                        }
+                        _ => None,
+                    };
+                    if let (Some(kind), false) = (kind, first)
+                        && let Some(event) = task_event(task, kind)
+                    {
+                        watch.ready.push_back(event);
+                    }
+                    now.insert(id, state);
+                }
+                *seen = now;
+            }
         })
     }
 
@@ -595,6 +673,13 @@ impl Runner {
     }
 }
 
+/// What [`Runner::apply_formation`] did to one service.
+enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+}
+
 /// Puts the spec's hash on the service and on its tasks' containers.
 fn label(spec: &mut SwarmServiceSpec, hash: &str) {
     spec.labels.get_or_insert_default().insert(LABEL_SPEC.to_string(), hash.to_string());
@@ -604,9 +689,11 @@ fn label(spec: &mut SwarmServiceSpec, hash: &str) {
 }
 
 /// A hash of what the tasks run (not of the replica count, which scales without replacing
-/// tasks). Stable across paas versions as long as the spec's JSON is.
+/// tasks). Stable across paas versions as long as the spec's JSON is: the spec's maps are
+/// `HashMap`s, so it is hashed as a `serde_json::Value`, whose objects keep keys sorted.
 fn spec_hash(spec: &SwarmServiceSpec) -> String {
-    let json = serde_json::to_string(&spec.task_template).unwrap_or_default();
+    let value = serde_json::to_value(&spec.task_template).unwrap_or_default();
+    let json = value.to_string();
     format!("{:016x}", fnv1a(json.as_bytes()))
 }
 
@@ -627,6 +714,26 @@ fn task_failed(task: &Task) -> bool {
         task.status.as_ref().and_then(|s| s.state),
         Some(TaskState::FAILED | TaskState::REJECTED)
     )
+}
+
+/// Something that happened to a task, as the container scheduler reports it of containers.
+fn task_event(task: &Task, kind: ProcessEventKind) -> Option<ProcessEvent> {
+    let process_type = task_label(task, LABEL_PROCESS)?.to_string();
+    let index = u32::try_from(task.slot.unwrap_or(0)).unwrap_or(0);
+    let app = task_label(task, LABEL_APP)?.to_string();
+    let at = task.status.as_ref().and_then(|s| s.timestamp.as_deref()).and_then(parse_time);
+    let at = at.unwrap_or_else(time::OffsetDateTime::now_utc);
+    Some(ProcessEvent {
+        container_id: task.id.clone()?,
+        name: format!("{}-{app}-{process_type}.{index}", task_label(task, LABEL_NETWORK)?),
+        release: task_label(task, LABEL_RELEASE)?.parse().ok()?,
+        app,
+        process_type,
+        index,
+        one_off: false,
+        kind,
+        time_nano: i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX),
+    })
 }
 
 /// A task as a process: its id stands for the container id, its slot for the index, and its

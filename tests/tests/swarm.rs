@@ -22,10 +22,13 @@ async fn swarm_server() -> TestServer {
 }
 
 /// A web app that shows its release and process, answers 500 on `/health` when `BROKEN` is
-/// set (a release that never becomes healthy), and a worker that only sleeps.
+/// set (a release that never becomes healthy), and a worker that only sleeps, or exits at
+/// once when `BROKEN_WORKER` is set.
 fn swarm_app(dir: &Path) {
     std::fs::write(dir.join("requirements.txt"), "").unwrap();
-    std::fs::write(dir.join("Procfile"), "web: python3 app.py\nworker: sleep infinity\n").unwrap();
+    let worker = "test -z \"$BROKEN_WORKER\" && exec sleep infinity";
+    std::fs::write(dir.join("Procfile"), format!("web: python3 app.py\nworker: {worker}\n"))
+        .unwrap();
     std::fs::write(
         dir.join("app.py"),
         r#"import json, os, socket, urllib.parse
@@ -56,7 +59,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
-print("listening on", os.environ["PORT"], flush=True)
+print("listening on", os.environ["PORT"], "as", os.environ["PAAS_RELEASE"], flush=True)
 ThreadingHTTPServer(("0.0.0.0", int(os.environ["PORT"])), Handler).serve_forever()
 "#,
     )
@@ -129,9 +132,22 @@ async fn releases_run_as_swarm_services() {
     assert_eq!(ps.len(), 1, "{ps:?}");
     assert!(ps.iter().all(|p| p["node"].is_string() && p["state"] == "running"), "{ps:?}");
 
-    // A config change is a rolling update to a new release.
+    // A config change is a rolling update to a new release; a tail of the log follows the
+    // new task, and the app's feed says it started.
+    let mut tail =
+        server.api(Method::GET, "/apps/fleet/logs?tail=true&num=0").send().await.unwrap();
     let set = server.api(Method::PATCH, "/apps/fleet/config").json(&json!({"GREETING": "two"}));
     assert_eq!(set.send().await.unwrap().status(), 200);
+    let mut followed = String::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !(followed.contains("listening on 5000 as v4")
+        && followed.contains("Process of v4 started"))
+    {
+        assert!(Instant::now() < deadline, "the tail did not follow the new task:\n{followed}");
+        let chunk = tokio::time::timeout(Duration::from_secs(30), tail.chunk()).await;
+        followed.push_str(&String::from_utf8_lossy(&chunk.unwrap().unwrap().unwrap()));
+    }
+    drop(tail);
     let answer = page(&server, "fleet").await;
     assert_eq!(
         (answer["GREETING"].as_str(), answer["PAAS_RELEASE"].as_str()),
@@ -237,6 +253,22 @@ async fn swarm_rolls_back_a_release_that_fails_its_health_check() {
     wait_until("only v3 runs", Duration::from_secs(60), || async {
         let ps = server.get_json("/apps/careful/ps").await;
         ps.as_array().unwrap().iter().all(|p| p["release"] == 3)
+    })
+    .await;
+    assert_eq!(page(&server, "careful").await["PAAS_RELEASE"], "v3");
+
+    // A release whose worker crashes at once: Swarm rolls the worker back, and paas the web
+    // service it had already updated, so the app runs one release, the one before.
+    let scaled = server.api(Method::PATCH, "/apps/careful/formation").json(&json!({"worker": 1}));
+    assert_eq!(scaled.send().await.unwrap().status(), 200);
+    let broken =
+        server.api(Method::PATCH, "/apps/careful/config").json(&json!({"BROKEN_WORKER": "1"}));
+    let broken = broken.send().await.unwrap();
+    assert_eq!(broken.status(), 422, "{}", broken.text().await.unwrap());
+    wait_until("web and worker back on v3", Duration::from_secs(90), || async {
+        let ps = server.get_json("/apps/careful/ps").await;
+        let ps = ps.as_array().unwrap();
+        ps.len() == 2 && ps.iter().all(|p| p["release"] == 3 && p["state"] == "running")
     })
     .await;
     assert_eq!(page(&server, "careful").await["PAAS_RELEASE"], "v3");

@@ -295,9 +295,7 @@ impl Runner {
                 processes.push(process);
             }
         }
-        if self.orchestrates_rollouts() {
-            processes.extend(self.list_tasks(app).await?);
-        }
+        processes.extend(self.tasks(app).await?);
         processes.sort_by(|a, b| {
             (&a.app, &a.process_type, a.index, a.release, &a.name).cmp(&(
                 &b.app,
@@ -742,7 +740,9 @@ impl Runner {
         }
     }
 
-    async fn container_ids(&self, app: Option<&str>) -> Result<Vec<String>, RunError> {
+    /// The label filter that finds what this runner made (of one app, if given): its
+    /// containers, and with Swarm its services.
+    pub(crate) fn label_filters(&self, app: Option<&str>) -> HashMap<&'static str, Vec<String>> {
         let mut labels = vec![
             format!("{LABEL_MANAGED}=true"),
             format!("{LABEL_NETWORK}={}", self.config.network),
@@ -750,7 +750,11 @@ impl Runner {
         if let Some(app) = app {
             labels.push(format!("{LABEL_APP}={app}"));
         }
-        let filters = HashMap::from([("label", labels)]);
+        HashMap::from([("label", labels)])
+    }
+
+    async fn container_ids(&self, app: Option<&str>) -> Result<Vec<String>, RunError> {
+        let filters = self.label_filters(app);
         let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let containers = self.docker.list_containers(Some(options)).await?;
         Ok(containers.into_iter().filter_map(|c| c.id).collect())

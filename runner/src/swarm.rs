@@ -163,7 +163,7 @@ impl Runner {
                 tracing::info!(%app, service = %name, "service of a type no longer run removed");
             }
         }
-        self.list_tasks(Some(app)).await
+        self.tasks(Some(app)).await
     }
 
     /// Removes every service of `app` (it is being destroyed); its tasks stop with them.
@@ -212,14 +212,7 @@ impl Runner {
 
     /// The services of this runner's network (of one app, if given).
     async fn services(&self, app: Option<&str>) -> Result<Vec<Service>, RunError> {
-        let mut labels = vec![
-            format!("{LABEL_MANAGED}=true"),
-            format!("{LABEL_NETWORK}={}", self.config.network),
-        ];
-        if let Some(app) = app {
-            labels.push(format!("{LABEL_APP}={app}"));
-        }
-        let filters = HashMap::from([("label", labels)]);
+        let filters = self.label_filters(app);
         let options = ListServicesOptionsBuilder::default().filters(&filters).build();
         Ok(self.docker.list_services(Some(options)).await?)
     }
@@ -507,8 +500,12 @@ impl Runner {
     }
 
     /// The tasks Swarm wants running for this runner's network (of one app, if given), as
-    /// processes: what `paas ps` shows, and what the router follows.
-    pub(crate) async fn list_tasks(&self, app: Option<&str>) -> Result<Vec<Process>, RunError> {
+    /// processes: what the router follows (`list` adds the one-off containers for `paas
+    /// ps`). Empty with the container scheduler.
+    pub async fn tasks(&self, app: Option<&str>) -> Result<Vec<Process>, RunError> {
+        if !self.orchestrates_rollouts() {
+            return Ok(Vec::new());
+        }
         let filters = HashMap::from([("desired-state", vec!["running"])]);
         let options = ListTasksOptionsBuilder::default().filters(&filters).build();
         let tasks = self.docker.list_tasks(Some(options)).await?;
@@ -718,22 +715,48 @@ fn task_failed(task: &Task) -> bool {
 
 /// Something that happened to a task, as the container scheduler reports it of containers.
 fn task_event(task: &Task, kind: ProcessEventKind) -> Option<ProcessEvent> {
-    let process_type = task_label(task, LABEL_PROCESS)?.to_string();
-    let index = u32::try_from(task.slot.unwrap_or(0)).unwrap_or(0);
-    let app = task_label(task, LABEL_APP)?.to_string();
+    let who = TaskIdentity::of(task)?;
     let at = task.status.as_ref().and_then(|s| s.timestamp.as_deref()).and_then(parse_time);
     let at = at.unwrap_or_else(time::OffsetDateTime::now_utc);
     Some(ProcessEvent {
-        container_id: task.id.clone()?,
-        name: format!("{}-{app}-{process_type}.{index}", task_label(task, LABEL_NETWORK)?),
-        release: task_label(task, LABEL_RELEASE)?.parse().ok()?,
-        app,
-        process_type,
-        index,
+        container_id: who.id,
+        name: who.name,
+        app: who.app,
+        release: who.release,
+        process_type: who.process_type,
+        index: who.index,
         one_off: false,
         kind,
         time_nano: i64::try_from(at.unix_timestamp_nanos()).unwrap_or(i64::MAX),
     })
+}
+
+/// Who a task is, from its containers' labels and its slot; `None` when it is not paas's.
+struct TaskIdentity {
+    id: String,
+    /// `paas-shop-web.2`.
+    name: String,
+    app: String,
+    release: i64,
+    process_type: String,
+    index: u32,
+}
+
+impl TaskIdentity {
+    fn of(task: &Task) -> Option<TaskIdentity> {
+        let app = task_label(task, LABEL_APP)?.to_string();
+        let process_type = task_label(task, LABEL_PROCESS)?.to_string();
+        let index = u32::try_from(task.slot.unwrap_or(0)).unwrap_or(0);
+        let network = task_label(task, LABEL_NETWORK)?;
+        Some(TaskIdentity {
+            id: task.id.clone()?,
+            name: format!("{network}-{app}-{process_type}.{index}"),
+            release: task_label(task, LABEL_RELEASE)?.parse().ok()?,
+            app,
+            process_type,
+            index,
+        })
+    }
 }
 
 /// A task as a process: its id stands for the container id, its slot for the index, and its
@@ -760,17 +783,15 @@ fn task_process(task: &Task, nodes: &HashMap<String, (String, Option<IpAddr>)>) 
         (ProcessState::Running, Some(ip), Some(published)) => Some(SocketAddr::new(ip, published)),
         _ => None,
     };
-    let process_type = task_label(task, LABEL_PROCESS)?.to_string();
-    let index = u32::try_from(task.slot.unwrap_or(0)).unwrap_or(0);
-    let app = task_label(task, LABEL_APP)?.to_string();
+    let who = TaskIdentity::of(task)?;
     let running = state == ProcessState::Running;
     Some(Process {
-        container_id: task.id.clone()?,
-        name: format!("{}-{app}-{process_type}.{index}", task_label(task, LABEL_NETWORK)?),
-        release: task_label(task, LABEL_RELEASE)?.parse().ok()?,
-        app,
-        process_type,
-        index,
+        container_id: who.id,
+        name: who.name,
+        app: who.app,
+        release: who.release,
+        process_type: who.process_type,
+        index: who.index,
         one_off: false,
         image: task.spec.as_ref()?.container_spec.as_ref()?.image.clone().unwrap_or_default(),
         state,

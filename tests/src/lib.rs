@@ -437,3 +437,57 @@ pub async fn wait_until<F: Future<Output = bool>>(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Steady requests through the router to the app at `host`, from `clients` loops, each
+/// counted as good (a 200 with its whole body) or failed, until [`Load::stop`]; bounded to
+/// 5 minutes whatever happens.
+pub struct Load {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ok: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    failed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    clients: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    pub fn start(router: std::net::SocketAddr, host: &str, clients: usize) -> Load {
+        use std::sync::atomic::Ordering;
+        let load = Load {
+            stop: Default::default(),
+            ok: Default::default(),
+            failed: Default::default(),
+            clients: Vec::new(),
+        };
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, ok, failed) = (load.stop.clone(), load.ok.clone(), load.failed.clone());
+                let (url, host) = (format!("http://{router}/"), host.to_string());
+                tokio::spawn(async move {
+                    let client = reqwest::Client::builder().no_proxy().build().expect("client");
+                    let deadline = Instant::now() + Duration::from_secs(300);
+                    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                        let answer = client.get(&url).header("host", &host).send().await;
+                        let good = match answer {
+                            Ok(response) => {
+                                response.status() == 200 && response.bytes().await.is_ok()
+                            }
+                            Err(_) => false,
+                        };
+                        let counter = if good { &ok } else { &failed };
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+            })
+            .collect();
+        Load { clients, ..load }
+    }
+
+    /// Stops the clients; the requests that succeeded and those that failed.
+    pub async fn stop(self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        self.stop.store(true, Ordering::Relaxed);
+        for client in self.clients {
+            client.await.expect("load client");
+        }
+        (self.ok.load(Ordering::Relaxed), self.failed.load(Ordering::Relaxed))
+    }
+}

@@ -484,8 +484,6 @@ async fn scaling_reports_crashes_and_web_at_zero() {
 /// `bench/deploys.sh` collects for docs/benchmarks.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_rollouts_under_load_fail_no_request() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
     let server = TestServer::start(Db::Sqlite).await;
@@ -499,27 +497,7 @@ async fn ten_rollouts_under_load_fail_no_request() {
     paas.deploy(&admin, &app, &tree(source.path().into(), None), &BuildLog::new()).await.unwrap();
     let first_deploy = started.elapsed();
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-        let url = format!("http://{}/", server.router);
-        load.push(tokio::spawn(async move {
-            let client = reqwest::Client::builder().no_proxy().build().unwrap();
-            // Bounded in time whatever happens: at most 5 minutes.
-            let deadline = Instant::now() + Duration::from_secs(300);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                let answer = client.get(&url).header("host", "steady.localhost").send().await;
-                let good = match answer {
-                    Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                let counter = if good { &ok } else { &failed };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-        }));
-    }
+    let load = paas_tests::Load::start(server.router, "steady.localhost", 4);
 
     let mut rollouts = Vec::new();
     for round in 0..10 {
@@ -539,11 +517,7 @@ async fn ten_rollouts_under_load_fail_no_request() {
     assert_eq!(response.status(), 200);
     let rollback = started.elapsed();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.stop().await;
     rollouts.sort();
     eprintln!(
         "BENCH requests={ok} failed={failed} first_deploy_s={:.1} rollout_median_s={:.1} \

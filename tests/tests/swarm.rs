@@ -6,14 +6,12 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use paas_builder::BuildLog;
 use paas_runner::Scheduler;
 use paas_server::core::SourceTree;
-use paas_tests::{Db, TestServer, wait_until};
+use paas_tests::{Db, Load, TestServer, wait_until};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -222,20 +220,14 @@ async fn swarm_rolls_back_a_release_that_fails_its_health_check() {
     let _source = deploy(&server, "careful", config).await;
     assert_eq!(page(&server, "careful").await["PAAS_RELEASE"], "v3");
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = load(&server, "careful", &stop, &ok, &failed);
+    let load = Load::start(server.router, "careful.localhost", 4);
     let broken = server.api(Method::PATCH, "/apps/careful/config").json(&json!({"BROKEN": "1"}));
     let broken = broken.send().await.unwrap();
     let status = broken.status();
     let body = broken.text().await.unwrap();
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("rolled the service back"), "{body}");
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.stop().await;
     assert_eq!(
         failed,
         0,
@@ -275,45 +267,12 @@ async fn swarm_rolls_back_a_release_that_fails_its_health_check() {
     server.api(Method::DELETE, "/apps/careful").send().await.unwrap();
 }
 
-/// Steady requests through the router to `name` until `stop`, counted.
-fn load(
-    server: &TestServer,
-    name: &str,
-    stop: &Arc<AtomicBool>,
-    ok: &Arc<AtomicUsize>,
-    failed: &Arc<AtomicUsize>,
-) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..4)
-        .map(|_| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            let url = format!("http://{}/", server.router);
-            let host = format!("{name}.localhost");
-            tokio::spawn(async move {
-                let client = reqwest::Client::builder().no_proxy().build().unwrap();
-                // Bounded in time whatever happens: at most 5 minutes.
-                let deadline = Instant::now() + Duration::from_secs(300);
-                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-                    let answer = client.get(&url).header("host", &host).send().await;
-                    let good = match answer {
-                        Ok(response) => response.status() == 200 && response.bytes().await.is_ok(),
-                        Err(_) => false,
-                    };
-                    let counter = if good { &ok } else { &failed };
-                    counter.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect()
-}
-
 /// Ten rolling updates by Swarm under steady load: not one failed request.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_swarm_rolling_updates_under_load_fail_no_request() {
     let server = swarm_server().await;
     let _source = deploy(&server, "steady", json!({"PAAS_HEALTHCHECK_PATH": "/health"})).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let load = load(&server, "steady", &stop, &ok, &failed);
+    let load = Load::start(server.router, "steady.localhost", 4);
     let mut rollouts = Vec::new();
     for round in 0..10 {
         let started = Instant::now();
@@ -325,11 +284,7 @@ async fn ten_swarm_rolling_updates_under_load_fail_no_request() {
         rollouts.push(started.elapsed());
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in load {
-        task.await.unwrap();
-    }
-    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    let (ok, failed) = load.stop().await;
     rollouts.sort();
     eprintln!(
         "BENCH swarm requests={ok} failed={failed} rollout_median_s={:.1} rollout_max_s={:.1}",

@@ -82,9 +82,9 @@ impl Paas {
                 }
             });
         }
-        let running = runner.list(None).await?;
+        let running = runner.tasks(None).await?;
         for app in &names {
-            let mine = running.iter().filter(|p| &p.app == app && !p.one_off);
+            let mine = running.iter().filter(|p| &p.app == app);
             self.set_backends(app, None, served_backends(mine));
         }
         self.sync_routes().await
@@ -100,7 +100,7 @@ impl Paas {
             let mut routed: HashMap<String, BTreeMap<String, Served>> = HashMap::new();
             loop {
                 tokio::time::sleep(TASK_POLL).await;
-                let processes = match runner.list(None).await {
+                let processes = match runner.tasks(None).await {
                     Ok(processes) => processes,
                     Err(err) => {
                         tracing::warn!(error = %err, "cannot list Swarm's tasks");
@@ -108,7 +108,7 @@ impl Paas {
                     }
                 };
                 let mut now: HashMap<String, BTreeMap<String, Served>> = HashMap::new();
-                for process in processes.iter().filter(|p| !p.one_off) {
+                for process in &processes {
                     now.entry(process.app.clone()).or_default().extend(served_backends([process]));
                 }
                 if now == routed {

@@ -9,34 +9,22 @@ use std::time::Duration;
 
 use http_body_util::Limited;
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 use tokio::sync::{Notify, watch};
+
+use crate::upstream::{ConnectError, Connection};
 
 /// The body type sent to backends: the client's body, capped at the configured limit.
 pub(crate) type BackendBody = Limited<Incoming>;
-pub(crate) type Sender = http1::SendRequest<BackendBody>;
 
 /// Idle keep-alive connections kept per backend and worker.
 const MAX_IDLE: usize = 256;
-
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ConnectError {
-    #[error("connection to {0} timed out")]
-    Timeout(SocketAddr),
-    #[error("cannot connect to {0}: {1}")]
-    Io(SocketAddr, std::io::Error),
-    #[error("HTTP handshake with {0} failed: {1}")]
-    Handshake(SocketAddr, hyper::Error),
-}
 
 pub(crate) struct Backend {
     pub addr: SocketAddr,
     inflight: AtomicUsize,
     /// One pool per worker thread, indexed by `workers::current()`: a connection's task runs
     /// on the worker that opened it, and waking it from another would cost a hop.
-    idle: Box<[Mutex<Vec<Sender>>]>,
+    idle: Box<[Mutex<Vec<Connection>>]>,
     /// Woken whenever the in-flight count drops to zero.
     idle_notify: Notify,
     /// Set when the backend left the routing table: stop pooling its connections.
@@ -67,68 +55,39 @@ impl Backend {
         InflightGuard { backend: self.clone() }
     }
 
-    /// A ready keep-alive connection from the pool, or a new one.
+    /// An idle keep-alive connection from the pool, or a new one.
     pub(crate) async fn connection(
         &self,
         connect_timeout: Duration,
-    ) -> Result<Sender, ConnectError> {
+    ) -> Result<Connection, ConnectError> {
         loop {
             let pooled = self.pool().lock().map(|mut idle| idle.pop()).unwrap_or(None);
-            let Some(mut sender) = pooled else { break };
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.is_ready() {
-                return Ok(sender);
-            }
-            // Its last response just ended; the connection task may not have caught up yet.
-            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(1), sender.ready()).await {
-                return Ok(sender);
+            let Some(mut connection) = pooled else { break };
+            if connection.still_idle().await {
+                connection.reused = true;
+                return Ok(connection);
             }
         }
-        let (sender, conn) = self.handshake(connect_timeout).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        self.connect(connect_timeout).await
     }
 
-    /// A new, unpooled connection that can be upgraded (WebSockets).
-    pub(crate) async fn upgradable_connection(
+    /// A new connection (one that may become a WebSocket tunnel is never pooled).
+    pub(crate) async fn connect(
         &self,
         connect_timeout: Duration,
-    ) -> Result<Sender, ConnectError> {
-        let (sender, conn) = self.handshake(connect_timeout).await?;
-        tokio::spawn(async move {
-            let _ = conn.with_upgrades().await;
-        });
-        Ok(sender)
+    ) -> Result<Connection, ConnectError> {
+        Connection::open(self.addr, connect_timeout).await
     }
 
-    async fn handshake(
-        &self,
-        connect_timeout: Duration,
-    ) -> Result<(Sender, http1::Connection<TokioIo<TcpStream>, BackendBody>), ConnectError> {
-        let stream = tokio::time::timeout(connect_timeout, TcpStream::connect(self.addr))
-            .await
-            .map_err(|_| ConnectError::Timeout(self.addr))?
-            .map_err(|e| ConnectError::Io(self.addr, e))?;
-        let _ = stream.set_nodelay(true);
-        http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| ConnectError::Handshake(self.addr, e))
-    }
-
-    /// Returns a connection whose response is complete to the pool.
-    pub(crate) fn release(&self, sender: Sender) {
-        if self.retired.load(Ordering::Relaxed) || sender.is_closed() {
+    /// Returns a connection whose answer was read to its end to the pool.
+    pub(crate) fn release(&self, connection: Connection) {
+        if self.retired.load(Ordering::Relaxed) {
             return;
         }
         if let Ok(mut idle) = self.pool().lock()
             && idle.len() < MAX_IDLE
         {
-            idle.push(sender);
+            idle.push(connection);
         }
     }
 
@@ -143,7 +102,7 @@ impl Backend {
     }
 
     /// The calling worker's idle connections.
-    fn pool(&self) -> &Mutex<Vec<Sender>> {
+    fn pool(&self) -> &Mutex<Vec<Connection>> {
         &self.idle[crate::workers::current() % self.idle.len()]
     }
 

@@ -18,6 +18,7 @@ mod proxy;
 mod table;
 mod tls;
 mod trust;
+mod upstream;
 mod workers;
 
 use std::collections::{BTreeMap, HashMap};

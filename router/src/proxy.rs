@@ -16,9 +16,10 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::backend::{Backend, BackendBody, InflightGuard, Sender};
+use crate::backend::{Backend, BackendBody, InflightGuard};
 use crate::pages::{self, Page};
 use crate::table::{LiveRoute, strip_port};
+use crate::upstream::{self, Answer, AnswerBody, Connection};
 use crate::{Scheme, Shared};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -73,12 +74,12 @@ pub(crate) enum ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         match self.get_mut() {
             ProxyBody::Page(full) => match Pin::new(full).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
@@ -108,22 +109,21 @@ impl Body for ProxyBody {
 /// A backend's response body on its way to the client. When it ends, the connection goes
 /// back to the pool, the request stops counting as in flight, and the access log is written.
 pub(crate) struct TrackedBody {
-    inner: Incoming,
+    inner: AnswerBody,
     done: Option<Completion>,
 }
 
 struct Completion {
     guard: InflightGuard,
-    /// The keep-alive connection, returned to the pool only after a complete response.
-    sender: Option<Sender>,
     log: AccessLog,
     bytes: u64,
 }
 
 impl Completion {
-    fn finish(mut self, complete: bool) {
-        if complete && let Some(sender) = self.sender.take() {
-            self.guard.backend().release(sender);
+    /// `connection`: the keep-alive connection, back to the pool after a complete answer.
+    fn finish(self, connection: Option<Connection>) {
+        if let Some(connection) = connection {
+            self.guard.backend().release(connection);
         }
         self.log.write(self.bytes);
     }
@@ -131,12 +131,12 @@ impl Completion {
 
 impl Body for TrackedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = std::io::Error;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
         let this = self.get_mut();
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
@@ -147,12 +147,12 @@ impl Body for TrackedBody {
             }
             Poll::Ready(None) => {
                 if let Some(done) = this.done.take() {
-                    done.finish(true);
+                    done.finish(this.inner.reusable());
                 }
             }
             Poll::Ready(Some(Err(_))) => {
                 if let Some(done) = this.done.take() {
-                    done.finish(false);
+                    done.finish(None);
                 }
             }
             Poll::Pending => {}
@@ -173,8 +173,7 @@ impl Drop for TrackedBody {
     fn drop(&mut self) {
         if let Some(done) = self.done.take() {
             // An empty body may never be polled; it still completed.
-            let complete = self.inner.is_end_stream();
-            done.finish(complete);
+            done.finish(self.inner.reusable());
         }
     }
 }
@@ -200,7 +199,7 @@ impl AccessLog {
         tracing::info!(
             target: crate::ACCESS_LOG_TARGET,
             app = self.route.as_ref().map_or("-", |route| route.app.as_str()),
-            method = %self.method,
+            method = self.method.as_str(),
             path = self.target.as_ref().map_or("", |target| target.path()),
             status = self.status,
             ms = elapsed.as_secs_f64() * 1000.0,
@@ -299,28 +298,34 @@ pub(crate) async fn handle(
     let upgrade = h2_websocket || is_upgrade(request.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
     let (parts, body) = request.into_parts();
-    let Some(path_and_query) = parts.uri.path_and_query().cloned() else {
+    let Some(target) = parts.uri.path_and_query() else {
         return Ok(page(pages::bad_request("missing path", id_str(&request_id)), &request_id, log));
     };
-    let mut outgoing =
-        Request::new(Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)));
-    *outgoing.method_mut() = if h2_websocket { hyper::Method::GET } else { parts.method };
-    *outgoing.uri_mut() = path_and_query.into();
-    *outgoing.version_mut() = Version::HTTP_11;
-    *outgoing.headers_mut() = parts.headers;
-    let headers = outgoing.headers_mut();
-    strip_hop_by_hop(headers, upgrade);
+    let method = if h2_websocket { hyper::Method::GET } else { parts.method };
+    let mut headers = parts.headers;
+    strip_hop_by_hop(&mut headers, upgrade);
     if h2_websocket {
-        as_websocket_upgrade(headers);
+        as_websocket_upgrade(&mut headers);
     }
     // HTTP/2 names the host in the request's authority only; an HTTP/1.1 app needs Host.
     if !headers.contains_key(header::HOST) {
         headers.insert(header::HOST, host_value.clone());
     }
-    add_forwarding_headers(headers, &host_value, &edge, from_proxy, &request_id);
+    add_forwarding_headers(&mut headers, &host_value, &edge, from_proxy, &request_id);
+    // A body of unknown length (chunked from an HTTP/1.1 client, or from HTTP/2 without
+    // Content-Length) goes on chunked.
+    let body = (!body.is_end_stream())
+        .then(|| Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX)));
+    let chunked = body.is_some() && !headers.contains_key(header::CONTENT_LENGTH);
+    let outgoing = Outgoing {
+        head: upstream::request_head(&method, target.as_str(), &headers, chunked),
+        body,
+        chunked,
+        method,
+    };
 
     let forwarded = forward(&shared, &route.app, backends, outgoing, upgrade).await;
-    let (mut response, sender, guard) = match forwarded {
+    let (answer, connection, guard) = match forwarded {
         Ok(answer) => answer,
         Err(Failure::Timeout) => {
             return Ok(page(pages::timeout(&route.app, id_str(&request_id)), &request_id, log));
@@ -328,10 +333,18 @@ pub(crate) async fn handle(
         Err(Failure::Backend) => {
             return Ok(page(pages::bad_gateway(&route.app, id_str(&request_id)), &request_id, log));
         }
+        Err(Failure::TooLarge) => {
+            return Ok(page(pages::too_large(limit, id_str(&request_id)), &request_id, log));
+        }
     };
 
-    log.status = response.status().as_u16();
-    let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+    let mut body = answer.body(connection);
+    let Answer { status, headers, .. } = answer;
+    let mut response = Response::new(());
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    log.status = status.as_u16();
+    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching);
     if switching && h2_websocket {
         // RFC 8441 §5: the HTTP/2 answer to an accepted WebSocket is a 200, and the
@@ -351,22 +364,35 @@ pub(crate) async fn handle(
         response.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HSTS_VALUE.clone());
     }
 
-    if switching && let Some(client_upgrade) = client_upgrade {
-        let backend_upgrade = hyper::upgrade::on(&mut response);
+    if switching
+        && let Some(client_upgrade) = client_upgrade
+        && let Some(backend) = body.upgraded()
+    {
         let tunnel_guard = guard.backend().begin();
-        tokio::spawn(tunnel(client_upgrade, backend_upgrade, tunnel_guard, slot));
+        tokio::spawn(tunnel(client_upgrade, backend, tunnel_guard, slot));
     }
-    let (parts, body) = response.into_parts();
-    let body = TrackedBody {
-        inner: body,
-        done: Some(Completion {
-            guard,
-            sender: (!switching).then_some(sender).flatten(),
-            log,
-            bytes: 0,
-        }),
-    };
-    Ok(Response::from_parts(parts, ProxyBody::Backend(body)))
+    let body = TrackedBody { inner: body, done: Some(Completion { guard, log, bytes: 0 }) };
+    Ok(response.map(|()| ProxyBody::Backend(body)))
+}
+
+/// A request on its way to a backend: its head as written on the wire, and its body.
+struct Outgoing {
+    head: Vec<u8>,
+    body: Option<BackendBody>,
+    chunked: bool,
+    method: hyper::Method,
+}
+
+impl Outgoing {
+    /// Whether sending it twice does no harm (RFC 9110 §9.2.2) once the first copy is lost:
+    /// no body was taken from the client, and the method is idempotent.
+    fn can_resend(&self) -> bool {
+        self.body.is_none()
+            && matches!(
+                self.method,
+                hyper::Method::GET | hyper::Method::HEAD | hyper::Method::OPTIONS
+            )
+    }
 }
 
 enum Failure {
@@ -374,17 +400,20 @@ enum Failure {
     Timeout,
     /// No backend could be reached, or one failed mid-answer.
     Backend,
+    /// The client's body went over the limit while it was being sent.
+    TooLarge,
 }
 
 /// Sends the request to the least-busy backend, moving on to the next when a connection
-/// cannot be made or the request was provably never sent (the only retries that are safe).
+/// cannot be made, and sending it again on a new connection when a reused one turned out to
+/// be closed before the backend said anything (the only retries that are safe).
 async fn forward(
     shared: &Shared,
     app: &str,
     backends: &[Arc<Backend>],
-    mut outgoing: Request<BackendBody>,
+    mut outgoing: Outgoing,
     upgrade: bool,
-) -> Result<(Response<Incoming>, Option<Sender>, InflightGuard), Failure> {
+) -> Result<(Answer, Connection, InflightGuard), Failure> {
     let config = &shared.config;
     let mut tried: Vec<usize> = Vec::new();
     let mut timed_out = false;
@@ -396,34 +425,34 @@ async fn forward(
         let backend = &backends[index];
         let guard = backend.begin();
         let connection = if upgrade {
-            backend.upgradable_connection(config.connect_timeout).await
+            backend.connect(config.connect_timeout).await
         } else {
             backend.connection(config.connect_timeout).await
         };
-        let mut sender = match connection {
-            Ok(sender) => sender,
+        let mut connection = match connection {
+            Ok(connection) => connection,
             Err(err) => {
                 tracing::warn!(backend = %backend.addr, %app, error = %err, "backend unreachable");
-                timed_out |= matches!(err, crate::backend::ConnectError::Timeout(_));
+                timed_out |= matches!(err, upstream::ConnectError::Timeout(_));
                 tried.push(index);
                 continue;
             }
         };
-        match tokio::time::timeout(config.first_byte_timeout, sender.try_send_request(outgoing))
-            .await
-        {
-            Ok(Ok(response)) => return Ok((response, Some(sender), guard)),
-            Ok(Err(mut err)) => match err.take_message() {
-                // Never written to the wire (a stale pooled connection): safe to send again.
-                Some(request) => {
-                    outgoing = request;
-                    continue;
-                }
-                None => {
-                    tracing::warn!(backend = %backend.addr, %app, error = %err.error(), "backend failed");
-                    return Err(Failure::Backend);
-                }
-            },
+        let resendable = connection.reused && outgoing.can_resend();
+        let exchange = connection.exchange(
+            &outgoing.head,
+            outgoing.body.take(),
+            outgoing.chunked,
+            &outgoing.method,
+        );
+        match tokio::time::timeout(config.first_byte_timeout, exchange).await {
+            Ok(Ok(answer)) => return Ok((answer, connection, guard)),
+            Ok(Err(err)) if resendable && err.nothing_answered() => continue,
+            Ok(Err(err)) if err.body_too_large() => return Err(Failure::TooLarge),
+            Ok(Err(err)) => {
+                tracing::warn!(backend = %backend.addr, %app, error = %err, "backend failed");
+                return Err(Failure::Backend);
+            }
             Err(_) => return Err(Failure::Timeout),
         }
     }
@@ -469,19 +498,23 @@ const LINGER_BYTES: usize = 64 * 1024 * 1024;
 /// `_slot` under the connection cap until then.
 async fn tunnel(
     client: hyper::upgrade::OnUpgrade,
-    backend: hyper::upgrade::OnUpgrade,
+    backend: Connection,
     guard: InflightGuard,
     _slot: Arc<OwnedSemaphorePermit>,
 ) {
-    let (client, backend_io) = match tokio::try_join!(client, backend) {
-        Ok(pair) => pair,
+    use tokio::io::AsyncWriteExt;
+    let mut client = match client.await {
+        Ok(client) => TokioIo::new(client),
         Err(err) => {
             tracing::debug!(error = %err, "upgrade failed");
             return;
         }
     };
-    let mut client = TokioIo::new(client);
-    let mut backend_io = TokioIo::new(backend_io);
+    // What the backend sent right after its 101, read with the answer's head.
+    let (mut backend_io, early) = backend.into_parts();
+    if !early.is_empty() && client.write_all(&early).await.is_err() {
+        return;
+    }
     let mut closing = guard.backend().closing();
     tokio::select! {
         _ = tokio::io::copy_bidirectional(&mut client, &mut backend_io) => {}

@@ -171,11 +171,14 @@ impl Fields<'_> {
     fn name(&mut self, field: &Field) {
         match (self.json, self.first) {
             (true, first) => {
-                let comma = if first { "" } else { "," };
-                let _ = write!(self.line, "{comma}\"{}\":", field.name());
+                self.line.push_str(if first { "\"" } else { ",\"" });
+                self.line.push_str(field.name());
+                self.line.push_str("\":");
             }
             (false, _) => {
-                let _ = write!(self.line, " {}=", field.name());
+                self.line.push(' ');
+                self.line.push_str(field.name());
+                self.line.push('=');
             }
         }
         self.first = false;
@@ -199,7 +202,7 @@ impl Visit for Fields<'_> {
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.name(field);
-        let _ = write!(self.line, "{value}");
+        digits(self.line, value, 1);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -233,11 +236,31 @@ fn timestamp(line: &mut String, now: SystemTime) {
     let month = if month_from_march < 10 { month_from_march + 3 } else { month_from_march - 9 };
     let year = year_of_era + era * 400 + u64::from(month <= 2);
     let (hour, minute, second) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let micros = since.subsec_micros();
-    let _ = write!(
-        line,
-        "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{micros:06}Z"
-    );
+    for (value, width, then) in [
+        (year, 4, '-'),
+        (month, 2, '-'),
+        (day, 2, 'T'),
+        (hour, 2, ':'),
+        (minute, 2, ':'),
+        (second, 2, '.'),
+        (u64::from(since.subsec_micros()), 6, 'Z'),
+    ] {
+        digits(line, value, width);
+        line.push(then);
+    }
+}
+
+/// `value` in decimal, zero-padded to `width` digits, without `fmt`'s general machinery.
+fn digits(line: &mut String, mut value: u64, width: usize) {
+    let mut buffer = [b'0'; 20];
+    let mut start = buffer.len();
+    while value > 0 || start == buffer.len() {
+        start -= 1;
+        buffer[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    start = start.min(buffer.len() - width.min(buffer.len()));
+    line.push_str(std::str::from_utf8(&buffer[start..]).unwrap_or_default());
 }
 
 #[cfg(test)]

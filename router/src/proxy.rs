@@ -67,6 +67,8 @@ static HOP_BY_HOP: [&HeaderName; 7] = [
 ];
 
 /// What the router answers with: its own page, or a backend's streamed body.
+// Nearly every answer is the large variant: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum ProxyBody {
     Page(Full<Bytes>),
     Backend(TrackedBody),
@@ -664,12 +666,16 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     for name in named {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
-        headers.remove(name);
+    // Most messages carry none of these: a look at the names present is cheaper than a
+    // hashed removal of each.
+    if headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
+        for name in HOP_BY_HOP {
+            headers.remove(name);
+        }
     }
     if upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if headers.keys().any(|name| name == header::UPGRADE) {
         headers.remove(header::UPGRADE);
     }
 }
@@ -689,7 +695,7 @@ fn add_forwarding_headers(
     // The same claims as X-Forwarded-For in other spellings, believed by other frameworks
     // (Rack's request.ip reads Forwarded, Gin and chi X-Real-IP). The router sets neither,
     // so from a client that is no proxy of ours they are dropped rather than replaced.
-    if !from_proxy {
+    if !from_proxy && headers.keys().any(|name| name == header::FORWARDED || name == X_REAL_IP) {
         headers.remove(header::FORWARDED);
         headers.remove(&X_REAL_IP);
     }

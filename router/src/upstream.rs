@@ -248,9 +248,18 @@ impl Answer {
 /// Interim answers (100 Continue, 103 Early Hints) are consumed and skipped.
 fn parse_answer(buffer: &mut BytesMut, method: &Method) -> Result<Option<Answer>, ExchangeError> {
     loop {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut parsed = httparse::Response::new(&mut slots);
-        let size = match parsed.parse(buffer) {
+        // Most answers have a few headers: 100 empty ones written for every answer showed
+        // in profiles, so room for 100 is made only when 16 are not enough.
+        let mut few = [httparse::EMPTY_HEADER; 16];
+        let mut many = Vec::new();
+        let mut parsed = httparse::Response::new(&mut few);
+        let mut result = parsed.parse(buffer);
+        if let Err(httparse::Error::TooManyHeaders) = result {
+            many.resize(MAX_HEADERS, httparse::EMPTY_HEADER);
+            parsed = httparse::Response::new(&mut many);
+            result = parsed.parse(buffer);
+        }
+        let size = match result {
             Ok(httparse::Status::Complete(size)) => size,
             Ok(httparse::Status::Partial) if buffer.len() > MAX_HEAD_BYTES => {
                 return Err(ExchangeError::Invalid("head too large".into()));
@@ -508,6 +517,9 @@ mod tests {
         let mut buffer =
             BytesMut::from("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\n");
         assert!(parse_answer(&mut buffer, &Method::GET).is_err(), "disagreeing lengths");
+        let many: String = (0..40).map(|i| format!("x-{i}: {i}\r\n")).collect();
+        let long = format!("HTTP/1.1 200 OK\r\n{many}content-length: 0\r\n\r\n");
+        assert_eq!(parse(&long, Method::GET).headers.len(), 41, "more than the first 16");
         let mut buffer = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-le");
         assert!(matches!(parse_answer(&mut buffer, &Method::GET), Ok(None)));
     }

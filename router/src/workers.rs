@@ -61,6 +61,7 @@ impl Workers {
                         return;
                     }
                 };
+                runtime.spawn(keep_the_timer_awake());
                 let _ = started.send(Ok(runtime.handle().clone()));
                 // Runs what is spawned onto it until the router is gone (the sender dropped).
                 let _ = runtime.block_on(stopped);
@@ -95,6 +96,26 @@ impl Workers {
         mine > least + 1
     }
 }
+
+/// A timer that fires every [`TICK`], forever, so that a request's own timers never wake
+/// the thread's event loop.
+///
+/// Every request arms timers (hyper's header read timeout, the first-byte timeout), and tokio
+/// writes to the loop's eventfd whenever a new timer falls due before the one the loop last
+/// went to sleep for, even from the loop's own thread. With only the 30 to 55 s timers of
+/// requests pending, nearly every new one does: a `write`, and an `epoll_wait` that returns
+/// at once, for about half of all requests (strace in docs/benchmarks.md). With this tick
+/// pending, the loop never sleeps longer than [`TICK`], which is shorter than any request's
+/// timer, at the cost of ten wake-ups a second when idle.
+async fn keep_the_timer_awake() {
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+    }
+}
+
+const TICK: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) struct OpenConnection {
     workers: Arc<Workers>,

@@ -1,7 +1,8 @@
 //! The router against real backends on loopback: routing, error pages, headers, streaming,
 //! WebSockets, requests refused before routing (h2c, ambiguous hosts), the connection cap
 //! across worker threads, each worker's pooled backend connections, stopping a listener,
-//! load balancing, and a table swap under load with draining.
+//! load balancing, a table swap under load with draining, and answers framed every way by a
+//! hand-written backend (chunked, close-delimited, interim, refused).
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
@@ -639,4 +640,143 @@ async fn tunnels_close_at_the_drain_deadline_not_before() {
     );
     // New connections go to the new backend.
     assert_eq!(get(addr, "app.localhost", "/name").await.text().await.unwrap(), "new");
+}
+
+/// What a hand-written backend does with one request: the bytes it writes back (none: it
+/// says nothing) and whether it then closes the connection.
+type Answering = fn(head: &str, nth_on_connection: usize) -> (Vec<u8>, bool);
+
+/// A backend speaking HTTP/1.1 by hand on raw sockets, for answers hyper would never send.
+/// Request bodies are read by their `Content-Length`. Counts the requests it read.
+async fn raw_backend(answer: Answering) -> (SocketAddr, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                for nth in 1.. {
+                    let end = loop {
+                        if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break end + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buffer[..end]).to_lowercase();
+                    let length = head
+                        .lines()
+                        .find_map(|line| line.strip_prefix("content-length:"))
+                        .map_or(0, |value| value.trim().parse::<usize>().unwrap());
+                    while buffer.len() < end + length {
+                        let mut chunk = [0u8; 4096];
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    buffer.drain(..end + length);
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let (bytes, close) = answer(&head, nth);
+                    if stream.write_all(&bytes).await.is_err() || close {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, requests)
+}
+
+#[tokio::test]
+async fn answers_framed_every_way_reach_the_client_whole() {
+    let (backend, _) = raw_backend(|head, _| {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        let (text, close): (&str, bool) = match path {
+            "/length" => ("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", false),
+            "/chunked" => (
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                 5;name=value\r\nhello\r\n6\r\n world\r\n0\r\nx-trailer: 1\r\n\r\n",
+                false,
+            ),
+            "/until-close" => ("HTTP/1.0 200 OK\r\n\r\nuntil the end", true),
+            "/interim" => (
+                "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n\
+                 HTTP/1.1 201 Created\r\ncontent-length: 2\r\n\r\nok",
+                false,
+            ),
+            "/empty" => ("HTTP/1.1 204 No Content\r\n\r\n", false),
+            "/two-lengths" => {
+                ("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nxy", true)
+            }
+            _ => ("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n", false),
+        };
+        (text.as_bytes().to_vec(), close)
+    })
+    .await;
+    let table = RouteTable { routes: vec![route("raw", &["raw.localhost"], &[backend])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    for (path, status, body) in [
+        ("/length", 200, "hello"),
+        ("/chunked", 200, "hello world"),
+        ("/until-close", 200, "until the end"),
+        ("/interim", 201, "ok"),
+        ("/empty", 204, ""),
+        ("/length", 200, "hello"),
+    ] {
+        let response = get(addr, "raw.localhost", path).await;
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        assert_eq!(response.text().await.unwrap(), body, "{path}");
+    }
+    // Two lengths that disagree could be read either way by whatever sits behind: refused.
+    let response = get(addr, "raw.localhost", "/two-lengths").await;
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test]
+async fn a_backend_closing_idle_connections_costs_no_request() {
+    // As gunicorn does after its keep-alive time (2 s by default): answer, then close.
+    let (backend, requests) =
+        raw_backend(|_, _| (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(), true))
+            .await;
+    let table = RouteTable { routes: vec![route("raw", &["raw.localhost"], &[backend])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    for _ in 0..5 {
+        assert_eq!(get(addr, "raw.localhost", "/").await.status(), StatusCode::OK);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(requests.load(Ordering::SeqCst), 5, "each request reached it once");
+}
+
+#[tokio::test]
+async fn only_a_bodyless_get_is_sent_again_when_a_reused_connection_closes_unanswered() {
+    // Closes every connection at its second request without a word: the moment a keep-alive
+    // connection is closed under a request that was already on its way.
+    let (backend, requests) = raw_backend(|_, nth| match nth {
+        1 => (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok".to_vec(), false),
+        _ => (Vec::new(), true),
+    })
+    .await;
+    let table = RouteTable { routes: vec![route("raw", &["raw.localhost"], &[backend])] };
+    let config = RouterConfig { workers: 1, ..RouterConfig::default() };
+    let (_router, addr) = router(config, table).await;
+    let client = client();
+    let send = |method: reqwest::Method, body: &'static str| {
+        let request =
+            client.request(method, format!("http://{addr}/")).header("host", "raw.localhost");
+        async move { request.body(body).send().await.unwrap().status() }
+    };
+    assert_eq!(send(reqwest::Method::GET, "").await, StatusCode::OK);
+    // On the reused connection: closed unanswered, sent again on a new one.
+    assert_eq!(send(reqwest::Method::GET, "").await, StatusCode::OK);
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    // A POST may have been acted on: never sent twice.
+    assert_eq!(send(reqwest::Method::POST, "order=1").await, StatusCode::BAD_GATEWAY);
+    assert_eq!(requests.load(Ordering::SeqCst), 4);
 }

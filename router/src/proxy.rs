@@ -19,7 +19,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use crate::backend::{Backend, BackendBody, InflightGuard};
 use crate::pages::{self, Page};
 use crate::table::{LiveRoute, strip_port};
-use crate::upstream::{self, Answer, AnswerBody, Connection};
+use crate::upstream::{self, Answer, AnswerBody, Connection, tokens};
 use crate::{Scheme, Shared};
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -614,16 +614,6 @@ fn refusal(request: &Request<Incoming>) -> Option<&'static str> {
         return Some("h2c upgrade is not supported");
     }
     None
-}
-
-/// The comma-separated items of every `name` header line, trimmed.
-fn tokens(headers: &HeaderMap, name: HeaderName) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
 }
 
 /// An extended CONNECT (RFC 8441) opening a WebSocket over HTTP/2.

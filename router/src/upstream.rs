@@ -16,7 +16,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{self, AsHeaderName, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -283,7 +283,7 @@ fn parse_answer(buffer: &mut BytesMut, method: &Method) -> Result<Option<Answer>
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
             continue;
         }
-        let closes = tokens(&headers, &header::CONNECTION).any(|t| t.eq_ignore_ascii_case("close"));
+        let closes = tokens(&headers, header::CONNECTION).any(|t| t.eq_ignore_ascii_case("close"));
         let mut keep_alive = http11 && !closes;
         let framing = if status.is_informational()
             || status == StatusCode::NO_CONTENT
@@ -297,7 +297,7 @@ fn parse_answer(buffer: &mut BytesMut, method: &Method) -> Result<Option<Answer>
             if headers.remove(header::CONTENT_LENGTH).is_some() {
                 keep_alive = false;
             }
-            let last = tokens(&headers, &header::TRANSFER_ENCODING).last();
+            let last = tokens(&headers, header::TRANSFER_ENCODING).last();
             if last.is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
                 Framing::Chunked
             } else {
@@ -314,7 +314,7 @@ fn parse_answer(buffer: &mut BytesMut, method: &Method) -> Result<Option<Answer>
 
 /// The one length every `Content-Length` line agrees on (RFC 9112 §6.3 rule 5).
 fn content_length(headers: &HeaderMap) -> Result<u64, ExchangeError> {
-    let mut lengths = tokens(headers, &header::CONTENT_LENGTH).map(|v| v.parse::<u64>().ok());
+    let mut lengths = tokens(headers, header::CONTENT_LENGTH).map(|v| v.parse::<u64>().ok());
     let first = lengths.next().flatten();
     match first {
         Some(length) if lengths.all(|other| other == Some(length)) => Ok(length),
@@ -322,7 +322,8 @@ fn content_length(headers: &HeaderMap) -> Result<u64, ExchangeError> {
     }
 }
 
-fn tokens<'a>(headers: &'a HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'a str> {
+/// The comma-separated items of every `name` header line, trimmed.
+pub(crate) fn tokens(headers: &HeaderMap, name: impl AsHeaderName) -> impl Iterator<Item = &str> {
     headers
         .get_all(name)
         .iter()

@@ -1092,8 +1092,22 @@ async fn find_or_create_network(
         if driver.is_empty()
             && let Some(id) = &keep.id
         {
-            // A swarm-scoped network may be listed without its driver: ask for it.
-            driver = docker.inspect_network(id, None).await?.driver.unwrap_or_default();
+            // A swarm-scoped network is listed without its driver until the swarm's allocator
+            // has set it up, a moment after it was created: ask again until it has one.
+            for _ in 0..40 {
+                driver = docker.inspect_network(id, None).await?.driver.unwrap_or_default();
+                if !driver.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+        if driver.is_empty() {
+            return Err(RunError::Network {
+                name: name.to_string(),
+                message: "Docker has not finished setting it up (it has no driver yet): try again"
+                    .to_string(),
+            });
         }
         if driver != kind.driver() {
             return Err(RunError::Network {

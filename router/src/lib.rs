@@ -12,6 +12,7 @@
 //! challenges from that table but never calls out itself.
 
 mod backend;
+mod h1;
 mod metrics;
 mod pages;
 mod proxy;
@@ -403,7 +404,7 @@ async fn accept_loop(
         let edge = proxy::Edge::new(client, scheme, local.port());
         let Some(acceptor) = tls.clone() else {
             tokio::spawn(async move {
-                serve_http1(shared, stream, edge, slot).await;
+                h1::serve(shared, stream, edge, slot).await;
                 drop(open);
             });
             continue;
@@ -426,13 +427,14 @@ async fn accept_loop(
                 Some(b"h2") => serve_http2(shared, stream, edge, slot).await,
                 // The ACME server saw the challenge certificate: nothing more to say.
                 Some(protocol) if protocol == tls::ACME_TLS_ALPN => {}
-                _ => serve_http1(shared, stream, edge, slot).await,
+                _ => h1::serve(shared, stream, edge, slot).await,
             }
         });
     }
 }
 
-/// One client connection speaking HTTP/1.1 (upgrades included) until it closes.
+/// One client connection speaking HTTP/1.1 (upgrades included) until it closes, through
+/// hyper's server: what [`h1::serve`] hands on.
 async fn serve_http1<S>(
     shared: Arc<Shared>,
     stream: S,

@@ -181,18 +181,27 @@ impl Drop for TrackedBody {
 }
 
 /// The facts of one request, logged once its response has been sent.
-struct AccessLog {
+pub(crate) struct AccessLog {
     /// The app's route, once the request was routed.
     route: Option<Arc<LiveRoute>>,
     method: hyper::Method,
-    /// The target as sent; only its path is logged (a query string may carry secrets).
-    target: Option<hyper::http::uri::PathAndQuery>,
+    /// Only the path is logged: a query string may carry secrets.
+    path: Box<str>,
     status: u16,
     request_id: HeaderValue,
     started: Instant,
 }
 
 impl AccessLog {
+    pub(crate) fn new(method: hyper::Method, path: &str, request_id: HeaderValue) -> AccessLog {
+        let started = Instant::now();
+        AccessLog { route: None, method, path: path.into(), status: 0, request_id, started }
+    }
+
+    pub(crate) fn request_id(&self) -> &HeaderValue {
+        &self.request_id
+    }
+
     fn write(&self, bytes: u64) {
         let elapsed = self.started.elapsed();
         if let Some(route) = &self.route {
@@ -202,44 +211,56 @@ impl AccessLog {
             target: crate::ACCESS_LOG_TARGET,
             app = self.route.as_ref().map_or("-", |route| route.app.as_str()),
             method = self.method.as_str(),
-            path = self.target.as_ref().map_or("", |target| target.path()),
+            path = &*self.path,
             status = self.status,
             ms = elapsed.as_secs_f64() * 1000.0,
             bytes,
-            request_id = self.request_id.to_str().unwrap_or("-"),
+            request_id = id_str(&self.request_id),
         );
     }
 }
 
-/// Answers one request that came in at `edge`, whose connection holds `slot` under the
-/// connection cap.
+/// What routing needs of a request's head, however it was read.
+pub(crate) struct Head<'a> {
+    /// The Host header (HTTP/2: the authority).
+    pub host: &'a str,
+    /// The target as sent: path and query.
+    pub target: &'a str,
+    /// What a trusted proxy in front said of the client (None: no proxy of ours).
+    pub proxy: Option<ProxySaid<'a>>,
+}
+
+impl Head<'_> {
+    pub(crate) fn path(&self) -> &str {
+        self.target.split_once('?').map_or(self.target, |(path, _)| path)
+    }
+}
+
+/// The forwarding headers of a trusted proxy in front: how the request reached *it*.
+#[derive(Default)]
+pub(crate) struct ProxySaid<'a> {
+    /// Its `X-Forwarded-For` (the first line).
+    pub forwarded_for: Option<&'a str>,
+    /// Its `X-Forwarded-Proto` and `X-Forwarded-Port` (the last line of each: the proxy's own
+    /// value, should it append rather than replace).
+    pub proto: Option<&'a str>,
+    pub port: Option<&'a str>,
+}
+
+/// Answers one request that came in at `edge` through hyper's HTTP/1.1 or HTTP/2 server,
+/// whose connection holds `slot` under the connection cap.
 pub(crate) async fn handle(
     shared: Arc<Shared>,
     mut request: Request<Incoming>,
     edge: Edge,
     slot: Arc<OwnedSemaphorePermit>,
 ) -> Result<Response<ProxyBody>, std::convert::Infallible> {
-    let client = edge.client;
-    let started = Instant::now();
     let request_id = request_id(request.headers());
-    let mut log = AccessLog {
-        route: None,
-        method: request.method().clone(),
-        target: request.uri().path_and_query().cloned(),
-        status: 0,
-        request_id: request_id.clone(),
-        started,
-    };
+    let path = request.uri().path();
+    let log = AccessLog::new(request.method().clone(), path, request_id);
 
     if let Some(reason) = refusal(&request) {
-        return Ok(page(pages::bad_request(reason, id_str(&request_id)), &request_id, log));
-    }
-    // Answered before routing: the ACME server asks on the host being validated, which may
-    // not be routed yet, and must never be redirected to a certificate it is there to make.
-    if let Some(token) = request.uri().path().strip_prefix(ACME_CHALLENGE_PATH)
-        && let Some(answer) = shared.tls().http01(token)
-    {
-        return Ok(plain(StatusCode::OK, answer.to_string(), &request_id, log));
+        return Ok(page(pages::bad_request(reason, id_str(&log.request_id)), log));
     }
     let host_value = match request.headers().get(header::HOST).filter(|h| h.to_str().is_ok()) {
         Some(host) => host.clone(),
@@ -253,30 +274,21 @@ pub(crate) async fn handle(
             HeaderValue::from_str(&authority).unwrap_or(HeaderValue::from_static(""))
         }
     };
-    let host = host_value.to_str().unwrap_or("");
-    let table = shared.table();
-    let Some(route) = table.lookup(host).cloned() else {
-        return Ok(page(pages::unknown_host(host, id_str(&request_id)), &request_id, log));
+    let from_proxy = shared.config.trusted_proxies.contains(edge.client.ip());
+    let headers = request.headers();
+    let last = |name: &HeaderName| headers.get_all(name).iter().next_back();
+    let proxy = from_proxy.then(|| ProxySaid {
+        forwarded_for: headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+        proto: last(&X_FORWARDED_PROTO).and_then(|v| v.to_str().ok()),
+        port: last(&X_FORWARDED_PORT).and_then(|v| v.to_str().ok()),
+    });
+    let target = request.uri().path_and_query().map_or("", |p| p.as_str());
+    let head = Head { host: host_value.to_str().unwrap_or(""), target, proxy };
+    let (route, mut log) = match route(&shared, &edge, &head, log) {
+        Ok(routed) => routed,
+        Err(response) => return Ok(*response),
     };
-    log.route = Some(route.clone());
-    let from_proxy = shared.config.trusted_proxies.contains(client.ip());
-    // Behind a trusted proxy that terminated TLS itself, the request already was HTTPS:
-    // redirecting it would loop.
-    let proxied_https =
-        from_proxy && tokens(request.headers(), X_FORWARDED_PROTO.clone()).last() == Some("https");
-    if edge.scheme == Scheme::Http
-        && route.https_redirect
-        && !proxied_https
-        && let Some(location) = https_location(&shared, host, request.uri())
-    {
-        return Ok(redirect(location, &request_id, log));
-    }
-    // Chosen once by the path as sent; the route outlives a table swap meanwhile.
-    let (process_type, backends) = route.serving(request.uri().path());
-    if backends.is_empty() {
-        let unavailable = pages::no_backends(&route.app, process_type, id_str(&request_id));
-        return Ok(page(unavailable, &request_id, log));
-    }
+    let forwarded = forwarding(&edge, &head);
 
     let limit = shared.config.max_body_bytes;
     let declared = request
@@ -291,21 +303,25 @@ pub(crate) async fn handle(
         if request.version() <= Version::HTTP_11 {
             tokio::spawn(discard(request.into_body()));
         }
-        return Ok(page(pages::too_large(limit, id_str(&request_id)), &request_id, log));
+        log.route = Some(route);
+        return Ok(page(pages::too_large(limit, id_str(&log.request_id)), log));
     }
 
     // A WebSocket inside an HTTP/2 connection (RFC 8441) reaches the app as the HTTP/1.1
     // upgrade it understands; the tunnel is the same.
     let h2_websocket = is_h2_websocket(&request);
-    let upgrade = h2_websocket || is_upgrade(request.headers());
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut request));
+    let upgrade = (h2_websocket || is_upgrade(request.headers())).then(|| ClientUpgrade {
+        on: hyper::upgrade::on(&mut request),
+        h2_websocket,
+        slot,
+    });
     let (parts, body) = request.into_parts();
     let Some(target) = parts.uri.path_and_query() else {
-        return Ok(page(pages::bad_request("missing path", id_str(&request_id)), &request_id, log));
+        return Ok(page(pages::bad_request("missing path", id_str(&log.request_id)), log));
     };
     let method = if h2_websocket { hyper::Method::GET } else { parts.method };
     let mut headers = parts.headers;
-    strip_hop_by_hop(&mut headers, upgrade);
+    strip_hop_by_hop(&mut headers, upgrade.is_some());
     if h2_websocket {
         as_websocket_upgrade(&mut headers);
     }
@@ -313,7 +329,18 @@ pub(crate) async fn handle(
     if !headers.contains_key(header::HOST) {
         headers.insert(header::HOST, host_value.clone());
     }
-    add_forwarding_headers(&mut headers, &host_value, &edge, from_proxy, &request_id);
+    // The same claims as X-Forwarded-For in other spellings, believed by other frameworks
+    // (Rack's request.ip reads Forwarded, Gin and chi X-Real-IP). The router sets neither,
+    // so from a client that is no proxy of ours they are dropped rather than replaced.
+    if !from_proxy && headers.keys().any(|name| name == header::FORWARDED || name == X_REAL_IP) {
+        headers.remove(header::FORWARDED);
+        headers.remove(&X_REAL_IP);
+    }
+    headers.insert(X_FORWARDED_HOST.clone(), host_value.clone());
+    for (name, value) in forwarded.lines(&log.request_id) {
+        headers.insert(name, value.clone());
+    }
+    headers.append(header::VIA, VIA_VALUE.clone());
     // A body of unknown length (chunked from an HTTP/1.1 client, or from HTTP/2 without
     // Content-Length) goes on chunked.
     let body = (!body.is_end_stream())
@@ -325,18 +352,86 @@ pub(crate) async fn handle(
         chunked,
         method,
     };
+    Ok(respond(&shared, &edge, route, outgoing, upgrade, log).await)
+}
 
-    let forwarded = forward(&shared, &route.app, backends, outgoing, upgrade).await;
+/// A client's request to switch its connection to a WebSocket.
+pub(crate) struct ClientUpgrade {
+    on: hyper::upgrade::OnUpgrade,
+    /// Asked for inside HTTP/2 (RFC 8441), answered 200 rather than 101.
+    h2_websocket: bool,
+    /// The client connection's place under the cap, held by the tunnel it becomes.
+    slot: Arc<OwnedSemaphorePermit>,
+}
+
+/// Routes a request to its app by host, or answers it here: an ACME challenge, an unknown
+/// host, a redirect to HTTPS, an app with no process up for the path. The route is also
+/// in the access log from then on.
+pub(crate) fn route(
+    shared: &Shared,
+    edge: &Edge,
+    head: &Head<'_>,
+    mut log: AccessLog,
+) -> Result<(Arc<LiveRoute>, AccessLog), Box<Response<ProxyBody>>> {
+    let path = head.path();
+    // Answered before routing: the ACME server asks on the host being validated, which may
+    // not be routed yet, and must never be redirected to a certificate it is there to make.
+    if let Some(token) = path.strip_prefix(ACME_CHALLENGE_PATH)
+        && let Some(answer) = shared.tls().http01(token)
+    {
+        return Err(Box::new(plain(StatusCode::OK, answer.to_string(), log)));
+    }
+    let host = head.host;
+    let table = shared.table();
+    let Some(route) = table.lookup(host).cloned() else {
+        return Err(Box::new(page(pages::unknown_host(host, id_str(&log.request_id)), log)));
+    };
+    log.route = Some(route.clone());
+    // Behind a trusted proxy that terminated TLS itself, the request already was HTTPS:
+    // redirecting it would loop.
+    let proxied_https =
+        head.proxy.as_ref().and_then(|p| p.proto).is_some_and(|proto| {
+            proto.rsplit(',').next().is_some_and(|last| last.trim() == "https")
+        });
+    if edge.scheme == Scheme::Http
+        && route.https_redirect
+        && !proxied_https
+        && let Some(location) = https_location(shared, host, head.target)
+    {
+        return Err(Box::new(redirect(location, log)));
+    }
+    // Chosen by the path as sent; the route outlives a table swap meanwhile.
+    let (process_type, backends) = route.serving(path);
+    if backends.is_empty() {
+        let unavailable = pages::no_backends(&route.app, process_type, id_str(&log.request_id));
+        return Err(Box::new(page(unavailable, log)));
+    }
+    Ok((route, log))
+}
+
+/// Forwards a routed request to the backends serving its path, and makes the client's
+/// response of the answer (or the router's page when none answered in time).
+pub(crate) async fn respond(
+    shared: &Shared,
+    edge: &Edge,
+    route: Arc<LiveRoute>,
+    outgoing: Outgoing,
+    upgrade: Option<ClientUpgrade>,
+    mut log: AccessLog,
+) -> Response<ProxyBody> {
+    let (_, backends) = route.serving(&log.path);
+    let forwarded = forward(shared, &route.app, backends, outgoing, upgrade.is_some()).await;
     let (answer, connection, guard) = match forwarded {
         Ok(answer) => answer,
         Err(Failure::Timeout) => {
-            return Ok(page(pages::timeout(&route.app, id_str(&request_id)), &request_id, log));
+            return page(pages::timeout(&route.app, id_str(&log.request_id)), log);
         }
         Err(Failure::Backend) => {
-            return Ok(page(pages::bad_gateway(&route.app, id_str(&request_id)), &request_id, log));
+            return page(pages::bad_gateway(&route.app, id_str(&log.request_id)), log);
         }
         Err(Failure::TooLarge) => {
-            return Ok(page(pages::too_large(limit, id_str(&request_id)), &request_id, log));
+            let limit = shared.config.max_body_bytes;
+            return page(pages::too_large(limit, id_str(&log.request_id)), log);
         }
     };
 
@@ -348,7 +443,7 @@ pub(crate) async fn handle(
     log.status = status.as_u16();
     let switching = status == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching);
-    if switching && h2_websocket {
+    if switching && upgrade.as_ref().is_some_and(|upgrade| upgrade.h2_websocket) {
         // RFC 8441 §5: the HTTP/2 answer to an accepted WebSocket is a 200, and the
         // HTTP/1.1 handshake's own headers mean nothing there.
         *response.status_mut() = StatusCode::OK;
@@ -356,7 +451,7 @@ pub(crate) async fn handle(
             response.headers_mut().remove(name);
         }
     }
-    response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
+    response.headers_mut().insert(X_REQUEST_ID.clone(), log.request_id.clone());
     response.headers_mut().append(header::VIA, VIA_VALUE.clone());
     // An app's own policy (includeSubDomains, preload) is kept.
     if edge.scheme == Scheme::Https
@@ -367,22 +462,22 @@ pub(crate) async fn handle(
     }
 
     if switching
-        && let Some(client_upgrade) = client_upgrade
+        && let Some(upgrade) = upgrade
         && let Some(backend) = body.upgraded()
     {
         let tunnel_guard = guard.backend().begin();
-        tokio::spawn(tunnel(client_upgrade, backend, tunnel_guard, slot));
+        tokio::spawn(tunnel(upgrade.on, backend, tunnel_guard, upgrade.slot));
     }
     let body = TrackedBody { inner: body, done: Some(Completion { guard, log, bytes: 0 }) };
-    Ok(response.map(|()| ProxyBody::Backend(body)))
+    response.map(|()| ProxyBody::Backend(body))
 }
 
 /// A request on its way to a backend: its head as written on the wire, and its body.
-struct Outgoing {
-    head: Vec<u8>,
-    body: Option<BackendBody>,
-    chunked: bool,
-    method: hyper::Method,
+pub(crate) struct Outgoing {
+    pub head: Vec<u8>,
+    pub body: Option<BackendBody>,
+    pub chunked: bool,
+    pub method: hyper::Method,
 }
 
 impl Outgoing {
@@ -526,7 +621,7 @@ async fn tunnel(
     }
 }
 
-fn page(page: Page, request_id: &HeaderValue, mut log: AccessLog) -> Response<ProxyBody> {
+fn page(page: Page, mut log: AccessLog) -> Response<ProxyBody> {
     log.status = page.status.as_u16();
     log.write(page.body.len() as u64);
     let mut response = Response::new(ProxyBody::Page(Full::new(page.body)));
@@ -534,17 +629,12 @@ fn page(page: Page, request_id: &HeaderValue, mut log: AccessLog) -> Response<Pr
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    headers.insert(X_REQUEST_ID.clone(), log.request_id.clone());
     response
 }
 
 /// A short text answer of the router's own.
-fn plain(
-    status: StatusCode,
-    body: String,
-    request_id: &HeaderValue,
-    mut log: AccessLog,
-) -> Response<ProxyBody> {
+fn plain(status: StatusCode, body: String, mut log: AccessLog) -> Response<ProxyBody> {
     log.status = status.as_u16();
     log.write(body.len() as u64);
     let mut response = Response::new(ProxyBody::Page(Full::new(Bytes::from(body))));
@@ -552,31 +642,27 @@ fn plain(
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    headers.insert(X_REQUEST_ID.clone(), log.request_id.clone());
     response
 }
 
 /// A permanent redirect that keeps the method and body (308), to the same target over HTTPS.
-fn redirect(
-    location: HeaderValue,
-    request_id: &HeaderValue,
-    log: AccessLog,
-) -> Response<ProxyBody> {
+fn redirect(location: HeaderValue, log: AccessLog) -> Response<ProxyBody> {
     let body = format!("Moved to {}\n", location.to_str().unwrap_or("https"));
-    let mut response = plain(StatusCode::PERMANENT_REDIRECT, body, request_id, log);
+    let mut response = plain(StatusCode::PERMANENT_REDIRECT, body, log);
     response.headers_mut().insert(header::LOCATION, location);
     response
 }
 
 /// Where a plain HTTP request for `host` belongs over HTTPS, if the router serves HTTPS and
 /// has a certificate for that host.
-fn https_location(shared: &Shared, host: &str, uri: &hyper::Uri) -> Option<HeaderValue> {
+fn https_location(shared: &Shared, host: &str, target: &str) -> Option<HeaderValue> {
     let port = shared.https_port.load(Ordering::Relaxed);
     let name = strip_port(host);
     if port == 0 || shared.tls().certificate(name).is_none() {
         return None;
     }
-    let target = uri.path_and_query().map_or("/", |p| p.as_str());
+    let target = if target.is_empty() { "/" } else { target };
     let location = match port {
         443 => format!("https://{name}{target}"),
         port => format!("https://{name}:{port}{target}"),
@@ -670,72 +756,87 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
     }
 }
 
-/// Sets the `X-Forwarded-*` headers. `edge` is how the client reached this router (scheme,
-/// port) and whether the client is a trusted proxy, whose own `X-Forwarded-Proto` and
-/// `X-Forwarded-Port` (how the request reached *it*) are then kept when they make sense, and
-/// its `Forwarded` and `X-Real-IP` as they came.
-fn add_forwarding_headers(
-    headers: &mut HeaderMap,
-    host: &HeaderValue,
-    edge: &Edge,
-    from_proxy: bool,
-    request_id: &HeaderValue,
-) {
-    let (proto, port) = (edge.scheme.as_str(), edge.port);
-    // The same claims as X-Forwarded-For in other spellings, believed by other frameworks
-    // (Rack's request.ip reads Forwarded, Gin and chi X-Real-IP). The router sets neither,
-    // so from a client that is no proxy of ours they are dropped rather than replaced.
-    if !from_proxy && headers.keys().any(|name| name == header::FORWARDED || name == X_REAL_IP) {
-        headers.remove(header::FORWARDED);
-        headers.remove(&X_REAL_IP);
+/// The headers the router sets on every request it forwards.
+pub(crate) struct Forwarded {
+    forwarded_for: HeaderValue,
+    proto: HeaderValue,
+    port: HeaderValue,
+    start: HeaderValue,
+}
+
+impl Forwarded {
+    /// Each header with its value, to replace whatever the client sent under that name
+    /// (`X-Forwarded-Host`, the Host as sent, aside).
+    pub(crate) fn lines<'a>(
+        &'a self,
+        request_id: &'a HeaderValue,
+    ) -> [(&'static HeaderName, &'a HeaderValue); 5] {
+        [
+            (&X_FORWARDED_FOR, &self.forwarded_for),
+            (&X_FORWARDED_PROTO, &self.proto),
+            (&X_FORWARDED_PORT, &self.port),
+            (&X_REQUEST_ID, request_id),
+            (&X_REQUEST_START, &self.start),
+        ]
     }
+}
+
+/// The `X-Forwarded-*` values of a request that reached this router at `edge` (how the
+/// client connected: scheme and port). A trusted proxy's own `X-Forwarded-Proto` and
+/// `X-Forwarded-Port` (how the request reached *it*) are kept when they make sense.
+pub(crate) fn forwarding(edge: &Edge, head: &Head<'_>) -> Forwarded {
+    let proxy = head.proxy.as_ref();
     // A trusted proxy's list is extended; anyone else's is a claim about itself that apps
     // (daphne's --proxy-headers, rate limits) would believe, so it is replaced.
-    let previous =
-        headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()).filter(|_| from_proxy);
+    let previous = proxy.and_then(|p| p.forwarded_for).filter(|f| !f.trim().is_empty());
     let forwarded_for = match previous {
-        Some(previous) if !previous.trim().is_empty() => {
+        Some(previous) => {
             let client_ip = edge.client_ip.to_str().unwrap_or("-");
-            HeaderValue::from_str(&format!("{previous}, {client_ip}")).ok()
+            HeaderValue::from_str(&format!("{previous}, {client_ip}"))
+                .unwrap_or_else(|_| edge.client_ip.clone())
         }
-        _ => Some(edge.client_ip.clone()),
+        None => edge.client_ip.clone(),
     };
-    if let Some(value) = forwarded_for {
-        headers.insert(X_FORWARDED_FOR.clone(), value);
-    }
-    // The proxy's own value is the last one, should it append rather than replace.
-    let kept = |name: &HeaderName, valid: fn(&str) -> bool| {
-        let value =
-            headers.get_all(name).iter().next_back().filter(|v| v.to_str().is_ok_and(valid));
-        value.filter(|_| from_proxy).cloned()
-    };
-    let proxy_proto = kept(&X_FORWARDED_PROTO, |v| v == "http" || v == "https");
-    let proxy_port = kept(&X_FORWARDED_PORT, |v| v.parse::<u16>().is_ok()).or_else(|| {
-        // A proxy that names only the scheme: its default port, not this router's.
-        let https = proxy_proto.as_ref().is_some_and(|p| p == "https");
-        proxy_proto.as_ref().map(|_| HeaderValue::from(if https { 443u16 } else { 80 }))
+    let proxy_proto = proxy.and_then(|p| p.proto).and_then(|proto| match proto {
+        "http" => Some(Scheme::Http),
+        "https" => Some(Scheme::Https),
+        _ => None,
     });
-    let proto = proxy_proto.unwrap_or(HeaderValue::from_static(proto));
-    let port = proxy_port.unwrap_or(HeaderValue::from(port));
-    headers.insert(X_FORWARDED_PROTO.clone(), proto);
-    headers.insert(X_FORWARDED_PORT.clone(), port);
-    headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    let proxy_port = proxy.and_then(|p| p.port).and_then(|port| port.parse::<u16>().ok());
+    // A proxy that names only the scheme: its default port, not this router's.
+    let proxy_port =
+        proxy_port.or(proxy_proto.map(|proto| if proto == Scheme::Https { 443 } else { 80 }));
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    headers.insert(X_REQUEST_START.clone(), request_start(millis));
-    headers.append(header::VIA, VIA_VALUE.clone());
+    Forwarded {
+        forwarded_for,
+        proto: HeaderValue::from_static(proxy_proto.unwrap_or(edge.scheme).as_str()),
+        port: HeaderValue::from(proxy_port.unwrap_or(edge.port)),
+        start: request_start(millis),
+    }
 }
 
 /// The client's `X-Request-ID` when it is 20–200 safe characters, else a new random one.
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    if let Some(given) = headers.get(&X_REQUEST_ID) {
-        let bytes = given.as_bytes();
-        let safe = (20..=200).contains(&bytes.len())
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(b));
-        if safe {
-            return given.clone();
-        }
+    match headers.get(&X_REQUEST_ID) {
+        Some(given) if safe_request_id(given.as_bytes()) => given.clone(),
+        _ => new_request_id(),
     }
+}
+
+/// [`request_id`] of an `X-Request-ID` as sent.
+pub(crate) fn request_id_from(given: Option<&[u8]>) -> HeaderValue {
+    match given.filter(|given| safe_request_id(given)).map(HeaderValue::from_bytes) {
+        Some(Ok(given)) => given,
+        _ => new_request_id(),
+    }
+}
+
+fn safe_request_id(bytes: &[u8]) -> bool {
+    (20..=200).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:+/=@".contains(b))
+}
+
+fn new_request_id() -> HeaderValue {
     let id: u128 = rand::rng().random();
     HeaderValue::from_bytes(written(&mut [0; 32], format_args!("{id:032x}")))
         .unwrap_or_else(|_| HeaderValue::from_static("-"))

@@ -780,3 +780,123 @@ async fn only_a_bodyless_get_is_sent_again_when_a_reused_connection_closes_unans
     assert_eq!(send(reqwest::Method::POST, "order=1").await, StatusCode::BAD_GATEWAY);
     assert_eq!(requests.load(Ordering::SeqCst), 4);
 }
+
+/// One answer read off a raw connection: its head, and its body by `Content-Length` (none
+/// for an answer to HEAD).
+async fn read_answer(stream: &mut TcpStream, head_only: bool) -> (String, String) {
+    let head = read_head(stream).await;
+    let length = head
+        .lines()
+        .filter_map(|line| line.split_once(':'))
+        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, value)| value.trim().parse().unwrap());
+    let mut body = vec![0u8; if head_only { 0 } else { length }];
+    stream.read_exact(&mut body).await.unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+/// Plain requests are read by the router's own HTTP/1.1 code, anything else by hyper's, which
+/// takes over the connection from the first such request with every byte already read: here
+/// pipelined GET and HEAD, then a POST with a body, then a GET asking to close, all in one
+/// write, each answered in order.
+#[tokio::test]
+async fn pipelined_requests_are_answered_in_order_across_the_hand_over_to_hyper() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let requests = "GET /name HTTP/1.1\r\nHost: app.localhost\r\n\r\n\
+                    HEAD /name HTTP/1.1\r\nHost: app.localhost\r\n\r\n\
+                    POST /echo HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\n\r\nhello\
+                    GET /name HTTP/1.1\r\nHost: app.localhost\r\nConnection: close\r\n\r\n";
+    stream.write_all(requests.as_bytes()).await.unwrap();
+    for (head_only, body) in [(false, "app"), (true, ""), (false, "5"), (false, "app")] {
+        let (head, got) = read_answer(&mut stream, head_only).await;
+        assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+        assert!(head.to_ascii_lowercase().contains("\r\nx-request-id: "), "{head}");
+        assert!(head.to_ascii_lowercase().contains("\r\ndate: "), "{head}");
+        assert_eq!(got, body, "{head}");
+    }
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "closed after the last answer, as asked: {rest:?}");
+    assert_eq!(app.hits.load(Ordering::SeqCst), 4);
+}
+
+/// `Connection: close` on a plain request: answered, said so, and closed; a request's
+/// `Connection` header and the headers it names never reach the app.
+#[tokio::test]
+async fn a_plain_request_asking_to_close_is_answered_then_closed() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = "GET /headers HTTP/1.1\r\nHost: app.localhost\r\nConnection: close, X-Hop\r\n\
+                   X-Hop: secret\r\nKeep-Alive: timeout=5\r\nX-Kept: 1\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let (head, seen) = answer.split_once("\r\n\r\n").unwrap();
+    assert!(head.to_ascii_lowercase().contains("\r\nconnection: close"), "{head}");
+    assert!(seen.contains("x-kept: 1\n"), "{seen}");
+    for hop in ["x-hop", "keep-alive", "connection: close"] {
+        assert!(!seen.contains(hop), "{hop} reached the app: {seen}");
+    }
+}
+
+/// Requests the router's own HTTP/1.1 code leaves to hyper are served all the same: HTTP/1.0,
+/// more header lines than it parses in place, a head larger than it reads; a malformed one
+/// gets hyper's 400.
+#[tokio::test]
+async fn unusual_requests_are_served_by_hyper() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let (_router, addr) = router(RouterConfig::default(), table).await;
+
+    let (head, body) = raw_request(addr, "GET /name HTTP/1.0\r\nHost: app.localhost\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "app");
+
+    let many: String = (0..40).map(|n| format!("X-Line-{n}: {n}\r\n")).collect();
+    let request = format!("GET /headers HTTP/1.1\r\nHost: app.localhost\r\n{many}\r\n");
+    let (head, seen) = raw_request(addr, &request).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(seen.contains("x-line-39: 39\n") && seen.contains("x-forwarded-for: "), "{seen}");
+
+    let large = "a".repeat(20 * 1024);
+    let request =
+        format!("GET /headers HTTP/1.1\r\nHost: app.localhost\r\nX-Large: {large}\r\n\r\n");
+    let (head, seen) = raw_request(addr, &request).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(seen.contains(&large), "the large header reached the app");
+
+    let (head, _) = raw_request(addr, "GET /name HTTP/1.1\r\nHost app.localhost\r\n\r\n").await;
+    assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    assert_eq!(app.hits.load(Ordering::SeqCst), 3, "the malformed one reached no app");
+}
+
+/// A client connection with no new request for the idle timeout is closed, whether it sent
+/// one before or nothing at all.
+#[tokio::test]
+async fn idle_http1_connections_are_closed() {
+    let app = backend("app").await;
+    let table = RouteTable { routes: vec![route("app", &["app.localhost"], &[app.addr])] };
+    let config =
+        RouterConfig { idle_timeout: Duration::from_millis(300), ..RouterConfig::default() };
+    let (_router, addr) = router(config, table).await;
+    let mut used = TcpStream::connect(addr).await.unwrap();
+    used.write_all(b"GET /name HTTP/1.1\r\nHost: app.localhost\r\n\r\n").await.unwrap();
+    let (head, body) = read_answer(&mut used, false).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, "app");
+    let answered = Instant::now();
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let connected = Instant::now();
+    for (stream, started) in [(&mut used, answered), (&mut silent, connected)] {
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest));
+        assert!(read.await.is_ok_and(|r| r.is_ok()), "closed by the router");
+        assert!(rest.is_empty(), "{rest:?}");
+        assert!(started.elapsed() >= Duration::from_millis(200), "not before the timeout");
+    }
+}

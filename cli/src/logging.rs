@@ -144,18 +144,27 @@ impl<S: tracing::Subscriber> Layer<S> for AccessLayer {
 /// One access line for `event` logged at `now`, newline included.
 fn access_line(line: &mut String, event: &tracing::Event<'_>, now: SystemTime, json: bool) {
     let target = event.metadata().target();
-    let level = event.metadata().level();
+    let level = event.metadata().level().as_str();
     if json {
         line.push_str("{\"timestamp\":\"");
         timestamp(line, now);
-        let _ = write!(line, "\",\"level\":\"{level}\",\"fields\":{{");
+        line.push_str("\",\"level\":\"");
+        line.push_str(level);
+        line.push_str("\",\"fields\":{");
     } else {
         timestamp(line, now);
-        let _ = write!(line, " {level:>5} {target}:");
+        // Right-aligned in five columns, as `{level:>5}`.
+        line.push_str(&"      "[..6 - level.len().min(5)]);
+        line.push_str(level);
+        line.push(' ');
+        line.push_str(target);
+        line.push(':');
     }
     event.record(&mut Fields { line, json, first: true });
     if json {
-        let _ = write!(line, "}},\"target\":\"{target}\"}}");
+        line.push_str("},\"target\":\"");
+        line.push_str(target);
+        line.push_str("\"}");
     }
     line.push('\n');
 }
@@ -223,8 +232,27 @@ impl Visit for Fields<'_> {
 
 /// `2026-12-03T10:26:06.532432Z`, as tracing's formatter writes its time.
 fn timestamp(line: &mut String, now: SystemTime) {
+    thread_local! {
+        /// The last second written, up to its `.`: a second has many lines.
+        static SECOND: std::cell::RefCell<(u64, String)> =
+            const { std::cell::RefCell::new((u64::MAX, String::new())) };
+    }
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let (days, secs) = (since.as_secs() / 86_400, since.as_secs() % 86_400);
+    SECOND.with_borrow_mut(|(second, text)| {
+        if *second != since.as_secs() {
+            text.clear();
+            date_and_time(text, since.as_secs());
+            *second = since.as_secs();
+        }
+        line.push_str(text);
+    });
+    digits(line, u64::from(since.subsec_micros()), 6);
+    line.push('Z');
+}
+
+/// `2026-12-03T10:26:06.` for a time in seconds since the epoch.
+fn date_and_time(line: &mut String, since: u64) {
+    let (days, secs) = (since / 86_400, since % 86_400);
     // Days since 1970-01-01 to a civil date (Howard Hinnant's algorithm, years from March).
     let z = days + 719_468;
     let (era, day_of_era) = (z / 146_097, z % 146_097);
@@ -243,7 +271,6 @@ fn timestamp(line: &mut String, now: SystemTime) {
         (hour, 2, ':'),
         (minute, 2, ':'),
         (second, 2, '.'),
-        (u64::from(since.subsec_micros()), 6, 'Z'),
     ] {
         digits(line, value, width);
         line.push(then);

@@ -735,18 +735,28 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 /// Removes hop-by-hop headers, and any header the `Connection` header names. For an
 /// upgrade, `Connection: upgrade` and `Upgrade` must pass through.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // `keep-alive` and `close` are the usual tokens, and name no header but one removed below.
     let named: Vec<HeaderName> = tokens(headers, header::CONNECTION)
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("keep-alive") && !token.eq_ignore_ascii_case("close")
+        })
         .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .filter(|name| !(upgrade && name == header::UPGRADE))
         .collect();
     for name in named {
         headers.remove(name);
     }
-    // Most messages carry none of these: a look at the names present is cheaper than a
-    // hashed removal of each.
-    if headers.keys().any(|name| HOP_BY_HOP.contains(&name)) {
-        for name in HOP_BY_HOP {
-            headers.remove(name);
+    // Most messages carry one of these at most (`Connection`): a look at the names present
+    // is cheaper than a hashed removal of each.
+    let mut present = 0u8;
+    for name in headers.keys() {
+        if let Some(index) = HOP_BY_HOP.iter().position(|hop| *hop == name) {
+            present |= 1 << index;
+        }
+    }
+    for (index, name) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << index) != 0 {
+            headers.remove(*name);
         }
     }
     if upgrade {
@@ -837,9 +847,13 @@ fn safe_request_id(bytes: &[u8]) -> bool {
 }
 
 fn new_request_id() -> HeaderValue {
-    let id: u128 = rand::rng().random();
-    HeaderValue::from_bytes(written(&mut [0; 32], format_args!("{id:032x}")))
-        .unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let mut id: u128 = rand::rng().random();
+    let mut hex = [0u8; 32];
+    for digit in hex.iter_mut().rev() {
+        *digit = b"0123456789abcdef"[(id & 0xf) as usize];
+        id >>= 4;
+    }
+    HeaderValue::from_bytes(&hex).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 /// `X-Request-Start: t=MILLIS` (Heroku's form, read by APM agents for queue time).

@@ -17,13 +17,15 @@ use std::time::SystemTime;
 
 use bytes::{Buf, Bytes, BytesMut};
 use hyper::body::Body;
-use hyper::header;
+use hyper::header::{self, HeaderValue};
 use hyper::{Method, Response, StatusCode};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::Shared;
-use crate::proxy::{self, AccessLog, Edge, Head, Outgoing, ProxyBody, ProxySaid};
+use crate::proxy::{self, AccessLog, Edge, Head, Outcome, Outgoing, ProxyBody, ProxySaid};
+use crate::table::LiveRoute;
+use crate::upstream::{Answer, hex};
+use crate::{Scheme, Shared};
 
 /// Header lines parsed in place; a head with more goes to hyper (which takes up to 100).
 const HEADERS: usize = 32;
@@ -95,7 +97,7 @@ enum Next {
 #[allow(clippy::large_enum_variant)]
 enum Plan {
     Answer(Box<Response<ProxyBody>>),
-    Forward(Arc<crate::table::LiveRoute>, Outgoing, AccessLog),
+    Forward(Arc<LiveRoute>, Outgoing, AccessLog),
 }
 
 impl<S> Client<S>
@@ -127,50 +129,105 @@ where
                 Ok(Err(err)) => return Err(err),
             }
         };
-        let response = match plan {
-            Plan::Answer(response) => *response,
-            Plan::Forward(route, outgoing, log) => {
-                proxy::respond(shared, edge, route, outgoing, None, log).await
+        let (route, outgoing, log) = match plan {
+            Plan::Answer(page) => {
+                let sent = self.send(*page, head_only, close).await;
+                return next_after(sent, close);
+            }
+            Plan::Forward(route, outgoing, log) => (route, outgoing, log),
+        };
+        let request_id = log.request_id().clone();
+        let sent = match proxy::exchange(shared, &route, outgoing, false, log).await {
+            Outcome::Page(page) => self.send(*page, head_only, close).await,
+            Outcome::Answered(answer, body) => {
+                let head = self.answer_head(&answer, &route, edge, &request_id);
+                self.send_rest(answer.status, head, ProxyBody::Backend(body), head_only, close)
+                    .await
             }
         };
-        let whole = self.send(response, head_only, close).await?;
-        Ok(if close || !whole { Next::Close } else { Next::Again })
+        next_after(sent, close)
     }
 
-    /// Writes `response` and its body; false if the body broke off (the client cannot tell
-    /// where it ended unless the connection closes).
+    /// Writes a response made here: a page of the router's own.
     async fn send(
         &mut self,
         response: Response<ProxyBody>,
         head_only: bool,
         close: bool,
     ) -> io::Result<bool> {
-        let (parts, mut body) = response.into_parts();
-        let status = parts.status;
+        let (parts, body) = response.into_parts();
+        self.output.clear();
+        status_line(&mut self.output, parts.status);
+        for (name, value) in &parts.headers {
+            line(&mut self.output, name.as_str().as_bytes(), value.as_bytes());
+        }
+        let head = HeadSaid {
+            date: parts.headers.contains_key(header::DATE),
+            length: parts.headers.contains_key(header::CONTENT_LENGTH),
+        };
+        self.send_rest(parts.status, head, body, head_only, close).await
+    }
+
+    /// Begins the head of a backend's answer for the client: its lines as they came but
+    /// the hop-by-hop ones (RFC 9110 §7.6.1), with the router's `X-Request-ID` and `Via`,
+    /// and HSTS over HTTPS where the route asks for it and the app set none.
+    fn answer_head(
+        &mut self,
+        answer: &Answer,
+        route: &LiveRoute,
+        edge: &Edge,
+        request_id: &HeaderValue,
+    ) -> HeadSaid {
+        let out = &mut self.output;
+        out.clear();
+        status_line(out, answer.status);
+        let named = answer
+            .lines()
+            .any(|(name, value)| name.eq_ignore_ascii_case("connection") && names_headers(value));
+        let mut said = HeadSaid::default();
+        let mut hsts = false;
+        for (name, value) in answer.lines() {
+            let dropped = HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
+                || name.eq_ignore_ascii_case("x-request-id")
+                || (named && named_by_connection(answer.lines(), name));
+            if !dropped {
+                said.date |= name.eq_ignore_ascii_case("date");
+                said.length |= name.eq_ignore_ascii_case("content-length");
+                hsts |= name.eq_ignore_ascii_case("strict-transport-security");
+                line(out, name.as_bytes(), value);
+            }
+        }
+        line(out, b"x-request-id", request_id.as_bytes());
+        line(out, b"via", proxy::VIA_VALUE.as_bytes());
+        if edge.scheme == Scheme::Https && route.hsts && !hsts {
+            line(out, b"strict-transport-security", proxy::HSTS_VALUE.as_bytes());
+        }
+        said
+    }
+
+    /// Ends the head begun in the output (`Date` if it has none, the framing) and writes the
+    /// body; false if the body broke off (the client cannot tell where it ended unless the
+    /// connection closes).
+    async fn send_rest(
+        &mut self,
+        status: StatusCode,
+        head: HeadSaid,
+        mut body: ProxyBody,
+        head_only: bool,
+        close: bool,
+    ) -> io::Result<bool> {
         let bodiless = head_only
             || status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED;
         let out = &mut self.output;
-        out.clear();
-        out.extend_from_slice(b"HTTP/1.1 ");
-        out.extend_from_slice(status.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
-        out.extend_from_slice(b"\r\n");
-        let mut dated = false;
-        for (name, value) in &parts.headers {
-            dated |= name == header::DATE;
-            line(out, name.as_str().as_bytes(), value.as_bytes());
-        }
-        if !dated {
+        if !head.date {
             date_line(out);
         }
-        let length = parts.headers.contains_key(header::CONTENT_LENGTH);
         let exact = body.size_hint().exact();
-        let chunked = !bodiless && !length && exact.is_none();
+        let chunked = !bodiless && !head.length && exact.is_none();
         if !bodiless
-            && !length
+            && !head.length
             && let Some(exact) = exact
         {
             line(out, b"content-length", itoa(&mut [0; 20], exact));
@@ -240,6 +297,18 @@ where
     }
 }
 
+/// What the head written so far already says.
+#[derive(Default)]
+struct HeadSaid {
+    date: bool,
+    length: bool,
+}
+
+/// Whether the connection takes another request after one was `sent` (true: whole).
+fn next_after(sent: io::Result<bool>, close: bool) -> io::Result<Next> {
+    Ok(if close || !sent? { Next::Close } else { Next::Again })
+}
+
 fn poll_frame(
     body: &mut ProxyBody,
     cx: &mut Context<'_>,
@@ -271,14 +340,21 @@ enum Parsed {
     Unusual,
 }
 
-/// Headers never passed on: hop-by-hop ones (RFC 9110 §7.6.1), and those the router sets.
-static DROPPED: [&str; 12] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1), never passed on either way. (In a request,
+/// `Transfer-Encoding` and `Upgrade` send it to hyper's path.)
+static HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
     "proxy-authenticate",
     "proxy-authorization",
     "te",
     "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers the router sets itself, whatever the client sent.
+static SET_BY_THE_ROUTER: [&str; 6] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-port",
@@ -373,11 +449,12 @@ fn plan(shared: &Shared, edge: &Edge, input: &[u8]) -> Parsed {
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for line in headers {
         let name = line.name;
-        let dropped = DROPPED.iter().any(|d| name.eq_ignore_ascii_case(d))
+        let dropped = HOP_BY_HOP.iter().any(|hop| name.eq_ignore_ascii_case(hop))
+            || SET_BY_THE_ROUTER.iter().any(|set| name.eq_ignore_ascii_case(set))
             // The same claims as X-Forwarded-For in other spellings (see `handle`).
             || (!from_proxy
                 && (name.eq_ignore_ascii_case("forwarded") || name.eq_ignore_ascii_case("x-real-ip")))
-            || (named && named_by_connection(headers, name));
+            || (named && named_by_connection(headers.iter().map(|h| (h.name, h.value)), name));
         if !dropped {
             self::line(&mut out, name.as_bytes(), line.value);
         }
@@ -393,12 +470,33 @@ fn plan(shared: &Shared, edge: &Edge, input: &[u8]) -> Parsed {
 }
 
 /// Whether a `Connection` line names the header `name` (as hop-by-hop).
-fn named_by_connection(headers: &[httparse::Header<'_>], name: &str) -> bool {
-    headers.iter().filter(|line| line.name.eq_ignore_ascii_case("connection")).any(|line| {
-        line.value
-            .split(|&b| b == b',')
-            .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
+fn named_by_connection<'a>(
+    mut lines: impl Iterator<Item = (&'a str, &'a [u8])>,
+    name: &str,
+) -> bool {
+    lines.any(|(line, value)| {
+        line.eq_ignore_ascii_case("connection")
+            && value
+                .split(|&b| b == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(name.as_bytes()))
     })
+}
+
+/// Whether a `Connection` value names any header: a token besides `keep-alive` and `close`.
+fn names_headers(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').map(<[u8]>::trim_ascii).any(|token| {
+        !token.is_empty()
+            && !token.eq_ignore_ascii_case(b"keep-alive")
+            && !token.eq_ignore_ascii_case(b"close")
+    })
+}
+
+fn status_line(out: &mut Vec<u8>, status: StatusCode) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
 }
 
 fn line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
@@ -433,19 +531,6 @@ fn itoa(buffer: &mut [u8; 20], mut n: u64) -> &[u8] {
         at -= 1;
         buffer[at] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            return &buffer[at..];
-        }
-    }
-}
-
-/// `n` in hexadecimal (a chunk's size line), written into `buffer`.
-fn hex(buffer: &mut [u8; 16], mut n: usize) -> &[u8] {
-    let mut at = buffer.len();
-    loop {
-        at -= 1;
-        buffer[at] = b"0123456789abcdef"[n % 16];
-        n /= 16;
         if n == 0 {
             return &buffer[at..];
         }
@@ -525,7 +610,9 @@ mod tests {
             httparse::Header { name: "Connection", value: b"keep-alive, X-Secret" },
             httparse::Header { name: "x-secret", value: b"1" },
         ];
-        assert!(named_by_connection(&lines, "X-SECRET"));
-        assert!(!named_by_connection(&lines, "x-other"));
+        let pairs = || lines.iter().map(|h| (h.name, h.value));
+        assert!(named_by_connection(pairs(), "X-SECRET"));
+        assert!(!named_by_connection(pairs(), "x-other"));
+        assert!(names_headers(b"keep-alive, X-Secret") && !names_headers(b"Keep-Alive, close"));
     }
 }

@@ -30,8 +30,8 @@ static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port"
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 paas");
-static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=31536000");
+pub(crate) static VIA_VALUE: HeaderValue = HeaderValue::from_static("1.1 paas");
+pub(crate) static HSTS_VALUE: HeaderValue = HeaderValue::from_static("max-age=31536000");
 
 /// Where HTTP-01 challenges are asked for (RFC 8555 §8.3).
 const ACME_CHALLENGE_PATH: &str = "/.well-known/acme-challenge/";
@@ -168,6 +168,14 @@ impl Body for TrackedBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+impl TrackedBody {
+    /// The backend connection of a 101 answer, for the tunnel, which counts as in flight.
+    fn upgraded(&mut self) -> Option<(Connection, InflightGuard)> {
+        let guard = self.done.as_ref()?.guard.backend().begin();
+        Some((self.inner.upgraded()?, guard))
     }
 }
 
@@ -409,39 +417,63 @@ pub(crate) fn route(
     Ok((route, log))
 }
 
-/// Forwards a routed request to the backends serving its path, and makes the client's
-/// response of the answer (or the router's page when none answered in time).
+/// What became of a forwarded request: the backend's answer, its body on the way, or the
+/// router's own page when no backend answered in time.
+// Nearly every outcome is an answer: boxing it would cost an allocation per request.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Outcome {
+    Answered(Answer, TrackedBody),
+    Page(Box<Response<ProxyBody>>),
+}
+
+/// Forwards a routed request to the backends serving its path.
+pub(crate) async fn exchange(
+    shared: &Shared,
+    route: &LiveRoute,
+    outgoing: Outgoing,
+    upgrade: bool,
+    mut log: AccessLog,
+) -> Outcome {
+    let (_, backends) = route.serving(&log.path);
+    let forwarded = forward(shared, &route.app, backends, outgoing, upgrade).await;
+    let (answer, connection, guard) = match forwarded {
+        Ok(answer) => answer,
+        Err(failure) => {
+            let id = id_str(&log.request_id);
+            let page = match failure {
+                Failure::Timeout => pages::timeout(&route.app, id),
+                Failure::Backend => pages::bad_gateway(&route.app, id),
+                Failure::TooLarge => pages::too_large(shared.config.max_body_bytes, id),
+            };
+            return Outcome::Page(Box::new(self::page(page, log)));
+        }
+    };
+    log.status = answer.status.as_u16();
+    let body = answer.body(connection);
+    let body = TrackedBody { inner: body, done: Some(Completion { guard, log, bytes: 0 }) };
+    Outcome::Answered(answer, body)
+}
+
+/// Forwards a routed request and makes hyper's response of the answer (or the router's page
+/// when no backend answered in time).
 pub(crate) async fn respond(
     shared: &Shared,
     edge: &Edge,
     route: Arc<LiveRoute>,
     outgoing: Outgoing,
     upgrade: Option<ClientUpgrade>,
-    mut log: AccessLog,
+    log: AccessLog,
 ) -> Response<ProxyBody> {
-    let (_, backends) = route.serving(&log.path);
-    let forwarded = forward(shared, &route.app, backends, outgoing, upgrade.is_some()).await;
-    let (answer, connection, guard) = match forwarded {
-        Ok(answer) => answer,
-        Err(Failure::Timeout) => {
-            return page(pages::timeout(&route.app, id_str(&log.request_id)), log);
-        }
-        Err(Failure::Backend) => {
-            return page(pages::bad_gateway(&route.app, id_str(&log.request_id)), log);
-        }
-        Err(Failure::TooLarge) => {
-            let limit = shared.config.max_body_bytes;
-            return page(pages::too_large(limit, id_str(&log.request_id)), log);
-        }
+    let request_id = log.request_id.clone();
+    let (answer, mut body) = match exchange(shared, &route, outgoing, upgrade.is_some(), log).await
+    {
+        Outcome::Answered(answer, body) => (answer, body),
+        Outcome::Page(page) => return *page,
     };
-
-    let mut body = answer.body(connection);
-    let Answer { status, headers, .. } = answer;
     let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    log.status = status.as_u16();
-    let switching = status == StatusCode::SWITCHING_PROTOCOLS;
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers();
+    let switching = answer.status == StatusCode::SWITCHING_PROTOCOLS;
     strip_hop_by_hop(response.headers_mut(), switching);
     if switching && upgrade.as_ref().is_some_and(|upgrade| upgrade.h2_websocket) {
         // RFC 8441 §5: the HTTP/2 answer to an accepted WebSocket is a 200, and the
@@ -451,7 +483,7 @@ pub(crate) async fn respond(
             response.headers_mut().remove(name);
         }
     }
-    response.headers_mut().insert(X_REQUEST_ID.clone(), log.request_id.clone());
+    response.headers_mut().insert(X_REQUEST_ID.clone(), request_id);
     response.headers_mut().append(header::VIA, VIA_VALUE.clone());
     // An app's own policy (includeSubDomains, preload) is kept.
     if edge.scheme == Scheme::Https
@@ -463,12 +495,10 @@ pub(crate) async fn respond(
 
     if switching
         && let Some(upgrade) = upgrade
-        && let Some(backend) = body.upgraded()
+        && let Some((backend, tunnel_guard)) = body.upgraded()
     {
-        let tunnel_guard = guard.backend().begin();
         tokio::spawn(tunnel(upgrade.on, backend, tunnel_guard, upgrade.slot));
     }
-    let body = TrackedBody { inner: body, done: Some(Completion { guard, log, bytes: 0 }) };
     response.map(|()| ProxyBody::Backend(body))
 }
 

@@ -5,7 +5,8 @@
 //! each way. Here the request's task writes the request and reads the answer's head itself,
 //! and the answer's body ([`AnswerBody`]) reads straight from the backend's socket as the
 //! client takes it, so a proxied request is one task from the client's bytes to the
-//! backend's and back. The client side stays hyper's (HTTP/1.1 and HTTP/2 servers).
+//! backend's and back. The client side is `h1.rs` for plain HTTP/1.1 requests and hyper's
+//! servers for the rest.
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
-use hyper::header::{self, AsHeaderName, HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{AsHeaderName, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -158,7 +159,8 @@ impl Connection {
             }
             if chunked {
                 chunk.clear();
-                chunk.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+                chunk.extend_from_slice(hex(&mut [0; 16], data.len()));
+                chunk.extend_from_slice(b"\r\n");
                 chunk.extend_from_slice(&data);
                 chunk.extend_from_slice(b"\r\n");
                 self.stream.write_all(&chunk).await?;
@@ -212,13 +214,24 @@ pub(crate) fn request_head(
     head
 }
 
-/// A backend's answer: its head, and how its body is framed.
+/// A backend's answer: its head as it came, and how its body is framed.
 pub(crate) struct Answer {
     pub status: StatusCode,
-    pub headers: HeaderMap,
+    /// The head's bytes, status line included.
+    head: Bytes,
+    /// Where each header line's name and value are in `head` (a `Content-Length` that
+    /// `Transfer-Encoding` overrides is left out).
+    lines: Vec<Line>,
     framing: Framing,
     /// The connection may carry another request after this answer.
     keep_alive: bool,
+}
+
+/// A header line's name and value, as offsets in the head.
+#[derive(Clone, Copy)]
+struct Line {
+    name: (u32, u32),
+    value: (u32, u32),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,6 +254,29 @@ impl Answer {
         };
         let keep_alive = self.keep_alive && self.framing != Framing::UntilClose;
         AnswerBody { connection: Some(connection), state, keep_alive }
+    }
+
+    /// The header lines as they came, names as sent (any case).
+    pub(crate) fn lines(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let slice = |(start, end): (u32, u32)| &self.head[start as usize..end as usize];
+        self.lines.iter().map(move |line| {
+            // httparse let through only token characters in a name: ASCII.
+            (std::str::from_utf8(slice(line.name)).unwrap_or(""), slice(line.value))
+        })
+    }
+
+    /// The header lines in a map, for hyper's server.
+    pub(crate) fn headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::with_capacity(self.lines.len());
+        for (name, value) in self.lines() {
+            // Checked when the head was read.
+            if let (Ok(name), Ok(value)) =
+                (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(value))
+            {
+                headers.append(name, value);
+            }
+        }
+        headers
     }
 }
 
@@ -270,55 +306,72 @@ fn parse_answer(buffer: &mut BytesMut, method: &Method) -> Result<Option<Answer>
         let status = StatusCode::from_u16(parsed.code.unwrap_or(0))
             .map_err(|_| ExchangeError::Invalid("bad status code".into()))?;
         let http11 = parsed.version == Some(1);
-        let mut headers = HeaderMap::with_capacity(parsed.headers.len());
-        for line in parsed.headers.iter() {
-            let name = HeaderName::from_bytes(line.name.as_bytes());
-            let value = HeaderValue::from_bytes(line.value);
-            let (Ok(name), Ok(value)) = (name, value) else {
-                return Err(ExchangeError::Invalid(format!("bad header {:?}", line.name)));
-            };
-            headers.append(name, value);
-        }
-        buffer.advance(size);
         if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
+            buffer.advance(size);
             continue;
         }
-        let closes = tokens(&headers, header::CONNECTION).any(|t| t.eq_ignore_ascii_case("close"));
+        let mut closes = false;
+        let mut transfer_encoding: Option<&str> = None;
+        let mut length: Option<Option<u64>> = None;
+        let mut lengths_agree = true;
+        for line in parsed.headers.iter() {
+            let (name, value) = (line.name, line.value);
+            let value_tokens = || {
+                value
+                    .split(|&b| b == b',')
+                    .map(|token| std::str::from_utf8(token.trim_ascii()).unwrap_or("\u{fffd}"))
+            };
+            if name.eq_ignore_ascii_case("connection") {
+                closes |= value_tokens().any(|token| token.eq_ignore_ascii_case("close"));
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                transfer_encoding = value_tokens().next_back().or(transfer_encoding);
+            } else if name.eq_ignore_ascii_case("content-length") {
+                for token in value_tokens() {
+                    let this = token.parse::<u64>().ok();
+                    lengths_agree &= this.is_some() && length.is_none_or(|first| first == this);
+                    length = length.or(Some(this));
+                }
+            }
+        }
         let mut keep_alive = http11 && !closes;
+        // RFC 9112 §6.3 rule 3: Transfer-Encoding wins over Content-Length, and such a
+        // message may be an attempt at smuggling: never reuse the connection, and leave the
+        // length out.
+        let drop_length = transfer_encoding.is_some() && length.is_some();
         let framing = if status.is_informational()
             || status == StatusCode::NO_CONTENT
             || status == StatusCode::NOT_MODIFIED
             || method == Method::HEAD
         {
             Framing::Empty
-        } else if headers.contains_key(header::TRANSFER_ENCODING) {
-            // RFC 9112 §6.3 rule 3: Transfer-Encoding wins over Content-Length, and such a
-            // message may be an attempt at smuggling: never reuse the connection.
-            if headers.remove(header::CONTENT_LENGTH).is_some() {
-                keep_alive = false;
-            }
-            let last = tokens(&headers, header::TRANSFER_ENCODING).last();
-            if last.is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        } else if let Some(last) = transfer_encoding {
+            keep_alive &= !drop_length;
+            if last.eq_ignore_ascii_case("chunked") {
                 Framing::Chunked
             } else {
                 Framing::UntilClose
             }
-        } else if headers.contains_key(header::CONTENT_LENGTH) {
-            Framing::Length(content_length(&headers)?)
+        } else if length.is_some() {
+            match length.flatten() {
+                Some(length) if lengths_agree => Framing::Length(length),
+                _ => return Err(ExchangeError::Invalid("bad Content-Length".into())),
+            }
         } else {
             Framing::UntilClose
         };
-        return Ok(Some(Answer { status, headers, framing, keep_alive }));
-    }
-}
-
-/// The one length every `Content-Length` line agrees on (RFC 9112 §6.3 rule 5).
-fn content_length(headers: &HeaderMap) -> Result<u64, ExchangeError> {
-    let mut lengths = tokens(headers, header::CONTENT_LENGTH).map(|v| v.parse::<u64>().ok());
-    let first = lengths.next().flatten();
-    match first {
-        Some(length) if lengths.all(|other| other == Some(length)) => Ok(length),
-        _ => Err(ExchangeError::Invalid("bad Content-Length".into())),
+        let start = buffer.as_ptr() as usize;
+        let offsets = |text: &[u8]| {
+            let from = text.as_ptr() as usize - start;
+            (from as u32, (from + text.len()) as u32)
+        };
+        let lines = parsed
+            .headers
+            .iter()
+            .filter(|line| !(drop_length && line.name.eq_ignore_ascii_case("content-length")))
+            .map(|line| Line { name: offsets(line.name.as_bytes()), value: offsets(line.value) })
+            .collect();
+        let head = buffer.split_to(size).freeze();
+        return Ok(Some(Answer { status, head, lines, framing, keep_alive }));
     }
 }
 
@@ -422,6 +475,19 @@ impl AnswerBody {
     }
 }
 
+/// `n` in hexadecimal (a chunk's size line), written into `buffer`.
+pub(crate) fn hex(buffer: &mut [u8; 16], mut n: usize) -> &[u8] {
+    let mut at = buffer.len();
+    loop {
+        at -= 1;
+        buffer[at] = b"0123456789abcdef"[n % 16];
+        n /= 16;
+        if n == 0 {
+            return &buffer[at..];
+        }
+    }
+}
+
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("bad {what} framing from the backend"))
 }
@@ -483,6 +549,7 @@ impl Body for AnswerBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::header;
 
     fn parse(text: &str, method: Method) -> Answer {
         let mut buffer = BytesMut::from(text);
@@ -503,7 +570,7 @@ mod tests {
         let both = "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n";
         let answer = parse(both, Method::GET);
         assert_eq!(answer.framing, Framing::Chunked);
-        assert!(!answer.keep_alive && !answer.headers.contains_key(header::CONTENT_LENGTH));
+        assert!(!answer.keep_alive && !answer.headers().contains_key(header::CONTENT_LENGTH));
         let none = "HTTP/1.1 200 OK\r\n\r\n";
         assert_eq!(parse(none, Method::GET).framing, Framing::UntilClose);
         let empty = "HTTP/1.1 204 No Content\r\n\r\n";
@@ -520,7 +587,10 @@ mod tests {
         assert!(parse_answer(&mut buffer, &Method::GET).is_err(), "disagreeing lengths");
         let many: String = (0..40).map(|i| format!("x-{i}: {i}\r\n")).collect();
         let long = format!("HTTP/1.1 200 OK\r\n{many}content-length: 0\r\n\r\n");
-        assert_eq!(parse(&long, Method::GET).headers.len(), 41, "more than the first 16");
+        assert_eq!(parse(&long, Method::GET).headers().len(), 41, "more than the first 16");
+        let lines: Vec<_> =
+            parse(&long, Method::GET).lines().map(|(n, v)| (n.to_string(), v.to_vec())).collect();
+        assert_eq!(lines[39], ("x-39".to_string(), b"39".to_vec()));
         let mut buffer = BytesMut::from("HTTP/1.1 200 OK\r\ncontent-le");
         assert!(matches!(parse_answer(&mut buffer, &Method::GET), Ok(None)));
     }

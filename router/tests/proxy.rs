@@ -715,6 +715,18 @@ async fn answers_framed_every_way_reach_the_client_whole() {
             "/two-lengths" => {
                 ("HTTP/1.1 200 OK\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nxy", true)
             }
+            // Transfer-Encoding wins, and the length must not reach the client beside it.
+            "/length-and-chunked" => (
+                "HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n\
+                 5\r\nhello\r\n0\r\n\r\n",
+                true,
+            ),
+            "/hops" => (
+                "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\n\
+                 Keep-Alive: timeout=5\r\nX-Request-ID: the-app-s-own-id-0123456789\r\n\
+                 X-App: kept\r\nVia: 1.1 app-cache\r\ncontent-length: 2\r\n\r\nok",
+                false,
+            ),
             _ => ("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n", false),
         };
         (text.as_bytes().to_vec(), close)
@@ -737,6 +749,26 @@ async fn answers_framed_every_way_reach_the_client_whole() {
     // Two lengths that disagree could be read either way by whatever sits behind: refused.
     let response = get(addr, "raw.localhost", "/two-lengths").await;
     assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let (head, _) = raw_request(
+        addr,
+        "GET /length-and-chunked HTTP/1.1\r\nHost: raw.localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(!head.to_ascii_lowercase().contains("content-length"), "{head}");
+    assert_eq!(
+        get(addr, "raw.localhost", "/length-and-chunked").await.text().await.unwrap(),
+        "hello"
+    );
+    // Hop-by-hop headers stop here in this direction too; the request id is the router's.
+    let response = get(addr, "raw.localhost", "/hops").await;
+    let headers = response.headers();
+    for hop in ["x-hop", "keep-alive", "connection"] {
+        assert!(!headers.contains_key(hop), "{hop}: {headers:?}");
+    }
+    assert_eq!(headers["x-app"], "kept");
+    assert_eq!(headers["x-request-id"].len(), 32, "{headers:?}");
+    let via: Vec<_> = headers.get_all("via").iter().map(|v| v.to_str().unwrap()).collect();
+    assert_eq!(via, ["1.1 app-cache", "1.1 paas"]);
 }
 
 #[tokio::test]

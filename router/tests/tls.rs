@@ -181,6 +181,23 @@ async fn plain_http_redirects_to_https_only_where_a_certificate_is() {
     assert_eq!(response.headers()["strict-transport-security"], "max-age=31536000");
     let response = client.get(format!("https://blog.apps.test:{port}/name")).send().await.unwrap();
     assert!(!response.headers().contains_key("strict-transport-security"));
+    // The same over HTTP/1.1, whose plain requests the router reads itself rather than hyper.
+    let http1 = reqwest::Client::builder()
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(ca.root())
+        .http1_only()
+        .resolve("shop.apps.test", https)
+        .resolve("blog.apps.test", https)
+        .build()
+        .unwrap();
+    for (host, hsts) in [("shop", true), ("blog", false)] {
+        let url = format!("https://{host}.apps.test:{port}/name");
+        let response = http1.get(url).send().await.unwrap();
+        assert_eq!(response.version(), reqwest::Version::HTTP_11);
+        let sent = response.headers().get("strict-transport-security");
+        assert_eq!(sent.is_some(), hsts, "{host}");
+    }
 }
 
 #[tokio::test]

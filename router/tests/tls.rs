@@ -65,6 +65,15 @@ async fn tls_router(table: RouteTable, tls: &TlsTable) -> (Router, SocketAddr, S
 
 /// An HTTPS client trusting `ca`, sending every name in `hosts` to `addr`.
 fn https_client(ca: &TestCa, hosts: &[&str], addr: SocketAddr) -> reqwest::Client {
+    https_client_builder(ca, hosts, addr).build().unwrap()
+}
+
+/// The same speaking HTTP/1.1 only.
+fn http1_client(ca: &TestCa, hosts: &[&str], addr: SocketAddr) -> reqwest::Client {
+    https_client_builder(ca, hosts, addr).http1_only().build().unwrap()
+}
+
+fn https_client_builder(ca: &TestCa, hosts: &[&str], addr: SocketAddr) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .no_proxy()
         .tls_built_in_root_certs(false)
@@ -73,7 +82,7 @@ fn https_client(ca: &TestCa, hosts: &[&str], addr: SocketAddr) -> reqwest::Clien
     for host in hosts {
         builder = builder.resolve(host, addr);
     }
-    builder.build().unwrap()
+    builder
 }
 
 fn peer_der(response: &reqwest::Response) -> Vec<u8> {
@@ -112,14 +121,7 @@ async fn serves_the_most_specific_certificate_over_http2() {
     assert!(err.is_connect(), "{err:?}");
 
     // HTTP/1.1 clients are served too.
-    let http1 = reqwest::Client::builder()
-        .no_proxy()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca.root())
-        .http1_only()
-        .resolve("shop.apps.test", https)
-        .build()
-        .unwrap();
+    let http1 = http1_client(&ca, &["shop.apps.test"], https);
     let response = http1.get(format!("https://shop.apps.test:{port}/name")).send().await.unwrap();
     assert_eq!(response.version(), reqwest::Version::HTTP_11);
     assert_eq!(response.text().await.unwrap(), "alpha");
@@ -182,15 +184,7 @@ async fn plain_http_redirects_to_https_only_where_a_certificate_is() {
     let response = client.get(format!("https://blog.apps.test:{port}/name")).send().await.unwrap();
     assert!(!response.headers().contains_key("strict-transport-security"));
     // The same over HTTP/1.1, whose plain requests the router reads itself rather than hyper.
-    let http1 = reqwest::Client::builder()
-        .no_proxy()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca.root())
-        .http1_only()
-        .resolve("shop.apps.test", https)
-        .resolve("blog.apps.test", https)
-        .build()
-        .unwrap();
+    let http1 = http1_client(&ca, &["shop.apps.test", "blog.apps.test"], https);
     for (host, hsts) in [("shop", true), ("blog", false)] {
         let url = format!("https://{host}.apps.test:{port}/name");
         let response = http1.get(url).send().await.unwrap();

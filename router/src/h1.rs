@@ -403,13 +403,9 @@ fn plan(shared: &Shared, edge: &Edge, input: &[u8]) -> Parsed {
         {
             return Parsed::Unusual;
         } else if name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    close = true;
-                } else if !token.eq_ignore_ascii_case(b"keep-alive") {
-                    named = true;
-                }
-            }
+            close |=
+                value.split(|&b| b == b',').any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+            named |= names_headers(value);
         } else if name.eq_ignore_ascii_case("x-request-id") {
             given_id = Some(value);
         } else if name.eq_ignore_ascii_case("x-forwarded-for") {
@@ -464,7 +460,8 @@ fn plan(shared: &Shared, edge: &Edge, input: &[u8]) -> Parsed {
     for (name, value) in forwarded.lines(log.request_id()) {
         line(&mut out, name.as_str().as_bytes(), value.as_bytes());
     }
-    out.extend_from_slice(b"via: 1.1 paas\r\n\r\n");
+    line(&mut out, b"via", proxy::VIA_VALUE.as_bytes());
+    out.extend_from_slice(b"\r\n");
     let outgoing = Outgoing { head: out, body: None, chunked: false, method };
     Parsed::Complete { plan: Plan::Forward(route, outgoing, log), size, close, head_only }
 }

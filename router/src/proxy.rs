@@ -292,7 +292,7 @@ pub(crate) async fn handle(
     });
     let target = request.uri().path_and_query().map_or("", |p| p.as_str());
     let head = Head { host: host_value.to_str().unwrap_or(""), target, proxy };
-    let (route, mut log) = match route(&shared, &edge, &head, log) {
+    let (route, log) = match route(&shared, &edge, &head, log) {
         Ok(routed) => routed,
         Err(response) => return Ok(*response),
     };
@@ -311,7 +311,6 @@ pub(crate) async fn handle(
         if request.version() <= Version::HTTP_11 {
             tokio::spawn(discard(request.into_body()));
         }
-        log.route = Some(route);
         return Ok(page(pages::too_large(limit, id_str(&log.request_id)), log));
     }
 

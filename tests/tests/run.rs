@@ -103,12 +103,22 @@ const PRODUCER: &str = "i=0; while true; do head -c 49152 /dev/urandom | base64;
 /// its unread output is read, and the test must fail then, not hang.
 fn blocks_written(app: &str) -> u64 {
     let app = format!("label=io.paas.app={app}");
-    let ids = std::process::Command::new("docker")
-        .args(["ps", "--quiet", "--filter", &app, "--filter", "label=io.paas.one-off=true"])
-        .output()
-        .unwrap();
-    let id = String::from_utf8(ids.stdout).unwrap();
-    let id = id.lines().next().expect("the one-off runs");
+    // `ps` lists a one-off from the moment its container is created; on a loaded machine it
+    // can take seconds more to be running, which is all `docker ps` shows.
+    let mut id = String::new();
+    for _ in 0..40 {
+        let ids = std::process::Command::new("docker")
+            .args(["ps", "--quiet", "--filter", &app, "--filter", "label=io.paas.one-off=true"])
+            .output()
+            .unwrap();
+        id = String::from_utf8(ids.stdout).unwrap().lines().next().unwrap_or("").to_string();
+        if !id.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(!id.is_empty(), "the one-off runs");
+    let id = id.as_str();
     let read = "cat /tmp/blocks 2>/dev/null || echo 0";
     let count = std::process::Command::new("timeout")
         .args(["10", "docker", "exec", id, "sh", "-c", read])

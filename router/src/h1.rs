@@ -84,7 +84,7 @@ struct Client<S> {
 enum Next {
     /// Ready for the next request.
     Again,
-    /// Answered, and the client asked to close (or the answer's end is unknown).
+    /// Answered, and the client asked to close (or the answer broke off midway).
     Close,
     /// The client left, or sent nothing in time.
     Gone,

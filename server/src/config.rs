@@ -157,10 +157,15 @@ pub struct GitSettings {
     #[arg(long, env = "PAAS_GIT_HOOK_BIN", hide = true)]
     pub hook_bin: Option<PathBuf>,
 
-    /// Most git requests (pushes, fetches) served at once; more wait their turn, up to a
-    /// minute.
+    /// Most git requests (pushes, fetches) served at once; more wait their turn, up to
+    /// `--git-queue-wait`.
     #[arg(long, env = "PAAS_GIT_MAX_REQUESTS", default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..))]
     pub git_max_requests: u16,
+
+    /// Seconds a git request waits for its turn before it is refused with a 503 (raise it
+    /// when builds are long and pushes queue behind them).
+    #[arg(long, env = "PAAS_GIT_QUEUE_WAIT", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub git_queue_wait: u64,
 
     /// Where linked GitHub repositories are fetched from (GitHub Enterprise: its URL).
     #[arg(long, env = "PAAS_GITHUB_URL", default_value = "https://github.com")]
@@ -177,6 +182,7 @@ impl Default for GitSettings {
             max_push_mb: 512,
             hook_bin: None,
             git_max_requests: 32,
+            git_queue_wait: 60,
             github_url: "https://github.com".into(),
             github_api_url: "https://api.github.com".into(),
         }

@@ -166,6 +166,7 @@ pub async fn start_with(
         format!("http://{}/internal/git-hook", loopback(addr)),
         config.git.max_push_mb.saturating_mul(1024 * 1024),
         usize::from(config.git.git_max_requests),
+        std::time::Duration::from_secs(config.git.git_queue_wait),
     );
     let mut paas = Paas::new(store, router.clone(), &config.domain, router_addr.port())
         .with_docker(builder, runner)

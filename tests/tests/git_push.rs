@@ -565,7 +565,12 @@ async fn a_pusher_sees_paas_failures_redacted(db: Db) {
 /// processes: with one allowed, a fetch waits for the push under way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_requests_wait_their_turn() {
-    let server = TestServer::start_with(Db::Sqlite, |c| c.git.git_max_requests = 1).await;
+    // The fetch waits as long as the slow push takes, however loaded the machine.
+    let server = TestServer::start_with(Db::Sqlite, |c| {
+        c.git.git_max_requests = 1;
+        c.git.git_queue_wait = 600;
+    })
+    .await;
     let dev = Developer::new(&server, "dockerfile");
     dev.paas(&["apps:create", "turns"]).success();
     dev.git(&["push", "paas", "main"]).success();

@@ -41,10 +41,9 @@ pub struct Git {
     pushes: Mutex<HashMap<String, Push>>,
     /// Bounds the git processes running at once (each holds pipes and memory).
     requests: Arc<Semaphore>,
+    /// How long a git request waits for its turn before a 503 (`--git-queue-wait`).
+    queue_wait: std::time::Duration,
 }
-
-/// How long a git request waits for its turn (`--git-max-requests`) before a 503.
-const GIT_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 #[derive(Clone)]
 pub(crate) struct Push {
@@ -64,6 +63,7 @@ impl Git {
         hook_url: String,
         max_push_bytes: u64,
         max_requests: usize,
+        queue_wait: std::time::Duration,
     ) -> Arc<Git> {
         Arc::new(Git {
             repos: data_dir.join("repos"),
@@ -73,6 +73,7 @@ impl Git {
             max_push_bytes,
             pushes: Mutex::default(),
             requests: Arc::new(Semaphore::new(max_requests.max(1))),
+            queue_wait,
         })
     }
 
@@ -141,9 +142,9 @@ impl Git {
     }
 
     /// A turn to run a git process (`--git-max-requests`), or `None` when none came within
-    /// a minute.
+    /// `--git-queue-wait`.
     pub(crate) async fn turn(&self) -> Option<OwnedSemaphorePermit> {
-        let permit = tokio::time::timeout(GIT_QUEUE_WAIT, self.requests.clone().acquire_owned());
+        let permit = tokio::time::timeout(self.queue_wait, self.requests.clone().acquire_owned());
         permit.await.ok()?.ok()
     }
 
@@ -401,4 +402,23 @@ fn unpack_within(
         entry.unpack_in(dir).map_err(|e| Error::Internal(format!("unpacking {short}: {e}")))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_git_request_gets_no_turn_once_the_queue_wait_has_passed() {
+        let dir = tempfile::tempdir().unwrap();
+        let git =
+            Git::new(dir.path(), "paas".into(), String::new(), 1, 1, Duration::from_millis(200));
+        let first = git.turn().await.expect("the only turn is free");
+        let started = std::time::Instant::now();
+        assert!(git.turn().await.is_none(), "a second request got a turn beside the first");
+        assert!(started.elapsed() >= Duration::from_millis(200), "it did not wait its turn");
+        drop(first);
+        assert!(git.turn().await.is_some(), "the turn was not handed back");
+    }
 }

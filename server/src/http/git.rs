@@ -349,7 +349,7 @@ async fn hook(
     ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
 }
 
-/// A 503 for a git request that got no turn within a minute.
+/// A 503 for a git request that got no turn within `--git-queue-wait`.
 fn too_busy() -> Response {
     refuse(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -3,7 +3,9 @@
 # proxy with keep-alive upstreams), and through paas's router, in one run with the same
 # connection counts; then both proxies again over HTTPS (TLS terminated by each, the same
 # ECDSA P-256 certificate, HTTP/1.1 keep-alive as wrk speaks it), and a WebSocket echo
-# through each. For each proxy it also reads the CPU time it used (user + system, all its
+# through each. A byte relay that reads no HTTP (`copy_floor`) is measured beside them: the
+# floor under any proxy on this machine, since it makes the same socket calls and no more.
+# For each proxy it also reads the CPU time it used (user + system, all its
 # processes) per 10,000 requests, and its memory after the run. Prints Markdown tables for
 # docs/benchmarks.md.
 #
@@ -31,9 +33,10 @@ done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 echo "building paas and the WebSocket bench client (release)..." >&2
 [ -n "${PAAS_BIN:-}" ] || cargo build --release -q -p paas-cli --bin paas
-cargo build --release -q -p paas-router --example websocket_bench
+cargo build --release -q -p paas-router --example websocket_bench --example copy_floor
 paas=${PAAS_BIN:-$CARGO_TARGET_DIR/release/paas}
 websocket_bench="$CARGO_TARGET_DIR/release/examples/websocket_bench"
+copy_floor="$CARGO_TARGET_DIR/release/examples/copy_floor"
 
 work=$(mktemp -d)
 pids=()
@@ -45,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 backend_port=18081 nginx_port=18082 router_port=18083 nginx_tls_port=18084 router_tls_port=18085
-echo_port=18086
+echo_port=18086 floor_port=18087
 
 # The backend: nginx answering a small fixed body, one worker of its own.
 mkdir -p "$work/backend" "$work/proxy"
@@ -118,8 +121,10 @@ PAAS_LOG=info "$paas" router --router-listen "127.0.0.1:$router_port" \
   --router-https-listen "127.0.0.1:$router_tls_port" --table "$work/table.json" \
   2>"$work/router.log" & pids+=($!)
 router_pid=$!
+"$copy_floor" "127.0.0.1:$floor_port" "127.0.0.1:$backend_port" & pids+=($!)
+floor_pid=$!
 sleep 1
-for port in $backend_port $nginx_port; do
+for port in $backend_port $nginx_port $floor_port; do
   curl -fsS "http://127.0.0.1:$port/" >/dev/null
 done
 curl -fsS -H 'Host: bench.localhost' "http://127.0.0.1:$router_port/" >/dev/null
@@ -132,6 +137,7 @@ processes() {
   case $1 in
     nginx*) echo "$nginx_pid" $(pgrep -P "$nginx_pid") ;;
     paas*) echo "$router_pid" ;;
+    floor) echo "$floor_pid" ;;
   esac
 }
 # CPU time used so far by those processes, in clock ticks (all threads, user + system).
@@ -175,6 +181,7 @@ run_http() {
     direct) url="http://127.0.0.1:$backend_port/" ;;
     nginx) url="http://127.0.0.1:$nginx_port/" ;;
     paas) url="http://127.0.0.1:$router_port/" ;;
+    floor) url="http://127.0.0.1:$floor_port/" ;;
     "nginx https") url="https://localhost:$nginx_tls_port/" ;;
     "paas https") url="https://localhost:$router_tls_port/" ;;
   esac
@@ -242,7 +249,7 @@ table() {
 
 echo "| connections | target | req/s | p50 (ms) | p99 (ms) | proxy CPU per 10k requests (ms) | proxy RSS (MiB) |"
 echo "|---|---|---|---|---|---|---|"
-table http direct nginx paas "nginx https" "paas https"
+table http direct floor nginx paas "nginx https" "paas https"
 echo
 echo "| connections | WebSocket echo through | messages/s | p50 (ms) | p99 (ms) | proxy CPU per 10k messages (ms) | proxy RSS (MiB) |"
 echo "|---|---|---|---|---|---|---|"

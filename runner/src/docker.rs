@@ -37,9 +37,17 @@ use crate::{
 /// Lines of a container's log kept in an error's `log_tail`.
 pub(crate) const TAIL: usize = 30;
 
-/// json-file rotation: at most `LOG_MAX_FILES` files of `LOG_MAX_SIZE` per container.
-pub(crate) const LOG_MAX_SIZE: &str = "10m";
-pub(crate) const LOG_MAX_FILES: &str = "3";
+/// Where a container's output goes: Docker's json-file driver (what `docker logs` and paas's
+/// log stream read), rotated at three files of 10 MB, so a chatty app cannot fill the disk.
+pub(crate) const LOG_DRIVER: &str = "json-file";
+
+/// The rotation options of [`LOG_DRIVER`], for containers and Swarm tasks alike.
+pub(crate) fn log_options() -> HashMap<String, String> {
+    HashMap::from([
+        ("max-size".to_string(), "10m".to_string()),
+        ("max-file".to_string(), "3".to_string()),
+    ])
+}
 
 /// Capabilities taken from Docker's default set. Kept: CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
 /// KILL, SETUID, SETGID, NET_BIND_SERVICE, which images that start as root and switch user
@@ -730,11 +738,8 @@ impl Runner {
             security_opt: Some(vec!["no-new-privileges".to_string()]),
             cap_drop: Some(DROPPED_CAPABILITIES.map(String::from).to_vec()),
             log_config: Some(HostConfigLogConfig {
-                typ: Some("json-file".to_string()),
-                config: Some(HashMap::from([
-                    ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
-                    ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                ])),
+                typ: Some(LOG_DRIVER.to_string()),
+                config: Some(log_options()),
             }),
             ..Default::default()
         }

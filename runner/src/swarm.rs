@@ -28,7 +28,7 @@ use bollard::query_parameters::{
 };
 use futures_util::{Stream, StreamExt};
 
-use crate::docker::{DROPPED_CAPABILITIES, LOG_MAX_FILES, LOG_MAX_SIZE};
+use crate::docker::{DROPPED_CAPABILITIES, LOG_DRIVER, log_options};
 use crate::error::is_not_found;
 use crate::process::parse_time;
 use crate::spec::{
@@ -625,11 +625,8 @@ impl Runner {
                         .collect(),
                 ),
                 log_driver: Some(TaskSpecLogDriver {
-                    name: Some("json-file".to_string()),
-                    options: Some(HashMap::from([
-                        ("max-size".to_string(), LOG_MAX_SIZE.to_string()),
-                        ("max-file".to_string(), LOG_MAX_FILES.to_string()),
-                    ])),
+                    name: Some(LOG_DRIVER.to_string()),
+                    options: Some(log_options()),
                 }),
                 ..Default::default()
             }),
@@ -883,6 +880,20 @@ mod tests {
         other.spec.env.insert("A".into(), "1".into());
         assert_ne!(spec_hash(&spec(&want(1))), spec_hash(&spec(&other)));
         assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+    }
+
+    #[test]
+    fn tasks_keep_their_logs_as_containers_do() {
+        let want = Wanted {
+            spec: ProcessSpec::new("shop", 3, "web", 1, "img"),
+            replicas: 1,
+            health: None,
+            restart: false,
+        };
+        let spec = service_spec_for_test(&crate::RunnerConfig::default(), &want);
+        let driver = spec.task_template.and_then(|t| t.log_driver).expect("a log driver");
+        assert_eq!(driver.name.as_deref(), Some("json-file"), "docker logs must read it");
+        assert_eq!(driver.options.expect("rotation")["max-size"], "10m");
     }
 
     fn service_spec_for_test(config: &crate::RunnerConfig, want: &Wanted) -> SwarmServiceSpec {

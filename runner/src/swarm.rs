@@ -330,7 +330,18 @@ impl Runner {
                 .filter(|t| t.status.as_ref().and_then(|s| s.state) == Some(TaskState::RUNNING))
                 .collect::<Vec<_>>();
             let updating = state == Some(ServiceUpdateStatusStateEnum::UPDATING);
-            if !updating && running.len() == want.replicas as usize && running.iter().all(ours) {
+            // A restart keeps the spec, so the old tasks look like the wanted ones until
+            // Swarm has started replacing them: only its own finished update ends it.
+            let restarted = !want.restart
+                || updated.is_none()
+                || state == Some(ServiceUpdateStatusStateEnum::COMPLETED);
+            let starting = tasks.iter().filter(wanted_running).count() > running.len();
+            if !updating
+                && restarted
+                && !starting
+                && running.len() == want.replicas as usize
+                && running.iter().all(ours)
+            {
                 return Ok(());
             }
             if !updating && let Some(failed) = tasks.iter().filter(ours).find(|t| task_failed(t)) {

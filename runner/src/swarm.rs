@@ -331,9 +331,11 @@ impl Runner {
                 .collect::<Vec<_>>();
             let updating = state == Some(ServiceUpdateStatusStateEnum::UPDATING);
             // A restart keeps the spec, so the old tasks look like the wanted ones until
-            // Swarm has started replacing them: only its own finished update ends it.
+            // Swarm has started replacing them: only its own finished update ends it. With
+            // no replicas Swarm replaces nothing and reports no update.
             let restarted = !want.restart
                 || updated.is_none()
+                || want.replicas == 0
                 || state == Some(ServiceUpdateStatusStateEnum::COMPLETED);
             let starting = tasks.iter().filter(wanted_running).count() > running.len();
             if !updating

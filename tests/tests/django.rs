@@ -193,8 +193,9 @@ async fn websocket_echo(server: &TestServer, host: &str, path: &str, text: &str)
 }
 
 /// Opens a WebSocket to `path` through the router at `router`, holds it open for `hold`, then
-/// sends `text` and returns the answer. (The handshake and one frame each way, written out:
-/// no client library is needed for it.) Errors say what went wrong, for a load test to count.
+/// sends `text` and returns the answer. (The handshake, one text frame each way and pongs to
+/// the server's pings, written out: no client library is needed for it.) Errors say what
+/// went wrong, for a load test to count.
 async fn websocket_session(
     router: std::net::SocketAddr,
     host: &str,
@@ -226,14 +227,28 @@ async fn websocket_session(
     frame.extend_from_slice(&mask);
     frame.extend(text.bytes().enumerate().map(|(i, b)| b ^ mask[i % 4]));
     stream.write_all(&frame).await.map_err(io)?;
-    let fin_text = stream.read_u8().await.map_err(io)?;
-    let length = stream.read_u8().await.map_err(io)?;
-    if (fin_text, length & 0x80) != (0x81, 0) || length >= 126 {
-        return Err(format!("not a short unmasked final text frame: {fin_text:#x} {length:#x}"));
+    loop {
+        let first = stream.read_u8().await.map_err(io)?;
+        let length = stream.read_u8().await.map_err(io)?;
+        if length & 0x80 != 0 || length >= 126 {
+            return Err(format!("not a short unmasked frame: {first:#x} {length:#x}"));
+        }
+        let mut payload = vec![0; usize::from(length)];
+        stream.read_exact(&mut payload).await.map_err(io)?;
+        match first {
+            0x81 => return String::from_utf8(payload).map_err(|e| e.to_string()),
+            // daphne pings a connection held open (every 20 s): answered as a browser would,
+            // with a pong carrying the same bytes, masked.
+            0x89 => {
+                let mut pong = vec![0x8a, 0x80 | length];
+                pong.extend_from_slice(&mask);
+                pong.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+                stream.write_all(&pong).await.map_err(io)?;
+            }
+            0x8a => {}
+            _ => return Err(format!("not a final text frame: {first:#x} {length:#x}")),
+        }
     }
-    let mut payload = vec![0; usize::from(length)];
-    stream.read_exact(&mut payload).await.map_err(io)?;
-    String::from_utf8(payload).map_err(|e| e.to_string())
 }
 
 /// Seed 004's shape: a Django Channels app with no `web:` line gets daphne from

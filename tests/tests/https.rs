@@ -305,6 +305,12 @@ async fn an_external_router_gets_challenges_and_certificates_through_its_table_f
     let root = write_root(&pebble, dir.path()).await;
     let status = ["-o", "/dev/null", "-w", "%{http_code}"];
     let served = || curl(&root, "shop.example.test", ports.1, &status);
+    // The router re-reads its table file within a tenth of a second of the server writing
+    // it, which can come a moment after the store says issued: until then, no certificate.
+    wait_until("the router serves the certificate", Duration::from_secs(10), || async {
+        served().0 == 0
+    })
+    .await;
     assert_eq!(served(), (0, "503".to_string()), "HTTPS through the router (no process yet)");
     // The file holds private keys: its owner alone reads it.
     #[cfg(unix)]
